@@ -1,0 +1,40 @@
+"""Which G-buffer channels a model is conditioned on, in which order, and how many tensor
+channels each becomes after ``encode``. Stored with every dataset and renderer package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from src.common.errors import UserError
+
+# encoded tensor channels per G-buffer channel
+CHANNEL_WIDTHS: dict[str, int] = {"albedo": 3, "depth": 1, "normals": 3, "flow": 2}
+
+
+@dataclasses.dataclass
+class ConditionSpec:
+    """The model's condition channels, in order. ``encode`` produces ``num_channels`` planes."""
+
+    channels: tuple[str, ...] = ("albedo", "depth", "normals", "flow")
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        unknown = [c for c in self.channels if c not in CHANNEL_WIDTHS]
+        if unknown or not self.channels:
+            raise UserError(
+                f"unknown condition channel(s) {unknown or self.channels}",
+                f"Choose from {', '.join(CHANNEL_WIDTHS)}.",
+            )
+
+    @property
+    def num_channels(self) -> int:
+        return sum(CHANNEL_WIDTHS[c] for c in self.channels)
+
+    def slices(self) -> dict[str, slice]:
+        """Where each channel sits in the encoded tensor's channel axis."""
+        out, start = {}, 0
+        for name in self.channels:
+            out[name] = slice(start, start + CHANNEL_WIDTHS[name])
+            start += CHANNEL_WIDTHS[name]
+        return out
