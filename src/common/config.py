@@ -105,9 +105,11 @@ def _load_yaml_file(path: str) -> Any:
 def _build_parser(config_cls: type, prog: str | None, description: str | None):
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, env_prefix=None)
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_class_arguments(config_cls, "conf", fail_untyped=True)
-    parser.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--print_config", action="store_const", const=True, default=False, help="print the resolved config and exit"
+    )
     return parser
 
 
@@ -131,6 +133,8 @@ def parse_config(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _rewrite_shortcuts(argv, config_cls)
+    print_config = "--print_config" in argv
+    argv = [arg for arg in argv if arg != "--print_config"]
     files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--conf"]
     files += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--conf=")]
     for path in files:
@@ -158,7 +162,7 @@ def parse_config(
             ) from None
         raise UserError(f"invalid config value in {source}: {message}") from None
     config = build_from_namespace(parser, namespace)
-    if namespace.print_config:
+    if print_config:
         sys.stdout.write(to_yaml(config))
         sys.stdout.flush()
         sys.exit(0)
