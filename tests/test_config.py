@@ -43,7 +43,9 @@ def test_defaults_without_arguments():
 def test_files_layer_in_order_and_overrides_come_last(tmp_path):
     first = write(tmp_path, "a.yaml", "name: first\nmax_steps: 5\noptimizer:\n  learning_rate: 0.5\n")
     second = write(tmp_path, "b.yaml", "max_steps: 7\noptimizer:\n  num_warmup_steps: 3\n")
-    config = parse_config(ExampleConfig, ["--conf", first, "--conf", second, "--conf.optimizer.learning_rate", "0.25"])
+    config = parse_config(
+        ExampleConfig, ["--conf", first, "--conf", second, "--conf.optimizer.learning_rate", "0.25"]
+    )
     assert config.name == "first"  # only in the first file
     assert config.max_steps == 7  # the second file wins
     assert config.optimizer.num_warmup_steps == 3
@@ -53,7 +55,9 @@ def test_files_layer_in_order_and_overrides_come_last(tmp_path):
 
 
 def test_short_flags_are_the_same_overrides(tmp_path):
-    config = parse_config(ExampleConfig, ["--max_steps", "3", "--optimizer.learning_rate=0.1", "--init_from", "runs/x"])
+    config = parse_config(
+        ExampleConfig, ["--max_steps", "3", "--optimizer.learning_rate=0.1", "--init_from", "runs/x"]
+    )
     assert (config.max_steps, config.optimizer.learning_rate, config.init_from) == (3, 0.1, "runs/x")
 
 

@@ -69,25 +69,51 @@ def check_keys(config_cls: type, values: Any, *, source: str, prefix: str = "") 
             check_keys(nested, value, source=source, prefix=f"{prefix}{key}.")
 
 
-def _field_paths(config_cls: type, prefix: str = "") -> set[str]:
-    paths: set[str] = set()
+def _field_paths(config_cls: type, prefix: str = "") -> dict[str, Any]:
+    """Every dotted field path of the config and its type hint."""
+    paths: dict[str, Any] = {}
     for name, hint in _dataclass_field_types(config_cls).items():
-        paths.add(prefix + name)
+        paths[prefix + name] = hint
         nested = _as_dataclass(hint)
         if nested is not None:
-            paths |= _field_paths(nested, prefix + name + ".")
+            paths.update(_field_paths(nested, prefix + name + "."))
     return paths
 
 
-def _rewrite_shortcuts(argv: Sequence[str], config_cls: type) -> list[str]:
-    """Turn ``--key v`` / ``--a.b=v`` into ``--conf.key v`` for fields of the config."""
+_BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
+
+
+def _rewrite_shortcuts(argv: Sequence[str], config_cls: type, positional: Sequence[str] = ()) -> list[str]:
+    """Turn ``--key v`` / ``--a.b=v`` / ``--a-b v`` into ``--conf.key v`` for fields of the config.
+
+    Leading bare arguments fill the fields named in ``positional``, in order.
+    """
     paths = _field_paths(config_cls)
-    out = []
-    for arg in argv:
-        match = re.fullmatch(r"--([A-Za-z_][\w.]*)(=.*)?", arg)
-        if match and match.group(1) not in _RESERVED_FLAGS and not match.group(1).startswith("conf."):
-            if match.group(1) in paths:
-                arg = f"--conf.{match.group(1)}{match.group(2) or ''}"
+    out: list[str] = []
+    positional = list(positional)
+    expects_value = False
+    for index, arg in enumerate(argv):
+        if not arg.startswith("--") and not expects_value and positional:
+            out += [f"--conf.{positional.pop(0)}", arg]
+            continue
+        expects_value = False
+        match = re.fullmatch(r"--([A-Za-z_][\w.-]*)(=.*)?", arg)
+        if match and match.group(1) not in _RESERVED_FLAGS:
+            name = match.group(1).replace("-", "_").removeprefix("conf.")
+            if name in paths:
+                arg = f"--conf.{name}{match.group(2) or ''}"
+                expects_value = match.group(2) is None
+                following = argv[index + 1] if index + 1 < len(argv) else None
+                if (
+                    expects_value
+                    and paths[name] is bool
+                    and (following is None or following.lower() not in _BOOL_WORDS)
+                ):
+                    out += [arg, "true"]  # a bare boolean flag means true
+                    expects_value = False
+                    continue
+        elif arg == "--conf":
+            expects_value = True
         out.append(arg)
     return out
 
@@ -108,7 +134,11 @@ def _build_parser(config_cls: type, prog: str | None, description: str | None):
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_class_arguments(config_cls, "conf", fail_untyped=True)
     parser.add_argument(
-        "--print_config", action="store_const", const=True, default=False, help="print the resolved config and exit"
+        "--print_config",
+        action="store_const",
+        const=True,
+        default=False,
+        help="print the resolved config and exit",
     )
     return parser
 
@@ -126,13 +156,17 @@ def parse_config(
     *,
     prog: str | None = None,
     description: str | None = None,
+    positional: Sequence[str] = (),
 ) -> T:
     """Parse ``argv`` into an instance of ``config_cls`` (see the module docstring).
+
+    ``positional`` names fields that leading bare arguments fill, in order
+    (``download_checkpoint SOURCE``).
 
     With ``--print_config`` the resolved config is printed as YAML and the process exits 0.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv = _rewrite_shortcuts(argv, config_cls)
+    argv = _rewrite_shortcuts(argv, config_cls, positional)
     print_config = "--print_config" in argv
     argv = [arg for arg in argv if arg != "--print_config"]
     files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--conf"]

@@ -51,13 +51,21 @@ class GBuffer:
 
     def __post_init__(self) -> None:
         h, w = self.depth.shape[:2]
-        expected = {"color": (h, w, 3), "depth": (h, w), "flow": (h, w, 2), "normals": (h, w, 3), "albedo": (h, w, 3)}
+        expected = {
+            "color": (h, w, 3),
+            "depth": (h, w),
+            "flow": (h, w, 2),
+            "normals": (h, w, 3),
+            "albedo": (h, w, 3),
+        }
         for name, shape in expected.items():
             value = getattr(self, name)
             if value.shape != shape:
                 raise ValueError(f"GBuffer.{name} has shape {value.shape}, expected {shape}")
         if self.depth_kind not in ("metric", "inverse_relative"):
-            raise ValueError(f"GBuffer.depth_kind must be 'metric' or 'inverse_relative', got {self.depth_kind!r}")
+            raise ValueError(
+                f"GBuffer.depth_kind must be 'metric' or 'inverse_relative', got {self.depth_kind!r}"
+            )
 
     @property
     def height(self) -> int:

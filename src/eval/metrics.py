@@ -48,7 +48,9 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, *, max_value: float = 1
     sigma_x = blur(x * x) - mu_x**2
     sigma_y = blur(y * y) - mu_y**2
     sigma_xy = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2)
+    )
     return float(ssim_map.mean())
 
 
@@ -60,7 +62,9 @@ def backward_warp(image: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
     frame take the border value; ``warp_valid_mask`` says which ones.
     """
     b, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     source_x = xs[None] - flow_px[..., 0]
     source_y = ys[None] - flow_px[..., 1]
     grid = torch.stack([(source_x + 0.5) / w * 2 - 1, (source_y + 0.5) / h * 2 - 1], dim=-1)
@@ -70,7 +74,9 @@ def backward_warp(image: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
 def warp_valid_mask(flow_px: torch.Tensor) -> torch.Tensor:
     """``b 1 h w`` mask of pixels whose source ``x - flow`` lies inside the previous frame."""
     _, h, w, _ = flow_px.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     source_x = xs[None] - flow_px[..., 0]
     source_y = ys[None] - flow_px[..., 1]
     inside = (source_x >= 0) & (source_x <= w - 1) & (source_y >= 0) & (source_y <= h - 1)
@@ -104,7 +110,9 @@ def _laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return pyramid
 
 
-def _patch_descriptors(level: torch.Tensor, patch: int, per_image: int, generator: torch.Generator) -> torch.Tensor:
+def _patch_descriptors(
+    level: torch.Tensor, patch: int, per_image: int, generator: torch.Generator
+) -> torch.Tensor:
     n, c, h, w = level.shape
     if h < patch or w < patch:
         return level.new_zeros(0, c * patch * patch)

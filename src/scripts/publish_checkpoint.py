@@ -1,0 +1,61 @@
+"""Upload a renderer package to the Hugging Face Hub (needs `huggingface-cli login` or HF_TOKEN).
+
+uv run python -m src.scripts.publish_checkpoint runs/cpu_tiny/package --repo-id you/velodream-tiny
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from src.common.config import parse_config
+from src.common.errors import UserError, script_main
+from src.play.checkpoints import check_package
+
+
+@dataclasses.dataclass
+class PublishConfig:
+    package: str = ""
+    """the renderer package directory to upload"""
+    repo_id: str = ""
+    """the hub repository, owner/name (created if missing)"""
+    private: bool = False
+    revision: str | None = None
+    """branch to push to (default: main)"""
+    commit_message: str = "Upload Velodream renderer package"
+
+
+@script_main
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(
+        PublishConfig, argv, prog="publish_checkpoint", description=__doc__, positional=["package"]
+    )
+    if not config.package or not config.repo_id:
+        raise UserError(
+            "a package and --repo-id are required", "Usage: publish_checkpoint PACKAGE --repo-id OWNER/NAME"
+        )
+    package = check_package(config.package)
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    try:
+        api.create_repo(config.repo_id, repo_type="model", private=config.private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=config.repo_id,
+            folder_path=package,
+            revision=config.revision,
+            commit_message=config.commit_message,
+            allow_patterns=["*.json", "*.safetensors", "*.md", "*.png", "ncnn/*"],
+        )
+    except HfHubHTTPError as error:
+        raise UserError(
+            f"uploading to {config.repo_id} failed: {str(error).splitlines()[0]}",
+            "Log in with `huggingface-cli login` or set HF_TOKEN.",
+        ) from None
+    print(
+        f"published {package} to hf://{config.repo_id} ({info.commit_url if hasattr(info, 'commit_url') else info})"
+    )
+
+
+if __name__ == "__main__":
+    main()
