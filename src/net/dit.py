@@ -1,0 +1,557 @@
+"""The Velodream DiT: a pixel-space, condition-driven, causal video diffusion transformer.
+
+Read this file top to bottom; ``src/net/README.md`` explains the design choices.
+
+* A *framelet* is ``frames_per_token`` consecutive frames stacked on the channel axis
+  (``b (n f) c h w -> (b n) (f c) h w``); a token is a ``patch_size`` patch of a framelet.
+  Frames and encoded condition planes are patchified by strided convolutions and added
+  (plus an optional PixelUnshuffle + 3x3 conv stem over both, for locality).
+* adaLN-Zero modulation by the framelet's own noise level sigma (diffusion forcing).
+* Attention: qkv split by ``chunk``, QK-RMSNorm, rotate-half RoPE over (time, row, column)
+  with cos/sin tables, ``scaled_dot_product_attention``. Framelets attend causally inside
+  a sliding window of ``window_framelets`` framelets (themselves included).
+* Unpatchify by a linear layer + ``pixel_shuffle``, an optional 3x3 conv refinement, and
+  an optional residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
+* The model predicts x0 (see ``src/diffusion/flow_matching.py``).
+
+Every tensor on the single-framelet path (``denoise_framelet``/``push_context`` and
+``src/net/export_step.py``) has rank <= 4 so pnnx/ncnn can convert it.
+
+Temporal positions are *relative to the window*: the framelet being denoised is always at
+temporal index ``window_framelets - 1`` and cached framelets sit just before it. RoPE
+scores depend only on position differences, so this equals the absolute indices used by
+the parallel training forward, and a rolling cache supports endless rides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from einops import rearrange
+from torch import Tensor, nn
+
+# -- rotary position embedding ---------------------------------------------------------------
+
+
+def rope_axis_split(head_dim: int) -> tuple[int, int, int]:
+    """How many of the ``head_dim // 2`` rotation frequencies go to (time, rows, columns)."""
+    half = head_dim // 2
+    temporal = half // 4
+    rows = (half - temporal) // 2
+    return temporal, rows, half - temporal - rows
+
+
+def rope_cos_sin(
+    *,
+    head_dim: int,
+    grid_h: int,
+    grid_w: int,
+    temporal_positions: list[int] | tuple[int, ...],
+    theta: float,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """cos/sin tables, each ``(len(temporal_positions) * grid_h * grid_w, head_dim)``.
+
+    Token order is (time, row, column). Rotate-half layout: frequency ``i`` rotates the
+    pair ``(i, i + head_dim / 2)``; the first frequencies encode time, then rows, then
+    columns. Computed from integer positions, so any grid size works (no table to resize).
+    """
+    n_t, n_h, n_w = rope_axis_split(head_dim)
+
+    def freqs(n: int) -> Tensor:
+        return theta ** (-torch.arange(n, dtype=torch.float64) / max(n, 1))
+
+    t = torch.tensor(list(temporal_positions), dtype=torch.float64)
+    r = torch.arange(grid_h, dtype=torch.float64)
+    c = torch.arange(grid_w, dtype=torch.float64)
+    tt, rr, cc = torch.meshgrid(t, r, c, indexing="ij")
+    angles = torch.cat(
+        [
+            tt.reshape(-1, 1) * freqs(n_t),
+            rr.reshape(-1, 1) * freqs(n_h),
+            cc.reshape(-1, 1) * freqs(n_w),
+        ],
+        dim=-1,
+    )  # N half
+    angles = torch.cat([angles, angles], dim=-1)  # N d
+    return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """``x``: b heads N d; ``cos``/``sin``: N d."""
+    return x * cos + rotate_half(x) * sin
+
+
+# -- building blocks ---------------------------------------------------------------------------
+
+
+def sigma_embedding(sigma: Tensor, freqs: Tensor) -> Tensor:
+    """Sinusoidal features of ``1000 sigma``: ``sigma`` b n (or b 1) -> b n 2*len(freqs)."""
+    args = (sigma * 1000.0).unsqueeze(-1) * freqs  # b n half
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1.0 + scale) + shift
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: Tensor,  # b N D
+        *,
+        cos_q: Tensor,  # N d
+        sin_q: Tensor,
+        cos_k: Tensor,  # (M + N) d, M = cached tokens
+        sin_k: Tensor,
+        past_k: Tensor | None = None,  # b heads M d (QK-normed, not rotated)
+        past_v: Tensor | None = None,
+        attn_mask: Tensor | None = None,  # bool (N, M+N) or additive float broadcastable
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (output b N D, this input's keys and values b heads N d, keys unrotated)."""
+        b, n, dim = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q = self.q_norm(q.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
+        k = self.k_norm(k.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
+        v = v.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = k if past_k is None else torch.cat([past_k, k], dim=2)
+        values = v if past_v is None else torch.cat([past_v, v], dim=2)
+        out = F.scaled_dot_product_attention(
+            apply_rope(q, cos_q, sin_q), apply_rope(keys, cos_k, sin_k), values, attn_mask=attn_mask
+        )  # b heads N d
+        out = out.transpose(1, 2).reshape(b, n, dim)
+        return self.proj(out), k, v
+
+
+class DiTBlock(nn.Module):
+    """Pre-norm transformer block with adaLN-Zero (DiT): gates start at zero."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.modulation = nn.Linear(dim, 6 * dim)
+
+    def forward(
+        self, x: Tensor, c: Tensor, tokens_per_framelet: int, **attn_kwargs
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet (n = 1 or N / L)."""
+        mod = self.modulation(c)  # b n 6D
+        if mod.shape[1] > 1:
+            mod = mod.repeat_interleave(tokens_per_framelet, dim=1)  # b N 6D
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        h, k, v = self.attn(modulate(self.norm1(x), shift1, scale1), **attn_kwargs)
+        x = x + gate1 * h
+        x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x, k, v
+
+
+# -- KV cache ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class KVCache:
+    """Rolling cache of the last ``window_framelets - 1`` context framelets, per block.
+
+    ``keys[i]``/``values[i]``: ``b heads (m L) d`` for block ``i``, ``m = num_framelets``
+    cached framelets of ``L`` tokens each, oldest first. Keys are stored QK-normed but
+    *not* rotated: RoPE is applied with window-relative positions at every step, so
+    entries never need re-indexing when the window rolls.
+    """
+
+    batch: int
+    grid_h: int
+    grid_w: int
+    max_framelets: int  # window_framelets - 1
+    keys: list[Tensor | None]
+    values: list[Tensor | None]
+    num_framelets: int = 0
+
+    @property
+    def tokens_per_framelet(self) -> int:
+        return self.grid_h * self.grid_w
+
+    def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
+        if self.max_framelets == 0:
+            return
+        keep = self.max_framelets * self.tokens_per_framelet
+        for i, (k, v) in enumerate(zip(new_keys, new_values)):
+            old_k, old_v = self.keys[i], self.values[i]
+            k = k if old_k is None else torch.cat([old_k, k], dim=2)
+            v = v if old_v is None else torch.cat([old_v, v], dim=2)
+            self.keys[i], self.values[i] = k[:, :, -keep:], v[:, :, -keep:]
+        self.num_framelets = min(self.num_framelets + 1, self.max_framelets)
+
+    def export_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The fixed-size form used by ``FrameletStep``: ``past_k``, ``past_v``, ``attn_bias``.
+
+        ``past_k``/``past_v``: ``b (blocks heads) (W-1)L d``, empty (oldest) slots zero-filled;
+        ``attn_bias``: ``b L (W L)`` additive bias, ``-1e4`` on empty slots, else 0.
+        """
+        if any(k is None for k in self.keys) and self.num_framelets > 0:
+            raise RuntimeError("inconsistent cache")
+        L = self.tokens_per_framelet
+        ctx = self.max_framelets * L
+        blocks = len(self.keys)
+        ref = next((k for k in self.keys if k is not None), None)
+        if ref is None:
+            raise RuntimeError(
+                "cannot export an empty cache before its shapes are known; use FrameletStep.empty_inputs"
+            )
+        b, heads, _, d = ref.shape
+        past_k = ref.new_zeros(b, blocks * heads, ctx, d)
+        past_v = ref.new_zeros(b, blocks * heads, ctx, d)
+        filled = self.num_framelets * L
+        for i in range(blocks):
+            past_k[:, i * heads : (i + 1) * heads, ctx - filled :] = self.keys[i]
+            past_v[:, i * heads : (i + 1) * heads, ctx - filled :] = self.values[i]
+        bias = ref.new_zeros(b, L, ctx + L)
+        bias[:, :, : ctx - filled] = -1e4
+        return past_k, past_v, bias
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+class VelodreamDiT(ModelMixin, ConfigMixin):
+    """Pixel-space causal video DiT predicting clean frames (x0) from noisy frames + conditions."""
+
+    @register_to_config
+    def __init__(
+        self,
+        *,
+        image_channels: int = 3,
+        condition_channels: int = 9,
+        frames_per_token: int = 2,
+        patch_size: int = 8,
+        hidden_dim: int = 256,
+        num_blocks: int = 6,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        window_framelets: int = 4,
+        max_grid_h: int = 32,
+        max_grid_w: int = 32,
+        max_framelets: int = 64,
+        residual_condition_channels: tuple[int, ...] | list[int] | None = (0, 1, 2),
+        stem_channels: int = 32,
+        refine_channels: int = 32,
+        rope_theta: float = 100.0,
+        sigma_embedding_dim: int = 256,
+    ):
+        super().__init__()
+        if hidden_dim % num_heads or (hidden_dim // num_heads) % 2:
+            raise ValueError("hidden_dim / num_heads must be an even integer")
+        if stem_channels and patch_size % 2:
+            raise ValueError("the conv stem needs an even patch_size")
+        if residual_condition_channels is not None and len(residual_condition_channels) != image_channels:
+            raise ValueError("residual_condition_channels must name one condition plane per image channel")
+        f = frames_per_token
+        self.head_dim = hidden_dim // num_heads
+        self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
+        self.cond_embed = nn.Conv2d(f * condition_channels, hidden_dim, patch_size, stride=patch_size)
+        if stem_channels:
+            self.stem = nn.Sequential(
+                nn.PixelUnshuffle(2),
+                nn.Conv2d(4 * f * (image_channels + condition_channels), stem_channels, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(stem_channels, stem_channels, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(stem_channels, hidden_dim, patch_size // 2, stride=patch_size // 2),
+            )
+        else:
+            self.stem = None
+        half = sigma_embedding_dim // 2
+        self.register_buffer(
+            "sigma_freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / half), persistent=False
+        )
+        self.sigma_mlp = nn.Sequential(
+            nn.Linear(sigma_embedding_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim)
+        )
+        self.blocks = nn.ModuleList(DiTBlock(hidden_dim, num_heads, mlp_ratio) for _ in range(num_blocks))
+        self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Linear(hidden_dim, 2 * hidden_dim)
+        self.head = nn.Linear(hidden_dim, f * image_channels * patch_size * patch_size)
+        if refine_channels:
+            self.refine = nn.Sequential(
+                nn.Conv2d(f * (image_channels + condition_channels), refine_channels, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(refine_channels, f * image_channels, 3, padding=1),
+            )
+        else:
+            self.refine = None
+        self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for conv in (self.x_embed, self.cond_embed):
+            nn.init.xavier_uniform_(conv.weight.view(conv.weight.shape[0], -1))
+            nn.init.zeros_(conv.bias)
+        nn.init.normal_(self.sigma_mlp[0].weight, std=0.02)
+        nn.init.normal_(self.sigma_mlp[2].weight, std=0.02)
+        # adaLN-Zero: every residual branch and the output start at zero
+        for block in self.blocks:
+            nn.init.zeros_(block.modulation.weight)
+            nn.init.zeros_(block.modulation.bias)
+        for layer in (self.final_modulation, self.head):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        if self.refine is not None:
+            nn.init.zeros_(self.refine[-1].weight)
+            nn.init.zeros_(self.refine[-1].bias)
+
+    # -- shapes and positions --
+
+    def grid_size(self, h: int, w: int) -> tuple[int, int]:
+        p = self.config.patch_size
+        if h % p or w % p:
+            raise ValueError(f"frame size {h}x{w} is not a multiple of patch_size {p}")
+        gh, gw = h // p, w // p
+        if gh > self.config.max_grid_h or gw > self.config.max_grid_w:
+            raise ValueError(
+                f"patch grid {gh}x{gw} exceeds max_grid {self.config.max_grid_h}x{self.config.max_grid_w}; "
+                "reload with VelodreamDiT.from_pretrained(path, max_grid_h=..., max_grid_w=...) "
+                "or call resize_positions()"
+            )
+        return gh, gw
+
+    def resize_positions(self, *, max_grid_h: int, max_grid_w: int, max_framelets: int | None = None) -> None:
+        """Allow larger grids (fine-tuning at higher resolution). RoPE is computed from integer
+        positions, so no weights change; only the limits stored in the config do."""
+        self.register_to_config(max_grid_h=max_grid_h, max_grid_w=max_grid_w)
+        if max_framelets is not None:
+            self.register_to_config(max_framelets=max_framelets)
+
+    def rope_tables(self, grid_h: int, grid_w: int, temporal_positions: tuple[int, ...], device, dtype):
+        key = (grid_h, grid_w, tuple(temporal_positions), str(device), dtype)
+        if key not in self._rope_cache:
+            self._rope_cache[key] = rope_cos_sin(
+                head_dim=self.head_dim,
+                grid_h=grid_h,
+                grid_w=grid_w,
+                temporal_positions=temporal_positions,
+                theta=self.config.rope_theta,
+                device=device,
+                dtype=dtype,
+            )
+        return self._rope_cache[key]
+
+    # -- shared pieces: framelet images (4-D) <-> tokens --
+
+    def embed_framelets(self, xf: Tensor, cf: Tensor) -> Tensor:
+        """``xf``: B (f 3) h w, ``cf``: B (f C) h w -> tokens B L D (rows, then columns)."""
+        tokens = self.x_embed(xf) + self.cond_embed(cf)  # B D gh gw
+        if self.stem is not None:
+            tokens = tokens + self.stem(torch.cat([xf, cf], dim=1))
+        return tokens.flatten(2).transpose(1, 2)
+
+    def embed_sigma(self, sigma: Tensor) -> Tensor:
+        """``sigma`` b n -> SiLU'd conditioning vectors b n D."""
+        return F.silu(self.sigma_mlp(sigma_embedding(sigma, self.sigma_freqs)))
+
+    def unembed_framelets(self, tokens: Tensor, c: Tensor, cf: Tensor, grid_h: int, grid_w: int) -> Tensor:
+        """tokens B L D, ``c`` B 1 D (or B L D), condition B (f C) h w -> x0 B (f 3) h w."""
+        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
+        out = self.head(modulate(self.final_norm(tokens), shift, scale))  # B L (f 3 p p)
+        out = out.transpose(1, 2).reshape(out.shape[0], out.shape[2], grid_h, grid_w)
+        out = F.pixel_shuffle(out, self.config.patch_size)  # B (f 3) h w
+        residual = self.config.residual_condition_channels
+        if residual is not None:
+            c_per_frame = self.config.condition_channels
+            planes = []
+            for frame in range(self.config.frames_per_token):
+                for channel in residual:
+                    index = frame * c_per_frame + channel
+                    planes.append(cf[:, index : index + 1])
+            out = out + torch.cat(planes, dim=1)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([out, cf], dim=1))
+        return out
+
+    # -- training / parallel forward --
+
+    def forward(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor) -> Tensor:
+        """Parallel causal forward over a clip.
+
+        ``x_noisy``: b t 3 h w, ``cond``: b t C h w, ``sigma``: b n (one level per framelet,
+        ``n = t // frames_per_token``) -> x0 prediction b t 3 h w. Framelet ``i`` attends to
+        framelets ``i - window_framelets + 1 .. i``.
+        """
+        cfg = self.config
+        b, t, _, h, w = x_noisy.shape
+        f = cfg.frames_per_token
+        if t % f:
+            raise ValueError(f"{t} frames is not a multiple of frames_per_token={f}")
+        n = t // f
+        if n > cfg.max_framelets:
+            raise ValueError(f"{n} framelets exceed max_framelets={cfg.max_framelets}")
+        if sigma.ndim == 1:
+            sigma = sigma[:, None].expand(b, n)
+        gh, gw = self.grid_size(h, w)
+        L = gh * gw
+        xf = rearrange(x_noisy, "b (n f) c h w -> (b n) (f c) h w", f=f)
+        cf = rearrange(cond, "b (n f) c h w -> (b n) (f c) h w", f=f)
+        tokens = rearrange(self.embed_framelets(xf, cf), "(b n) l d -> b (n l) d", b=b)
+        c = self.embed_sigma(sigma.to(tokens.dtype))  # b n D
+        cos, sin = self.rope_tables(gh, gw, tuple(range(n)), tokens.device, tokens.dtype)
+        framelet_of_token = torch.arange(n, device=tokens.device).repeat_interleave(L)
+        delta = framelet_of_token[:, None] - framelet_of_token[None, :]
+        mask = (delta >= 0) & (delta < cfg.window_framelets)  # N N
+        for block in self.blocks:
+            tokens, _, _ = block(
+                tokens, c, L, cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin, attn_mask=None if n == 1 else mask
+            )
+        tokens = rearrange(tokens, "b (n l) d -> (b n) l d", n=n)
+        out = self.unembed_framelets(tokens, rearrange(c, "b n d -> (b n) 1 d"), cf, gh, gw)
+        return rearrange(out, "(b n) (f c) h w -> b (n f) c h w", b=b, f=f)
+
+    # -- autoregressive generation with a KV cache --
+
+    def new_cache(self, batch: int, h: int, w: int) -> KVCache:
+        gh, gw = self.grid_size(h, w)
+        blocks = len(self.blocks)
+        return KVCache(
+            batch=batch,
+            grid_h=gh,
+            grid_w=gw,
+            max_framelets=self.config.window_framelets - 1,
+            keys=[None] * blocks,
+            values=[None] * blocks,
+        )
+
+    def forward_framelet(
+        self,
+        xf: Tensor,  # B (f 3) h w
+        cf: Tensor,  # B (f C) h w
+        sigma: Tensor,  # B 1
+        *,
+        past_k: list[Tensor | None],
+        past_v: list[Tensor | None],
+        cos_q: Tensor,
+        sin_q: Tensor,
+        cos_k: Tensor,
+        sin_k: Tensor,
+        attn_mask: Tensor | None,
+        grid_h: int,
+        grid_w: int,
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """One framelet against explicit past keys/values; every tensor has rank <= 4.
+
+        Shared by the eager cache path and the ncnn export wrapper.
+        Returns (x0 B (f 3) h w, per-block new keys, per-block new values).
+        """
+        tokens = self.embed_framelets(xf, cf)  # B L D
+        c = self.embed_sigma(sigma)  # B 1 D
+        L = tokens.shape[1]
+        new_k, new_v = [], []
+        for i, block in enumerate(self.blocks):
+            tokens, k, v = block(
+                tokens,
+                c,
+                L,
+                cos_q=cos_q,
+                sin_q=sin_q,
+                cos_k=cos_k,
+                sin_k=sin_k,
+                past_k=past_k[i],
+                past_v=past_v[i],
+                attn_mask=attn_mask,
+            )
+            new_k.append(k)
+            new_v.append(v)
+        return self.unembed_framelets(tokens, c, cf, grid_h, grid_w), new_k, new_v
+
+    def _run_cached(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache):
+        cfg = self.config
+        b, f, _, h, w = x.shape
+        if f != cfg.frames_per_token:
+            raise ValueError(f"a framelet has {cfg.frames_per_token} frames, got {f}")
+        gh, gw = self.grid_size(h, w)
+        if (gh, gw) != (cache.grid_h, cache.grid_w):
+            raise ValueError("the cache was made for another frame size")
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1).expand(b, 1)
+        current = cfg.window_framelets - 1
+        m = cache.num_framelets
+        cos_q, sin_q = self.rope_tables(gh, gw, (current,), x.device, x.dtype)
+        cos_k, sin_k = self.rope_tables(gh, gw, tuple(range(current - m, current + 1)), x.device, x.dtype)
+        xf = x.reshape(b, f * x.shape[2], h, w)
+        cf = cond.reshape(b, f * cond.shape[2], h, w)
+        past_k = cache.keys if m > 0 else [None] * len(self.blocks)
+        past_v = cache.values if m > 0 else [None] * len(self.blocks)
+        out, new_k, new_v = self.forward_framelet(
+            xf,
+            cf,
+            sigma,
+            past_k=past_k,
+            past_v=past_v,
+            cos_q=cos_q,
+            sin_q=sin_q,
+            cos_k=cos_k,
+            sin_k=sin_k,
+            attn_mask=None,
+            grid_h=gh,
+            grid_w=gw,
+        )
+        return out.reshape(b, f, -1, h, w), new_k, new_v
+
+    def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache) -> Tensor:
+        """x0 prediction for one framelet ``x_noisy`` b f 3 h w at noise ``sigma`` (b,), attending
+        to the cached context. Does not modify the cache."""
+        out, _, _ = self._run_cached(x_noisy, cond, sigma, cache)
+        return out
+
+    def push_context(
+        self,
+        x_ctx: Tensor,
+        cond: Tensor,
+        sigma_ctx: Tensor | float,
+        cache: KVCache,
+        *,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Append a generated framelet to the cache as context.
+
+        ``x_ctx`` b f 3 h w is the *clean* framelet (the sampler's output). It is re-noised to
+        ``sigma_ctx`` (b,) as ``(1 - sigma_ctx) x_ctx + sigma_ctx noise`` -- the same noise
+        augmentation the context gets in training -- and its keys/values, computed with
+        that noise level and attending to the current cache, enter the cache; the oldest
+        framelet beyond ``window_framelets - 1`` is dropped. ``noise`` defaults to fresh
+        Gaussian noise (pass zeros, or ``sigma_ctx = 0``, for clean context).
+        """
+        if cache.max_framelets == 0:
+            return
+        b = x_ctx.shape[0]
+        sigma_ctx = torch.as_tensor(sigma_ctx, dtype=x_ctx.dtype, device=x_ctx.device).reshape(-1).expand(b)
+        if noise is None:
+            noise = torch.randn(x_ctx.shape, generator=generator, device=x_ctx.device, dtype=x_ctx.dtype)
+        s = sigma_ctx.reshape(b, 1, 1, 1, 1)
+        x_in = (1.0 - s) * x_ctx + s * noise
+        _, new_k, new_v = self._run_cached(x_in, cond, sigma_ctx, cache)
+        cache.append(new_k, new_v)

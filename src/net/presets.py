@@ -1,0 +1,58 @@
+"""One registry of DiT sizes. ``build_dit("tiny", window_framelets=2)`` overrides any field.
+
+* ``tiny``: the CPU preset (64x64..96x96 on 2 cores; see ``src/net/README.md`` for timings).
+* ``S``: a small GPU model for 128..256 px.
+* ``B``: ~100M parameters for GPU pretraining and high-resolution fine-tuning.
+"""
+
+from __future__ import annotations
+
+from src.net.dit import VelodreamDiT
+
+DIT_PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        hidden_dim=256,
+        num_blocks=6,
+        num_heads=4,
+        patch_size=8,
+        frames_per_token=2,
+        window_framelets=4,
+        max_grid_h=16,
+        max_grid_w=16,
+        stem_channels=32,
+        refine_channels=32,
+    ),
+    "S": dict(
+        hidden_dim=384,
+        num_blocks=12,
+        num_heads=6,
+        patch_size=8,
+        frames_per_token=2,
+        window_framelets=6,
+        max_grid_h=32,
+        max_grid_w=32,
+        stem_channels=64,
+        refine_channels=32,
+    ),
+    "B": dict(
+        hidden_dim=640,
+        num_blocks=12,
+        num_heads=10,
+        patch_size=16,
+        frames_per_token=2,
+        window_framelets=8,
+        max_grid_h=32,
+        max_grid_w=32,
+        stem_channels=96,
+        refine_channels=48,
+    ),
+}
+
+
+def build_dit(preset: str, **overrides) -> VelodreamDiT:
+    """A freshly initialised DiT of a named size; keyword arguments override the preset."""
+    if preset not in DIT_PRESETS:
+        from src.common.errors import UserError
+
+        raise UserError(f"unknown DiT preset {preset!r}", f"Choose from {', '.join(DIT_PRESETS)}.")
+    return VelodreamDiT(**{**DIT_PRESETS[preset], **overrides})
