@@ -17,6 +17,9 @@ class ConditionSpec:
     """The model's condition channels, in order. ``encode`` produces ``num_channels`` planes."""
 
     channels: tuple[str, ...] = ("albedo", "depth", "normals", "flow")
+    # "depth": normals come from depth via normals_from_depth in both domains (they then match);
+    # "gbuffer": the G-buffer's own normals (only the game has them)
+    normals_source: str = "depth"
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -26,6 +29,8 @@ class ConditionSpec:
                 f"unknown condition channel(s) {unknown or self.channels}",
                 f"Choose from {', '.join(CHANNEL_WIDTHS)}.",
             )
+        if self.normals_source not in ("depth", "gbuffer"):
+            raise UserError(f"unknown normals_source {self.normals_source!r}", "Use 'depth' or 'gbuffer'.")
 
     @property
     def num_channels(self) -> int:
@@ -38,3 +43,10 @@ class ConditionSpec:
             out[name] = slice(start, start + CHANNEL_WIDTHS[name])
             start += CHANNEL_WIDTHS[name]
         return out
+
+    def to_dict(self) -> dict:
+        return {"channels": list(self.channels), "normals_source": self.normals_source}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ConditionSpec:
+        return cls(channels=tuple(values["channels"]), normals_source=values.get("normals_source", "depth"))

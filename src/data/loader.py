@@ -1,0 +1,248 @@
+"""Training and validation clips from a prepared dataset.
+
+Every clip is a pure function of ``(seed, index)``: which video segment, where it starts, the
+frame skip, the crop and the augmentation are all drawn from ``np.random.default_rng([seed, index])``.
+The training sampler walks indices ``step * batch_size + i``, so the data position of a run is just
+its step: ``build_loader(..., start_step=step)`` resumes exactly where a run stopped, and
+``ClipDataset.batch_at(step, batch_size)`` returns the same batch the loader gives at that step.
+
+A batch is a dict: ``frames`` b t 3 h w float32 in [-1, 1]; ``cond`` b t C h w float32 (encoded
+with the dataset's statistics; augmented for ``split="train"`` only); ``index`` b int64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from src.common.errors import UserError
+from src.conditions.augment import AugmentConfig, ConditionAugmenter
+from src.conditions.encode import ConditionStats, encode
+from src.conditions.spec import ConditionSpec
+from src.data import prepared
+
+
+@dataclasses.dataclass
+class LoaderConfig:
+    """Where clips come from and how they are cut (nest this in a trainer's config)."""
+
+    prepared_dir: str = "data/prepared/default"
+    clip_frames: int = 2  # frames per clip (a multiple of 2: framelets)
+    crop: int = 64  # square crop side in pixels (random for train, centred for val)
+    frame_skip_min: int = 1  # frames between clip frames, drawn uniformly per clip (train)
+    frame_skip_max: int = 2
+    batch_size: int = 8
+    num_workers: int = 0
+    num_val_clips: int = 64  # fixed validation clips (deterministic, no augmentation)
+
+
+def _as_crop(crop: int | tuple[int, int]) -> tuple[int, int]:
+    return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+
+
+class ClipDataset(Dataset):
+    """Clips of one split. ``len`` is the number of distinct val clips; training indices are unbounded."""
+
+    def __init__(
+        self,
+        prepared_dir: str | Path,
+        *,
+        split: str,
+        clip_frames: int,
+        crop: int | tuple[int, int],
+        seed: int,
+        frame_skip: tuple[int, int] = (1, 1),
+        spec: ConditionSpec | None = None,
+        augment: AugmentConfig | None = None,
+        num_val_clips: int = 64,
+    ):
+        self.root = Path(prepared_dir)
+        self.manifest = prepared.read_manifest(self.root)
+        self.split, self.seed = split, seed
+        if clip_frames < 2 or clip_frames % 2:
+            raise UserError(f"clip_frames must be a positive multiple of 2, got {clip_frames}")
+        self.clip_frames = clip_frames
+        self.crop_h, self.crop_w = _as_crop(crop)
+        width, height = self.manifest["resolution"]
+        if self.crop_h > height or self.crop_w > width:
+            raise UserError(
+                f"crop {self.crop_w}x{self.crop_h} is larger than the prepared frames ({width}x{height})",
+                "Use a smaller crop, or prepare the data at a higher resolution.",
+            )
+        self.skip_range = (1, 1) if split == "val" else (int(frame_skip[0]), int(frame_skip[1]))
+        if not 1 <= self.skip_range[0] <= self.skip_range[1]:
+            raise UserError(
+                f"invalid frame skip range {frame_skip}", "Use 1 <= frame_skip_min <= frame_skip_max."
+            )
+        self.spec = spec or ConditionSpec()
+        self.stats = ConditionStats.from_dict(self.manifest["stats"])
+        self.augmenter = (
+            ConditionAugmenter(augment, self.spec) if (augment is not None and split == "train") else None
+        )
+        self.segments = prepared.segments(self.manifest, split)
+        span = (clip_frames - 1) * self.skip_range[0] + 1
+        self.segments = [s for s in self.segments if s["num_frames"] >= span]
+        if not self.segments:
+            raise UserError(
+                f"no {split} segment of {self.root} has {span} frames for a {clip_frames}-frame clip",
+                "Use shorter clips, or prepare longer videos / a higher fps.",
+            )
+        self.weights = np.array([s["num_frames"] for s in self.segments], np.float64)
+        self.weights /= self.weights.sum()
+        self.num_val_clips = num_val_clips
+        self.reader = prepared.ShardReader(self.root)
+
+    def __len__(self) -> int:
+        return self.num_val_clips if self.split == "val" else 2**62
+
+    def _choose(self, index: int) -> tuple[np.random.Generator, dict, list[int], int, int]:
+        rng = np.random.default_rng([self.seed, index, 0 if self.split == "train" else 1])
+        width, height = self.manifest["resolution"]
+        if self.split == "val":  # evenly spread, centred crops: the same clips every time
+            positions = [
+                (seg, start)
+                for seg in self.segments
+                for start in range(seg["num_frames"] - self.clip_frames + 1)
+            ]
+            seg, start = positions[
+                round(index * (len(positions) - 1) / max(1, self.num_val_clips - 1)) % len(positions)
+            ]
+            return (
+                rng,
+                seg,
+                list(range(start, start + self.clip_frames)),
+                (height - self.crop_h) // 2,
+                (width - self.crop_w) // 2,
+            )
+        seg = self.segments[rng.choice(len(self.segments), p=self.weights)]
+        max_skip = min(self.skip_range[1], (seg["num_frames"] - 1) // (self.clip_frames - 1))
+        skip = int(rng.integers(self.skip_range[0], max(self.skip_range[0], max_skip) + 1))
+        span = (self.clip_frames - 1) * skip + 1
+        start = int(rng.integers(0, seg["num_frames"] - span + 1))
+        top = int(rng.integers(0, height - self.crop_h + 1))
+        left = int(rng.integers(0, width - self.crop_w + 1))
+        return rng, seg, list(range(start, start + span, skip)), top, left
+
+    def raw_clip(self, index: int) -> dict:
+        """The raw (not encoded) channels of clip ``index``, cropped, plus the rng for augmentation."""
+        rng, seg, frame_ids, top, left = self._choose(index)
+        window = (slice(None), slice(top, top + self.crop_h), slice(left, left + self.crop_w))
+        out = {
+            key: prepared.read_segment_frames(self.reader, seg, key, frame_ids)[window]
+            for key in prepared.SHARD_KEYS
+        }
+        skip = frame_ids[1] - frame_ids[0]
+        if skip > 1:  # flow over a skip: sum of the per-frame flows (a first-order approximation)
+            flows = [
+                prepared.read_segment_frames(
+                    self.reader, seg, "flow", list(range(max(0, i - skip + 1), i + 1))
+                )[window]
+                for i in frame_ids
+            ]
+            out["flow"] = np.stack([f.astype(np.float32).sum(0) for f in flows])
+        out["rng"] = rng
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        raw = self.raw_clip(index)
+        frames = torch.from_numpy(raw["frames"]).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)  # t 3 h w
+        channels = {
+            "albedo": raw["albedo"],
+            "depth": raw["depth"].astype(np.float32),
+            "flow": raw["flow"].astype(np.float32),
+        }
+        cond = encode(
+            channels, spec=self.spec, stats=self.stats, depth_kind=self.manifest["depth_kind"]
+        )  # t C h w
+        if self.augmenter is not None:
+            cond = self.augmenter(cond, raw["rng"])
+        return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": torch.tensor(index)}
+
+    def batch_at(self, step: int, batch_size: int) -> dict:
+        """The batch a loader built with ``start_step=0`` yields at ``step`` (deterministic)."""
+        return torch.utils.data.default_collate([self[step * batch_size + i] for i in range(batch_size)])
+
+
+class StepSampler(Sampler[int]):
+    """Training indices ``start_step * batch_size, ...`` forever; position = step."""
+
+    def __init__(self, *, batch_size: int, start_step: int = 0):
+        self.batch_size, self.start_step = batch_size, start_step
+
+    def __iter__(self):
+        return itertools.count(self.start_step * self.batch_size)
+
+    def state_dict(self, step: int) -> dict:
+        return {"step": step}
+
+
+def build_loader(
+    prepared_dir: str | Path,
+    *,
+    split: str,
+    clip_frames: int,
+    crop: int | tuple[int, int],
+    batch_size: int,
+    seed: int,
+    frame_skip: tuple[int, int] = (1, 2),
+    augment: AugmentConfig | None = None,
+    spec: ConditionSpec | None = None,
+    start_step: int = 0,
+    num_workers: int = 0,
+    num_val_clips: int = 64,
+) -> DataLoader:
+    """A DataLoader of batches (see the module docstring).
+
+    ``split="train"``: infinite, seeded, augmented (with ``augment``, default ``AugmentConfig()``),
+    starting at ``start_step`` (the run's step, to resume the data position). ``split="val"``: a
+    fixed, finite list of ``num_val_clips`` clips, no augmentation, no skip, centred crops.
+    """
+    if split == "train" and augment is None:
+        augment = AugmentConfig()
+    dataset = ClipDataset(
+        prepared_dir,
+        split=split,
+        clip_frames=clip_frames,
+        crop=crop,
+        seed=seed,
+        frame_skip=frame_skip,
+        spec=spec,
+        augment=augment,
+        num_val_clips=num_val_clips,
+    )
+    if split == "train":
+        sampler: Sampler[int] = StepSampler(batch_size=batch_size, start_step=start_step)
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True
+        )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+def build_loader_from_config(
+    config: LoaderConfig,
+    *,
+    split: str,
+    seed: int,
+    augment: AugmentConfig | None = None,
+    spec: ConditionSpec | None = None,
+    start_step: int = 0,
+) -> DataLoader:
+    return build_loader(
+        config.prepared_dir,
+        split=split,
+        clip_frames=config.clip_frames,
+        crop=config.crop,
+        batch_size=config.batch_size,
+        seed=seed,
+        frame_skip=(config.frame_skip_min, config.frame_skip_max),
+        augment=augment,
+        spec=spec,
+        start_step=start_step,
+        num_workers=config.num_workers,
+        num_val_clips=config.num_val_clips,
+    )

@@ -1,0 +1,252 @@
+"""Videos -> a prepared dataset (frames + extracted raw channels in shards, and a manifest).
+
+Resumable: shards are written atomically and skipped when present; a video whose ``video.json``
+exists with the same settings is skipped without decoding. A corrupt or unsupported file is
+reported and skipped. Under ``accelerate launch`` each process takes every ``world``-th video
+(``accelerate.PartialState``); the main process writes the manifest once all are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from src.common.config import parse_resolution, to_dict
+from src.common.errors import UserError
+from src.common.io import atomic_write_json
+from src.conditions.encode import StatsAccumulator
+from src.conditions.extract import ExtractConfig, Extractor
+from src.data import prepared
+from src.data.decode import DecodeConfig, decode_video, find_videos, probe_video, split_index
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
+
+    videos: list[str] = dataclasses.field(default_factory=list)  # files or folders (searched recursively)
+    out: str = "data/prepared/default"
+    defaults: bool = False  # use the real street clips shipped in public packages (bikes.mp4, vtest.avi)
+    resolution: str = "96x96"  # WIDTHxHEIGHT
+    fps: float = 10.0  # 10, not 12: vtest.avi is 10 fps, and 12 would repeat every 5th frame (zero flow)
+    start_s: float = 0.0
+    end_s: float | None = None
+    val_fraction: float = 0.15  # last fraction of each video held out
+    max_frames: int | None = None  # per video, after resampling
+    shard_frames: int = 64  # frames per shard
+    stats_pixels_per_frame: int = 512  # pixels sampled per training frame for the statistics
+    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
+
+    def decode_config(self) -> DecodeConfig:
+        parse_resolution(self.resolution)
+        return DecodeConfig(
+            fps=self.fps,
+            resolution=self.resolution,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            val_fraction=self.val_fraction,
+            max_frames=self.max_frames,
+        )
+
+
+def video_id(path: Path) -> str:
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)[:40]
+    return f"{stem}-{digest}"
+
+
+def _settings_digest(config: PrepareConfig) -> str:
+    values = to_dict(config.decode_config()) | {
+        "extract": to_dict(config.extract),
+        "shard_frames": config.shard_frames,
+    }
+    return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _shard_done(path: Path, digest: str) -> bool:
+    """A shard from an earlier (possibly killed) run with the same settings."""
+    if not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return (handle.metadata() or {}).get("settings_digest") == digest
+    except Exception:  # unreadable: write it again
+        return False
+
+
+def prepare_video(
+    path: Path, out: Path, config: PrepareConfig, extractor: Extractor, *, position: int = 0
+) -> dict:
+    """Decode, split, extract and shard one video; returns its record (also saved as video.json)."""
+    from tqdm import tqdm
+
+    vid = video_id(path)
+    folder = out / "videos" / vid
+    record_path = folder / "video.json"
+    digest = _settings_digest(config)
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("settings_digest") == digest and all(
+            (folder / s["file"]).is_file() for s in record["shards"]
+        ):
+            return record
+    decode = config.decode_config()
+    info = probe_video(path)
+    frames = decode_video(path, decode)  # t h w 3
+    num_frames = len(frames)
+    first_val = split_index(num_frames, decode.val_fraction)
+    if num_frames < 2:
+        raise UserError(
+            f"{path}: only {num_frames} frame(s) after resampling", "Use a longer video or a higher fps."
+        )
+    extractor.fit(frames[:first_val] if first_val > 0 else frames)
+
+    shards = []
+    for split, lo, hi in (("train", 0, first_val), ("val", first_val, num_frames)):
+        for index, start in enumerate(range(lo, hi, config.shard_frames)):
+            stop = min(start + config.shard_frames, hi)
+            shards.append(
+                {
+                    "file": prepared.shard_name(split, index),
+                    "split": split,
+                    "start": start,
+                    "num_frames": stop - start,
+                }
+            )
+    bar = tqdm(total=num_frames, desc=vid, unit="frame", position=position, leave=False, dynamic_ncols=True)
+    for shard in shards:
+        start, stop = shard["start"], shard["start"] + shard["num_frames"]
+        if not _shard_done(folder / shard["file"], digest):
+            # the val part starts a new clip: its first flow would otherwise look at a train frame
+            previous = frames[start - 1] if start > 0 and start != first_val else None
+            channels = extractor.extract(frames[start:stop], previous)
+            channels["frames"] = frames[start:stop]
+            prepared.write_shard(
+                folder / shard["file"],
+                channels,
+                {"video": vid, "split": shard["split"], "start": str(start), "settings_digest": digest},
+            )
+        bar.update(stop - start)
+    bar.close()
+    record = {
+        "id": vid,
+        "source": str(path),
+        "source_info": dataclasses.asdict(info),
+        "num_frames": num_frames,
+        "split_index": first_val,
+        "splits": {
+            "train": {"start": 0, "num_frames": first_val},
+            "val": {"start": first_val, "num_frames": num_frames - first_val},
+        },
+        "shards": shards,
+        "settings_digest": digest,
+    }
+    atomic_write_json(record_path, record)
+    return record
+
+
+def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
+    """``ConditionStats`` over the training frames of all prepared videos."""
+    from safetensors.numpy import load_file
+
+    accumulator = StatsAccumulator(
+        fov_y_deg=config.extract.assumed_fov_y_deg, pixels_per_frame=config.stats_pixels_per_frame
+    )
+    for record in records:
+        for shard in record["shards"]:
+            if shard["split"] != "train":
+                continue
+            arrays = load_file(str(out / "videos" / record["id"] / shard["file"]))
+            accumulator.add(
+                depth=arrays["depth"].astype(np.float32),
+                flow=arrays["flow"].astype(np.float32),
+                depth_kind="inverse_relative",
+            )
+    return accumulator.stats()
+
+
+def prepare_dataset(config: PrepareConfig) -> dict | None:
+    """Prepare every video (this process's share of them); the main process returns the manifest."""
+    from accelerate import PartialState
+    from tqdm import tqdm
+
+    from src.data.sources import embedded_street_videos
+
+    state = PartialState()
+    out = Path(config.out)
+    if config.defaults and not config.videos:
+        sources = embedded_street_videos()
+    else:
+        sources = find_videos(config.videos)
+    config.decode_config()  # validate before any work
+    mine = sources[state.process_index :: state.num_processes]
+    extractor = Extractor(config.extract)
+    failures_dir = out / "failures"
+    for path in tqdm(
+        mine, desc=f"videos (process {state.process_index})", unit="video", disable=len(mine) < 2
+    ):
+        failure_file = failures_dir / f"{video_id(path)}.json"
+        try:
+            prepare_video(path, out, config, extractor, position=1)
+            if failure_file.exists():
+                failure_file.unlink()
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # report, skip, go on with the other videos
+            message = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            _log(f"skipped {path}: {message}")
+            atomic_write_json(failure_file, {"source": str(path), "error": message})
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+
+    records, skipped = [], []
+    for path in sources:
+        record_path = out / "videos" / video_id(path) / "video.json"
+        failure_file = failures_dir / f"{video_id(path)}.json"
+        if record_path.is_file():
+            records.append(json.loads(record_path.read_text()))
+        elif failure_file.is_file():
+            skipped.append(json.loads(failure_file.read_text()))
+        else:
+            skipped.append({"source": str(path), "error": "not prepared (its process did not finish)"})
+    if not records:
+        raise UserError(
+            f"none of the {len(sources)} video(s) could be prepared",
+            "See the messages above; the files may be corrupt or not videos.",
+        )
+    stats = compute_stats(out, records, config)
+    width, height = parse_resolution(config.resolution)
+    manifest = {
+        "format": prepared.FORMAT,
+        "created_unix": int(time.time()),
+        "resolution": [width, height],
+        "fps": config.fps,
+        "depth_kind": "inverse_relative",
+        "channels": prepared.CHANNEL_DOCS,
+        "decode": to_dict(config.decode_config()),
+        "extract_config": to_dict(config.extract),
+        "extractors": extractor.settings(),
+        "stats": stats.to_dict(),
+        "totals": {
+            "videos": len(records),
+            "train_frames": sum(r["splits"]["train"]["num_frames"] for r in records),
+            "val_frames": sum(r["splits"]["val"]["num_frames"] for r in records),
+        },
+        "videos": records,
+        "skipped": skipped,
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest

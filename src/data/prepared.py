@@ -1,0 +1,122 @@
+"""The prepared-dataset format: safetensors shards plus one ``manifest.json``.
+
+::
+
+    <out>/manifest.json                          sources, fps, resolution, splits, extractors, statistics
+    <out>/videos/<video_id>/video.json           one video's record (written when all its shards are)
+    <out>/videos/<video_id>/<split>-NNNN.safetensors
+
+Each shard holds consecutive frames of one video and one split (never both):
+``frames`` t h w 3 uint8 RGB, ``depth`` t h w float16 relative inverse depth, ``flow`` t h w 2
+float16 (``x_t - x_{t-1}``, pixels), ``albedo`` t h w 3 uint8 flat colour. Channels are stored raw;
+``encode`` and augmentation run at load time with the statistics stored in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from src.common.errors import UserError
+from src.common.io import atomic_path
+
+FORMAT = "velodream-prepared/1"
+SHARD_KEYS = ("frames", "depth", "flow", "albedo")
+STORED_DTYPES = {"frames": np.uint8, "depth": np.float16, "flow": np.float16, "albedo": np.uint8}
+CHANNEL_DOCS = {
+    "frames": "t h w 3 uint8 RGB",
+    "depth": "t h w float16 relative inverse depth (larger = nearer; depth_kind inverse_relative)",
+    "flow": "t h w 2 float16 x_t - x_{t-1} in pixels of frame t (x right, y down); first frame of a video 0",
+    "albedo": "t h w 3 uint8 flattened, colour-quantised frame",
+    "normals": "not stored: encode derives them from depth with normals_from_depth",
+}
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}-{index:04d}.safetensors"
+
+
+def write_shard(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write one shard atomically (a killed run never leaves a half-written shard)."""
+    from safetensors.numpy import save_file
+
+    tensors = {key: np.ascontiguousarray(arrays[key].astype(STORED_DTYPES[key])) for key in SHARD_KEYS}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_manifest(directory: str | Path) -> dict:
+    path = Path(directory) / "manifest.json"
+    if not path.is_file():
+        raise UserError(
+            f"no prepared dataset at {directory} (manifest.json missing)",
+            "Run `uv run python -m src.scripts.prepare_data --defaults --out DIR` first.",
+        )
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise UserError(
+            f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}", "Re-run prepare_data."
+        )
+    return manifest
+
+
+class ShardReader:
+    """Reads frame ranges of shards lazily (memory-mapped), keeping the files open."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._open: dict[str, object] = {}
+
+    def _handle(self, file: str):
+        from safetensors import safe_open
+
+        if file not in self._open:
+            self._open[file] = safe_open(str(self.root / file), framework="numpy")
+        return self._open[file]
+
+    def read(self, file: str, key: str, start: int, stop: int, step: int = 1) -> np.ndarray:
+        return self._handle(file).get_slice(key)[start:stop:step]
+
+    def __getstate__(self):  # DataLoader workers reopen files themselves
+        return {"root": self.root, "_open": {}}
+
+
+def segments(manifest: dict, split: str) -> list[dict]:
+    """Contiguous frame runs of one split, one per video: ``{"video", "num_frames", "shards"}``,
+    where each shard entry has ``file`` (relative to the dataset root), ``start`` (frame index within
+    the segment) and ``num_frames``."""
+    if split not in ("train", "val"):
+        raise UserError(f"unknown split {split!r}", "Use 'train' or 'val'.")
+    out = []
+    for video in manifest["videos"]:
+        shards, offset = [], 0
+        for shard in video["shards"]:
+            if shard["split"] != split:
+                continue
+            shards.append(
+                {
+                    "file": f"videos/{video['id']}/{shard['file']}",
+                    "start": offset,
+                    "num_frames": shard["num_frames"],
+                }
+            )
+            offset += shard["num_frames"]
+        if offset:
+            out.append({"video": video["id"], "num_frames": offset, "shards": shards})
+    return out
+
+
+def read_segment_frames(reader: ShardReader, segment: dict, key: str, indices: list[int]) -> np.ndarray:
+    """Frames ``indices`` (segment-relative) of one key, stacked."""
+    out = []
+    for index in indices:
+        for shard in segment["shards"]:
+            if shard["start"] <= index < shard["start"] + shard["num_frames"]:
+                local = index - shard["start"]
+                out.append(reader.read(shard["file"], key, local, local + 1)[0])
+                break
+        else:
+            raise IndexError(f"frame {index} outside segment of {segment['num_frames']} frames")
+    return np.stack(out)

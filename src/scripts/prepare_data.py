@@ -1,0 +1,39 @@
+"""Prepare real videos as training data: decode, extract G-buffer channels, write shards + manifest.
+
+    uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default
+    uv run python -m src.scripts.prepare_data --videos data/real_videos --out data/prepared/mine \
+        --resolution 96x96 --fps 10
+    accelerate launch --num_processes 4 -m src.scripts.prepare_data --videos DIR --out OUT   # split videos
+
+Re-running the same command resumes (finished shards and videos are skipped).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from src.common.config import parse_config
+from src.common.errors import UserError, script_main
+from src.data.prepare import PrepareConfig, prepare_dataset
+
+
+@script_main
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(PrepareConfig, argv, prog="prepare_data", description=__doc__)
+    if not config.videos and not config.defaults:
+        raise UserError(
+            "no videos given", "Pass --videos FILES_OR_FOLDERS, or --defaults for the embedded street clips."
+        )
+    manifest = prepare_dataset(config)
+    if manifest is not None:
+        totals = manifest["totals"]
+        print(
+            f"prepared {totals['videos']} video(s): {totals['train_frames']} train + {totals['val_frames']} val frames "
+            f"at {manifest['resolution'][0]}x{manifest['resolution'][1]}, {manifest['fps']} fps -> {config.out}"
+        )
+        for item in manifest["skipped"]:
+            print(f"skipped {item['source']}: {item['error']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
