@@ -1,0 +1,192 @@
+"""The G-buffer renderer: one offscreen moderngl framebuffer with four colour targets.
+
+Targets (read back and flipped so that row 0 is the top of the image):
+
+- 0 ``RGBA8``   lit flat colour (the raster view)
+- 1 ``RGBA8``   albedo in rgb, semantic id / 255 in alpha (exact for ids < 256)
+- 2 ``RGBA32F`` view-space normal in xyz, axis depth in metres in w
+- 3 ``RG32F``   flow ``x_t - x_{t-1}`` in pixels of this image (x right, y down)
+
+A full-screen sky pass writes every pixel of every target first (sky depth
+``SKY_DEPTH_M``, normal facing the camera, rotation-only flow), so no target keeps values
+from an earlier frame; the geometry then draws with one instanced call per mesh. Each
+instance carries its current and previous MVP, so flow is exact per object. The context is
+always offscreen (EGL when headless); the window shows the read-back arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from src.common.errors import UserError
+from src.common.gbuffer import SKY_DEPTH_M, GBuffer
+from src.game.camera import CameraConfig, Intrinsics
+from src.game.meshes import MESHES, Scene
+
+SHADER_DIR = Path(__file__).resolve().parents[2] / "game" / "shaders"
+SUN_DIRECTION_WORLD = np.array([0.45, 0.8, 0.35]) / np.linalg.norm([0.45, 0.8, 0.35])
+HORIZON_COLOUR = (0.78, 0.84, 0.9)
+ZENITH_COLOUR = (0.35, 0.55, 0.85)
+SKY_ALBEDO = (0.55, 0.7, 0.9)
+INSTANCE_FLOATS = 16 + 16 + 9 + 4 + 4
+
+
+def create_headless_context(backend: str = "egl"):
+    """A standalone OpenGL 3.3 context; EGL first (no display needed), then the platform default."""
+    import moderngl
+
+    errors = []
+    for kwargs in ({"backend": backend}, {}):
+        try:
+            return moderngl.create_context(standalone=True, require=330, **kwargs)
+        except Exception as error:  # noqa: BLE001 - report every attempt below
+            errors.append(f"{kwargs or 'default'}: {error}")
+    raise UserError(
+        "could not create an OpenGL 3.3 context (" + "; ".join(errors) + ")",
+        "Install an EGL driver (Mesa: libegl1 libgl1-mesa-dri) or run with a display.",
+    )
+
+
+class GBufferRenderer:
+    """Renders a ``Scene`` from a camera into a ``GBuffer`` at ``width`` x ``height``."""
+
+    def __init__(self, width: int, height: int, camera: CameraConfig | None = None, *, ctx=None,
+                 fog_start_m: float = 110.0, fog_end_m: float = 330.0):
+        camera = camera or CameraConfig()
+        self.intrinsics = Intrinsics(width, height, camera.fov_y_deg, camera.near_m, camera.far_m)
+        self.projection = self.intrinsics.projection_matrix()
+        self.ctx = ctx or create_headless_context()
+        ctx = self.ctx
+        self.geometry_program = ctx.program(
+            vertex_shader=(SHADER_DIR / "gbuffer.vert").read_text(),
+            fragment_shader=(SHADER_DIR / "gbuffer.frag").read_text(),
+        )
+        self.sky_program = ctx.program(
+            vertex_shader=(SHADER_DIR / "sky.vert").read_text(),
+            fragment_shader=(SHADER_DIR / "sky.frag").read_text(),
+        )
+        size = (width, height)
+        self.targets = [
+            ctx.texture(size, 4, dtype="f1"),
+            ctx.texture(size, 4, dtype="f1"),
+            ctx.texture(size, 4, dtype="f4"),
+            ctx.texture(size, 2, dtype="f4"),
+        ]
+        self.depth_buffer = ctx.depth_texture(size)
+        self.fbo = ctx.framebuffer(color_attachments=self.targets, depth_attachment=self.depth_buffer)
+        self.sky_vao = ctx.vertex_array(self.sky_program, [])
+        self._meshes = {}
+        for name, vertices in MESHES.items():
+            vbo = ctx.buffer(vertices.tobytes())
+            self._meshes[name] = {"vbo": vbo, "count": len(vertices), "capacity": 0, "ibo": None, "vao": None}
+
+        p = self.geometry_program
+        p["u_resolution"].value = size
+        p["u_sky_colour"].value = HORIZON_COLOUR
+        p["u_fog_start_m"].value = fog_start_m
+        p["u_fog_end_m"].value = fog_end_m
+        s = self.sky_program
+        s["u_resolution"].value = size
+        tan_y = math.tan(math.radians(camera.fov_y_deg) / 2)
+        s["u_tan_half_fov"].value = (tan_y * width / height, tan_y)
+        s["u_projection"].write(self.projection.T.astype("f4").tobytes())
+        s["u_sky_depth_m"].value = SKY_DEPTH_M
+        s["u_horizon_colour"].value = HORIZON_COLOUR
+        s["u_zenith_colour"].value = ZENITH_COLOUR
+        s["u_sky_albedo"].value = SKY_ALBEDO
+
+    @property
+    def width(self) -> int:
+        return self.intrinsics.width
+
+    @property
+    def height(self) -> int:
+        return self.intrinsics.height
+
+    def _mesh_vao(self, name: str, count: int):
+        mesh = self._meshes[name]
+        if count > mesh["capacity"]:
+            capacity = max(256, 1 << (count - 1).bit_length())
+            if mesh["vao"] is not None:
+                mesh["vao"].release()
+                mesh["ibo"].release()
+            mesh["ibo"] = self.ctx.buffer(reserve=capacity * INSTANCE_FLOATS * 4, dynamic=True)
+            mesh["vao"] = self.ctx.vertex_array(self.geometry_program, [
+                (mesh["vbo"], "3f 3f", "in_position", "in_normal"),
+                (mesh["ibo"], "16f 16f 9f 4f 4f/i", "in_mvp", "in_prev_mvp", "in_normal_matrix",
+                 "in_view_z_row", "in_albedo_semantic"),
+            ])
+            mesh["capacity"] = capacity
+        return mesh
+
+    def instance_data(self, batch, view: np.ndarray, prev_view: np.ndarray) -> np.ndarray:
+        """Per-instance attributes (n 49 float32), matrices column-major as GLSL reads them."""
+        model_view = view @ batch.model  # n 4 4, float64 so that long distances cancel exactly
+        mvp = self.projection @ model_view
+        prev_mvp = self.projection @ (prev_view @ batch.prev_model)
+        normal_matrix = np.linalg.inv(model_view[:, :3, :3]).transpose(0, 2, 1)
+        n = len(batch)
+        data = np.empty((n, INSTANCE_FLOATS), np.float32)
+        data[:, 0:16] = mvp.transpose(0, 2, 1).reshape(n, 16)
+        data[:, 16:32] = prev_mvp.transpose(0, 2, 1).reshape(n, 16)
+        data[:, 32:41] = normal_matrix.transpose(0, 2, 1).reshape(n, 9)
+        data[:, 41:45] = model_view[:, 2, :]
+        data[:, 45:48] = batch.albedo
+        data[:, 48] = batch.semantic.astype(np.float32) / 255.0
+        return data
+
+    def render(self, scene: Scene, view: np.ndarray, prev_view: np.ndarray | None = None) -> GBuffer:
+        """Draw ``scene`` seen through ``view`` (world -> camera); flow is relative to ``prev_view``
+        and each instance's previous model matrix. No ``prev_view`` means no camera motion."""
+        prev_view = view if prev_view is None else prev_view
+        ctx = self.ctx
+        self.fbo.use()
+        ctx.viewport = (0, 0, self.width, self.height)
+        self.fbo.clear(depth=1.0)  # colour targets are all overwritten by the sky pass below
+
+        ctx.disable(ctx.DEPTH_TEST | ctx.CULL_FACE | ctx.BLEND)
+        s = self.sky_program
+        s["u_view_to_prev_view"].write((prev_view[:3, :3] @ view[:3, :3].T).T.astype("f4").tobytes())
+        s["u_view_up"].value = tuple(view[:3, 1])
+        self.sky_vao.render(vertices=3)
+
+        ctx.enable(ctx.DEPTH_TEST)
+        self.geometry_program["u_sun_view"].value = tuple(view[:3, :3] @ SUN_DIRECTION_WORLD)
+        for name, batch in scene.items():
+            if len(batch) == 0:
+                continue
+            mesh = self._mesh_vao(name, len(batch))
+            mesh["ibo"].write(self.instance_data(batch, view, prev_view).tobytes())
+            mesh["vao"].render(vertices=mesh["count"], instances=len(batch))
+        return self.read()
+
+    def read(self) -> GBuffer:
+        h, w = self.height, self.width
+        colour = np.frombuffer(self.targets[0].read(), np.uint8).reshape(h, w, 4)[::-1]
+        albedo = np.frombuffer(self.targets[1].read(), np.uint8).reshape(h, w, 4)[::-1]
+        normal_depth = np.frombuffer(self.targets[2].read(), np.float32).reshape(h, w, 4)[::-1]
+        flow = np.frombuffer(self.targets[3].read(), np.float32).reshape(h, w, 2)[::-1]
+        return GBuffer(
+            color=np.ascontiguousarray(colour[..., :3]),
+            depth=np.ascontiguousarray(normal_depth[..., 3]),
+            flow=np.ascontiguousarray(flow),
+            normals=np.ascontiguousarray(normal_depth[..., :3]),
+            albedo=np.ascontiguousarray(albedo[..., :3]),
+            semantic=np.ascontiguousarray(albedo[..., 3]),
+        )
+
+    def release(self) -> None:
+        for mesh in self._meshes.values():
+            for key in ("vao", "ibo", "vbo"):
+                if mesh[key] is not None:
+                    mesh[key].release()
+        self.fbo.release()
+        for texture in self.targets:
+            texture.release()
+        self.depth_buffer.release()
+        self.sky_vao.release()
+        self.geometry_program.release()
+        self.sky_program.release()

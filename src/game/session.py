@@ -1,0 +1,307 @@
+"""The per-frame play loop: world step -> scene -> G-buffer -> views -> window / recordings.
+
+One loop serves the window, headless recording and benchmarks. Extra views plug in as
+*view sources*: a callable ``source(gbuffer, info) -> {name: h w 3 uint8}`` called once per
+rendered frame (in order, after the built-in views' G-buffer is ready). Names it returns
+join the Tab cycle after the built-in ones (color, depth, flow, normals, semantic, albedo);
+``--renderer NAME`` other than ``raster`` starts on the view called NAME. A source may also
+have ``names`` (the views it will return, checked before the first frame) and ``reset()``
+(called when a run restarts, so recurrent state can be dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.common.config import load_config, parse_resolution, to_dict
+from src.common.errors import UserError
+from src.common.gbuffer import GBuffer
+from src.game.autopilot import Autopilot, AutopilotConfig
+from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
+from src.game.meshes import build_scene
+from src.game.renderer import GBufferRenderer
+from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
+from src.game.world import Action, World, WorldConfig, WorldState
+
+DEFAULT_LEVEL = "game/levels/default.yaml"
+BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
+
+
+@dataclasses.dataclass
+class PlayConfig:
+    """``play_game``: ride the boulevard in a window, or render/record it headless."""
+
+    renderer: str = "raster"  # which view starts on screen: raster, or a view a source adds
+    headless: bool = False  # no window; needs frames
+    autopilot: bool = False  # the autopilot rides
+    frames: int | None = None  # stop after this many rendered frames (None: until the window closes)
+    record: str | None = None  # write the shown view (record_view) as an H.264 mp4 here
+    record_view: str = "color"
+    record_gbuffers: str | None = None  # write the exact G-buffers as a clip folder here
+    seed: int = 0
+    resolution: str = "320x240"  # WIDTHxHEIGHT of the render (the window scales it up)
+    fps: int = 30  # game steps per second (fixed dt = 1 / fps) and the window's frame rate
+    level: str = DEFAULT_LEVEL  # world parameters (YAML, the fields of WorldConfig); only on the command line
+    window_scale: int = 0  # 0: pick one so the window is about 720 pixels tall
+    world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    pilot: AutopilotConfig = dataclasses.field(default_factory=AutopilotConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameInfo:
+    """What a view source gets with each G-buffer."""
+
+    frame_index: int
+    new_run: bool  # the first frame of a run: no motion history (flow is zero)
+    world: WorldState
+    intrinsics: Intrinsics
+    view_matrix: np.ndarray  # world -> camera, 4 4 float64
+
+
+ViewSource = Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass
+class SessionResult:
+    frames: int
+    runs: int
+    score_m: float  # of the last run
+    best_score_m: float
+    world_ms: float  # mean per frame
+    render_ms: float
+    views_ms: float
+
+
+def load_level(path: str | Path) -> WorldConfig:
+    """A level file (YAML with WorldConfig's fields, no wrapper key) -> WorldConfig."""
+    if not Path(path).is_file():
+        raise UserError(f"level file not found: {path}", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}.")
+    return load_config(WorldConfig, path)
+
+
+def builtin_view(name: str, gbuffer: GBuffer) -> np.ndarray:
+    if name == "color":
+        return gbuffer.color
+    if name == "depth":
+        return colorize_depth(gbuffer.depth, kind=gbuffer.depth_kind)
+    if name == "flow":
+        return colorize_flow(gbuffer.flow, max_magnitude_px=max(4.0, gbuffer.width / 40))
+    if name == "normals":
+        return colorize_normals(gbuffer.normals)
+    if name == "semantic":
+        return colorize_semantic(gbuffer.semantic)
+    if name == "albedo":
+        return gbuffer.albedo
+    raise KeyError(name)
+
+
+class GameSession:
+    """Owns the world, the renderer and the autopilot; ``frame(action)`` advances and renders."""
+
+    def __init__(self, config: PlayConfig, *, view_sources: Sequence[ViewSource] = ()):
+        self.config = config
+        self.width, self.height = parse_resolution(config.resolution)
+        if config.fps <= 0:
+            raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
+        self.dt = 1.0 / config.fps
+        self.view_sources = list(view_sources)
+        self.world = World(config.world, seed=config.seed)
+        self.autopilot = Autopilot(config.pilot)
+        self.renderer = GBufferRenderer(self.width, self.height, config.camera,
+                                        fog_end_m=config.world.view_distance_m)
+        self.runs = 1
+        self.best_score_m = 0.0
+        self.frame_index = 0
+        self._new_run = True
+        self._prev_pose = None
+        self.timings = {"world": 0.0, "render": 0.0, "views": 0.0}
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        return self.renderer.intrinsics
+
+    def restart(self) -> None:
+        """A new run with the next seed (deterministic: seed + run number)."""
+        self.best_score_m = max(self.best_score_m, self.world.score_m)
+        self.world.reset(self.config.seed + self.runs)
+        self.autopilot.reset()
+        self.runs += 1
+        self._new_run = True
+        for source in self.view_sources:
+            if hasattr(source, "reset"):
+                source.reset()
+
+    def frame(self, action: Action | None) -> tuple[GBuffer, FrameInfo, dict[str, np.ndarray]]:
+        """Step the world (unless a run just started) and render; returns the G-buffer, its info
+        and the views the sources added. ``action=None`` lets the autopilot ride."""
+        start = time.perf_counter()
+        new_run = self._new_run
+        if not new_run:
+            self.world.step(self.autopilot(self.world) if action is None else action, self.dt)
+        state = self.world.state()
+        pose = rider_camera_pose(state, self.config.camera)
+        prev_pose = pose if new_run or self._prev_pose is None else self._prev_pose
+        scene = build_scene(self.world, pose, prev_pose, show_handlebar=self.config.camera.show_handlebar)
+        after_world = time.perf_counter()
+        view = pose.view_matrix()
+        gbuffer = self.renderer.render(scene, view, prev_pose.view_matrix())
+        after_render = time.perf_counter()
+        info = FrameInfo(self.frame_index, new_run, state, self.intrinsics, view)
+        extra: dict[str, np.ndarray] = {}
+        for source in self.view_sources:
+            extra.update(source(gbuffer, info))
+        self.timings["world"] += after_world - start
+        self.timings["render"] += after_render - after_world
+        self.timings["views"] += time.perf_counter() - after_render
+        self._prev_pose = pose
+        self._new_run = False
+        self.frame_index += 1
+        return gbuffer, info, extra
+
+    def clip_meta(self) -> dict[str, Any]:
+        intr = self.intrinsics
+        return {
+            "fps": self.config.fps, "resolution": [intr.width, intr.height], "fov_y_deg": intr.fov_y_deg,
+            "near_m": intr.near_m, "far_m": intr.far_m, "seed": self.config.seed, "depth_kind": "metric",
+            "source": "velodream game", "renderer": "raster", "level": self.config.level,
+            "world": to_dict(self.config.world), "camera": to_dict(self.config.camera),
+        }
+
+    def release(self) -> None:
+        self.renderer.release()
+
+
+def _hud_lines(session: GameSession, view_name: str, fps: float, paused: bool) -> list[str]:
+    state = session.world.state()
+    lines = [
+        f"speed {state.speed_mps * 3.6:4.0f} km/h   score {state.score_m:6.0f} m   best {session.best_score_m:.0f} m",
+        f"fps {fps:4.1f}   view {view_name} (Tab)" + ("   autopilot" if session.config.autopilot else ""),
+    ]
+    if paused:
+        lines.append("paused (P)")
+    return lines
+
+
+def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
+    """Play (window) or render headless according to ``config``; see the module docstring."""
+    from src.game.recording import Mp4Writer, check_writable_dir, check_writable_file
+
+    if config.headless and config.frames is None:
+        raise UserError("--headless needs --frames N", "Say how many frames to render, e.g. --frames 300.")
+    if config.frames is not None and config.frames <= 0:
+        raise UserError(f"invalid --frames {config.frames}", "Give a positive number of frames.")
+    declared = {name for source in view_sources for name in getattr(source, "names", ())}
+    undeclared = any(not hasattr(source, "names") for source in view_sources)
+    start_view = "color" if config.renderer == "raster" else config.renderer
+    if start_view not in BUILTIN_VIEWS and start_view not in declared and not undeclared:
+        raise UserError(f"unknown renderer '{config.renderer}'",
+                        "Choose " + ", ".join(["raster", *sorted(declared)]) + ".")
+    if config.record is not None and config.record_view not in (*BUILTIN_VIEWS, *declared) and not undeclared:
+        raise UserError(f"unknown record_view '{config.record_view}'",
+                        "Choose one of: " + ", ".join([*BUILTIN_VIEWS, *sorted(declared)]) + ".")
+    if config.record is not None:
+        check_writable_file(config.record, what="video", suffixes=(".mp4", ".mkv", ".mov"))
+    if config.record_gbuffers is not None:
+        check_writable_dir(config.record_gbuffers, what="G-buffer clip")
+
+    session = GameSession(config, view_sources=view_sources)
+    window = None
+    video = None
+    clip = None
+    try:
+        if not config.headless:
+            window = (window_factory or _default_window)(session)
+        if config.record is not None:
+            video = Mp4Writer(config.record, fps=config.fps, width=session.width, height=session.height)
+        if config.record_gbuffers is not None:
+            from src.common.gbuffer_io import GBufferClipWriter
+
+            clip = GBufferClipWriter(config.record_gbuffers, session.clip_meta())
+        view_names = list(BUILTIN_VIEWS)
+        view_index = 0
+        paused = False
+        fps = 0.0
+        rendered = 0
+        latest: tuple[GBuffer, FrameInfo, dict] | None = None
+        while config.frames is None or rendered < config.frames:
+            user_action = Action()
+            if window is not None:
+                inputs = window.poll()
+                if inputs.quit:
+                    break
+                paused ^= inputs.toggle_pause
+                if inputs.restart:
+                    session.restart()
+                    paused = False
+                if inputs.view_step:
+                    view_index = (view_index + inputs.view_step) % len(view_names)
+                user_action = inputs.action
+            if session.world.game_over and (config.headless or config.autopilot):
+                session.restart()
+            if not paused or latest is None:
+                latest = session.frame(None if config.autopilot else user_action)
+                gbuffer, info, extra = latest
+                for name in extra:
+                    if name not in view_names:
+                        view_names.append(name)
+                if rendered == 0 and start_view != "color":
+                    if start_view not in view_names:
+                        raise UserError(f"unknown renderer '{config.renderer}'", "Choose raster.")
+                    view_index = view_names.index(start_view)
+                rendered += 1
+                if video is not None:
+                    video.write(_view(config.record_view, gbuffer, extra))
+                if clip is not None:
+                    clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
+            if window is not None:
+                gbuffer, info, extra = latest
+                name = view_names[view_index]
+                banner = None
+                if session.world.game_over or not session.world.alive:
+                    banner = f"CRASH  {session.world.score_m:.0f} m   R to ride again"
+                window.show(_view(name, gbuffer, extra), _hud_lines(session, name, fps, paused), banner)
+                fps = window.tick(config.fps)
+        if video is not None:
+            video.close()
+            video = None
+        if clip is not None:
+            clip.close()
+            clip = None
+    finally:
+        if video is not None:
+            video.abort()
+        if clip is not None:
+            clip.abort()
+        if window is not None:
+            window.close()
+        session.release()
+    n = max(1, session.frame_index)
+    return SessionResult(
+        frames=session.frame_index, runs=session.runs, score_m=session.world.score_m,
+        best_score_m=max(session.best_score_m, session.world.score_m),
+        world_ms=1e3 * session.timings["world"] / n, render_ms=1e3 * session.timings["render"] / n,
+        views_ms=1e3 * session.timings["views"] / n,
+    )
+
+
+def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarray:
+    if name in extra:
+        return extra[name]
+    try:
+        return builtin_view(name, gbuffer)
+    except KeyError:
+        known = ", ".join(list(BUILTIN_VIEWS) + list(extra))
+        raise UserError(f"unknown view '{name}'", f"Choose one of: {known}.") from None
+
+
+def _default_window(session: GameSession):
+    from src.game.display import GameWindow
+
+    return GameWindow(session.width, session.height, scale=session.config.window_scale)
