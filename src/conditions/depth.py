@@ -3,12 +3,13 @@
 Two backends:
 
 - ``geometric`` (default, no weights, works offline): a ground-plane prior (inverse depth grows
-  linearly with the image row below an assumed horizon, as for a flat road seen by a level camera),
-  a motion-parallax cue where the camera moves (under forward motion, flow magnitude divided by
-  the distance from the image centre is proportional to inverse depth), and a local-texture cue
-  (nearer surfaces show more fine detail), combined in log space and then smoothed with an
-  edge-aware guided filter so that depth edges follow image edges. Its accuracy is measured in
-  ``src/conditions/README.md``.
+  linearly with the image row below an assumed horizon, as for a flat road seen by a level camera;
+  a slowly falling floor above it), smoothed with an edge-aware guided filter guided by the frame
+  so that depth edges follow image edges. Two optional cues can be blended in log space: motion
+  parallax where the camera moves (under forward motion, flow magnitude divided by the distance
+  from the image centre is proportional to inverse depth) and local texture (nearer surfaces show
+  more fine detail). Both are off by default because they measured worse (see
+  ``src/conditions/README.md``: on game rides and on aloe the prior alone ranks depth best).
 - ``transformers``: any transformers depth-estimation model (e.g. Depth Anything V2 Small, from a
   hub id or a local folder saved with ``save_pretrained``).
 """
@@ -52,8 +53,8 @@ class GeometricDepth:
         self,
         *,
         horizon_fraction: float = 0.4,
-        parallax_weight: float = 1.0,
-        texture_weight: float = 0.3,
+        parallax_weight: float = 0.0,
+        texture_weight: float = 0.0,
         guided_radius_fraction: float = 0.06,
     ):
         self.horizon_fraction = horizon_fraction
@@ -98,8 +99,9 @@ class GeometricDepth:
                 log_inv = log_inv + self.parallax_weight * moving * _normalise_log(np.log(parallax + 1e-2))
                 cue_weight += self.parallax_weight * moving
         log_inv = log_inv / cue_weight
-        radius = max(1, round(self.guided_radius_fraction * max(h, w)))
-        log_inv = guided_filter(grey, log_inv.astype(np.float32), radius=radius, eps=1e-2)
+        if self.guided_radius_fraction > 0:
+            radius = max(1, round(self.guided_radius_fraction * max(h, w)))
+            log_inv = guided_filter(grey, log_inv.astype(np.float32), radius=radius, eps=1e-2)
         return np.exp(log_inv).astype(np.float32)
 
     def __call__(self, frames: np.ndarray, flows: np.ndarray | None = None) -> np.ndarray:

@@ -45,7 +45,7 @@ class ConditionStats:
     depth_log_high: float = 1.5  # 99th percentile of the same
     depth_log_clip: float = 4.0  # hard clip of log relative inverse depth before the mapping
     flow_scale: float = 0.1  # 99th percentile of |signed sqrt(flow / width)|
-    fov_y_deg: float = 60.0  # vertical field of view used to turn depth into normals
+    fov_y_deg: float = 70.0  # vertical field of view used to turn depth into normals
     num_frames: int = 0  # frames the statistics were computed from (0 = defaults)
 
     def to_dict(self) -> dict:

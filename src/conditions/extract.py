@@ -28,11 +28,13 @@ class ExtractConfig:
     depth_model_output: str = "inverse"  # inverse | metric (what the transformers model predicts)
     depth_batch_size: int = 8
     horizon_fraction: float = 0.4  # geometric: assumed horizon row as a fraction of the height
-    parallax_weight: float = 1.0  # geometric: weight of the motion-parallax cue
-    texture_weight: float = 0.3  # geometric: weight of the local-texture cue
+    parallax_weight: float = 0.0  # geometric: weight of the motion-parallax cue (measured worse: off)
+    texture_weight: float = 0.0  # geometric: weight of the local-texture cue (measured worse: off)
     flat_num_colors: int = 12  # flat colour palette size per video
     flat_lighting_strength: float = 0.7  # 0 = keep lighting, 1 = divide it out fully
-    assumed_fov_y_deg: float = 60.0  # real video's vertical field of view, for normals from depth
+    assumed_fov_y_deg: float = (
+        70.0  # real video's vertical field of view for normals from depth (the game uses 70)
+    )
 
     def __post_init__(self) -> None:
         if self.flow_backend != "dis":
