@@ -145,7 +145,7 @@ def test_same_seed_and_actions_give_identical_frames():
         for name, value in a.arrays().items():
             np.testing.assert_array_equal(value, b.arrays()[name], err_msg=name)
     assert np.abs(frames[0][-1].flow).max() > 0
-    assert np.abs(frames[0][0].flow).max() < 1e-3  # the first frame of a run has no motion
+    assert np.abs(frames[0][0].flow).max() < 0.01  # the first frame of a run has no motion
 
 
 def test_gbuffer_arrays_have_the_documented_dtypes_and_round_trip_through_a_clip(tmp_path):

@@ -111,7 +111,9 @@ class GBufferClipWriter:
         atomic_write_json(self._tmp / "meta.json", meta)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(self._tmp, 0o777 & ~umask)  # mkdtemp makes it private; a clip is a normal folder
+        os.chmod(self._tmp, 0o777 & ~umask)  # mkdtemp/mkstemp make things private; a clip is a normal folder
+        for file in self._tmp.iterdir():
+            os.chmod(file, 0o666 & ~umask)
         old = None
         if self.directory.exists():
             old = self.directory.with_name(f".{self.directory.name}.old")

@@ -1,11 +1,12 @@
 """The G-buffer renderer: one offscreen moderngl framebuffer with four colour targets.
 
-Targets (read back and flipped so that row 0 is the top of the image):
+Targets (rendered upside down so that row 0 read back is the top of the image):
 
-- 0 ``RGBA8``   lit flat colour (the raster view)
-- 1 ``RGBA8``   albedo in rgb, semantic id / 255 in alpha (exact for ids < 256)
-- 2 ``RGBA32F`` view-space normal in xyz, axis depth in metres in w
-- 3 ``RG32F``   flow ``x_t - x_{t-1}`` in pixels of this image (x right, y down)
+- 0 ``RGB8``    lit flat colour (the raster view)
+- 1 ``RGB8``    albedo
+- 2 ``R8``      semantic id / 255 (exact for ids < 256)
+- 3 ``RGBA32F`` view-space normal in xyz, axis depth in metres in w
+- 4 ``RG32F``   flow ``x_t - x_{t-1}`` in pixels of this image (x right, y down)
 
 A full-screen sky pass writes every pixel of every target first (sky depth
 ``SKY_DEPTH_M``, normal facing the camera, rotation-only flow), so no target keeps values
@@ -57,7 +58,10 @@ class GBufferRenderer:
                  fog_start_m: float = 110.0, fog_end_m: float = 330.0):
         camera = camera or CameraConfig()
         self.intrinsics = Intrinsics(width, height, camera.fov_y_deg, camera.near_m, camera.far_m)
-        self.projection = self.intrinsics.projection_matrix()
+        # Render upside down (clip y negated) so that framebuffer row 0 is the image's top row:
+        # readback needs no flip and gl_FragCoord is the image pixel coordinate (y down).
+        # The exposed ``intrinsics.projection_matrix()`` stays the standard OpenGL one.
+        self.projection = np.diag([1.0, -1.0, 1.0, 1.0]) @ self.intrinsics.projection_matrix()
         self.ctx = ctx or create_headless_context()
         ctx = self.ctx
         self.geometry_program = ctx.program(
@@ -70,8 +74,9 @@ class GBufferRenderer:
         )
         size = (width, height)
         self.targets = [
-            ctx.texture(size, 4, dtype="f1"),
-            ctx.texture(size, 4, dtype="f1"),
+            ctx.texture(size, 3, dtype="f1"),
+            ctx.texture(size, 3, dtype="f1"),
+            ctx.texture(size, 1, dtype="f1"),
             ctx.texture(size, 4, dtype="f4"),
             ctx.texture(size, 2, dtype="f4"),
         ]
@@ -164,19 +169,18 @@ class GBufferRenderer:
         return self.read()
 
     def read(self) -> GBuffer:
+        """Read the targets back into a ``GBuffer`` (row 0 = top). ``normals`` and ``depth`` are
+        strided views of one RGBA32F array (no copy); every array is fresh and writable."""
         h, w = self.height, self.width
-        colour = np.frombuffer(self.targets[0].read(), np.uint8).reshape(h, w, 4)[::-1]
-        albedo = np.frombuffer(self.targets[1].read(), np.uint8).reshape(h, w, 4)[::-1]
-        normal_depth = np.frombuffer(self.targets[2].read(), np.float32).reshape(h, w, 4)[::-1]
-        flow = np.frombuffer(self.targets[3].read(), np.float32).reshape(h, w, 2)[::-1]
-        return GBuffer(
-            color=np.ascontiguousarray(colour[..., :3]),
-            depth=np.ascontiguousarray(normal_depth[..., 3]),
-            flow=np.ascontiguousarray(flow),
-            normals=np.ascontiguousarray(normal_depth[..., :3]),
-            albedo=np.ascontiguousarray(albedo[..., :3]),
-            semantic=np.ascontiguousarray(albedo[..., 3]),
-        )
+        colour = np.empty((h, w, 3), np.uint8)
+        albedo = np.empty((h, w, 3), np.uint8)
+        semantic = np.empty((h, w), np.uint8)
+        normal_depth = np.empty((h, w, 4), np.float32)
+        flow = np.empty((h, w, 2), np.float32)
+        for target, array in zip(self.targets, (colour, albedo, semantic, normal_depth, flow)):
+            target.read_into(array, alignment=1)
+        return GBuffer(color=colour, depth=normal_depth[..., 3], flow=flow, normals=normal_depth[..., :3],
+                       albedo=albedo, semantic=semantic)
 
     def release(self) -> None:
         for mesh in self._meshes.values():

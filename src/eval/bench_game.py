@@ -1,0 +1,103 @@
+"""Benchmark of the game side of a frame: world step, scene build, G-buffer render + readback.
+
+Headless (EGL), autopilot riding, fixed dt; one renderer per resolution. Prints a table of
+milliseconds per frame (median and mean) and writes the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+
+import numpy as np
+
+from src.common.config import parse_resolution
+from src.common.io import atomic_write_json
+from src.game.autopilot import Autopilot
+from src.game.camera import CameraConfig, rider_camera_pose
+from src.game.meshes import build_scene
+from src.game.renderer import GBufferRenderer, create_headless_context
+from src.game.session import DEFAULT_LEVEL, load_level
+from src.game.world import World
+
+
+@dataclasses.dataclass
+class BenchGameConfig:
+    """``bench_game``: time the world and the G-buffer renderer per frame."""
+
+    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
+    frames: int = 200  # timed frames per resolution
+    warmup_frames: int = 10
+    fps: int = 30
+    seed: int = 0
+    level: str = DEFAULT_LEVEL
+    json_out: str = "runs/bench_game.json"
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+
+
+def bench_resolution(config: BenchGameConfig, resolution: str, ctx) -> dict:
+    width, height = parse_resolution(resolution)
+    world = World(load_level(config.level), seed=config.seed)
+    pilot = Autopilot()
+    renderer = GBufferRenderer(width, height, config.camera, ctx=ctx)
+    times: dict[str, list[float]] = {"world_step": [], "scene_build": [], "render_readback": [], "readback": []}
+    prev_pose = rider_camera_pose(world.state(), config.camera)
+    try:
+        for index in range(config.warmup_frames + config.frames):
+            t0 = time.perf_counter()
+            world.step(pilot(world), 1.0 / config.fps)
+            t1 = time.perf_counter()
+            pose = rider_camera_pose(world.state(), config.camera)
+            scene = build_scene(world, pose, prev_pose, show_handlebar=config.camera.show_handlebar)
+            t2 = time.perf_counter()
+            renderer.render(scene, pose.view_matrix(), prev_pose.view_matrix())
+            t3 = time.perf_counter()
+            renderer.read()
+            t4 = time.perf_counter()
+            prev_pose = pose
+            if world.game_over:
+                world.reset(world.seed + 1)
+            if index >= config.warmup_frames:
+                for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    value_ms = 1e3 * value
+                    times[key].append(value_ms)
+    finally:
+        renderer.release()
+    row = {"resolution": resolution, "frames": config.frames}
+    for key, values in times.items():
+        row[f"{key}_ms_median"] = float(np.median(values))
+        row[f"{key}_ms_mean"] = float(np.mean(values))
+    frame_ms = np.array(times["world_step"]) + np.array(times["scene_build"]) + np.array(times["render_readback"])
+    row["game_frame_ms_median"] = float(np.median(frame_ms))
+    row["game_fps"] = float(1e3 / np.median(frame_ms))
+    return row
+
+
+def run_bench_game(config: BenchGameConfig) -> dict:
+    ctx = create_headless_context()
+    rows = [bench_resolution(config, resolution, ctx) for resolution in config.resolutions]
+    result = {
+        "benchmark": "game", "gl_renderer": ctx.info.get("GL_RENDERER", "?"), "machine": platform.machine(),
+        "python": platform.python_version(), "config": dataclasses.asdict(config), "results": rows,
+    }
+    ctx.release()
+    return result
+
+
+def format_table(result: dict) -> str:
+    header = f"{'resolution':>10} {'world step':>11} {'scene':>8} {'render+read':>12} {'readback':>9} {'game fps':>9}"
+    lines = [f"game benchmark on {result['gl_renderer']} (median ms per frame)", header]
+    for row in result["results"]:
+        lines.append(f"{row['resolution']:>10} {row['world_step_ms_median']:>11.3f} {row['scene_build_ms_median']:>8.3f} "
+                     f"{row['render_readback_ms_median']:>12.3f} {row['readback_ms_median']:>9.3f} {row['game_fps']:>9.1f}")
+    return "\n".join(lines)
+
+
+def run_bench_game_and_report(config: BenchGameConfig) -> dict:
+    result = run_bench_game(config)
+    print(format_table(result))
+    if config.json_out:
+        atomic_write_json(config.json_out, result)
+        print(f"wrote {config.json_out}")
+    return result
