@@ -172,3 +172,22 @@ def test_gbuffer_arrays_have_the_documented_dtypes_and_round_trip_through_a_clip
 def test_box_models_place_unit_meshes():
     model = box_models([(1, 2, 3)], [(4, 5, 6)])[0]
     np.testing.assert_allclose(model @ [0.5, 0.5, 0.5, 1], [3, 4.5, 6, 1])
+
+
+def test_visualisers_return_rgb_uint8_and_the_benchmark_reports_every_resolution():
+    from src.eval.bench_game import BenchGameConfig, format_table, run_bench_game
+    from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
+
+    flow = np.zeros((8, 10, 2), np.float32)
+    flow[:, :5, 0] = 3.0  # right
+    flow[:, 5:, 0] = -3.0  # left
+    images = [colorize_depth(np.full((8, 10), 20.0, np.float32)), colorize_flow(flow),
+              colorize_normals(np.zeros((8, 10, 3), np.float32)), colorize_semantic(np.zeros((8, 10), np.uint8))]
+    for image in images:
+        assert image.shape == (8, 10, 3) and image.dtype == np.uint8
+    assert not np.array_equal(images[1][0, 0], images[1][0, 9])  # opposite motions, different hues
+    assert np.all(colorize_depth(np.full((2, 2), SKY_DEPTH_M, np.float32)) == 0)
+    result = run_bench_game(BenchGameConfig(resolutions=["32x32", "48x32"], frames=3, warmup_frames=1, json_out=""))
+    assert [row["resolution"] for row in result["results"]] == ["32x32", "48x32"]
+    assert all(row["render_readback_ms_median"] > 0 for row in result["results"])
+    assert "48x32" in format_table(result)

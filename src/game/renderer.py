@@ -8,9 +8,10 @@ Targets (rendered upside down so that row 0 read back is the top of the image):
 - 3 ``RGBA32F`` view-space normal in xyz, axis depth in metres in w
 - 4 ``RG32F``   flow ``x_t - x_{t-1}`` in pixels of this image (x right, y down)
 
-A full-screen sky pass writes every pixel of every target first (sky depth
+The geometry draws with one instanced call per mesh; then a full-screen sky pass on the far
+plane (depth test ``<=``) writes every target of every pixel no geometry covered (sky depth
 ``SKY_DEPTH_M``, normal facing the camera, rotation-only flow), so no target keeps values
-from an earlier frame; the geometry then draws with one instanced call per mesh. Each
+from an earlier frame and only the depth buffer needs clearing. Each
 instance carries its current and previous MVP, so flow is exact per object. The context is
 always offscreen (EGL when headless); the window shows the read-back arrays.
 """
@@ -144,21 +145,22 @@ class GBufferRenderer:
         return data
 
     def render(self, scene: Scene, view: np.ndarray, prev_view: np.ndarray | None = None) -> GBuffer:
-        """Draw ``scene`` seen through ``view`` (world -> camera); flow is relative to ``prev_view``
-        and each instance's previous model matrix. No ``prev_view`` means no camera motion."""
+        """Draw ``scene`` seen through ``view`` (world -> camera) and read it back. Flow is relative
+        to ``prev_view`` and each instance's previous model matrix; no ``prev_view``: a still camera."""
+        self.draw(scene, view, prev_view)
+        return self.read()
+
+    def draw(self, scene: Scene, view: np.ndarray, prev_view: np.ndarray | None = None) -> None:
+        """Issue the draw calls only (``read`` waits for them); see ``render``."""
         prev_view = view if prev_view is None else prev_view
         ctx = self.ctx
         self.fbo.use()
         ctx.viewport = (0, 0, self.width, self.height)
-        self.fbo.clear(depth=1.0)  # colour targets are all overwritten by the sky pass below
+        self.fbo.clear(depth=1.0)  # colour targets: every pixel is written by geometry or the sky
 
-        ctx.disable(ctx.DEPTH_TEST | ctx.CULL_FACE | ctx.BLEND)
-        s = self.sky_program
-        s["u_view_to_prev_view"].write((prev_view[:3, :3] @ view[:3, :3].T).T.astype("f4").tobytes())
-        s["u_view_up"].value = tuple(view[:3, 1])
-        self.sky_vao.render(vertices=3)
-
+        ctx.disable(ctx.CULL_FACE | ctx.BLEND)
         ctx.enable(ctx.DEPTH_TEST)
+        ctx.depth_func = "<"
         self.geometry_program["u_sun_view"].value = tuple(view[:3, :3] @ SUN_DIRECTION_WORLD)
         for name, batch in scene.items():
             if len(batch) == 0:
@@ -166,7 +168,14 @@ class GBufferRenderer:
             mesh = self._mesh_vao(name, len(batch))
             mesh["ibo"].write(self.instance_data(batch, view, prev_view).tobytes())
             mesh["vao"].render(vertices=mesh["count"], instances=len(batch))
-        return self.read()
+
+        # the sky last, on the far plane: it shades only the pixels no geometry covered
+        ctx.depth_func = "<="
+        s = self.sky_program
+        s["u_view_to_prev_view"].write((prev_view[:3, :3] @ view[:3, :3].T).T.astype("f4").tobytes())
+        s["u_view_up"].value = tuple(view[:3, 1])
+        self.sky_vao.render(vertices=3)
+        ctx.depth_func = "<"
 
     def read(self) -> GBuffer:
         """Read the targets back into a ``GBuffer`` (row 0 = top). ``normals`` and ``depth`` are
