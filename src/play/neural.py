@@ -1,0 +1,146 @@
+"""The neural renderer: game G-buffers -> the same ``encode`` as training -> DiT -> RGB frames.
+
+``NeuralRenderer`` is synchronous: push one G-buffer per game frame; every
+``frames_per_framelet`` pushes it generates that many frames (the model renders framelets of
+consecutive frames, so its output lags the game by up to one framelet). ``NeuralWorker`` runs
+it in its own thread for the interactive loop: the game never waits for the model, the window
+shows the newest neural frame, and the HUD reads the worker's FPS and latency.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from src.common.gbuffer import GBuffer
+from src.conditions.encode import encode_gbuffer
+from src.runtime.backends import Backend
+from src.runtime.package import RendererPackage
+
+
+@dataclass
+class StageTimes:
+    """Rolling per-stage milliseconds (the last 64 framelets)."""
+
+    encode_ms: deque = field(default_factory=lambda: deque(maxlen=64))
+    model_ms: deque = field(default_factory=lambda: deque(maxlen=64))
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "encode_ms": float(np.mean(self.encode_ms)) if self.encode_ms else 0.0,
+            "model_ms": float(np.mean(self.model_ms)) if self.model_ms else 0.0,
+        }
+
+
+def frames_to_uint8(frames: np.ndarray) -> np.ndarray:
+    """``f 3 h w`` in [-1, 1] -> ``f h w 3`` uint8."""
+    return ((np.clip(frames, -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+class NeuralRenderer:
+    def __init__(self, package: RendererPackage, backend: Backend, *, fov_y_deg: float | None = None):
+        self.package = package
+        self.backend = backend
+        self.fov_y_deg = fov_y_deg
+        self.frames_per_framelet = int(package.model.config.frames_per_token)
+        self.times = StageTimes()
+        self._pending: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        """A new ride: drop the context and any half-collected framelet."""
+        self.backend.reset()
+        self._pending.clear()
+
+    def encode(self, gbuffer: GBuffer) -> torch.Tensor:
+        return encode_gbuffer(gbuffer, self.package.spec, self.package.stats, fov_y_deg=self.fov_y_deg)
+
+    def push(self, gbuffer: GBuffer) -> np.ndarray | None:
+        """Add one frame's G-buffer; returns ``f h w 3`` uint8 frames when a framelet completes."""
+        start = time.perf_counter()
+        self._pending.append(self.encode(gbuffer))
+        self.times.encode_ms.append((time.perf_counter() - start) * 1e3)
+        if len(self._pending) < self.frames_per_framelet:
+            return None
+        cond = torch.stack(self._pending).numpy()  # f C h w
+        self._pending.clear()
+        start = time.perf_counter()
+        frames = self.backend.step(cond)
+        self.times.model_ms.append((time.perf_counter() - start) * 1e3)
+        return frames_to_uint8(frames)
+
+
+class NeuralWorker:
+    """Runs a NeuralRenderer in a background thread, always on the newest G-buffers.
+
+    ``submit(gbuffer, ride_id)`` never blocks; when the game restarts, a new ``ride_id`` makes the
+    worker reset the context before its next framelet. ``latest()`` returns the newest frame,
+    its latency (seconds from the G-buffer's submission to the frame being ready) and the
+    neural frame rate.
+    """
+
+    def __init__(self, renderer: NeuralRenderer):
+        self.renderer = renderer
+        self._inbox: queue.Queue = queue.Queue(maxsize=2 * renderer.frames_per_framelet)
+        self._lock = threading.Lock()
+        self._latest: np.ndarray | None = None
+        self._latency_s = 0.0
+        self._frame_times: deque = deque(maxlen=32)
+        self._stop = threading.Event()
+        self._ride_id: int | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="neural-renderer", daemon=True)
+        self._thread.start()
+
+    def submit(self, gbuffer: GBuffer, ride_id: int) -> None:
+        item = (gbuffer, ride_id, time.perf_counter())
+        try:
+            self._inbox.put_nowait(item)
+        except queue.Full:  # the model is behind: drop the oldest so it works on fresh frames
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                pass
+            self._inbox.put_nowait(item)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    gbuffer, ride_id, submitted = self._inbox.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if ride_id != self._ride_id:
+                    self.renderer.reset()
+                    self._ride_id = ride_id
+                frames = self.renderer.push(gbuffer)
+                if frames is not None:
+                    now = time.perf_counter()
+                    with self._lock:
+                        self._latest = frames[-1]
+                        self._latency_s = now - submitted
+                        self._frame_times.extend([now] * len(frames))
+        except BaseException as error:  # surfaced by the play loop
+            self.error = error
+
+    def latest(self) -> tuple[np.ndarray | None, float, float]:
+        """(newest frame or None, latency in seconds, neural frames per second)."""
+        with self._lock:
+            times = list(self._frame_times)
+            fps = (
+                (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            )
+            return self._latest, self._latency_s, fps
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()

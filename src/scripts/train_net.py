@@ -1,0 +1,27 @@
+"""Train the Velodream DiT on a prepared dataset of real street video.
+
+    uv run python -m src.scripts.train_net --conf conf/base.yaml --conf conf/cpu_tiny.yaml
+    uv run python -m src.scripts.train_net --conf conf/base.yaml --conf conf/pretrain_lowres.yaml
+    accelerate launch --multi_gpu --num_processes 8 -m src.scripts.train_net --conf ...
+
+Re-running the same command resumes the run (runs/<run_name>) from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+from src.common.config import parse_config
+from src.common.errors import script_main
+from src.train.config import TrainConfig
+
+
+@script_main
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(TrainConfig, argv, prog="train_net", description=__doc__)
+    from src.train.loop import train
+
+    run_dir = train(config)
+    print(f"run: {run_dir}  package: {run_dir / 'package'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""What the trainer needs from data: training batches by step, held-out clips, a game ride.
+
+Training batches are a pure function of (seed, step, process): the data position of a run is
+its step, so a resumed run continues with exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from src.conditions.encode import ConditionStats
+from src.data.loader import ClipDataset
+from src.data.prepared import read_manifest
+
+
+class TrainingData:
+    def __init__(self, config, *, process_index: int = 0, num_processes: int = 1):
+        self.config = config
+        self.process_index, self.num_processes = process_index, num_processes
+        self.root = Path(config.data.dataset)
+        self.manifest = read_manifest(self.root)
+        self.stats = ConditionStats.from_dict(self.manifest["stats"])
+        width, height = self.manifest["resolution"]
+        self.frame_size = (int(height), int(width))
+        self.fps = float(self.manifest["fps"])
+        self.spec = config.conditions
+        slices = self.spec.slices()
+        self.albedo_slice = slices.get("albedo", slice(0, 3))
+        crop = tuple(config.data.crop) if config.data.crop else self.frame_size
+        self._train = ClipDataset(
+            self.root,
+            split="train",
+            clip_frames=config.data.clip_frames,
+            crop=crop,
+            seed=config.seed,
+            frame_skip=tuple(config.data.frame_skip),
+            spec=self.spec,
+            augment=config.data.augment,
+        )
+
+    def train_batch(self, index: int) -> dict:
+        """Batch ``index`` of this process (indices of different processes never overlap)."""
+        return self._train.batch_at(
+            index * self.num_processes + self.process_index, self.config.data.batch_size
+        )
+
+    def validation_clips(self, count: int, frames: int) -> list[dict]:
+        """``count`` fixed held-out clips of ``frames`` whole frames: frames, cond, flow_px."""
+        if count <= 0:
+            return []
+        frames = frames - frames % 2
+        try:
+            dataset = ClipDataset(
+                self.root,
+                split="val",
+                clip_frames=frames,
+                crop=self.frame_size,
+                seed=0,
+                spec=self.spec,
+                num_val_clips=count,
+            )
+        except Exception as error:  # too short a held-out part: say so in the logs, train on
+            print(f"validation on real clips skipped: {error}")
+            return []
+        clips = []
+        for index in range(count):
+            item = dataset[index]
+            raw = dataset.raw_clip(index)
+            item["flow_px"] = torch.from_numpy(raw["flow"].astype(np.float32))
+            clips.append(item)
+        return clips
+
+    def game_validation_clip(self, frames: int, *, seed: int, cache_dir: Path) -> dict | None:
+        """A game autopilot ride at the dataset's resolution, encoded like play does.
+
+        Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
+        be made (a GPU server without EGL), which the logs then say.
+        """
+        from src.common.gbuffer_io import load_gbuffer_clip
+        from src.conditions.encode import encode
+
+        clip_dir = cache_dir / f"game_seed{seed}_{frames}f"
+        if not (clip_dir / "meta.json").is_file():
+            try:
+                render_game_clip(clip_dir, size=self.frame_size, frames=frames, seed=seed, fps=self.fps)
+            except Exception as error:
+                print(f"game validation ride skipped: {type(error).__name__}: {error}")
+                return None
+        arrays, meta = load_gbuffer_clip(clip_dir)
+        cond = encode(
+            {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
+            spec=self.spec,
+            stats=self.stats,
+            depth_kind=meta.get("depth_kind", "metric"),
+            fov_y_deg=meta.get("fov_y_deg"),
+        )
+        raster = torch.from_numpy(arrays["color"]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
+        return {
+            "cond": cond,
+            "raster": raster,
+            "flow_px": torch.from_numpy(arrays["flow"].astype(np.float32)),
+        }
+
+
+def render_game_clip(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
+    """Record an autopilot ride's exact G-buffers (headless) into ``directory``."""
+    from src.game.session import PlayConfig, run_session
+
+    height, width = size
+    config = PlayConfig(
+        headless=True,
+        autopilot=True,
+        frames=frames,
+        seed=seed,
+        resolution=f"{width}x{height}",
+        fps=max(1, round(fps)),
+        record_gbuffers=str(directory),
+    )
+    run_session(config)
+    return directory

@@ -1,0 +1,100 @@
+"""Export a training run's EMA model as a renderer package with its model card."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from src.common.config import to_dict
+from src.runtime.package import SamplingDefaults, write_package
+
+
+def training_command() -> str:
+    """The command line that started this process, as a person would retype it."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(".py") and "/src/scripts/" in argv[0]:
+        module = "src.scripts." + Path(argv[0]).stem
+        argv = ["python", "-m", module, *argv[1:]]
+    return "uv run " + " ".join(shlex.quote(a) for a in argv)
+
+
+def model_card(*, config, data, step: int, metrics: dict, num_params: int, command: str) -> str:
+    manifest = data.manifest
+    sources = manifest.get("sources", [])
+    lines = [
+        f"# Velodream renderer: {config.run_name}",
+        "",
+        "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
+        "matching on real street video only (the game never appears in its training data).",
+        "",
+        "## Model",
+        f"- preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
+        f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
+        f"conditions {', '.join(config.conditions.channels)}",
+        f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames",
+        "",
+        "## Data",
+        f"- prepared dataset `{config.data.dataset}`",
+    ]
+    for source in sources:
+        name = source.get("name") or source.get("path") if isinstance(source, dict) else str(source)
+        lines.append(f"  - {name}")
+    lines += ["", "## Validation (EMA weights)"]
+    if metrics:
+        for key, value in metrics.items():
+            lines.append(f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}")
+    else:
+        lines.append("- not run")
+    lines += [
+        "",
+        "## Reproduce",
+        "```",
+        command,
+        "```",
+        "",
+        f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_package(
+    model, data, config, out_dir: str | Path, *, step: int, metrics: dict, run_dir: Path
+) -> Path:
+    """Write ``model`` (the EMA weights) as a renderer package; the card quotes the run's command."""
+    from src.diffusion.flow_matching import resolution_shift
+
+    height, width = data.frame_size
+    command_file = Path(run_dir) / "command.txt"
+    command = command_file.read_text().strip() if command_file.is_file() else training_command()
+    num_params = sum(p.numel() for p in model.parameters())
+    readme = model_card(
+        config=config, data=data, step=step, metrics=metrics, num_params=num_params, command=command
+    )
+    card = {
+        "run_name": config.run_name,
+        "step": step,
+        "metrics": metrics,
+        "command": command,
+        "dataset": config.data.dataset,
+        "train_config": to_dict(config),
+    }
+    sampling = SamplingDefaults(
+        num_denoising_steps=config.validation.num_denoising_steps,
+        context_sigma=config.validation.context_sigma,
+        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
+    )
+    return write_package(
+        out_dir,
+        model=model,
+        spec=config.conditions,
+        stats=data.stats,
+        width=width,
+        height=height,
+        fps=float(data.manifest.get("fps", 12)),
+        sampling=sampling,
+        readme=readme,
+        card=card,
+    )

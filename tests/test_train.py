@@ -1,0 +1,226 @@
+"""train_net end to end on a tiny prepared dataset: files on disk, resume, interrupted saves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from src.common.config import load_config
+from src.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = "{hidden_dim: 64, num_blocks: 2, num_heads: 2, stem_channels: 8, refine_channels: 8}"
+
+
+def tiny_overrides(dataset, runs_dir, max_steps, *extra):
+    return [
+        "--runs_dir",
+        str(runs_dir),
+        "--data.dataset",
+        str(dataset),
+        "--max_steps",
+        str(max_steps),
+        "--data.crop",
+        "[32, 32]",
+        "--data.batch_size",
+        "2",
+        "--checkpoint_every_steps",
+        "2",
+        "--model.overrides",
+        TINY_MODEL,
+        "--validation.rollout_frames",
+        "4",
+        "--validation.num_real_clips",
+        "1",
+        "--validation.game_rollout_frames",
+        "4",
+        "--log_every_steps",
+        "1",
+        *extra,
+    ]
+
+
+def run_train(args):
+    from accelerate.state import AcceleratorState, PartialState
+
+    from src.scripts.train_net import main
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()
+    main(["--conf", "conf/base.yaml", "--conf", "conf/cpu_tiny.yaml", *args])
+
+
+@pytest.fixture(autouse=True)
+def _in_repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def train_logs(run_dir):
+    return [json.loads(line) for line in (run_dir / "logs.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(tiny_dataset, tmp_path):
+    run_train(tiny_overrides(tiny_dataset, tmp_path / "a", 2))
+    run = tmp_path / "a" / "cpu_tiny"
+    files = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
+    checkpoint = {
+        f"checkpoints/step-0000002/{name}"
+        for name in (
+            "model.safetensors",
+            "optimizer.bin",
+            "scheduler.bin",
+            "random_states_0.pkl",
+            "custom_checkpoint_0.pkl",
+            "custom_checkpoint_1.pkl",
+            "complete.json",
+        )
+    }
+    package = {
+        f"package/{name}" for name in ("config.json", "model.safetensors", "conditions.json", "README.md")
+    }
+    samples = {
+        f"samples/{name}"
+        for name in (
+            "real_step0000002.mp4",
+            "real_step0000002.png",
+            "real_latest.png",
+            "game_step0000002.mp4",
+            "game_step0000002.png",
+            "game_latest.png",
+        )
+    }
+    validation = {p for p in files if p.startswith("validation/")}
+    assert (
+        files
+        == {"run_config.yaml", "logs.jsonl", "command.txt"} | checkpoint | package | samples | validation
+    )
+    marker = json.loads((run / "checkpoints/step-0000002/complete.json").read_text())
+    assert marker["step"] == 2 and marker["data_position"] == 2
+    resolved = load_config(TrainConfig, run / "run_config.yaml")
+    assert resolved.max_steps == 2 and resolved.data.dataset == str(tiny_dataset)
+
+    # Re-running the same command with more steps continues at step 2 ...
+    run_train(tiny_overrides(tiny_dataset, tmp_path / "a", 4))
+    steps = [r["step"] for r in train_logs(run) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    # ... and ends exactly where one uninterrupted 4-step run ends (same data, RNG, optimiser).
+    run_train(tiny_overrides(tiny_dataset, tmp_path / "b", 4))
+    resumed = load_file(run / "checkpoints/step-0000004/model.safetensors")
+    straight = load_file(tmp_path / "b" / "cpu_tiny" / "checkpoints/step-0000004/model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for name in resumed:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=1e-6)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    validation = [r for r in train_logs(run) if r["kind"] == "validation"]
+    assert {
+        "real_psnr",
+        "real_ssim",
+        "real_flat_condition_psnr",
+        "game_warp_error",
+        "game_swd_to_real",
+        "game_raster_swd_to_real",
+    } <= set(validation[-1])
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_saving_resumes_from_the_previous_checkpoint(tiny_dataset, tmp_path):
+    run_train(tiny_overrides(tiny_dataset, tmp_path, 2, "--validation.enabled", "false"))
+    run = tmp_path / "cpu_tiny"
+    # What a kill during the step-4 save leaves behind: a staging folder without its marker.
+    staged = run / "checkpoints" / ".step-0000004.tmp"
+    staged.mkdir()
+    (staged / "model.safetensors").write_bytes(b"half a file")
+    run_train(tiny_overrides(tiny_dataset, tmp_path, 4, "--validation.enabled", "false"))
+    steps = [r["step"] for r in train_logs(run) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    assert not staged.exists()
+    assert json.loads((run / "checkpoints/step-0000004/complete.json").read_text())["step"] == 4
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_then_rerun_completes(tiny_dataset, tmp_path):
+    args = [
+        sys.executable,
+        "-m",
+        "src.scripts.train_net",
+        "--conf",
+        "conf/base.yaml",
+        "--conf",
+        "conf/cpu_tiny.yaml",
+        *tiny_overrides(
+            tiny_dataset, tmp_path, 400, "--validation.enabled", "false", "--checkpoint_every_steps", "1"
+        ),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "cpu_tiny" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(checkpoints.glob("step-*"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # lands anywhere: mid-step or mid-save
+    process.wait()
+    from src.train.checkpoint import latest_checkpoint
+
+    step, _ = latest_checkpoint(tmp_path / "cpu_tiny")
+    assert step >= 1
+    run_train(tiny_overrides(tiny_dataset, tmp_path, step + 1, "--validation.enabled", "false"))
+    assert latest_checkpoint(tmp_path / "cpu_tiny")[0] == step + 1
+
+
+def test_print_config_for_every_readme_preset(capsys):
+    for preset in ("cpu_tiny", "pretrain_lowres", "pretrain_highres"):
+        with pytest.raises(SystemExit) as exit_info:
+            from src.scripts.train_net import main
+
+            main(["--conf", "conf/base.yaml", "--conf", f"conf/{preset}.yaml", "--print_config"])
+        assert exit_info.value.code == 0
+        printed = capsys.readouterr().out
+        assert f"run_name: {preset}" in printed
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--conf",
+                "conf/base.yaml",
+                "--conf",
+                "conf/pretrain_highres.yaml",
+                "--conf.init_from",
+                "runs/x",
+                "--print_config",
+            ]
+        )
+    assert "init_from: runs/x" in capsys.readouterr().out
+
+
+def test_missing_dataset_is_one_clear_error(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.scripts.train_net",
+            "--conf",
+            "conf/base.yaml",
+            "--conf",
+            "conf/cpu_tiny.yaml",
+            "--data.dataset",
+            str(tmp_path / "nothing"),
+            "--runs_dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no prepared dataset at")
+    assert "Traceback" not in result.stderr
