@@ -156,11 +156,13 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Linear(dim, 6 * dim)
 
     def forward(
-        self, x: Tensor, c: Tensor, tokens_per_framelet: int, **attn_kwargs
+        self, x: Tensor, c: Tensor, tokens_per_framelet: int | None, **attn_kwargs
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet (n = 1 or N / L)."""
+        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet. With
+        ``tokens_per_framelet`` given, each is repeated over its framelet's tokens (n = N / L);
+        with None, ``c`` is b 1 D and broadcasts (the single-framelet path)."""
         mod = self.modulation(c)  # b n 6D
-        if mod.shape[1] > 1:
+        if tokens_per_framelet is not None:
             mod = mod.repeat_interleave(tokens_per_framelet, dim=1)  # b N 6D
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         h, k, v = self.attn(modulate(self.norm1(x), shift1, scale1), **attn_kwargs)
@@ -468,13 +470,12 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         """
         tokens = self.embed_framelets(xf, cf)  # B L D
         c = self.embed_sigma(sigma)  # B 1 D
-        L = tokens.shape[1]
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
             tokens, k, v = block(
                 tokens,
                 c,
-                L,
+                None,
                 cos_q=cos_q,
                 sin_q=sin_q,
                 cos_k=cos_k,

@@ -11,9 +11,9 @@ from src.net.dit import VelodreamDiT
 
 DIT_PRESETS: dict[str, dict] = {
     "tiny": dict(
-        hidden_dim=256,
+        hidden_dim=192,
         num_blocks=6,
-        num_heads=4,
+        num_heads=3,
         patch_size=8,
         frames_per_token=2,
         window_framelets=4,

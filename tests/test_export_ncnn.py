@@ -1,0 +1,121 @@
+"""One denoiser step exported to ncnn with pnnx runs like torch (CPU; Vulkan when present),
+with the KV cache as explicit inputs and outputs; unconverted ops fail the export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from src.net.dit import VelodreamDiT
+from src.net.export_step import (
+    ExportError,
+    FrameletStep,
+    NcnnFrameletStep,
+    export_ncnn,
+    run_pnnx,
+    unconverted_layers,
+)
+from tests.test_net_dit import SMALL, randomized
+
+ncnn = pytest.importorskip("ncnn")
+
+H = W = 16
+FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 5e-2  # fp16 storage + arithmetic on lavapipe; measured ~1e-2
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = randomized(VelodreamDiT(**SMALL))
+    paths = export_ncnn(model, tmp_path_factory.mktemp("ncnn"), H, W)
+    return model, paths
+
+
+def ride_inputs(num_framelets: int):
+    generator = torch.Generator().manual_seed(5)
+    frames = torch.randn(num_framelets, 1, 2, 3, H, W, generator=generator)
+    conds = torch.randn(num_framelets, 1, 2, 9, H, W, generator=generator)
+    noise = torch.randn(num_framelets, 1, 2, 3, H, W, generator=generator)
+    return frames, conds, noise
+
+
+def flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(1, -1, H, W)  # 1 f c h w -> 1 (f c) h w
+
+
+@pytest.mark.slow
+def test_ncnn_cpu_step_matches_torch_cache_over_a_ride(exported):
+    """Framelet by framelet, past the window: denoise, then push the result as context at
+    sigma_ctx. The ncnn graph with the fixed-size cache + bias equals the eager cache."""
+    model, paths = exported
+    runner = NcnnFrameletStep(paths["param"], paths["bin"])
+    step = FrameletStep(model, H, W)
+    frames, conds, noise = ride_inputs(4)
+    sigma, sigma_ctx = torch.tensor([0.7]), torch.tensor([0.1])
+    cache = model.new_cache(1, H, W)
+    past_k, past_v, bias = step.empty_inputs()
+    with torch.no_grad():
+        for x, cond, eps in zip(frames, conds, noise):
+            expected = model.denoise_framelet(x, cond, sigma, cache)
+            x0, _, _ = runner(flat(x), flat(cond), sigma[:, None], past_k, past_v, bias)
+            assert (x0 - flat(expected)).abs().max().item() <= FP32_TOLERANCE
+            model.push_context(expected, cond, sigma_ctx, cache, noise=eps)
+            x_ctx = (1 - sigma_ctx) * expected + sigma_ctx * eps
+            _, new_k, new_v = runner(flat(x_ctx), flat(cond), sigma_ctx[:, None], past_k, past_v, bias)
+            past_k, bias_next = FrameletStep.roll(past_k, new_k, bias)
+            past_v, _ = FrameletStep.roll(past_v, new_v, bias)
+            bias = bias_next
+            cache_k, cache_v, cache_bias = cache.export_tensors()
+            assert torch.equal(bias, cache_bias)
+            assert (past_k - cache_k).abs().max().item() <= FP32_TOLERANCE
+            assert (past_v - cache_v).abs().max().item() <= FP32_TOLERANCE
+
+
+def step_inputs(model: VelodreamDiT):
+    frames, conds, noise = ride_inputs(2)
+    cache = model.new_cache(1, H, W)
+    with torch.no_grad():
+        model.push_context(frames[0], conds[0], torch.tensor([0.1]), cache, noise=noise[0])
+        expected = model.denoise_framelet(frames[1], conds[1], torch.tensor([0.6]), cache)
+    past_k, past_v, bias = cache.export_tensors()  # one of two slots filled: the bias masks one
+    return (flat(frames[1]), flat(conds[1]), torch.tensor([[0.6]]), past_k, past_v, bias), flat(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(ncnn.get_gpu_count() == 0, reason="no Vulkan device (install mesa-vulkan-drivers)")
+@pytest.mark.parametrize(("fp16", "tolerance"), [(False, FP32_TOLERANCE), (True, FP16_TOLERANCE)])
+def test_ncnn_vulkan_step_matches_torch(exported, fp16, tolerance):
+    model, paths = exported
+    inputs, expected = step_inputs(model)
+    runner = NcnnFrameletStep(paths["param"], paths["bin"], use_vulkan=True, fp16=fp16)
+    x0, new_k, _ = runner(*inputs)
+    assert (x0 - expected).abs().max().item() <= tolerance
+    with torch.no_grad():
+        _, torch_k, _ = FrameletStep(model, H, W)(*inputs)
+    assert (new_k - torch_k).abs().max().item() <= tolerance
+
+
+def test_unconverted_layer_types_are_found(tmp_path):
+    param = tmp_path / "m.ncnn.param"
+    param.write_text(
+        "7767517\n4 4\nInput in0 0 1 in0\nTensor.reshape r 1 1 in0 a 0=1\n"
+        "torch.view_as_complex c 1 1 a b\nSDPA s 1 1 b out0\n"
+    )
+    assert unconverted_layers(param) == ["Tensor.reshape (r)", "torch.view_as_complex (c)"]
+
+
+class ComplexRope(nn.Module):
+    """The complex-number RoPE form pnnx cannot convert (FIELD_NOTES)."""
+
+    def forward(self, x):
+        rotation = torch.polar(torch.ones(8, 4), torch.arange(32.0).reshape(8, 4))
+        rotated = torch.view_as_complex(x.reshape(1, 8, 4, 2)) * rotation
+        return torch.view_as_real(rotated).reshape(1, 8, 8)
+
+
+@pytest.mark.slow
+def test_export_fails_loudly_on_unconverted_ops(tmp_path):
+    with pytest.raises(ExportError, match="unconverted|pnnx failed"):
+        run_pnnx(ComplexRope(), [torch.randn(1, 8, 8)], tmp_path, "complex_rope")
