@@ -149,30 +149,25 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
     from src.common.config import parse_resolution
 
     width, height = parse_resolution(config.resolution)
-    step = 1.0 / config.fps
     out: list[np.ndarray] = []
-    next_time = config.start_s
     previous: tuple[float, np.ndarray] | None = None
 
-    def emit(frame: np.ndarray) -> None:
-        out.append(center_crop_resize(frame, width, height))
+    def output_time(k: int) -> float:
+        return config.start_s + k / config.fps
+
+    def finished() -> bool:  # the trim end is exclusive: [start_s, end_s)
+        if config.max_frames is not None and len(out) >= config.max_frames:
+            return True
+        return config.end_s is not None and output_time(len(out)) >= config.end_s - 1e-9
 
     for time, frame in iter_source_frames(path, start_s=config.start_s):
-        if config.end_s is not None and next_time > config.end_s:
-            break
-        if config.max_frames is not None and len(out) >= config.max_frames:
+        if finished():
             break
         # emit every output time that lies before this frame, choosing the nearer neighbour
-        while time >= next_time - 1e-6:
-            if config.end_s is not None and next_time > config.end_s:
-                break
-            if config.max_frames is not None and len(out) >= config.max_frames:
-                break
-            if previous is not None and abs(previous[0] - next_time) < abs(time - next_time):
-                emit(previous[1])
-            else:
-                emit(frame)
-            next_time += step
+        while not finished() and time >= output_time(len(out)) - 1e-6:
+            target = output_time(len(out))
+            nearer_previous = previous is not None and abs(previous[0] - target) < abs(time - target)
+            out.append(center_crop_resize(previous[1] if nearer_previous else frame, width, height))
         previous = (time, frame)
     if not out:
         raise UserError(

@@ -47,6 +47,13 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, s
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+def read_shard_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of one shard, as stored."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
 def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.is_file():
