@@ -23,7 +23,8 @@ def test_headless_autopilot_records_a_decodable_mp4_and_the_gbuffers(tmp_path):
     import av
 
     video, clip = tmp_path / "x.mp4", tmp_path / "gbuffers"
-    command = [sys.executable, "-m", "src.scripts.play_game", "--headless", "--autopilot", "--frames", "48",
+    command = [sys.executable, "-m", "src.scripts.play_game", "--renderer", "raster", "--headless", "--autopilot",
+               "--frames", "48",
                "--record", str(video), "--record_gbuffers", str(clip), "--resolution", "96x64", "--seed", "2"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -75,7 +76,7 @@ def test_bad_input_gives_one_clear_error_line(args, message, tmp_path, capsys, m
     a_file.write_text("not a folder")
     args = [arg.replace("{file}", str(a_file)) for arg in args]
     with pytest.raises(SystemExit) as exit_info:
-        main(["--headless", "--frames", "2", *args])
+        main(["--renderer", "raster", "--headless", "--frames", "2", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err

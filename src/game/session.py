@@ -30,6 +30,7 @@ from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, 
 from src.game.world import Action, World, WorldConfig, WorldState
 
 DEFAULT_LEVEL = "game/levels/default.yaml"
+DEFAULT_RESOLUTION = "320x240"
 BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
 
 
@@ -42,10 +43,11 @@ class PlayConfig:
     autopilot: bool = False  # the autopilot rides
     frames: int | None = None  # stop after this many rendered frames (None: until the window closes)
     record: str | None = None  # write the shown view (record_view) as an H.264 mp4 here
-    record_view: str = "color"
+    record_view: str | None = None  # which view --record writes (default: the starting view)
+    record_side_by_side: str | None = None  # also write the side_by_side view (a source provides it) here
     record_gbuffers: str | None = None  # write the exact G-buffers as a clip folder here
     seed: int = 0
-    resolution: str = "320x240"  # WIDTHxHEIGHT of the render (the window scales it up)
+    resolution: str | None = None  # WIDTHxHEIGHT of the render (the window scales it up); default 320x240
     fps: int = 30  # game steps per second (fixed dt = 1 / fps) and the window's frame rate
     level: str = DEFAULT_LEVEL  # world parameters (YAML, the fields of WorldConfig); only on the command line
     window_scale: int = 0  # 0: pick one so the window is about 720 pixels tall
@@ -107,7 +109,7 @@ class GameSession:
 
     def __init__(self, config: PlayConfig, *, view_sources: Sequence[ViewSource] = ()):
         self.config = config
-        self.width, self.height = parse_resolution(config.resolution)
+        self.width, self.height = parse_resolution(config.resolution or DEFAULT_RESOLUTION)
         if config.fps <= 0:
             raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
         self.dt = 1.0 / config.fps
@@ -203,23 +205,29 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
     if start_view not in BUILTIN_VIEWS and start_view not in declared and not undeclared:
         raise UserError(f"unknown renderer '{config.renderer}'",
                         "Choose " + ", ".join(["raster", *sorted(declared)]) + ".")
-    if config.record is not None and config.record_view not in (*BUILTIN_VIEWS, *declared) and not undeclared:
-        raise UserError(f"unknown record_view '{config.record_view}'",
+    record_view = config.record_view or start_view
+    if config.record is not None and record_view not in (*BUILTIN_VIEWS, *declared) and not undeclared:
+        raise UserError(f"unknown record_view '{record_view}'",
                         "Choose one of: " + ", ".join([*BUILTIN_VIEWS, *sorted(declared)]) + ".")
+    if config.record_side_by_side is not None and "side_by_side" not in declared:
+        raise UserError("--record_side_by_side needs the neural renderer", "Add --renderer neural.")
+    recordings = {}
     if config.record is not None:
-        check_writable_file(config.record, what="video", suffixes=(".mp4", ".mkv", ".mov"))
+        recordings[config.record] = record_view
+    if config.record_side_by_side is not None:
+        recordings[config.record_side_by_side] = "side_by_side"
+    for path in recordings:
+        check_writable_file(path, what="video", suffixes=(".mp4", ".mkv", ".mov"))
     if config.record_gbuffers is not None:
         check_writable_dir(config.record_gbuffers, what="G-buffer clip")
 
     session = GameSession(config, view_sources=view_sources)
     window = None
-    video = None
+    writers: dict = {}  # path -> Mp4Writer, opened at the first frame, when the view's size is known
     clip = None
     try:
         if not config.headless:
             window = (window_factory or _default_window)(session)
-        if config.record is not None:
-            video = Mp4Writer(config.record, fps=config.fps, width=session.width, height=session.height)
         if config.record_gbuffers is not None:
             from src.common.gbuffer_io import GBufferClipWriter
 
@@ -256,8 +264,11 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
                         raise UserError(f"unknown renderer '{config.renderer}'", "Choose raster.")
                     view_index = view_names.index(start_view)
                 rendered += 1
-                if video is not None:
-                    video.write(_view(config.record_view, gbuffer, extra))
+                for path, view_name in recordings.items():
+                    image = _view(view_name, gbuffer, extra)
+                    if path not in writers:
+                        writers[path] = Mp4Writer(path, fps=config.fps, width=image.shape[1], height=image.shape[0])
+                    writers[path].write(image)
                 if clip is not None:
                     clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
             if window is not None:
@@ -266,17 +277,19 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
                 banner = None
                 if session.world.game_over or not session.world.alive:
                     banner = f"CRASH  {session.world.score_m:.0f} m   R to ride again"
-                window.show(_view(name, gbuffer, extra), _hud_lines(session, name, fps, paused), banner)
+                hud = _hud_lines(session, name, fps, paused)
+                for source in view_sources:
+                    hud += source.hud_lines() if hasattr(source, "hud_lines") else []
+                window.show(_view(name, gbuffer, extra), hud, banner)
                 fps = window.tick(config.fps)
-        if video is not None:
-            video.close()
-            video = None
+        while writers:
+            writers.pop(next(iter(writers))).close()
         if clip is not None:
             clip.close()
             clip = None
     finally:
-        if video is not None:
-            video.abort()
+        for writer in writers.values():
+            writer.abort()
         if clip is not None:
             clip.abort()
         if window is not None:
