@@ -179,12 +179,14 @@ def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
 
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
+    import torch
     from accelerate import PartialState
     from tqdm import tqdm
 
     from src.data.sources import embedded_street_videos
 
-    state = PartialState()
+    # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
+    state = PartialState(cpu=not torch.cuda.is_available())
     out = Path(config.out)
     if config.defaults and not config.videos:
         sources = embedded_street_videos()

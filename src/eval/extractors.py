@@ -75,7 +75,7 @@ def record_game_rollout(
     script = Path(__file__).resolve().parents[1] / "scripts" / "play_game.py"
     if script.is_file():
         command = [
-            sys.executable, "-m", "src.scripts.play_game", "--headless", "--autopilot", "--frames", str(frames),
+            sys.executable, "-m", "src.scripts.play_game", "--headless", "--autopilot", "--renderer", "raster", "--frames", str(frames),
             "--record_gbuffers", str(directory), "--resolution", resolution, "--seed", str(seed), "--fps", f"{fps:g}",
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, cwd=script.parents[2], timeout=600)
