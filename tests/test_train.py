@@ -224,3 +224,43 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: no prepared dataset at")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_on_the_cpu_keep_identical_parameters(tiny_dataset, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "src.scripts.train_net",
+        "--conf",
+        "conf/base.yaml",
+        "--conf",
+        "conf/cpu_tiny.yaml",
+        "--cpu",
+        "true",
+        "--num_threads",
+        "1",
+        *tiny_overrides(tiny_dataset, tmp_path, 3, "--validation.enabled", "false"),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = train_logs(tmp_path / "cpu_tiny")
+    checks = [r for r in records if r["kind"] == "ranks"]
+    assert checks and all(r["num_processes"] == 2 for r in checks)
+    assert max(r["max_param_sum_difference"] for r in checks) == 0.0
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == [1, 2, 3]
+    # each step used 2 ranks x 2 clips
+    assert [r["samples_seen"] for r in records if r["kind"] == "train"] == [4, 8, 12]

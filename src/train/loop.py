@@ -162,7 +162,27 @@ def train(config: TrainConfig) -> Path:
             ema_model, data, config, run_dir / "package", step=step, metrics=metrics, run_dir=run_dir
         )
 
+    def check_ranks_agree(step: int) -> None:
+        """Data-parallel ranks must hold identical weights: compare per-tensor sums across ranks."""
+        if accelerator.num_processes == 1:
+            return
+        sums = torch.stack([p.detach().float().sum() for p in raw_model.parameters()])
+        gathered = accelerator.gather(sums[None]).reshape(accelerator.num_processes, -1)
+        difference = float((gathered - gathered[0:1]).abs().max())
+        _log(
+            run_dir,
+            accelerator,
+            {
+                "step": step,
+                "kind": "ranks",
+                "num_processes": accelerator.num_processes,
+                "max_param_sum_difference": difference,
+            },
+            step,
+        )
+
     def save_checkpoint(step: int) -> None:
+        check_ranks_agree(step)
         staging = ckpt.staging_dir(run_dir, step)
         accelerator.save_state(str(staging), safe_serialization=True)
         accelerator.wait_for_everyone()

@@ -1,0 +1,319 @@
+"""The play benchmark: per-stage milliseconds and end-to-end FPS for raster and neural rides.
+
+For each resolution, renderer, backend and step count it rides the autopilot headless (EGL)
+for ``frames`` frames after ``warmup_frames`` and measures, per frame: world step, G-buffer
+render + readback, encode, model (per framelet and per network evaluation), display (scaling
+the frame into a pygame window under whatever SDL video driver is set; the dummy one headless)
+and the end-to-end frame rate with every stage run in sequence on this machine.
+
+``soak_game_minutes`` adds a long neural ride that reports resident memory (RSS), threads and
+open file handles at its start and end, so leaks show.
+
+    uv run python -m src.scripts.benchmark
+    uv run python -m src.scripts.benchmark --resolutions '[model, 224x224]' --steps '[1, 2]' \
+        --backends '[torch, ncnn]' --soak_game_minutes 10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from src.common.io import atomic_write_json
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    checkpoint: str = "game/models/default"
+    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
+    """'model' is the package's own resolution; others are WIDTHxHEIGHT"""
+    steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+    backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
+    device: str = "cpu"
+    frames: int = 60
+    warmup_frames: int = 8
+    display: bool = True
+    """include the window's scaling and blit (SDL dummy driver when headless)"""
+    soak_game_minutes: float = 0.0
+    """also ride this many minutes of game time with the first neural setting and report memory"""
+    soak_fps: int = 30
+    seed: int = 0
+    json_out: str = "runs/benchmark.json"
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+
+
+class _Display:
+    def __init__(self, width: int, height: int):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        from src.game.display import GameWindow
+
+        self.window = GameWindow(width, height)
+
+    def show(self, rgb: np.ndarray) -> None:
+        self.window.show(rgb, ["benchmark"])
+
+    def close(self) -> None:
+        self.window.close()
+
+
+def _bench_one(
+    config: BenchmarkConfig,
+    *,
+    resolution: str,
+    renderer: str,
+    backend: str | None,
+    steps: int | None,
+    frames: int,
+    package_cache: dict,
+    progress_label: str,
+) -> dict:
+    from src.game.session import GameSession, PlayConfig
+
+    neural = None
+    if renderer == "neural":
+        from src.play.neural import NeuralRenderer
+        from src.play.ride import RideConfig, neural_frame_size
+        from src.runtime.backends import make_backend
+
+        package = package_cache["package"]
+        ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
+        width, height = neural_frame_size(ride_config, package)
+        runner = make_backend(
+            backend,
+            package,
+            height=height,
+            width=width,
+            num_denoising_steps=steps,
+            device=config.device,
+            seed=config.seed,
+        )
+        neural = NeuralRenderer(package, runner, fov_y_deg=ride_config.camera.fov_y_deg)
+        resolution = f"{width}x{height}"
+    session = GameSession(PlayConfig(headless=True, autopilot=True, seed=config.seed, resolution=resolution))
+    display = _Display(session.width, session.height) if config.display else None
+    world_ms, render_ms, display_ms, frame_ms = [], [], [], []
+    latest = None
+    try:
+        for index in tqdm(range(config.warmup_frames + frames), desc=progress_label, leave=False):
+            start = time.perf_counter()
+            before = dict(session.timings)
+            gbuffer, _, _ = session.frame(None)
+            if session.world.game_over:
+                session.restart()
+                if neural is not None:
+                    neural.reset()
+            shown = gbuffer.color
+            if neural is not None:
+                out = neural.push(gbuffer)
+                if out is not None:
+                    latest = out[-1]
+                shown = latest if latest is not None else shown
+            if display is not None:
+                display_start = time.perf_counter()
+                display.show(shown)
+                display_ms.append((time.perf_counter() - display_start) * 1e3)
+            if index >= config.warmup_frames:
+                frame_ms.append((time.perf_counter() - start) * 1e3)
+                world_ms.append((session.timings["world"] - before["world"]) * 1e3)
+                render_ms.append((session.timings["render"] - before["render"]) * 1e3)
+    finally:
+        if display is not None:
+            display.close()
+        session.release()
+    row = {
+        "renderer": renderer,
+        "backend": backend or "-",
+        "resolution": resolution,
+        "steps": steps or 0,
+        "world_ms": float(np.mean(world_ms)),
+        "gbuffer_ms": float(np.mean(render_ms)),
+        "display_ms": float(np.mean(display_ms[config.warmup_frames :])) if display_ms else 0.0,
+        "encode_ms": 0.0,
+        "model_ms_per_framelet": 0.0,
+        "model_ms_per_step": 0.0,
+        "frame_ms": float(np.mean(frame_ms)),
+        "fps": 1e3 / float(np.mean(frame_ms)),
+    }
+    if neural is not None:
+        times = neural.times.summary()
+        evaluations = steps + 1  # the denoising steps plus the pass that caches the framelet as context
+        row.update(
+            encode_ms=times["encode_ms"],
+            model_ms_per_framelet=times["model_ms"],
+            model_ms_per_step=times["model_ms"] / evaluations,
+        )
+    return row
+
+
+def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
+    """Ride ``soak_game_minutes`` of game time headless with the neural renderer; report memory."""
+    from src.game.session import GameSession, PlayConfig
+    from src.play.neural import NeuralRenderer
+    from src.runtime.backends import make_backend
+
+    frames = int(config.soak_game_minutes * 60 * config.soak_fps)
+    session = GameSession(
+        PlayConfig(
+            headless=True,
+            autopilot=True,
+            seed=config.seed,
+            fps=config.soak_fps,
+            resolution=f"{package.width}x{package.height}",
+        )
+    )
+    runner = make_backend(
+        backend,
+        package,
+        height=package.height,
+        width=package.width,
+        num_denoising_steps=steps,
+        device=config.device,
+        seed=config.seed,
+    )
+    neural = NeuralRenderer(package, runner)
+    samples = []
+    start_time = time.perf_counter()
+    try:
+        for index in tqdm(range(frames), desc=f"soak {config.soak_game_minutes:g} game minutes"):
+            gbuffer, _, _ = session.frame(None)
+            if session.world.game_over:
+                session.restart()
+                neural.reset()
+            neural.push(gbuffer)
+            if index % max(1, frames // 20) == 0 or index == frames - 1:
+                samples.append(
+                    {
+                        "frame": index,
+                        "rss_mb": _rss_mb(),
+                        "threads": threading.active_count(),
+                        "open_files": _open_files(),
+                    }
+                )
+    finally:
+        session.release()
+    # the first sample is taken after the first frame, once the model and context exist
+    return {
+        "game_minutes": config.soak_game_minutes,
+        "frames": frames,
+        "wall_s": time.perf_counter() - start_time,
+        "backend": backend,
+        "steps": steps,
+        "runs": session.runs,
+        "rss_start_mb": samples[0]["rss_mb"],
+        "rss_end_mb": samples[-1]["rss_mb"],
+        "rss_max_mb": max(s["rss_mb"] for s in samples),
+        "threads_start": samples[0]["threads"],
+        "threads_end": samples[-1]["threads"],
+        "open_files_start": samples[0]["open_files"],
+        "open_files_end": samples[-1]["open_files"],
+        "samples": samples,
+    }
+
+
+def run_benchmark(config: BenchmarkConfig) -> dict:
+    import torch
+
+    from src.play.checkpoints import resolve_checkpoint
+    from src.runtime.package import load_package
+
+    package = load_package(resolve_checkpoint(config.checkpoint))
+    cache = {"package": package}
+    rows = []
+    for resolution in config.resolutions:
+        raster_resolution = f"{package.width}x{package.height}" if resolution == "model" else resolution
+        rows.append(
+            _bench_one(
+                config,
+                resolution=raster_resolution,
+                renderer="raster",
+                backend=None,
+                steps=None,
+                frames=config.frames,
+                package_cache=cache,
+                progress_label=f"raster {raster_resolution}",
+            )
+        )
+        for backend in config.backends:
+            for steps in config.steps:
+                rows.append(
+                    _bench_one(
+                        config,
+                        resolution=resolution,
+                        renderer="neural",
+                        backend=backend,
+                        steps=steps,
+                        frames=config.frames,
+                        package_cache=cache,
+                        progress_label=f"neural {backend} {resolution} {steps} step(s)",
+                    )
+                )
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "checkpoint": str(config.checkpoint),
+        "config": dataclasses.asdict(config),
+        "rows": rows,
+    }
+    if config.soak_game_minutes > 0:
+        result["soak"] = soak(config, package, backend=config.backends[0], steps=config.steps[0])
+    return result
+
+
+def format_table(result: dict) -> str:
+    header = (
+        f"{'renderer':>8} {'backend':>7} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} {'encode':>7} "
+        f"{'model/step':>10} {'model/fl':>9} {'display':>8} {'frame':>7} {'FPS':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in result["rows"]:
+        lines.append(
+            f"{row['renderer']:>8} {row['backend']:>7} {row['resolution']:>9} {row['steps']:>5} "
+            f"{row['world_ms']:>7.2f} {row['gbuffer_ms']:>8.2f} {row['encode_ms']:>7.2f} "
+            f"{row['model_ms_per_step']:>10.2f} {row['model_ms_per_framelet']:>9.2f} {row['display_ms']:>8.2f} "
+            f"{row['frame_ms']:>7.2f} {row['fps']:>6.1f}"
+        )
+    lines.append(
+        "(milliseconds per frame; model/fl = per framelet of 2 frames; FPS = every stage in sequence)"
+    )
+    if "soak" in result:
+        s = result["soak"]
+        lines.append(
+            f"soak: {s['game_minutes']:g} game minutes ({s['frames']} frames, {s['wall_s']:.0f} s): RSS "
+            f"{s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB (max {s['rss_max_mb']:.0f}), threads "
+            f"{s['threads_start']} -> {s['threads_end']}, open files {s['open_files_start']} -> {s['open_files_end']}"
+        )
+    return "\n".join(lines)
+
+
+def run_and_report(config: BenchmarkConfig) -> dict:
+    result = run_benchmark(config)
+    print(format_table(result))
+    Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config.json_out, result)
+    print(f"wrote {config.json_out}")
+    return result
+
+
+def load_result(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,148 @@
+"""Riding with neural graphics: the bundled model, headless recording, the window, restarts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.common.video import read_video_frames
+from src.play.ride import DEFAULT_CHECKPOINT, RideConfig, build_neural_source, ride
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / DEFAULT_CHECKPOINT
+
+
+@pytest.fixture(autouse=True)
+def _in_repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_the_bundled_package_is_complete_and_small():
+    from src.play.checkpoints import check_package
+    from src.runtime.package import load_package
+
+    check_package(BUNDLED)
+    size = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
+    assert size < 50 * 2**20
+    package = load_package(BUNDLED)
+    card = (BUNDLED / "README.md").read_text()
+    assert "Reproduce" in card and "train_net" in card and package.card["step"] > 0
+
+
+@pytest.mark.slow
+def test_headless_neural_ride_records_24_frames_that_differ_from_raster(tmp_path):
+    neural, raster, sbs = tmp_path / "neural.mp4", tmp_path / "raster.mp4", tmp_path / "sbs.mp4"
+    common = ["--headless", "--autopilot", "--frames", "24", "--seed", "5"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.scripts.play_game",
+            *common,
+            "--record",
+            str(neural),
+            "--record_side_by_side",
+            str(sbs),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    package_width, package_height = _package_size()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.scripts.play_game",
+            *common,
+            "--renderer",
+            "raster",
+            "--resolution",
+            f"{package_width}x{package_height}",
+            "--record",
+            str(raster),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    neural_frames, raster_frames = read_video_frames(neural), read_video_frames(raster)
+    assert len(neural_frames) == 24 and neural_frames.shape == raster_frames.shape
+    difference = np.abs(neural_frames[4:].astype(float) - raster_frames[4:].astype(float)).mean()
+    assert difference > 10  # the model paints its own frames, not the raster colours
+    assert neural_frames[4:].std() > 10  # and they are not blank
+    side = read_video_frames(sbs)
+    assert len(side) == 24 and side.shape[2] >= 3 * package_width
+
+
+def _package_size() -> tuple[int, int]:
+    import json
+
+    meta = json.loads((BUNDLED / "conditions.json").read_text())
+    return meta["width"], meta["height"]
+
+
+@pytest.mark.slow
+def test_the_window_runs_a_few_frames_with_the_neural_renderer(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    result = ride(RideConfig(frames=12, autopilot=True))
+    assert result.frames == 12
+
+
+def test_a_restart_resets_the_neural_context():
+    source, (width, height) = build_neural_source(RideConfig(headless=True, frames=4))
+    from src.common.gbuffer import GBuffer
+
+    gbuffer = GBuffer(
+        color=np.zeros((height, width, 3), np.uint8),
+        depth=np.full((height, width), 10.0, np.float32),
+        flow=np.zeros((height, width, 2), np.float32),
+        normals=np.dstack([np.zeros((height, width, 2)), np.ones((height, width))]).astype(np.float32),
+        albedo=np.full((height, width, 3), 128, np.uint8),
+    )
+    for _ in range(4):
+        source(gbuffer, None)
+    backend = source.renderer.backend
+    assert backend.generator.cache.num_framelets > 0
+    source(gbuffer, None)  # half a framelet pending
+    source.reset()
+    assert backend.generator.cache.num_framelets == 0 and not source.renderer._pending
+
+
+def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
+    for checkpoint, message in [
+        (str(tmp_path / "nope"), "renderer package not found"),
+        ("hf://velodream/none", "offline"),
+        ("https://example.invalid/model.tar.gz", "sha256"),
+    ]:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "src.scripts.play_game",
+                "--checkpoint",
+                checkpoint,
+                "--headless",
+                "--frames",
+                "2",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "VELODREAM_CACHE": str(tmp_path)},
+        )
+        assert done.returncode == 2
+        assert (
+            done.stderr.strip().startswith("error:")
+            and message in done.stderr
+            and "Traceback" not in done.stderr
+        )
