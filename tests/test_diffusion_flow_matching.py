@@ -74,3 +74,24 @@ def test_loss_weightings():
     assert torch.isclose(velocity, torch.tensor((4.0 + 400.0) / 2))
     only_last = FlowMatchingLoss()(pred, x0, sigma, framelet_weight=torch.tensor([[0.0, 1.0]]))
     assert torch.isclose(only_last, torch.tensor(400.0))
+
+
+def test_rollout_is_reproducible_and_uses_the_cache():
+    from src.diffusion.rollout import rollout_framelets
+    from src.net.dit import VelodreamDiT
+    from tests.test_net_dit import SMALL, randomized
+
+    model = randomized(VelodreamDiT(**SMALL))
+    cond = torch.randn(1, 6, 9, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def run(seed, cache=None):
+        generator = torch.Generator().manual_seed(seed)
+        return rollout_framelets(
+            model, cond, frames_per_framelet=2, sigmas=make_sigmas(2), generator=generator, cache=cache
+        )
+
+    a, b = run(1), run(1)
+    assert a.shape == (1, 6, 3, 8, 8) and torch.equal(a, b)
+    cache = model.new_cache(1, 8, 8)
+    run(1, cache)
+    assert cache.num_framelets == SMALL["window_framelets"] - 1

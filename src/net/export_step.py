@@ -242,7 +242,8 @@ def export_ncnn(
 class NcnnFrameletStep:
     """Runs an exported step with ``ncnn.Net``; same call and outputs (torch tensors) as
     ``FrameletStep``. ``use_vulkan`` picks the GPU (lavapipe on CPU-only machines);
-    ``fp16`` turns on fp16 storage and arithmetic (fp32 otherwise)."""
+    ``fp16`` turns on fp16 storage (and fp16 arithmetic unless ``fp16_arithmetic=False``);
+    fp32 otherwise. Cooperative matrix is chosen by ncnn itself where the GPU has it."""
 
     def __init__(
         self,
@@ -251,6 +252,7 @@ class NcnnFrameletStep:
         *,
         use_vulkan: bool = False,
         fp16: bool = False,
+        fp16_arithmetic: bool | None = None,
         num_threads: int = 2,
     ):
         import ncnn
@@ -262,7 +264,7 @@ class NcnnFrameletStep:
         opt.num_threads = num_threads
         opt.use_fp16_storage = fp16
         opt.use_fp16_packed = fp16
-        opt.use_fp16_arithmetic = fp16
+        opt.use_fp16_arithmetic = fp16 if fp16_arithmetic is None else fp16_arithmetic
         opt.use_bf16_storage = False
         if self.net.load_param(str(param_path)) != 0 or self.net.load_model(str(bin_path)) != 0:
             raise ExportError(f"ncnn could not load {param_path}")
