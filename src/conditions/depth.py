@@ -120,8 +120,17 @@ class TransformersDepth:
     def __init__(
         self, model: str, *, output: str = "inverse", batch_size: int = 8, device: str | None = None
     ):
+        from pathlib import Path
+
         import torch
 
+        looks_local = model.startswith((".", "/", "~")) or Path(model).expanduser().exists()
+        if looks_local and not Path(model).expanduser().is_dir():
+            raise UserError(
+                f"cannot load depth model {model!r}: no such folder",
+                "Pass a folder saved with save_pretrained, or a hub id such as depth-anything/Depth-Anything-V2-Small-hf.",
+            )
+        model = str(Path(model).expanduser()) if looks_local else model
         try:
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation
         except ImportError as error:  # pragma: no cover - transformers is a dependency
