@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> None:
             f"uploading to {config.repo_id} failed: {str(error).splitlines()[0]}",
             "Log in with `huggingface-cli login` or set HF_TOKEN.",
         ) from None
+    except (ConnectionError, OSError) as error:  # offline mode, no network, DNS
+        raise UserError(
+            f"cannot reach the Hugging Face Hub to upload {config.repo_id}: {str(error).splitlines()[0]}",
+            "Check the connection (and that HF_HUB_OFFLINE is not set).",
+        ) from None
     print(
         f"published {package} to hf://{config.repo_id} ({info.commit_url if hasattr(info, 'commit_url') else info})"
     )
