@@ -30,6 +30,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
@@ -241,6 +242,8 @@ class KVCache:
 class VelodreamDiT(ModelMixin, ConfigMixin):
     """Pixel-space causal video DiT predicting clean frames (x0) from noisy frames + conditions."""
 
+    _supports_gradient_checkpointing = True
+
     @register_to_config
     def __init__(
         self,
@@ -305,6 +308,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         else:
             self.refine = None
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -425,10 +429,14 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         framelet_of_token = torch.arange(n, device=tokens.device).repeat_interleave(L)
         delta = framelet_of_token[:, None] - framelet_of_token[None, :]
         mask = (delta >= 0) & (delta < cfg.window_framelets)  # N N
+        attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin, attn_mask=None if n == 1 else mask)
         for block in self.blocks:
-            tokens, _, _ = block(
-                tokens, c, L, cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin, attn_mask=None if n == 1 else mask
-            )
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                tokens, _, _ = torch.utils.checkpoint.checkpoint(
+                    block, tokens, c, L, use_reentrant=False, **attn_kwargs
+                )
+            else:
+                tokens, _, _ = block(tokens, c, L, **attn_kwargs)
         tokens = rearrange(tokens, "b (n l) d -> (b n) l d", n=n)
         out = self.unembed_framelets(tokens, rearrange(c, "b n d -> (b n) 1 d"), cf, gh, gw)
         return rearrange(out, "(b n) (f c) h w -> b (n f) c h w", b=b, f=f)
