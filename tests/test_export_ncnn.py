@@ -117,5 +117,5 @@ class ComplexRope(nn.Module):
 
 @pytest.mark.slow
 def test_export_fails_loudly_on_unconverted_ops(tmp_path):
-    with pytest.raises(ExportError, match="unconverted|pnnx failed"):
+    with pytest.raises(ExportError, match="view_as_complex"):
         run_pnnx(ComplexRope(), [torch.randn(1, 8, 8)], tmp_path, "complex_rope")
