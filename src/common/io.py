@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from src.common.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -70,3 +72,29 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable_file(path: str | Path, *, what: str, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Fail early (before any rendering) if ``path`` cannot be written."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{what} path {path} must end in one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise UserError(f"{what} path {path} is a folder", "Give a file name, for example out.mp4.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise UserError(f"cannot write {what} to {path}: {error.strerror or error}",
+                        "Choose a path in a writable folder.") from None
+    return path
+
+
+def check_writable_dir(path: str | Path, *, what: str) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} path {path} exists and is not a folder")
+    check_writable_file(path.parent / f".{path.name}.probe", what=what)
+    return path

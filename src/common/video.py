@@ -6,85 +6,73 @@ Writes go to a temporary file first and are renamed into place when complete.
 
 from __future__ import annotations
 
+import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from src.common.errors import UserError
-from src.common.io import atomic_path
+from src.common.io import check_writable_file
 
-
-def _even(frames: np.ndarray) -> np.ndarray:
-    """H.264 with yuv420p needs even sides: pad the last row/column by repetition."""
-    t, h, w, _ = frames.shape
-    pad_h, pad_w = h % 2, w % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return frames
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 
 
 class Mp4Writer:
-    """Streams RGB uint8 frames (``h w 3``) into an H.264 mp4, atomically.
+    """H.264 (yuv420p) video of uint8 ``h w 3`` frames; odd sizes are padded by one edge pixel.
 
-    Use as a context manager; the file appears at ``path`` only when the writer closes
-    without an error.
+    The file is written under a temporary name and renamed on ``close``.
     """
 
-    def __init__(self, path: str | Path, *, fps: float, crf: int = 20):
-        self.path = Path(path)
-        self.fps = fps
-        self.crf = crf
-        self._atomic = None
-        self._container = None
-        self._stream = None
-        self.frames_written = 0
-
-    def __enter__(self) -> Mp4Writer:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._atomic = atomic_path(self.path)
-            tmp = self._atomic.__enter__()
-        except OSError as error:
-            raise UserError(
-                f"cannot write {self.path}: {error.strerror}", "Choose a writable output path."
-            ) from None
+    def __init__(self, path: str | Path, *, fps: float, width: int, height: int, crf: int = 20):
         import av
 
-        self._container = av.open(str(tmp), mode="w", format="mp4")
-        return self
+        self.path = check_writable_file(path, what="video", suffixes=VIDEO_SUFFIXES)
+        self.width, self.height = width, height
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self._container = av.open(str(self._tmp), mode="w")
+        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        self._stream.width = width + width % 2
+        self._stream.height = height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.num_frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
-        from fractions import Fraction
-
+    def write(self, rgb: np.ndarray) -> None:  # h w 3 uint8
         import av
 
-        frame = _even(np.ascontiguousarray(frame, dtype=np.uint8)[None])[0]
-        if self._stream is None:
-            rate = Fraction(self.fps).limit_denominator(1000)
-            self._stream = self._container.add_stream("libx264", rate=rate)
-            self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        if rgb.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame is {rgb.shape[:2]}, the video is {(self.height, self.width)}")
+        if self.width % 2 or self.height % 2:
+            rgb = np.pad(rgb, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
             self._container.mux(packet)
-        self.frames_written += 1
+        self.num_frames += 1
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def close(self) -> Path:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
         try:
-            if self._stream is not None and exc_type is None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
             self._container.close()
         finally:
-            self._atomic.__exit__(exc_type, exc, tb)
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, *, fps: float) -> Path:
     """Write ``t h w 3`` uint8 RGB frames as an H.264 mp4."""
-    with Mp4Writer(path, fps=fps) as writer:
+    writer = Mp4Writer(path, fps=fps, width=frames.shape[2], height=frames.shape[1])
+    try:
         for frame in frames:
             writer.write(frame)
-    return Path(path)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def read_video_frames(path: str | Path) -> np.ndarray:

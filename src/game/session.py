@@ -193,7 +193,8 @@ def _hud_lines(session: GameSession, view_name: str, fps: float, paused: bool) -
 
 def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring."""
-    from src.game.recording import Mp4Writer, check_writable_dir, check_writable_file
+    from src.common.io import check_writable_dir, check_writable_file
+    from src.common.video import Mp4Writer
 
     if config.headless and config.frames is None:
         raise UserError("--headless needs --frames N", "Say how many frames to render, e.g. --frames 300.")

@@ -129,11 +129,11 @@ class NcnnBackend:
         def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             return self._run(x, cond, float(sigma.reshape(-1)[0]))[0]
 
-        frames = euler_sample(denoiser, noise * float(self.sigmas[0]), self.sigmas).clamp(-1, 1)
+        frames = euler_sample(denoiser, noise * float(self.sigmas[0]), self.sigmas)
         context_noise = torch.randn((1, *frames.shape), generator=self.generator)[0]
         s = self.context_sigma
         _, new_k, new_v = self._run((1 - s) * frames + s * context_noise, cond, s)
         self.past_k, bias = FrameletStep.roll(self.past_k, new_k, self.attn_bias)
         self.past_v, _ = FrameletStep.roll(self.past_v, new_v, self.attn_bias)
         self.attn_bias = bias
-        return frames.numpy()
+        return frames.clamp(-1, 1).numpy()

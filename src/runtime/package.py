@@ -63,8 +63,14 @@ def write_package(
     sampling: SamplingDefaults,
     readme: str,
     card: dict,
+    extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """Write a package atomically (a half-written package never replaces a good one)."""
+    """Write a package atomically (a half-written package never replaces a good one).
+
+    ``extra_files`` maps names inside the package to files copied in (e.g. sample images).
+    """
+    import shutil
+
     directory = Path(directory)
     state = {
         name: tensor.detach().to("cpu", torch.float32).contiguous()
@@ -87,6 +93,8 @@ def write_package(
             },
         )
         (staging / "README.md").write_text(readme)
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, staging / name)
     return directory
 
 

@@ -1,8 +1,5 @@
-"""Autoregressive generation framelet by framelet with the DiT's rolling KV cache (torch).
-
-Each framelet starts from pure noise, is denoised by Euler steps on an explicit sigma schedule,
-and is then pushed into the cache as context re-noised to ``context_sigma`` (the noise
-augmentation the model was trained with, which keeps long rides from drifting).
+"""Streaming generation for play: the generic framelet rollout (``src.diffusion.rollout``) with
+its cache and random generator kept between calls, so a ride is one endless rollout.
 """
 
 from __future__ import annotations
@@ -10,12 +7,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from src.diffusion.flow_matching import euler_sample, make_sigmas
+from src.diffusion.flow_matching import make_sigmas
+from src.diffusion.rollout import rollout_framelets
 from src.net.dit import KVCache, VelodreamDiT
 
 
 class FrameletGenerator:
-    """Stateful generator for an endless stream of framelets (play) or a whole clip (validation)."""
+    """Generates one framelet per ``step`` call, continuing the same ride until ``reset``."""
 
     def __init__(
         self,
@@ -47,46 +45,11 @@ class FrameletGenerator:
 
     @torch.no_grad()
     def step(self, cond: Tensor) -> Tensor:
-        """``cond`` b f C h w (encoded) -> generated framelet b f 3 h w in [-1, 1]."""
-        device = next(self.model.parameters()).device
-        dtype = next(self.model.parameters()).dtype
-        cond = cond.to(device=device, dtype=dtype)
-        b, f = cond.shape[:2]
-        noise = torch.randn((b, f, 3, self.height, self.width), generator=self.generator).to(device, dtype)
-        cache = self.cache
-
-        def denoiser(x: Tensor, sigma: Tensor) -> Tensor:
-            return self.model.denoise_framelet(x, cond, sigma, cache)
-
-        frames = euler_sample(denoiser, noise * float(self.sigmas[0]), self.sigmas.to(device)).clamp(-1, 1)
-        context_noise = torch.randn(frames.shape, generator=self.generator).to(device, dtype)
-        self.model.push_context(frames, cond, self.context_sigma, cache, noise=context_noise)
-        return frames
-
-
-@torch.no_grad()
-def generate_clip(
-    model: VelodreamDiT,
-    cond: Tensor,
-    *,
-    num_denoising_steps: int = 2,
-    shift: float = 1.0,
-    context_sigma: float = 0.05,
-    seed: int = 0,
-) -> Tensor:
-    """Generate a whole clip: ``cond`` b t C h w -> frames b t 3 h w in [-1, 1]."""
-    b, t, _, h, w = cond.shape
-    generator = FrameletGenerator(
-        model,
-        height=h,
-        width=w,
-        num_denoising_steps=num_denoising_steps,
-        shift=shift,
-        context_sigma=context_sigma,
-        seed=seed,
-        batch=b,
-    )
-    f = generator.frames_per_framelet
-    if t % f:
-        raise ValueError(f"{t} frames is not a multiple of the framelet length {f}")
-    return torch.cat([generator.step(cond[:, i : i + f]) for i in range(0, t, f)], dim=1)
+        """``cond`` b f C h w (encoded) -> the generated framelet b f 3 h w, clipped to [-1, 1]."""
+        parameter = next(self.model.parameters())
+        cond = cond.to(device=parameter.device, dtype=parameter.dtype)
+        frames = rollout_framelets(
+            self.model, cond, frames_per_framelet=self.frames_per_framelet, sigmas=self.sigmas.to(parameter.device),
+            sigma_ctx=self.context_sigma, generator=self.generator, cache=self.cache,
+        )
+        return frames.clamp(-1, 1)

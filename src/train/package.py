@@ -22,7 +22,11 @@ def training_command() -> str:
 
 def model_card(*, config, data, step: int, metrics: dict, num_params: int, command: str) -> str:
     manifest = data.manifest
-    sources = manifest.get("sources", [])
+    totals = manifest.get("totals", {})
+    extractors = ", ".join(
+        f"{name} {value.get('name', '') if isinstance(value, dict) else value}".strip()
+        for name, value in manifest.get("extractors", {}).items()
+    )
     lines = [
         f"# Velodream renderer: {config.run_name}",
         "",
@@ -33,15 +37,30 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
         f"- preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
         f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
         f"conditions {', '.join(config.conditions.channels)}",
-        f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames",
+        f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
+        + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
         "",
         "## Data",
-        f"- prepared dataset `{config.data.dataset}`",
+        f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "
+        f"{totals.get('val_frames', '?')} held-out frames; extractors: {extractors})",
     ]
-    for source in sources:
-        name = source.get("name") or source.get("path") if isinstance(source, dict) else str(source)
-        lines.append(f"  - {name}")
-    lines += ["", "## Validation (EMA weights)"]
+    for video in manifest.get("videos", []):
+        splits = video.get("splits", {})
+        lines.append(
+            f"  - `{Path(video.get('source', '?')).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
+            f"{splits.get('val', {}).get('num_frames', '?')} held-out frames (the last part of the video)"
+        )
+    lines += [
+        "",
+        "## Validation (EMA weights)",
+        "",
+        "real_*: rollouts on held-out real clips against the real frames (flat_condition: the flat-colour",
+        "input itself as the prediction, a regression-style reference); game_warp_error: flicker of a game",
+        "ride under the game's exact flow (raster: the same for the raster frames); game_swd_to_real:",
+        "sliced Wasserstein distance of patch statistics to real held-out frames (lower = more like real",
+        "video; raster: the raster frames' distance).",
+        "",
+    ]
     if metrics:
         for key, value in metrics.items():
             lines.append(f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}")
@@ -51,6 +70,11 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
         "",
         "## Reproduce",
         "```",
+        *(
+            ["uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"]
+            if Path(config.data.dataset) == Path("data/prepared/default")
+            else [f"# prepare {config.data.dataset} with src.scripts.prepare_data (see data/README.md)"]
+        ),
         command,
         "```",
         "",
@@ -86,8 +110,21 @@ def export_package(
         context_sigma=config.validation.context_sigma,
         shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
     )
+    samples = Path(run_dir) / "samples"
+    extra_files = {
+        f"samples_{kind}.png": samples / f"{kind}_latest.png"
+        for kind in ("real", "game")
+        if (samples / f"{kind}_latest.png").is_file()
+    }
+    if extra_files:
+        images = "\n".join(f"![{name}]({name})" for name in extra_files)
+        readme += (
+            f"\n## Samples\n\n{images}\n\n"
+            "Columns: flat-colour condition | generated | real frames (real) or raster frames (game).\n"
+        )
     return write_package(
         out_dir,
+        extra_files=extra_files,
         model=model,
         spec=config.conditions,
         stats=data.stats,

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from src.common.video import save_png, write_mp4
+from src.diffusion.flow_matching import make_sigmas
+from src.diffusion.rollout import rollout_framelets
 from src.eval.metrics import psnr, sliced_wasserstein_distance, ssim, temporal_warp_error
-from src.runtime.rollout import generate_clip
 
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,16 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
     val = config.validation
     samples_dir = run_dir / "samples"
     device = next(model.parameters()).device
-    sampling = dict(num_denoising_steps=val.num_denoising_steps, shift=shift, context_sigma=val.context_sigma)
+    frames_per_framelet = int(model.config.frames_per_token)
+    sigmas = make_sigmas(val.num_denoising_steps, shift).to(device)
+
+    def generate(cond: torch.Tensor, seed: int) -> torch.Tensor:
+        """Autoregressive rollout of a whole clip ``b t C h w`` -> ``t 3 h w`` in [-1, 1]."""
+        generator = torch.Generator(device=device).manual_seed(seed)
+        frames = rollout_framelets(model, cond, frames_per_framelet=frames_per_framelet, sigmas=sigmas,
+                                   sigma_ctx=val.context_sigma, generator=generator)
+        return frames[0].clamp(-1, 1).cpu()
+
     metrics: dict[str, float] = {}
 
     # (a) real held-out clips
@@ -57,7 +67,7 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
     flat_scores, gen_psnr, gen_ssim, real_warp = [], [], [], []
     for index, clip in enumerate(clips):
         cond = clip["cond"][None].to(device)
-        generated = generate_clip(model, cond, seed=index, **sampling)[0].cpu()
+        generated = generate(cond, seed=index)
         real = clip["frames"]
         flat = clip["cond"][:, data.albedo_slice]  # the flat-colour condition, in [-1, 1]
         gen_psnr.append(psnr(to_unit(generated), to_unit(real)))
@@ -86,7 +96,7 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
     )
     if game is not None:
         cond = game["cond"][None].to(device)
-        generated = generate_clip(model, cond, seed=1000, **sampling)[0].cpu()
+        generated = generate(cond, seed=1000)
         raster = game["raster"]
         metrics["game_warp_error"] = temporal_warp_error(to_unit(generated), game["flow_px"])
         metrics["game_raster_warp_error"] = temporal_warp_error(to_unit(raster), game["flow_px"])
