@@ -164,6 +164,7 @@ def run_pnnx(
 ) -> dict[str, Path]:
     """Trace ``module`` on ``inputs`` (batch 1), convert with pnnx (fp32 weights) into
     ``out_dir/<name>.ncnn.{param,bin}`` and check that every op was converted."""
+    out_dir = Path(out_dir).resolve()  # pnnx runs inside out_dir: relative paths would break
     out_dir.mkdir(parents=True, exist_ok=True)
     pt_path = out_dir / f"{name}.pt"
     with torch.no_grad(), warnings.catch_warnings():
