@@ -26,7 +26,8 @@ def test_the_bundled_package_is_complete_and_small():
     from src.runtime.package import load_package
 
     check_package(BUNDLED)
-    size = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
+    committed = [p for p in BUNDLED.rglob("*") if p.is_file() and "ncnn" not in p.relative_to(BUNDLED).parts]
+    size = sum(p.stat().st_size for p in committed)  # ncnn/ exports are made on demand, not committed
     assert size < 50 * 2**20
     package = load_package(BUNDLED)
     card = (BUNDLED / "README.md").read_text()

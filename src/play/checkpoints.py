@@ -68,10 +68,8 @@ def resolve_checkpoint(
 ) -> Path:
     """Turn a checkpoint source into a local, complete package directory (downloading if needed)."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if offline is None:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or bool(
-            os.environ.get("VELODREAM_OFFLINE")
-        )
+    if offline is None:  # the hub client also honours its own HF_HUB_OFFLINE
+        offline = os.environ.get("VELODREAM_OFFLINE", "0") not in ("0", "", "false")
     if source.startswith("hf://"):
         return _resolve_hub(source, cache, offline)
     if re.match(r"^https?://", source):

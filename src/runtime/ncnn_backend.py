@@ -57,9 +57,10 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
         for key in ("param", "bin"):
             if not paths[key].is_file():
                 raise UserError(f"the ncnn export did not write {paths[key].name}")
-        for leftover in staging.iterdir():  # keep only what the runtime loads (and the shapes)
-            if not leftover.name.startswith(name):
-                leftover.unlink() if leftover.is_file() else None
+        keep = {paths["param"].name, paths["bin"].name, paths["shapes"].name}
+        for leftover in staging.iterdir():  # pnnx's intermediates (torchscript, onnx, ...) are not needed
+            if leftover.name not in keep and leftover.is_file():
+                leftover.unlink()
     return param, weights
 
 
