@@ -87,8 +87,10 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
             metrics["real_video_warp_error"] = float(np.mean(real_warp))
         video = np.concatenate(rows, axis=1)  # clips stacked vertically
         write_mp4(samples_dir / f"real_step{step:07d}.mp4", video, fps=data.fps)
-        save_png(samples_dir / f"real_step{step:07d}.png", _frame_strip(video))
-        save_png(samples_dir / "real_latest.png", _frame_strip(video))
+        # the picture: three frames of each of the first two clips
+        picture = np.concatenate([_frame_strip(row, count=3) for row in rows[:2]], axis=0)
+        save_png(samples_dir / f"real_step{step:07d}.png", picture)
+        save_png(samples_dir / "real_latest.png", picture)
 
     # (b) and (c): the game ride
     game = data.game_validation_clip(
