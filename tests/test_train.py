@@ -86,7 +86,9 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
         )
     }
     package = {
-        f"package/{name}" for name in ("config.json", "model.safetensors", "conditions.json", "README.md")
+        f"package/{name}"
+        for name in ("config.json", "model.safetensors", "conditions.json", "README.md", "samples_real.png",
+                     "samples_game.png")
     }
     samples = {
         f"samples/{name}"
