@@ -147,3 +147,28 @@ def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
             and message in done.stderr
             and "Traceback" not in done.stderr
         )
+
+
+@pytest.mark.slow
+def test_the_window_opens_on_a_real_x_server(tmp_path):
+    """SDL on X11 next to the game's EGL context (the dummy driver cannot catch GLX conflicts)."""
+    import os
+    import shutil
+    import time
+
+    if shutil.which("Xvfb") is None:
+        assert not os.environ.get("CI"), "CI installs xvfb (.ci/run)"
+        pytest.skip("Xvfb is not installed here (apt-get install xvfb)")
+    display = f":{100 + os.getpid() % 400}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        env = {**os.environ, "DISPLAY": display, "SDL_VIDEODRIVER": "x11"}
+        for renderer in ("neural", "raster"):
+            done = subprocess.run([sys.executable, "-m", "src.scripts.play_game", "--renderer", renderer, "--autopilot",
+                                   "--frames", "20"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+    finally:
+        server.terminate()
+        server.wait()

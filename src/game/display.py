@@ -27,6 +27,10 @@ class InputState:
 class GameWindow:
     def __init__(self, width: int, height: int, *, scale: int = 0, title: str = "Velodream"):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        # The game renders offscreen through its own (EGL) OpenGL context and only blits the
+        # result: SDL must not make a GLX context of its own for the window's framebuffer, which
+        # fails on X11 (BadAccess in glXMakeCurrent) once the EGL context exists.
+        os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         import pygame
 
         self.pygame = pygame
@@ -68,7 +72,13 @@ class GameWindow:
     def show(self, rgb: np.ndarray, hud_lines: list[str], banner: str | None = None) -> None:
         pg = self.pygame
         surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB")
-        self.screen.blit(pg.transform.scale(surface, self.size), (0, 0))
+        # fit the view into the window keeping its aspect (side-by-side views are wider)
+        fit = min(self.size[0] / rgb.shape[1], self.size[1] / rgb.shape[0])
+        scaled = (max(1, round(rgb.shape[1] * fit)), max(1, round(rgb.shape[0] * fit)))
+        if scaled != self.size:
+            self.screen.fill((0, 0, 0))
+        self.screen.blit(pg.transform.scale(surface, scaled),
+                         ((self.size[0] - scaled[0]) // 2, (self.size[1] - scaled[1]) // 2))
         y = 6
         for line in hud_lines:
             self._text(self.font, line, (8, y))

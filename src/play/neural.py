@@ -86,7 +86,8 @@ class NeuralWorker:
 
     def __init__(self, renderer: NeuralRenderer):
         self.renderer = renderer
-        self._inbox: queue.Queue = queue.Queue(maxsize=2 * renderer.frames_per_framelet)
+        # one framelet of G-buffers at most: a model that falls behind skips ahead instead of lagging
+        self._inbox: queue.Queue = queue.Queue(maxsize=renderer.frames_per_framelet)
         self._lock = threading.Lock()
         self._latest: np.ndarray | None = None
         self._latency_s = 0.0

@@ -70,7 +70,9 @@ class TorchBackend:
         if dtype not in _DTYPES:
             raise UserError(f"unknown dtype '{dtype}'", f"Choose from {', '.join(_DTYPES)}.")
         self.device = resolve_device(device)
-        model = package.model.to(self.device, _DTYPES[dtype]).eval()
+        model = package.model.to(self.device).eval()
+        if _DTYPES[dtype] != torch.float32:
+            model = model.to(_DTYPES[dtype])
         if compile:
             model.forward_framelet = torch.compile(model.forward_framelet)
         self.generator = FrameletGenerator(
