@@ -18,6 +18,15 @@ from src.common.config import load_config
 from src.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN_NET = [
+    sys.executable,
+    "-m",
+    "src.scripts.train_net",
+    "--conf",
+    "conf/base.yaml",
+    "--conf",
+    "conf/cpu_tiny.yaml",
+]
 TINY_MODEL = "{hidden_dim: 64, num_blocks: 2, num_heads: 2, stem_channels: 8, refine_channels: 8}"
 
 
@@ -87,8 +96,14 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
     }
     package = {
         f"package/{name}"
-        for name in ("config.json", "model.safetensors", "conditions.json", "README.md", "samples_real.png",
-                     "samples_game.png")
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "conditions.json",
+            "README.md",
+            "samples_real.png",
+            "samples_game.png",
+        )
     }
     samples = {
         f"samples/{name}"
@@ -152,13 +167,7 @@ def test_a_run_killed_while_saving_resumes_from_the_previous_checkpoint(tiny_dat
 @pytest.mark.slow
 def test_sigkill_during_training_then_rerun_completes(tiny_dataset, tmp_path):
     args = [
-        sys.executable,
-        "-m",
-        "src.scripts.train_net",
-        "--conf",
-        "conf/base.yaml",
-        "--conf",
-        "conf/cpu_tiny.yaml",
+        *TRAIN_NET,
         *tiny_overrides(
             tiny_dataset, tmp_path, 400, "--validation.enabled", "false", "--checkpoint_every_steps", "1"
         ),
@@ -206,13 +215,7 @@ def test_print_config_for_every_readme_preset(capsys):
 def test_missing_dataset_is_one_clear_error(tmp_path):
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "src.scripts.train_net",
-            "--conf",
-            "conf/base.yaml",
-            "--conf",
-            "conf/cpu_tiny.yaml",
+            *TRAIN_NET,
             "--data.dataset",
             str(tmp_path / "nothing"),
             "--runs_dir",
