@@ -108,8 +108,12 @@ def train(config: TrainConfig) -> Path:
         ckpt.remove_incomplete(run_dir)
         _check_same_run(run_dir, config)
         atomic_write_text(run_dir / "run_config.yaml", to_yaml(config))
-        if not (run_dir / "command.txt").is_file():
-            atomic_write_text(run_dir / "command.txt", training_command() + "\n")
+        # every distinct command that started or resumed this run, in order: the model card quotes
+        # them all, so a run extended with other flags is still reproducible from its card
+        commands_file = run_dir / "command.txt"
+        commands = commands_file.read_text().splitlines() if commands_file.is_file() else []
+        if not commands or commands[-1] != training_command():
+            atomic_write_text(commands_file, "\n".join([*commands, training_command()]) + "\n")
     if config.init_from and resume is None:
         load_weights_from(model, config.init_from)
 
