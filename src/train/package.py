@@ -69,6 +69,10 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
     lines += [
         "",
         "## Reproduce",
+        "",
+        "Prepare the data, then train; where there are several training lines, the first started the run",
+        "and each later one resumed it with the flags shown.",
+        "",
         "```",
         *(
             ["uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"]
