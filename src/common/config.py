@@ -206,8 +206,6 @@ def parse_config(
 def build_from_namespace(parser, namespace) -> Any:
     try:
         return parser.instantiate(namespace).conf
-    except AttributeError:  # older jsonargparse
-        return parser.instantiate_classes(namespace).conf
     except UserError:
         raise
     except Exception as error:

@@ -149,7 +149,10 @@ class ClipDataset(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict:
-        raw = self.raw_clip(index)
+        return self.clip_from_raw(self.raw_clip(index), index)
+
+    def clip_from_raw(self, raw: dict, index: int) -> dict:
+        """The training/validation item for a clip already read with ``raw_clip(index)``."""
         frames = torch.from_numpy(raw["frames"]).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)  # t 3 h w
         channels = {
             "albedo": raw["albedo"],

@@ -17,7 +17,6 @@ open file handles at its start and end, so leaks show.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import threading
@@ -80,8 +79,7 @@ def _bench_one(
     renderer: str,
     backend: str | None,
     steps: int | None,
-    frames: int,
-    package_cache: dict,
+    package,
     progress_label: str,
 ) -> dict:
     from src.game.session import GameSession, PlayConfig
@@ -92,7 +90,6 @@ def _bench_one(
         from src.play.ride import RideConfig, neural_frame_size
         from src.runtime.backends import make_backend
 
-        package = package_cache["package"]
         ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
         width, height = neural_frame_size(ride_config, package)
         runner = make_backend(
@@ -111,7 +108,7 @@ def _bench_one(
     world_ms, render_ms, display_ms, frame_ms = [], [], [], []
     latest = None
     try:
-        for index in tqdm(range(config.warmup_frames + frames), desc=progress_label, leave=False):
+        for index in tqdm(range(config.warmup_frames + config.frames), desc=progress_label, leave=False):
             start = time.perf_counter()
             before = dict(session.timings)
             gbuffer, _, _ = session.frame(None)
@@ -234,7 +231,6 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     from src.runtime.package import load_package
 
     package = load_package(resolve_checkpoint(config.checkpoint))
-    cache = {"package": package}
     rows = []
     for resolution in config.resolutions:
         raster_resolution = f"{package.width}x{package.height}" if resolution == "model" else resolution
@@ -245,8 +241,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                 renderer="raster",
                 backend=None,
                 steps=None,
-                frames=config.frames,
-                package_cache=cache,
+                package=package,
                 progress_label=f"raster {raster_resolution}",
             )
         )
@@ -259,8 +254,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                         renderer="neural",
                         backend=backend,
                         steps=steps,
-                        frames=config.frames,
-                        package_cache=cache,
+                        package=package,
                         progress_label=f"neural {backend} {resolution} {steps} step(s)",
                     )
                 )
@@ -313,7 +307,3 @@ def run_and_report(config: BenchmarkConfig) -> dict:
     atomic_write_json(config.json_out, result)
     print(f"wrote {config.json_out}")
     return result
-
-
-def load_result(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -12,7 +12,6 @@ floating-point tolerance (see tests/test_runtime_parity.py).
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 import numpy as np
@@ -21,8 +20,6 @@ import torch
 from src.common.errors import UserError
 from src.runtime.package import RendererPackage
 from src.runtime.rollout import FrameletGenerator
-
-log = logging.getLogger(__name__)
 
 _DTYPES = {
     "float32": torch.float32,

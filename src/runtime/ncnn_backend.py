@@ -18,7 +18,6 @@ On Vulkan, ncnn uses fp16 storage when asked (``--dtype float16``) and picks coo
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from src.common.io import atomic_directory
 from src.diffusion.flow_matching import euler_sample, make_sigmas
 from src.net.export_step import FrameletStep, NcnnFrameletStep, export_ncnn
 from src.runtime.package import RendererPackage
-
-log = logging.getLogger(__name__)
 
 
 def _export_dir(package: RendererPackage, height: int, width: int) -> Path:

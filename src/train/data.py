@@ -67,8 +67,8 @@ class TrainingData:
             return []
         clips = []
         for index in range(count):
-            item = dataset[index]
-            raw = dataset.raw_clip(index)
+            raw = dataset.raw_clip(index)  # read once: the item and the reference flow both come from it
+            item = dataset.clip_from_raw(raw, index)
             item["flow_px"] = torch.from_numpy(raw["flow"].astype(np.float32))
             clips.append(item)
         return clips
