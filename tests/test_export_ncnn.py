@@ -7,15 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from src.diffusion.flow_matching import add_noise
 from src.net.dit import VelodreamDiT
-from src.net.export_step import (
-    ExportError,
-    FrameletStep,
-    NcnnFrameletStep,
-    export_ncnn,
-    run_pnnx,
-    unconverted_layers,
-)
+from src.net.export_step import FrameletStep
+from src.runtime.ncnn_backend import NcnnNet
+from src.runtime.ncnn_export import ExportError, export_step_ncnn, run_pnnx, unconverted_layers
 from tests.test_net_dit import SMALL, randomized
 
 ncnn = pytest.importorskip("ncnn")
@@ -29,7 +25,7 @@ FP16_TOLERANCE = 5e-2  # fp16 storage + arithmetic on lavapipe; measured ~1e-2
 def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = randomized(VelodreamDiT(**SMALL))
-    paths = export_ncnn(model, tmp_path_factory.mktemp("ncnn"), H, W)
+    paths = export_step_ncnn(model, tmp_path_factory.mktemp("ncnn"), H, W)
     return model, paths
 
 
@@ -41,6 +37,10 @@ def ride_inputs(num_framelets: int):
     return frames, conds, noise
 
 
+def step_runner(paths, **options) -> NcnnNet:
+    return NcnnNet(paths["param"], paths["bin"], num_inputs=6, num_outputs=3, **options)
+
+
 def flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(1, -1, H, W)  # 1 f c h w -> 1 (f c) h w
 
@@ -48,9 +48,9 @@ def flat(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.slow
 def test_ncnn_cpu_step_matches_torch_cache_over_a_ride(exported):
     """Framelet by framelet, past the window: denoise, then push the result as context at
-    sigma_ctx. The ncnn graph with the fixed-size cache + bias equals the eager cache."""
+    context_sigma. The ncnn graph with the fixed-size cache + bias equals the eager cache."""
     model, paths = exported
-    runner = NcnnFrameletStep(paths["param"], paths["bin"])
+    runner = step_runner(paths)
     step = FrameletStep(model, H, W)
     frames, conds, noise = ride_inputs(4)
     sigma, sigma_ctx = torch.tensor([0.7]), torch.tensor([0.1])
@@ -61,8 +61,8 @@ def test_ncnn_cpu_step_matches_torch_cache_over_a_ride(exported):
             expected = model.denoise_framelet(x, cond, sigma, cache)
             x0, _, _ = runner(flat(x), flat(cond), sigma[:, None], past_k, past_v, bias)
             assert (x0 - flat(expected)).abs().max().item() <= FP32_TOLERANCE
-            model.push_context(expected, cond, sigma_ctx, cache, noise=eps)
-            x_ctx = (1 - sigma_ctx) * expected + sigma_ctx * eps
+            x_ctx = add_noise(expected, eps, sigma_ctx)
+            model.push_context(x_ctx, cond, sigma_ctx, cache)
             _, new_k, new_v = runner(flat(x_ctx), flat(cond), sigma_ctx[:, None], past_k, past_v, bias)
             past_k, bias_next = FrameletStep.roll(past_k, new_k, bias)
             past_v, _ = FrameletStep.roll(past_v, new_v, bias)
@@ -77,7 +77,7 @@ def step_inputs(model: VelodreamDiT):
     frames, conds, noise = ride_inputs(2)
     cache = model.new_cache(1, H, W)
     with torch.no_grad():
-        model.push_context(frames[0], conds[0], torch.tensor([0.1]), cache, noise=noise[0])
+        model.push_context(add_noise(frames[0], noise[0], torch.tensor([0.1])), conds[0], torch.tensor([0.1]), cache)
         expected = model.denoise_framelet(frames[1], conds[1], torch.tensor([0.6]), cache)
     past_k, past_v, bias = cache.export_tensors()  # one of two slots filled: the bias masks one
     return (flat(frames[1]), flat(conds[1]), torch.tensor([[0.6]]), past_k, past_v, bias), flat(expected)
@@ -89,7 +89,7 @@ def step_inputs(model: VelodreamDiT):
 def test_ncnn_vulkan_step_matches_torch(exported, fp16, tolerance):
     model, paths = exported
     inputs, expected = step_inputs(model)
-    runner = NcnnFrameletStep(paths["param"], paths["bin"], use_vulkan=True, fp16=fp16)
+    runner = step_runner(paths, use_vulkan=True, fp16=fp16)
     x0, new_k, _ = runner(*inputs)
     assert (x0 - expected).abs().max().item() <= tolerance
     with torch.no_grad():

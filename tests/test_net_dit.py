@@ -15,7 +15,7 @@ SMALL = dict(
     num_blocks=2,
     num_heads=2,
     patch_size=4,
-    frames_per_token=2,
+    frames_per_framelet=2,
     window_framelets=3,
     max_grid_h=8,
     max_grid_w=8,
@@ -54,9 +54,9 @@ def test_kv_cache_generation_equals_parallel_forward(residual):
         for i in range(n):
             frames = slice(i * f, (i + 1) * f)
             outputs.append(model.denoise_framelet(x[:, frames], cond[:, frames], sigma[:, i], cache))
-            # re-noising x with noise = x at level sigma gives x back: the context K/V are then
-            # computed from exactly the input the parallel forward saw for this framelet
-            model.push_context(x[:, frames], cond[:, frames], sigma[:, i], cache, noise=x[:, frames])
+            # the context enters as x itself at level sigma: its K/V are then computed from
+            # exactly the input the parallel forward saw for this framelet
+            model.push_context(x[:, frames], cond[:, frames], sigma[:, i], cache)
     assert cache.num_framelets == SMALL["window_framelets"] - 1
     assert (torch.cat(outputs, dim=1) - parallel).abs().max().item() <= 1e-4
 

@@ -17,7 +17,7 @@ import torch
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.presets import build_dit
-from src.runtime.backends import make_backend
+from src.runtime.backends import make_renderer
 from src.runtime.package import SamplingDefaults, load_package, write_package
 
 H, W = 16, 24
@@ -56,8 +56,8 @@ def tiny_package(tmp_path_factory):
 
 def rollout(package_dir, backend, device="cpu", dtype="float32", framelets=4):
     package = load_package(package_dir)
-    runner = make_backend(
-        backend, package, height=H, width=W, num_denoising_steps=2, device=device, dtype=dtype, seed=3
+    runner = make_renderer(
+        package, backend=backend, height=H, width=W, num_denoising_steps=2, device=device, dtype=dtype, seed=3
     )
     generator = torch.Generator().manual_seed(1)
     conds = [torch.rand(2, 9, H, W, generator=generator) * 2 - 1 for _ in range(framelets)]
@@ -92,9 +92,9 @@ def test_unknown_backend_and_missing_vulkan_are_clear_errors(tiny_package, monke
 
     package = load_package(tiny_package)
     with pytest.raises(UserError, match="unknown backend"):
-        make_backend("onnx", package, height=H, width=W, num_denoising_steps=1)
+        make_renderer(package, backend="onnx", height=H, width=W, num_denoising_steps=1)
     import ncnn
 
     monkeypatch.setattr(ncnn, "get_gpu_count", lambda: 0)
     with pytest.raises(UserError, match="Vulkan"):
-        make_backend("ncnn", package, height=H, width=W, num_denoising_steps=1, device="vulkan")
+        make_renderer(package, backend="ncnn", height=H, width=W, num_denoising_steps=1, device="vulkan")

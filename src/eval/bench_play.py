@@ -2,7 +2,8 @@
 
 For each resolution, renderer, backend and step count it rides the autopilot headless (EGL)
 for ``frames`` frames after ``warmup_frames`` and measures, per frame: world step, G-buffer
-render + readback, encode, model (per framelet and per network evaluation), display (scaling
+render + readback, encode, model (per renderer step -- a framelet of ``frames_per_step`` frames
+-- and per network evaluation, with the passes a step costs), display (scaling
 the frame into a pygame window under whatever SDL video driver is set; the dummy one headless)
 and the end-to-end frame rate with every stage run in sequence on this machine.
 
@@ -88,13 +89,13 @@ def _bench_one(
     if renderer == "neural":
         from src.play.neural import NeuralRenderer
         from src.play.ride import RideConfig, neural_frame_size
-        from src.runtime.backends import make_backend
+        from src.runtime.backends import make_renderer
 
         ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
         width, height = neural_frame_size(ride_config, package)
-        runner = make_backend(
-            backend,
+        runner = make_renderer(
             package,
+            backend=backend,
             height=height,
             width=width,
             num_denoising_steps=steps,
@@ -136,6 +137,7 @@ def _bench_one(
         session.release()
     row = {
         "renderer": renderer,
+        "model": type(package.model).__name__ if neural is not None else "-",
         "backend": backend or "-",
         "resolution": resolution,
         "steps": steps or 0,
@@ -143,6 +145,8 @@ def _bench_one(
         "gbuffer_ms": float(np.mean(render_ms)),
         "display_ms": float(np.mean(display_ms[config.warmup_frames :])) if display_ms else 0.0,
         "encode_ms": 0.0,
+        "frames_per_step": 1,
+        "passes_per_framelet": 0,
         "model_ms_per_framelet": 0.0,
         "model_ms_per_step": 0.0,
         "frame_ms": float(np.mean(frame_ms)),
@@ -150,11 +154,13 @@ def _bench_one(
     }
     if neural is not None:
         times = neural.times.summary()
-        evaluations = steps + 1  # the denoising steps plus the pass that caches the framelet as context
+        passes = runner.passes_per_step  # e.g. the denoising steps plus the pass that caches context
         row.update(
             encode_ms=times["encode_ms"],
+            frames_per_step=runner.frames_per_step,
+            passes_per_framelet=passes,
             model_ms_per_framelet=times["model_ms"],
-            model_ms_per_step=times["model_ms"] / evaluations,
+            model_ms_per_step=times["model_ms"] / passes,
         )
     return row
 
@@ -163,7 +169,7 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
     """Ride ``soak_game_minutes`` of game time headless with the neural renderer; report memory."""
     from src.game.session import GameSession, PlayConfig
     from src.play.neural import NeuralRenderer
-    from src.runtime.backends import make_backend
+    from src.runtime.backends import make_renderer
 
     frames = int(config.soak_game_minutes * 60 * config.soak_fps)
     session = GameSession(
@@ -175,14 +181,8 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
             resolution=f"{package.width}x{package.height}",
         )
     )
-    runner = make_backend(
-        backend,
-        package,
-        height=package.height,
-        width=package.width,
-        num_denoising_steps=steps,
-        device=config.device,
-        seed=config.seed,
+    runner = make_renderer(
+        package, backend=backend, num_denoising_steps=steps, device=config.device, seed=config.seed
     )
     neural = NeuralRenderer(package, runner)
     samples = []
@@ -276,19 +276,20 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
 
 def format_table(result: dict) -> str:
     header = (
-        f"{'renderer':>8} {'backend':>7} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} {'encode':>7} "
-        f"{'model/step':>10} {'model/fl':>9} {'display':>8} {'frame':>7} {'FPS':>6}"
+        f"{'renderer':>8} {'model':>17} {'backend':>7} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} "
+        f"{'encode':>7} {'passes':>6} {'model/step':>10} {'model/fl':>9} {'display':>8} {'frame':>7} {'FPS':>6}"
     )
     lines = [header, "-" * len(header)]
     for row in result["rows"]:
         lines.append(
-            f"{row['renderer']:>8} {row['backend']:>7} {row['resolution']:>9} {row['steps']:>5} "
-            f"{row['world_ms']:>7.2f} {row['gbuffer_ms']:>8.2f} {row['encode_ms']:>7.2f} "
+            f"{row['renderer']:>8} {row['model']:>17} {row['backend']:>7} {row['resolution']:>9} {row['steps']:>5} "
+            f"{row['world_ms']:>7.2f} {row['gbuffer_ms']:>8.2f} {row['encode_ms']:>7.2f} {row['passes_per_framelet']:>6} "
             f"{row['model_ms_per_step']:>10.2f} {row['model_ms_per_framelet']:>9.2f} {row['display_ms']:>8.2f} "
             f"{row['frame_ms']:>7.2f} {row['fps']:>6.1f}"
         )
     lines.append(
-        "(milliseconds per frame; model/fl = per framelet of 2 frames; FPS = every stage in sequence)"
+        "(milliseconds per frame; model/step = one network evaluation, model/fl = one framelet (2 frames for the DiT), passes = "
+        "network evaluations per framelet; FPS = every stage in sequence)"
     )
     if "soak" in result:
         s = result["soak"]

@@ -2,7 +2,7 @@
 
 Read this file top to bottom; ``src/net/README.md`` explains the design choices.
 
-* A *framelet* is ``frames_per_token`` consecutive frames stacked on the channel axis
+* A *framelet* is ``frames_per_framelet`` consecutive frames stacked on the channel axis
   (``b (n f) c h w -> (b n) (f c) h w``); a token is a ``patch_size`` patch of a framelet.
   Frames and encoded condition planes are patchified by strided convolutions and added
   (plus an optional PixelUnshuffle + 3x3 conv stem over both, for locality).
@@ -243,6 +243,9 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
     """Pixel-space causal video DiT predicting clean frames (x0) from noisy frames + conditions."""
 
     _supports_gradient_checkpointing = True
+    # sampled by the flow-matching rollout over new_cache / denoise_framelet / push_context
+    # (src/diffusion/rollout.py); exported to ncnn as one FrameletStep (src/net/export_step.py)
+    renderer_kind = "diffusion"
 
     @register_to_config
     def __init__(
@@ -250,7 +253,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         *,
         image_channels: int = 3,
         condition_channels: int = 9,
-        frames_per_token: int = 2,
+        frames_per_framelet: int = 2,
         patch_size: int = 8,
         hidden_dim: int = 256,
         num_blocks: int = 6,
@@ -260,7 +263,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         max_grid_h: int = 32,
         max_grid_w: int = 32,
         max_framelets: int = 64,
-        residual_condition_channels: tuple[int, ...] | list[int] | None = (0, 1, 2),
+        residual_condition_channels: tuple[int, ...] | list[int] | None = None,
         stem_channels: int = 32,
         refine_channels: int = 32,
         rope_theta: float = 100.0,
@@ -273,7 +276,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
             raise ValueError("the conv stem needs an even patch_size")
         if residual_condition_channels is not None and len(residual_condition_channels) != image_channels:
             raise ValueError("residual_condition_channels must name one condition plane per image channel")
-        f = frames_per_token
+        f = frames_per_framelet
         self.head_dim = hidden_dim // num_heads
         self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
         self.cond_embed = nn.Conv2d(f * condition_channels, hidden_dim, patch_size, stride=patch_size)
@@ -347,6 +350,24 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
             )
         return gh, gw
 
+    @property
+    def frames_per_step(self) -> int:
+        """Frames one generation step renders (a framelet)."""
+        return int(self.config.frames_per_framelet)
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        """Raise ValueError when the model cannot render ``height`` x ``width`` frames."""
+        self.grid_size(height, width)
+
+    def frame_size_hint(self) -> str:
+        """What sizes the model takes, for error messages."""
+        p = self.config.patch_size
+        return f"multiples of {p} up to {self.config.max_grid_w * p}x{self.config.max_grid_h * p}"
+
+    def compile_inference(self) -> None:
+        """torch.compile the single-framelet path that generation runs."""
+        self.forward_framelet = torch.compile(self.forward_framelet)
+
     def resize_positions(self, *, max_grid_h: int, max_grid_w: int, max_framelets: int | None = None) -> None:
         """Allow larger grids (fine-tuning at higher resolution). RoPE is computed from integer
         positions, so no weights change; only the limits stored in the config do."""
@@ -391,7 +412,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         if residual is not None:
             c_per_frame = self.config.condition_channels
             planes = []
-            for frame in range(self.config.frames_per_token):
+            for frame in range(self.config.frames_per_framelet):
                 for channel in residual:
                     index = frame * c_per_frame + channel
                     planes.append(cf[:, index : index + 1])
@@ -406,14 +427,14 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         """Parallel causal forward over a clip.
 
         ``x_noisy``: b t 3 h w, ``cond``: b t C h w, ``sigma``: b n (one level per framelet,
-        ``n = t // frames_per_token``) -> x0 prediction b t 3 h w. Framelet ``i`` attends to
+        ``n = t // frames_per_framelet``) -> x0 prediction b t 3 h w. Framelet ``i`` attends to
         framelets ``i - window_framelets + 1 .. i``.
         """
         cfg = self.config
         b, t, _, h, w = x_noisy.shape
-        f = cfg.frames_per_token
+        f = cfg.frames_per_framelet
         if t % f:
-            raise ValueError(f"{t} frames is not a multiple of frames_per_token={f}")
+            raise ValueError(f"{t} frames is not a multiple of frames_per_framelet={f}")
         n = t // f
         if n > cfg.max_framelets:
             raise ValueError(f"{n} framelets exceed max_framelets={cfg.max_framelets}")
@@ -499,8 +520,8 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
     def _run_cached(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache):
         cfg = self.config
         b, f, _, h, w = x.shape
-        if f != cfg.frames_per_token:
-            raise ValueError(f"a framelet has {cfg.frames_per_token} frames, got {f}")
+        if f != cfg.frames_per_framelet:
+            raise ValueError(f"a framelet has {cfg.frames_per_framelet} frames, got {f}")
         gh, gw = self.grid_size(h, w)
         if (gh, gw) != (cache.grid_h, cache.grid_w):
             raise ValueError("the cache was made for another frame size")
@@ -535,32 +556,18 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         out, _, _ = self._run_cached(x_noisy, cond, sigma, cache)
         return out
 
-    def push_context(
-        self,
-        x_ctx: Tensor,
-        cond: Tensor,
-        sigma_ctx: Tensor | float,
-        cache: KVCache,
-        *,
-        noise: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor | float, cache: KVCache) -> None:
         """Append a generated framelet to the cache as context.
 
-        ``x_ctx`` b f 3 h w is the *clean* framelet (the sampler's output). It is re-noised to
-        ``sigma_ctx`` (b,) as ``(1 - sigma_ctx) x_ctx + sigma_ctx noise`` -- the same noise
-        augmentation the context gets in training -- and its keys/values, computed with
-        that noise level and attending to the current cache, enter the cache; the oldest
-        framelet beyond ``window_framelets - 1`` is dropped. ``noise`` defaults to fresh
-        Gaussian noise (pass zeros, or ``sigma_ctx = 0``, for clean context).
+        ``x_ctx_noisy`` b f 3 h w is the sampler's output already re-noised to ``sigma_ctx`` (b,)
+        by ``src.diffusion.flow_matching.add_noise`` -- the noise augmentation the context gets
+        in training (the rollout does the noising, so every backend draws the same noise). Its
+        keys/values, computed at that noise level while attending to the current cache, enter
+        the cache; the oldest framelet beyond ``window_framelets - 1`` is dropped.
         """
         if cache.max_framelets == 0:
             return
-        b = x_ctx.shape[0]
-        sigma_ctx = torch.as_tensor(sigma_ctx, dtype=x_ctx.dtype, device=x_ctx.device).reshape(-1).expand(b)
-        if noise is None:
-            noise = torch.randn(x_ctx.shape, generator=generator, device=x_ctx.device, dtype=x_ctx.dtype)
-        s = sigma_ctx.reshape(b, 1, 1, 1, 1)
-        x_in = (1.0 - s) * x_ctx + s * noise
-        _, new_k, new_v = self._run_cached(x_in, cond, sigma_ctx, cache)
+        b = x_ctx_noisy.shape[0]
+        sigma_ctx = torch.as_tensor(sigma_ctx, dtype=x_ctx_noisy.dtype, device=x_ctx_noisy.device).reshape(-1)
+        _, new_k, new_v = self._run_cached(x_ctx_noisy, cond, sigma_ctx.expand(b), cache)
         cache.append(new_k, new_v)

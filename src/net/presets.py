@@ -1,5 +1,8 @@
 """One registry of DiT sizes. ``build_dit("tiny", window_framelets=2)`` overrides any field.
 
+Presets predict a residual on planes 0-2, where the default condition spec puts the albedo;
+training builds its model from the run's spec instead (``src/train/model_io.py``).
+
 * ``tiny``: the CPU preset (64x64..96x96 on 2 cores; see ``src/net/README.md`` for timings).
 * ``S``: a small GPU model for 128..256 px.
 * ``B``: ~100M parameters for GPU pretraining and high-resolution fine-tuning.
@@ -15,36 +18,39 @@ DIT_PRESETS: dict[str, dict] = {
         num_blocks=6,
         num_heads=3,
         patch_size=8,
-        frames_per_token=2,
+        frames_per_framelet=2,
         window_framelets=4,
         max_grid_h=16,
         max_grid_w=16,
         stem_channels=32,
         refine_channels=32,
+        residual_condition_channels=(0, 1, 2),
     ),
     "S": dict(
         hidden_dim=384,
         num_blocks=12,
         num_heads=6,
         patch_size=8,
-        frames_per_token=2,
+        frames_per_framelet=2,
         window_framelets=6,
         max_grid_h=32,
         max_grid_w=32,
         stem_channels=64,
         refine_channels=32,
+        residual_condition_channels=(0, 1, 2),
     ),
     "B": dict(
         hidden_dim=640,
         num_blocks=12,
         num_heads=10,
         patch_size=16,
-        frames_per_token=2,
+        frames_per_framelet=2,
         window_framelets=8,
         max_grid_h=32,
         max_grid_w=32,
         stem_channels=96,
         refine_channels=48,
+        residual_condition_channels=(0, 1, 2),
     ),
 }
 

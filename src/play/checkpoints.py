@@ -33,34 +33,11 @@ from tqdm import tqdm
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory
+from src.runtime.package import REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
 
-REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _CHUNK_BYTES = 1 << 16
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("VELODREAM_CACHE", Path.home() / ".cache" / "velodream"))
-
-
-def check_package(directory: str | Path, *, source: str | None = None) -> Path:
-    """Return ``directory`` if it is a complete renderer package, else raise a UserError."""
-    directory = Path(directory)
-    label = source or str(directory)
-    if not directory.is_dir():
-        raise UserError(
-            f"renderer package not found: {label}",
-            "Give a package directory (with config.json, model.safetensors, conditions.json), "
-            "hf://owner/repo, or an https:// archive URL with #sha256=...",
-        )
-    missing = [name for name in REQUIRED_PACKAGE_FILES if not (directory / name).is_file()]
-    if missing:
-        raise UserError(
-            f"renderer package {label} is missing {', '.join(missing)}",
-            "Re-export it with `python -m src.scripts.export_package RUN --out DIR` or download it again.",
-        )
-    return directory
 
 
 def resolve_checkpoint(

@@ -1,8 +1,9 @@
-"""The neural renderer: game G-buffers -> the same ``encode`` as training -> DiT -> RGB frames.
+"""The neural view: game G-buffers -> the same ``encode`` as training -> a renderer -> RGB frames.
 
 ``NeuralRenderer`` is synchronous: push one G-buffer per game frame; every
-``frames_per_framelet`` pushes it generates that many frames (the model renders framelets of
-consecutive frames, so its output lags the game by up to one framelet). ``NeuralWorker`` runs
+``renderer.frames_per_step`` pushes it renders that many frames (the DiT renders framelets of
+2 consecutive frames, so its output lags the game by up to one framelet). The renderer is
+anything behind ``src/runtime/renderer.py``'s interface (DiT, flat-colour baseline, ...). ``NeuralWorker`` runs
 it in its own thread for the interactive loop: the game never waits for the model, the window
 shows the newest neural frame, and the HUD reads the worker's FPS and latency.
 """
@@ -20,8 +21,8 @@ import torch
 
 from src.common.gbuffer import GBuffer
 from src.conditions.encode import encode_gbuffer
-from src.runtime.backends import Backend
 from src.runtime.package import RendererPackage
+from src.runtime.renderer import Renderer
 
 
 @dataclass
@@ -44,33 +45,33 @@ def frames_to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 class NeuralRenderer:
-    def __init__(self, package: RendererPackage, backend: Backend, *, fov_y_deg: float | None = None):
+    def __init__(self, package: RendererPackage, renderer: Renderer, *, fov_y_deg: float | None = None):
         self.package = package
-        self.backend = backend
+        self.renderer = renderer
         self.fov_y_deg = fov_y_deg
-        self.frames_per_framelet = int(package.model.config.frames_per_token)
+        self.frames_per_step = renderer.frames_per_step
         self.times = StageTimes()
         self._pending: list[torch.Tensor] = []
 
     def reset(self) -> None:
         """A new ride: drop the context and any half-collected framelet."""
-        self.backend.reset()
+        self.renderer.reset()
         self._pending.clear()
 
     def encode(self, gbuffer: GBuffer) -> torch.Tensor:
         return encode_gbuffer(gbuffer, self.package.spec, self.package.stats, fov_y_deg=self.fov_y_deg)
 
     def push(self, gbuffer: GBuffer) -> np.ndarray | None:
-        """Add one frame's G-buffer; returns ``f h w 3`` uint8 frames when a framelet completes."""
+        """Add one frame's G-buffer; returns ``f h w 3`` uint8 frames when a step's frames are in."""
         start = time.perf_counter()
         self._pending.append(self.encode(gbuffer))
         self.times.encode_ms.append((time.perf_counter() - start) * 1e3)
-        if len(self._pending) < self.frames_per_framelet:
+        if len(self._pending) < self.frames_per_step:
             return None
         cond = torch.stack(self._pending).numpy()  # f C h w
         self._pending.clear()
         start = time.perf_counter()
-        frames = self.backend.step(cond)
+        frames = self.renderer.step(cond)
         self.times.model_ms.append((time.perf_counter() - start) * 1e3)
         return frames_to_uint8(frames)
 
@@ -86,8 +87,8 @@ class NeuralWorker:
 
     def __init__(self, renderer: NeuralRenderer):
         self.renderer = renderer
-        # one framelet of G-buffers at most: a model that falls behind skips ahead instead of lagging
-        self._inbox: queue.Queue = queue.Queue(maxsize=renderer.frames_per_framelet)
+        # one step of G-buffers at most: a model that falls behind skips ahead instead of lagging
+        self._inbox: queue.Queue = queue.Queue(maxsize=renderer.frames_per_step)
         self._lock = threading.Lock()
         self._latest: np.ndarray | None = None
         self._latency_s = 0.0

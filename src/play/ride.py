@@ -3,7 +3,8 @@
 ``RideConfig`` extends the game's ``PlayConfig`` with the renderer options. With
 ``renderer="neural"`` the game renders its G-buffers at the model's own resolution (unless
 ``--resolution`` says otherwise), every G-buffer goes through the same ``encode`` as training,
-and the DiT turns them into frames:
+and the package's renderer (the DiT, or any model behind ``src/runtime/renderer.py``) turns them
+into frames:
 
 - in a window, the model works in its own thread (``NeuralWorker``); the window shows the
   newest neural frame and the HUD its frame rate and latency;
@@ -25,7 +26,7 @@ from src.common.gbuffer import GBuffer
 from src.game.session import FrameInfo, PlayConfig, builtin_view
 from src.play.checkpoints import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
-from src.runtime.backends import make_backend
+from src.runtime.backends import check_frame_size, make_renderer
 from src.runtime.package import RendererPackage, load_package
 
 DEFAULT_CHECKPOINT = "game/models/default"
@@ -52,16 +53,7 @@ def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int
     if config.resolution is None:
         return package.width, package.height
     width, height = parse_resolution(config.resolution)
-    patch = int(package.model.config.patch_size)
-    if width % patch or height % patch:
-        raise UserError(
-            f"--resolution {config.resolution} is not a multiple of the model's patch size {patch}",
-            f"Use sides divisible by {patch}, e.g. {package.width}x{package.height} (the model's own).",
-        )
-    max_w = package.model.config.max_grid_w * patch
-    max_h = package.model.config.max_grid_h * patch
-    if width > max_w or height > max_h:
-        raise UserError(f"--resolution {config.resolution} exceeds the model's largest grid ({max_w}x{max_h})")
+    check_frame_size(package.model, width, height)
     return width, height
 
 
@@ -143,14 +135,13 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     package = load_package(package_dir)
     width, height = neural_frame_size(config, package)
-    steps = config.steps if config.steps is not None else package.sampling.num_denoising_steps
-    if steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
-    backend = make_backend(
-        config.backend, package, height=height, width=width, num_denoising_steps=steps,
+    if config.steps is not None and config.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {config.steps}")
+    renderer = make_renderer(
+        package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
         device=config.device, dtype=config.dtype, compile=config.compile, seed=config.seed,
     )
-    renderer = NeuralRenderer(package, backend, fov_y_deg=config.camera.fov_y_deg)
+    renderer = NeuralRenderer(package, renderer, fov_y_deg=config.camera.fov_y_deg)
     source = SyncNeuralSource(renderer) if config.headless else ThreadedNeuralSource(renderer)
     return source, (width, height)
 

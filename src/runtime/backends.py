@@ -1,25 +1,21 @@
-"""Inference backends behind one interface: a framelet generator with a rolling context.
+"""Building a renderer (``src/runtime/renderer.py``) for a package, a backend and a frame size.
 
-    backend.reset()                    forget the context (a new ride)
-    backend.step(cond) -> frames       cond f C h w float32 (encoded) -> frames f 3 h w in [-1, 1]
+``make_renderer(package, backend="torch" | "ncnn", ...)`` is the one entry point of play, the
+benchmark and ``evaluate``; ``torch_renderer(model, ...)`` serves validation during training,
+where the model is not yet a package. Nothing here depends on which model class the package
+holds: its ``renderer_kind`` picks ``DiffusionRenderer`` or ``DirectRenderer``.
 
-``TorchBackend`` runs the DiT in torch (CPU or CUDA, fp32/bf16/fp16, optional torch.compile).
-``NcnnBackend`` runs the pnnx export of one framelet step in ncnn (CPU, or Vulkan with fp16
-storage where a Vulkan device exists) with the KV cache as explicit input/output tensors.
-Both use the same Euler schedule and context re-noising, so they give the same frames up to
-floating-point tolerance (see tests/test_runtime_parity.py).
+torch runs on the CPU or CUDA in fp32/bf16/fp16, optionally under ``torch.compile``; ncnn runs the
+pnnx export of the model's step on the CPU or on Vulkan (fp16 storage with ``dtype=float16``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import numpy as np
 import torch
 
 from src.common.errors import UserError
-from src.runtime.package import RendererPackage
-from src.runtime.rollout import FrameletGenerator
+from src.runtime.package import RendererPackage, SamplingDefaults
+from src.runtime.renderer import DiffusionRenderer, DirectRenderer, Renderer
 
 _DTYPES = {
     "float32": torch.float32,
@@ -29,14 +25,7 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-
-
-class Backend(Protocol):
-    name: str
-
-    def reset(self) -> None: ...
-
-    def step(self, cond: np.ndarray | torch.Tensor) -> np.ndarray: ...
+BACKENDS = ("torch", "ncnn")
 
 
 def resolve_device(device: str) -> str:
@@ -47,87 +36,6 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise UserError(f"unknown device '{device}'", "Use cpu, cuda or auto.")
     return device
-
-
-class TorchBackend:
-    name = "torch"
-
-    def __init__(
-        self,
-        package: RendererPackage,
-        *,
-        height: int,
-        width: int,
-        num_denoising_steps: int,
-        device: str = "cpu",
-        dtype: str = "float32",
-        compile: bool = False,
-        seed: int = 0,
-    ):
-        if dtype not in _DTYPES:
-            raise UserError(f"unknown dtype '{dtype}'", f"Choose from {', '.join(_DTYPES)}.")
-        self.device = resolve_device(device)
-        model = package.model.to(self.device).eval()
-        if _DTYPES[dtype] != torch.float32:
-            model = model.to(_DTYPES[dtype])
-        if compile:
-            model.forward_framelet = torch.compile(model.forward_framelet)
-        self.generator = FrameletGenerator(
-            model,
-            height=height,
-            width=width,
-            num_denoising_steps=num_denoising_steps,
-            shift=package.sampling.shift,
-            context_sigma=package.sampling.context_sigma,
-            seed=seed,
-        )
-
-    def reset(self) -> None:
-        self.generator.reset()
-
-    def step(self, cond: np.ndarray | torch.Tensor) -> np.ndarray:
-        cond = torch.as_tensor(cond)[None]
-        return self.generator.step(cond)[0].float().cpu().numpy()
-
-
-def make_backend(
-    name: str,
-    package: RendererPackage,
-    *,
-    height: int,
-    width: int,
-    num_denoising_steps: int,
-    device: str = "cpu",
-    dtype: str = "float32",
-    compile: bool = False,
-    seed: int = 0,
-) -> Backend:
-    """Build the backend called ``name`` (torch or ncnn) for one renderer package and frame size."""
-    if name == "torch":
-        return TorchBackend(
-            package,
-            height=height,
-            width=width,
-            num_denoising_steps=num_denoising_steps,
-            device=device,
-            dtype=dtype,
-            compile=compile,
-            seed=seed,
-        )
-    if name == "ncnn":
-        from src.runtime.ncnn_backend import NcnnBackend
-
-        use_vulkan = resolve_ncnn_device(device)
-        return NcnnBackend(
-            package,
-            height=height,
-            width=width,
-            num_denoising_steps=num_denoising_steps,
-            use_vulkan=use_vulkan,
-            fp16=dtype in ("float16", "fp16"),
-            seed=seed,
-        )
-    raise UserError(f"unknown backend '{name}'", "Use torch or ncnn.")
 
 
 def resolve_ncnn_device(device: str) -> bool:
@@ -145,3 +53,109 @@ def resolve_ncnn_device(device: str) -> bool:
             "Install a Vulkan driver (libvulkan1 mesa-vulkan-drivers for a software one) or use --device cpu.",
         )
     return True
+
+
+def check_frame_size(model, width: int, height: int) -> None:
+    """A UserError when the model cannot render ``width`` x ``height`` frames."""
+    try:
+        model.check_frame_size(height, width)
+    except ValueError as error:
+        raise UserError(
+            f"the model cannot render {width}x{height} frames ({error})",
+            f"It takes {model.frame_size_hint()}.",
+        ) from None
+
+
+def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps, base: dict) -> Renderer:
+    """Wrap ``runner`` -- the torch model itself, or its ncnn export behind the same methods
+    (``CachedDenoiser`` for diffusion models, ``forward_frames`` for direct ones) -- by the kind."""
+    if model.renderer_kind == "diffusion":
+        steps = sampling.num_denoising_steps if num_denoising_steps is None else num_denoising_steps
+        if steps < 1:
+            raise UserError(f"the number of denoising steps must be at least 1, got {steps}")
+        return DiffusionRenderer(
+            runner,
+            num_denoising_steps=steps,
+            shift=sampling.shift,
+            context_sigma=sampling.context_sigma,
+            backend=backend,
+            **base,
+        )
+    if model.renderer_kind == "direct":
+        return DirectRenderer(runner.forward_frames, backend=backend, **base)
+    raise UserError(f"no renderer for model kind {model.renderer_kind!r}")
+
+
+def torch_renderer(
+    model,
+    *,
+    sampling: SamplingDefaults,
+    width: int,
+    height: int,
+    native_size: tuple[int, int] | None = None,
+    num_denoising_steps: int | None = None,
+    seed: int = 0,
+) -> Renderer:
+    """A renderer over a torch model as it is (its device and dtype; nothing is moved or compiled)."""
+    check_frame_size(model, width, height)
+    tensor = next(iter([*model.parameters(), *model.buffers()]))
+    base = dict(
+        frames_per_step=model.frames_per_step,
+        native_size=native_size or (width, height),
+        frame_size=(width, height),
+        device=tensor.device,
+        dtype=tensor.dtype,
+        seed=seed,
+    )
+    return _build(model, model, backend="torch", sampling=sampling, num_denoising_steps=num_denoising_steps, base=base)
+
+
+def make_renderer(
+    package: RendererPackage,
+    *,
+    backend: str = "torch",
+    width: int | None = None,
+    height: int | None = None,
+    num_denoising_steps: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile: bool = False,
+    seed: int = 0,
+) -> Renderer:
+    """The package's model as a renderer on ``backend`` at ``width`` x ``height`` (default: its own size)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}'", f"Use {' or '.join(BACKENDS)}.")
+    if dtype not in _DTYPES:
+        raise UserError(f"unknown dtype '{dtype}'", f"Choose from {', '.join(_DTYPES)}.")
+    width, height = width or package.width, height or package.height
+    model = package.model
+    check_frame_size(model, width, height)
+    if backend == "torch":
+        device = resolve_device(device)
+        model = model.to(device=device, dtype=_DTYPES[dtype]).eval()
+        if compile:
+            model.compile_inference()
+        return torch_renderer(
+            model,
+            sampling=package.sampling,
+            width=width,
+            height=height,
+            native_size=(package.width, package.height),
+            num_denoising_steps=num_denoising_steps,
+            seed=seed,
+        )
+    from src.runtime.ncnn_backend import load_ncnn_step
+
+    use_vulkan = resolve_ncnn_device(device)
+    runner = load_ncnn_step(
+        package, height=height, width=width, use_vulkan=use_vulkan, fp16=_DTYPES[dtype] == torch.float16
+    )
+    base = dict(
+        frames_per_step=model.frames_per_step,
+        native_size=(package.width, package.height),
+        frame_size=(width, height),
+        device="cpu",
+        dtype=torch.float32,
+        seed=seed,
+    )
+    return _build(model, runner, backend="ncnn", sampling=package.sampling, num_denoising_steps=num_denoising_steps, base=base)

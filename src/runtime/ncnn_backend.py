@@ -1,14 +1,15 @@
-"""The ncnn backend: the pnnx export of one framelet step, run on the CPU or on Vulkan.
+"""The ncnn backend: a renderer model's exported step graph, run on the CPU or on Vulkan.
 
 The export lives in the renderer package under ``ncnn/<width>x<height>/`` and is made on demand
 the first time a frame size is asked for (written to a temporary folder, then renamed, so an
 interrupted export never leaves a broken one). Where the package folder is read-only (a
-download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package>``.
+download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package digest>``.
 
-The KV cache is a pair of explicit tensors of fixed size fed to every step and rolled after
-each generated framelet, exactly as the torch backend's rolling cache; the random draws
-(initial noise, context re-noising) are the same as ``FrameletGenerator``'s for the same seed,
-so both backends render the same frames up to floating-point tolerance.
+``NcnnDenoiser`` implements the same ``CachedDenoiser`` protocol as the torch DiT
+(``new_cache`` / ``denoise_framelet`` / ``push_context``) over a ``FixedKVCache`` of explicit
+tensors, so the one rollout in ``src/diffusion/rollout.py`` drives both backends and they draw
+the same noise: parity holds by construction, up to floating-point tolerance. Direct models
+(one evaluation per step) run their exported ``DirectStep`` as they are.
 
 On Vulkan, ncnn uses fp16 storage when asked (``--dtype float16``) and picks cooperative-matrix
 (tensor-core) kernels by itself on GPUs that have them: its device line in the log says
@@ -18,120 +19,176 @@ On Vulkan, ncnn uses fp16 storage when asked (``--dtype float16``) and picks coo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory
-from src.diffusion.flow_matching import euler_sample, make_sigmas
-from src.net.export_step import FrameletStep, NcnnFrameletStep, export_ncnn
-from src.runtime.package import RendererPackage
+from src.net.export_step import FixedKVCache
+from src.runtime.ncnn_export import ExportError, export_step_ncnn
+from src.runtime.package import RendererPackage, default_cache_dir
+
+
+class NcnnNet:
+    """Runs an exported graph with ``ncnn.Net``: ``net(*inputs)`` -> output tensors (torch).
+
+    ``use_vulkan`` picks the GPU (lavapipe on CPU-only machines); ``fp16`` turns on fp16 storage
+    (and fp16 arithmetic unless ``fp16_arithmetic=False``); fp32 otherwise. Cooperative matrix
+    is chosen by ncnn itself where the GPU has it. pnnx names the blobs ``in0..`` and ``out0..``.
+    """
+
+    def __init__(
+        self,
+        param_path: str | Path,
+        bin_path: str | Path,
+        *,
+        num_inputs: int,
+        num_outputs: int,
+        use_vulkan: bool = False,
+        fp16: bool = False,
+        fp16_arithmetic: bool | None = None,
+        num_threads: int = 2,
+    ):
+        import ncnn
+
+        self._ncnn = ncnn
+        self.net = ncnn.Net()
+        opt = self.net.opt
+        opt.use_vulkan_compute = use_vulkan
+        opt.num_threads = num_threads
+        opt.use_fp16_storage = fp16
+        opt.use_fp16_packed = fp16
+        opt.use_fp16_arithmetic = fp16 if fp16_arithmetic is None else fp16_arithmetic
+        opt.use_bf16_storage = False
+        if self.net.load_param(str(param_path)) != 0 or self.net.load_model(str(bin_path)) != 0:
+            raise ExportError(f"ncnn could not load {param_path}")
+        self.input_blobs = [f"in{i}" for i in range(num_inputs)]
+        self.output_blobs = [f"out{i}" for i in range(num_outputs)]
+
+    def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        if len(inputs) != len(self.input_blobs):
+            raise ValueError(f"the graph takes {len(self.input_blobs)} inputs, got {len(inputs)}")
+        ncnn = self._ncnn
+        extractor = self.net.create_extractor()
+        for blob, tensor in zip(self.input_blobs, inputs):
+            array = np.ascontiguousarray(tensor.detach().cpu().float().numpy())
+            # batch_index=0: pnnx drops the batch axis; clone() so ncnn owns its copy of the data
+            extractor.input(blob, ncnn.Mat(array, batch_index=0).clone())
+        outputs = []
+        for blob in self.output_blobs:
+            ret, mat = extractor.extract(blob)
+            if ret != 0:
+                raise ExportError(f"ncnn failed to compute {blob}")
+            outputs.append(torch.from_numpy(mat.numpy(batch_index=0).copy()))
+        return tuple(outputs)
+
+
+_EXPORT_NAMES = {"diffusion": "framelet_step", "direct": "direct_step"}
 
 
 def _export_dir(package: RendererPackage, height: int, width: int) -> Path:
     inside = package.path / "ncnn" / f"{width}x{height}"
     if os.access(package.path, os.W_OK):
         return inside
-    from src.play.checkpoints import default_cache_dir
-
     digest = hashlib.sha256((package.path / "model.safetensors").read_bytes()).hexdigest()[:16]
     return default_cache_dir() / "ncnn" / digest / f"{width}x{height}"
 
 
-def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Path, Path]:
-    """The package's ncnn export for this frame size, made now if missing. Returns (param, bin)."""
+def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Path, Path, dict]:
+    """The package's ncnn export for this frame size, made now if missing.
+
+    Returns (param, bin, shapes): ``shapes`` is the export's JSON (input and output shapes).
+    """
     directory = _export_dir(package, height, width)
-    name = "framelet_step"
+    name = _EXPORT_NAMES[package.model.renderer_kind]
     param, weights = directory / f"{name}.ncnn.param", directory / f"{name}.ncnn.bin"
-    if param.is_file() and weights.is_file():
-        return param, weights
-    print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
-    with atomic_directory(directory) as staging:
-        paths = export_ncnn(package.model, staging, height, width, name=name)
-        for key in ("param", "bin"):
-            if not paths[key].is_file():
-                raise UserError(f"the ncnn export did not write {paths[key].name}")
-        keep = {paths["param"].name, paths["bin"].name, paths["shapes"].name}
-        for leftover in staging.iterdir():  # pnnx's intermediates (torchscript, onnx, ...) are not needed
-            if leftover.name not in keep and leftover.is_file():
-                leftover.unlink()
-    return param, weights
+    shapes = directory / f"{name}.json"
+    if not (param.is_file() and weights.is_file() and shapes.is_file()):
+        print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
+        with atomic_directory(directory) as staging:
+            paths = export_step_ncnn(package.model, staging, height, width, name=name)
+            keep = {paths["param"].name, paths["bin"].name, paths["shapes"].name}
+            for path in paths.values():
+                if not path.is_file():
+                    raise UserError(f"the ncnn export did not write {path.name}")
+            for leftover in staging.iterdir():  # pnnx's intermediates (torchscript, onnx, ...) are not needed
+                if leftover.name not in keep and leftover.is_file():
+                    leftover.unlink()
+    return param, weights, json.loads(shapes.read_text())
 
 
-class NcnnBackend:
-    name = "ncnn"
+class NcnnDenoiser:
+    """The exported ``FrameletStep`` behind the ``CachedDenoiser`` protocol (batch 1)."""
 
-    def __init__(
-        self,
-        package: RendererPackage,
-        *,
-        height: int,
-        width: int,
-        num_denoising_steps: int,
-        use_vulkan: bool = False,
-        fp16: bool = False,
-        seed: int = 0,
-        num_threads: int | None = None,
-    ):
-        param, weights = ensure_export(package, height, width)
-        self.step_module = FrameletStep(package.model, height, width)  # shapes and cache helpers only
-        self.net = NcnnFrameletStep(
-            param,
-            weights,
-            use_vulkan=use_vulkan,
-            fp16=fp16,
-            num_threads=num_threads or torch.get_num_threads(),
-        )
-        if use_vulkan:
-            import ncnn
+    def __init__(self, net: NcnnNet, shapes: dict, *, frames_per_framelet: int):
+        self.net = net
+        self.inputs = [tuple(s) for s in shapes["inputs"]]  # x_noisy, cond, sigma, past_k, past_v, attn_bias
+        self.height, self.width = shapes["frame_size"]
+        self.frames_per_framelet = frames_per_framelet
 
-            device = ncnn.get_gpu_info(ncnn.get_default_gpu_index()).device_name()
-            print(
-                f"ncnn Vulkan on {device}, fp16 storage {'on' if fp16 else 'off'}; ncnn enables cooperative-matrix "
-                "kernels itself where the device has them (its fp16-cm flag above)",
-                flush=True,
-            )
-        self.frames_per_framelet = int(package.model.config.frames_per_token)
-        self.height, self.width = height, width
-        self.sigmas = make_sigmas(num_denoising_steps, package.sampling.shift)
-        self.context_sigma = package.sampling.context_sigma
-        self.seed = seed
-        self.reset()
+    def new_cache(self, batch: int, h: int, w: int) -> FixedKVCache:
+        if batch != 1 or (h, w) != (self.height, self.width):
+            raise ValueError(f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {w}x{h}")
+        return FixedKVCache.empty(self.inputs[3], self.inputs[5])
 
-    def reset(self) -> None:
-        self.past_k, self.past_v, self.attn_bias = self.step_module.empty_inputs()
-        self.generator = torch.Generator().manual_seed(self.seed)
-
-    def _run(self, x: torch.Tensor, cond: torch.Tensor, sigma: float):
-        """x: f 3 h w, cond: f C h w -> (x0 f 3 h w, new_k, new_v)."""
-        f, _, h, w = x.shape
+    def _run(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache):
+        """x 1 f 3 h w, cond 1 f C h w, sigma (1,) -> (x0 1 f 3 h w, new_k, new_v)."""
+        b, f, _, h, w = x.shape
         x0, new_k, new_v = self.net(
             x.reshape(1, -1, h, w),
             cond.reshape(1, -1, h, w),
-            torch.full((1, 1), float(sigma)),
-            self.past_k,
-            self.past_v,
-            self.attn_bias,
+            sigma.reshape(1, 1).float(),
+            cache.past_k,
+            cache.past_v,
+            cache.attn_bias,
         )
-        return x0.reshape(f, 3, h, w), new_k, new_v
+        return x0.reshape(b, f, 3, h, w).to(x.dtype), new_k, new_v
 
-    @torch.no_grad()
-    def step(self, cond: np.ndarray | torch.Tensor) -> np.ndarray:
-        cond = torch.as_tensor(cond, dtype=torch.float32)  # f C h w
-        f = cond.shape[0]
-        noise = torch.randn((1, f, 3, self.height, self.width), generator=self.generator)[0]
+    def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
+        return self._run(x_noisy, cond, sigma, cache)[0]
 
-        def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self._run(x, cond, float(sigma.reshape(-1)[0]))[0]
+    def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor, cache: FixedKVCache) -> None:
+        _, new_k, new_v = self._run(x_ctx_noisy, cond, sigma_ctx, cache)
+        cache.roll(new_k, new_v)
 
-        frames = euler_sample(denoiser, noise * float(self.sigmas[0]), self.sigmas)
-        context_noise = torch.randn((1, *frames.shape), generator=self.generator)[0]
-        s = self.context_sigma
-        _, new_k, new_v = self._run((1 - s) * frames + s * context_noise, cond, s)
-        self.past_k, bias = FrameletStep.roll(self.past_k, new_k, self.attn_bias)
-        self.past_v, _ = FrameletStep.roll(self.past_v, new_v, self.attn_bias)
-        self.attn_bias = bias
-        return frames.clamp(-1, 1).numpy()
+
+class NcnnDirect:
+    """The exported ``DirectStep`` behind the direct models' ``forward_frames`` method."""
+
+    def __init__(self, net: NcnnNet):
+        self.net = net
+
+    def forward_frames(self, cf: Tensor) -> Tensor:
+        return self.net(cf)[0][None]  # ncnn drops the batch axis
+
+
+def load_ncnn_step(package: RendererPackage, *, height: int, width: int, use_vulkan: bool, fp16: bool):
+    """The package's step graph at this size in ncnn, behind the same methods as the torch model:
+    a ``NcnnDenoiser`` for a diffusion model, a ``NcnnDirect`` for a direct one."""
+    param, weights, shapes = ensure_export(package, height, width)
+    net = NcnnNet(
+        param,
+        weights,
+        num_inputs=len(shapes["inputs"]),
+        num_outputs=len(shapes["outputs"]),
+        use_vulkan=use_vulkan,
+        fp16=fp16,
+        num_threads=torch.get_num_threads(),
+    )
+    if use_vulkan:
+        import ncnn
+
+        device = ncnn.get_gpu_info(ncnn.get_default_gpu_index()).device_name()
+        print(
+            f"ncnn Vulkan on {device}, fp16 storage {'on' if fp16 else 'off'}; ncnn enables cooperative-matrix "
+            "kernels itself where the device has them (its fp16-cm flag above)",
+            flush=True,
+        )
+    if shapes["renderer_kind"] == "diffusion":
+        return NcnnDenoiser(net, shapes, frames_per_framelet=package.model.frames_per_step)
+    return NcnnDirect(net)

@@ -1,9 +1,10 @@
 """The renderer package: a directory that fully describes a trained renderer.
 
-    config.json        model class and hyper-parameters (diffusers ConfigMixin format)
+    config.json        model class (``_class_name``, any class in ``src/net/models.py``) and its
+                       hyper-parameters (diffusers ConfigMixin format)
     model.safetensors  EMA weights (safetensors only: nothing here is ever unpickled)
-    conditions.json    condition channels, normalisation statistics, the model's resolution and
-                       fps, and its default sampling settings
+    conditions.json    the condition spec (channels, normals source), normalisation statistics,
+                       the model's resolution and fps, and its default sampling settings
     README.md          the model card (data, steps, validation metrics, the training command)
     ncnn/              optional exports, one folder per input shape, made on demand
 
@@ -15,18 +16,48 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
+from diffusers.models.modeling_utils import ModelMixin
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory, atomic_write_json
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
-from src.net.dit import VelodreamDiT
+from src.net.models import renderer_model_class
 
 PACKAGE_FORMAT_VERSION = 1
+REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
+# config keys renamed since packages were first written: old name -> new name
+_RENAMED_CONFIG_KEYS = {"frames_per_token": "frames_per_framelet"}
+
+
+def default_cache_dir() -> Path:
+    """Where downloaded packages and exports of read-only packages go."""
+    return Path(os.environ.get("VELODREAM_CACHE", Path.home() / ".cache" / "velodream"))
+
+
+def check_package(directory: str | Path, *, source: str | None = None) -> Path:
+    """Return ``directory`` if it is a complete renderer package, else raise a UserError."""
+    directory = Path(directory)
+    label = source or str(directory)
+    if not directory.is_dir():
+        raise UserError(
+            f"renderer package not found: {label}",
+            "Give a package directory (with config.json, model.safetensors, conditions.json), "
+            "hf://owner/repo, or an https:// archive URL with #sha256=...",
+        )
+    missing = [name for name in REQUIRED_PACKAGE_FILES if not (directory / name).is_file()]
+    if missing:
+        raise UserError(
+            f"renderer package {label} is missing {', '.join(missing)}",
+            "Re-export it with `python -m src.scripts.export_package RUN --out DIR` or download it again.",
+        )
+    return directory
 
 
 @dataclasses.dataclass
@@ -41,7 +72,7 @@ class RendererPackage:
     """A loaded package: the model (eval mode, CPU, fp32) and everything ``encode`` needs."""
 
     path: Path
-    model: VelodreamDiT
+    model: ModelMixin  # any renderer model class (src/net/models.py)
     spec: ConditionSpec
     stats: ConditionStats
     width: int
@@ -54,7 +85,7 @@ class RendererPackage:
 def write_package(
     directory: str | Path,
     *,
-    model: VelodreamDiT,
+    model: ModelMixin,
     spec: ConditionSpec,
     stats: ConditionStats,
     width: int,
@@ -83,7 +114,7 @@ def write_package(
             staging / "conditions.json",
             {
                 "format_version": PACKAGE_FORMAT_VERSION,
-                "channels": list(spec.channels),
+                **spec.to_dict(),
                 "stats": stats.to_dict(),
                 "width": width,
                 "height": height,
@@ -98,38 +129,68 @@ def write_package(
     return directory
 
 
-def load_package(directory: str | Path, *, device: str | torch.device = "cpu") -> RendererPackage:
-    """Read a package written by ``write_package`` (check it first with ``check_package``)."""
-    from src.play.checkpoints import check_package
-
-    directory = check_package(directory)
+def _read_json(path: Path, directory: Path) -> dict:
     try:
-        meta = json.loads((directory / "conditions.json").read_text())
-        config = VelodreamDiT.load_config(directory)
-    except (json.JSONDecodeError, OSError, ValueError) as error:
-        raise UserError(f"renderer package {directory} has an unreadable file: {error}") from None
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+        raise UserError(
+            f"renderer package {directory} has an unreadable {path.name} ({type(error).__name__}: {error})",
+            "Download or export the package again.",
+        ) from None
+    if not isinstance(value, dict):
+        raise UserError(f"renderer package {directory}: {path.name} is not a JSON object", "Export it again.")
+    return value
+
+
+def load_package(directory: str | Path, *, device: str | torch.device = "cpu") -> RendererPackage:
+    """Read a package written by ``write_package``: any registered model class, its EMA weights,
+    the condition spec and statistics. Every way a package can be broken is a one-line UserError."""
+    directory = check_package(directory)
+    meta = _read_json(directory / "conditions.json", directory)
+    config = _read_json(directory / "config.json", directory)
     if meta.get("format_version") != PACKAGE_FORMAT_VERSION:
         raise UserError(
             f"renderer package {directory} has format {meta.get('format_version')}, this version reads "
             f"{PACKAGE_FORMAT_VERSION}",
             "Update Velodream or re-export the package.",
         )
-    model = VelodreamDiT.from_config(config)
-    state = load_file(directory / "model.safetensors")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    model_class = renderer_model_class(config.get("_class_name"), source=f"renderer package {directory}")
+    config = {_RENAMED_CONFIG_KEYS.get(key, key): value for key, value in config.items()}
+    try:
+        model = model_class.from_config(config)
+        spec = ConditionSpec.from_dict(meta)
+        stats = ConditionStats.from_dict(meta["stats"])
+        width, height, fps = int(meta["width"]), int(meta["height"]), float(meta["fps"])
+        sampling = SamplingDefaults(**meta.get("sampling", {}))
+    except (KeyError, TypeError, ValueError) as error:
         raise UserError(
-            f"renderer package {directory} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+            f"renderer package {directory} has an invalid config ({type(error).__name__}: {error})",
+            "Export the package again.",
+        ) from None
+    try:
+        state = load_file(directory / "model.safetensors")
+    except (SafetensorError, OSError) as error:
+        raise UserError(
+            f"renderer package {directory}: model.safetensors is not a readable safetensors file ({error})",
+            "Download or export the package again.",
+        ) from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise UserError(
+            f"renderer package {directory}: the weights do not match config.json ({first[0].strip()})",
+            "The package's files come from different models; export it again.",
+        ) from None
     model.to(device).eval()
     return RendererPackage(
         path=directory,
         model=model,
-        spec=ConditionSpec(channels=tuple(meta["channels"])),
-        stats=ConditionStats.from_dict(meta["stats"]),
-        width=int(meta["width"]),
-        height=int(meta["height"]),
-        fps=float(meta["fps"]),
-        sampling=SamplingDefaults(**meta.get("sampling", {})),
+        spec=spec,
+        stats=stats,
+        width=width,
+        height=height,
+        fps=fps,
+        sampling=sampling,
         card=meta.get("card", {}),
     )

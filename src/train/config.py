@@ -22,7 +22,7 @@ class DataConfig:
     dataset: str = "data/prepared/default"
     """a prepared dataset folder written by prepare_data"""
     clip_frames: int = 4
-    """frames per training clip (a multiple of the model's frames_per_token)"""
+    """frames per training clip (a multiple of the model's frames_per_framelet)"""
     frame_skip: tuple[int, int] = (1, 1)
     """inclusive range of the stride between the frames of a clip"""
     crop: tuple[int, int] | None = None

@@ -27,8 +27,6 @@ class TrainingData:
         self.frame_size = (int(height), int(width))
         self.fps = float(self.manifest["fps"])
         self.spec = config.conditions
-        slices = self.spec.slices()
-        self.albedo_slice = slices.get("albedo", slice(0, 3))
         crop = tuple(config.data.crop) if config.data.crop else self.frame_size
         self._train = ClipDataset(
             self.root,

@@ -15,11 +15,16 @@ from src.train import checkpoint as ckpt
 
 
 def build_model(config, data) -> VelodreamDiT:
-    """The run's DiT: preset + overrides, with the dataset's condition channels and a position
-    grid large enough for the training frames."""
+    """The run's DiT: preset + overrides, with the condition channels of the run's spec (their
+    number, and the albedo planes as the residual the DiT predicts on) and a position grid
+    large enough for the training frames."""
     height, width = data.frame_size
     overrides = dict(config.model.overrides)
     overrides["condition_channels"] = config.conditions.num_channels
+    albedo = config.conditions.slices().get("albedo")
+    overrides.setdefault(
+        "residual_condition_channels", list(range(albedo.start, albedo.stop)) if albedo is not None else None
+    )
     from src.net.presets import DIT_PRESETS
 
     if config.model.preset not in DIT_PRESETS:

@@ -88,12 +88,22 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
     return "\n".join(lines)
 
 
+def sampling_defaults(config, data) -> SamplingDefaults:
+    """The sampling settings a run's package ships with (validation's, at the data's time shift)."""
+    from src.diffusion.flow_matching import resolution_shift
+
+    height, width = data.frame_size
+    return SamplingDefaults(
+        num_denoising_steps=config.validation.num_denoising_steps,
+        context_sigma=config.validation.context_sigma,
+        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
+    )
+
+
 def export_package(
     model, data, config, out_dir: str | Path, *, step: int, metrics: dict, run_dir: Path
 ) -> Path:
     """Write ``model`` (the EMA weights) as a renderer package; the card quotes the run's command."""
-    from src.diffusion.flow_matching import resolution_shift
-
     height, width = data.frame_size
     command_file = Path(run_dir) / "command.txt"
     command = command_file.read_text().strip() if command_file.is_file() else training_command()
@@ -109,11 +119,7 @@ def export_package(
         "dataset": config.data.dataset,
         "train_config": to_dict(config),
     }
-    sampling = SamplingDefaults(
-        num_denoising_steps=config.validation.num_denoising_steps,
-        context_sigma=config.validation.context_sigma,
-        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
-    )
+    sampling = sampling_defaults(config, data)
     samples = Path(run_dir) / "samples"
     extra_files = {
         f"samples_{kind}.png": samples / f"{kind}_latest.png"

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from src.common.video import save_png, write_mp4
-from src.diffusion.flow_matching import make_sigmas
-from src.diffusion.rollout import rollout_framelets
 from src.eval.metrics import psnr, sliced_wasserstein_distance, ssim, temporal_warp_error
+from src.runtime.backends import torch_renderer
+from src.runtime.renderer import render_clip
 
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
@@ -44,20 +44,23 @@ def grid_video(columns: list[torch.Tensor]) -> np.ndarray:
 
 
 @torch.no_grad()
-def run_validation(model, data, config, *, run_dir: Path, step: int, shift: float) -> dict:
-    """Run (a), (b) and (c) above with the EMA model; return the metrics, write the samples."""
+def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -> dict:
+    """Run (a), (b) and (c) above with ``model`` (the EMA weights; any renderer model class,
+    rendered through the renderer interface with ``sampling``); return the metrics, write the
+    samples."""
     val = config.validation
     samples_dir = run_dir / "samples"
-    device = next(model.parameters()).device
-    frames_per_framelet = int(model.config.frames_per_token)
-    sigmas = make_sigmas(val.num_denoising_steps, shift).to(device)
+    height, width = data.frame_size
+    renderer = torch_renderer(model, sampling=sampling, width=width, height=height)
+    albedo = data.spec.slices().get("albedo")
 
     def generate(cond: torch.Tensor, seed: int) -> torch.Tensor:
-        """Autoregressive rollout of a whole clip ``b t C h w`` -> ``t 3 h w`` in [-1, 1]."""
-        generator = torch.Generator(device=device).manual_seed(seed)
-        frames = rollout_framelets(model, cond, frames_per_framelet=frames_per_framelet, sigmas=sigmas,
-                                   sigma_ctx=val.context_sigma, generator=generator)
-        return frames[0].clamp(-1, 1).cpu()
+        """A whole clip ``t C h w`` from a fresh context -> ``t 3 h w`` in [-1, 1]."""
+        return torch.from_numpy(render_clip(renderer, cond, seed=seed))
+
+    def flat_colour(cond: torch.Tensor) -> torch.Tensor:
+        """The flat-colour condition planes (in [-1, 1]), or grey where the spec has none."""
+        return cond[:, albedo] if albedo is not None else torch.zeros_like(cond[:, :3])
 
     metrics: dict[str, float] = {}
 
@@ -66,10 +69,9 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
     generated_real, real_frames, rows = [], [], []
     flat_scores, gen_psnr, gen_ssim, real_warp = [], [], [], []
     for index, clip in enumerate(clips):
-        cond = clip["cond"][None].to(device)
-        generated = generate(cond, seed=index)
+        generated = generate(clip["cond"], seed=index)
         real = clip["frames"]
-        flat = clip["cond"][:, data.albedo_slice]  # the flat-colour condition, in [-1, 1]
+        flat = flat_colour(clip["cond"])
         gen_psnr.append(psnr(to_unit(generated), to_unit(real)))
         gen_ssim.append(ssim(to_unit(generated), to_unit(real)))
         flat_scores.append((psnr(to_unit(flat), to_unit(real)), ssim(to_unit(flat), to_unit(real))))
@@ -97,8 +99,7 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
         val.game_rollout_frames, seed=val.game_seed, cache_dir=run_dir / "validation"
     )
     if game is not None:
-        cond = game["cond"][None].to(device)
-        generated = generate(cond, seed=1000)
+        generated = generate(game["cond"], seed=1000)
         raster = game["raster"]
         metrics["game_warp_error"] = temporal_warp_error(to_unit(generated), game["flow_px"])
         metrics["game_raster_warp_error"] = temporal_warp_error(to_unit(raster), game["flow_px"])
@@ -108,7 +109,7 @@ def run_validation(model, data, config, *, run_dir: Path, step: int, shift: floa
             swd_raster = sliced_wasserstein_distance(to_unit(raster), reference)
             metrics["game_swd_to_real"] = swd_generated["mean"]
             metrics["game_raster_swd_to_real"] = swd_raster["mean"]
-        flat = game["cond"][:, data.albedo_slice]
+        flat = flat_colour(game["cond"])
         video = grid_video([flat, generated, raster])
         write_mp4(samples_dir / f"game_step{step:07d}.mp4", video, fps=data.fps)
         save_png(samples_dir / f"game_step{step:07d}.png", _frame_strip(video))

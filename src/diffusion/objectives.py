@@ -1,0 +1,69 @@
+"""Training objectives: each owns its noise sampling, noising and loss, over any denoiser.
+
+An objective is called by the generic loop in ``src/train/loop.py`` once per micro-batch:
+
+    loss, logs = objective(model, batch, generator=generator)
+
+``model`` is whatever the loop trains (possibly wrapped by DDP or torch.compile), ``batch`` holds
+``frames`` b t 3 h w in [-1, 1] and ``cond`` b t C h w on the training device, and ``generator``
+(CPU) makes every random draw, so a step's loss is a pure function of the weights, the batch and
+the seed. ``logs`` are extra numbers for ``logs.jsonl``. Objectives with modules of their own (a
+critic, a discriminator) will expose them to the loop the same way; this one has none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from src.diffusion.flow_matching import FlowMatchingLoss, add_noise, sample_sigmas_logit_normal, time_shift
+
+
+@dataclasses.dataclass
+class FlowMatchingObjective:
+    """Flow matching with diffusion forcing and context noise augmentation (the DiT teacher).
+
+    Per framelet ``i`` of a clip of ``n`` framelets:
+
+    * ``sigma_i = time_shift(sigmoid(mean + std * N(0, 1)), shift)`` -- SD3's logit-normal levels
+      (eq. 19) moved by the resolution shift; independent per framelet (diffusion forcing);
+    * with probability ``clean_context_probability`` per clip, every framelet but the last gets
+      only context noise ``U(0, context_noise_max)`` instead: generation sees lightly noised
+      clean context (``rollout_framelets``' ``context_sigma``), so training covers that setting;
+    * ``x_sigma = (1 - sigma) x0 + sigma eps`` and the ``FlowMatchingLoss`` of the x0 prediction
+      (velocity weighting by default: ``|| x0_hat - x0 ||^2 / max(sigma, 0.05)^2``).
+    """
+
+    frames_per_framelet: int
+    shift: float = 1.0
+    sigma_logit_mean: float = 0.0
+    sigma_logit_std: float = 1.0
+    clean_context_probability: float = 0.25
+    context_noise_max: float = 0.1
+    loss_weighting: str = "velocity"
+
+    def __post_init__(self) -> None:
+        self.loss_fn = FlowMatchingLoss(weighting=self.loss_weighting)
+
+    def sample_sigmas(self, batch: int, num_framelets: int, *, generator: torch.Generator) -> Tensor:
+        """Noise levels ``b n`` for a batch of clips (the recipe above), on the CPU."""
+        sigma = sample_sigmas_logit_normal(
+            (batch, num_framelets), mean=self.sigma_logit_mean, std=self.sigma_logit_std, generator=generator
+        )
+        sigma = time_shift(sigma, self.shift)
+        clean_context = torch.rand(batch, generator=generator) < self.clean_context_probability
+        context_sigma = torch.rand(batch, num_framelets, generator=generator) * self.context_noise_max
+        earlier = torch.arange(num_framelets)[None, :] < (num_framelets - 1)
+        return torch.where(clean_context[:, None] & earlier, context_sigma, sigma)
+
+    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w
+        b, t = frames.shape[:2]
+        if t % self.frames_per_framelet:
+            raise ValueError(f"{t} frames is not a multiple of {self.frames_per_framelet} frames per framelet")
+        sigma = self.sample_sigmas(b, t // self.frames_per_framelet, generator=generator).to(frames.device)
+        noise = torch.randn(frames.shape, generator=generator).to(frames.device)
+        prediction = model(add_noise(frames, noise, sigma), cond, sigma)
+        return self.loss_fn(prediction.float(), frames, sigma), {}

@@ -1,0 +1,132 @@
+"""The renderer interface: what play, the benchmark, validation, ``evaluate`` and export see.
+
+Every model that turns encoded conditions into frames -- the DiT, a distilled DiT, a student,
+the flat-colour baseline -- runs behind this, in torch or in ncnn:
+
+    renderer.reset(seed=None)          forget the context or state (a new ride; reseed if given)
+    renderer.step(cond) -> frames      cond f C h w float32 (encoded) -> frames f 3 h w in [-1, 1]
+    renderer.frames_per_step           f: frames one step takes and renders
+    renderer.passes_per_step           network evaluations one step costs
+    renderer.native_size               (width, height) the model was trained at
+    renderer.frame_size                (width, height) it renders now
+    renderer.backend                   "torch" or "ncnn"
+
+Two implementations cover the model kinds (``renderer_kind`` in ``src/net/models.py``):
+``DiffusionRenderer`` drives any ``CachedDenoiser`` (torch DiT or ``NcnnDenoiser``) with the one
+rollout of ``src/diffusion/rollout.py``; ``DirectRenderer`` calls a one-pass step function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.diffusion.flow_matching import make_sigmas
+from src.diffusion.rollout import CachedDenoiser, rollout_framelets
+
+
+class Renderer(Protocol):
+    backend: str
+    frames_per_step: int
+    passes_per_step: int
+    native_size: tuple[int, int]
+    frame_size: tuple[int, int]
+
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def step(self, cond: np.ndarray | Tensor) -> np.ndarray: ...
+
+
+class _RendererBase:
+    def __init__(self, *, backend: str, frames_per_step: int, native_size, frame_size, device, dtype, seed: int):
+        self.backend = backend
+        self.frames_per_step = frames_per_step
+        self.native_size = tuple(native_size)
+        self.frame_size = tuple(frame_size)
+        self.device, self.dtype = torch.device(device), dtype
+        self.seed = seed
+
+    def _condition(self, cond: np.ndarray | Tensor) -> Tensor:
+        """``f C h w`` -> ``1 f C h w`` on the model's device and dtype, with its shape checked."""
+        cond = torch.as_tensor(cond)
+        width, height = self.frame_size
+        if cond.ndim != 4 or cond.shape[0] != self.frames_per_step or tuple(cond.shape[2:]) != (height, width):
+            raise ValueError(
+                f"a step takes {self.frames_per_step} frames of conditions at {width}x{height} (f C h w), "
+                f"got shape {tuple(cond.shape)}"
+            )
+        return cond.to(device=self.device, dtype=self.dtype)[None]
+
+
+class DiffusionRenderer(_RendererBase):
+    """Samples each framelet with Euler steps and keeps the context cache between steps."""
+
+    def __init__(
+        self,
+        denoiser: CachedDenoiser,
+        *,
+        num_denoising_steps: int,
+        shift: float,
+        context_sigma: float,
+        **base,
+    ):
+        super().__init__(**base)
+        self.denoiser = denoiser
+        self.sigmas = make_sigmas(num_denoising_steps, shift, device=self.device)
+        self.context_sigma = context_sigma
+        self.passes_per_step = num_denoising_steps + 1  # the denoising steps plus the context pass
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = self.seed if seed is None else seed
+        width, height = self.frame_size
+        self.cache = self.denoiser.new_cache(1, height, width)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    @torch.no_grad()
+    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+        frames = rollout_framelets(
+            self.denoiser,
+            self._condition(cond),
+            frames_per_framelet=self.frames_per_step,
+            sigmas=self.sigmas,
+            context_sigma=self.context_sigma,
+            generator=self.generator,
+            cache=self.cache,
+        )
+        return frames[0].clamp(-1, 1).float().cpu().numpy()
+
+
+class DirectRenderer(_RendererBase):
+    """One network evaluation per step: ``step_fn(cf 1 (f C) h w) -> 1 (f 3) h w``; no state."""
+
+    passes_per_step = 1
+
+    def __init__(self, step_fn: Callable[[Tensor], Tensor], **base):
+        super().__init__(**base)
+        self.step_fn = step_fn
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = self.seed if seed is None else seed
+
+    @torch.no_grad()
+    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+        cond = self._condition(cond)
+        f, _, h, w = cond.shape[1:]
+        frames = self.step_fn(cond.reshape(1, -1, h, w))
+        return frames.reshape(f, 3, h, w).clamp(-1, 1).float().cpu().numpy()
+
+
+def render_clip(renderer: Renderer, cond: np.ndarray | Tensor, *, seed: int | None = None) -> np.ndarray:
+    """Render a whole clip ``t C h w`` (t a multiple of ``frames_per_step``) from a fresh context:
+    ``t 3 h w`` in [-1, 1]."""
+    cond = torch.as_tensor(cond)
+    f = renderer.frames_per_step
+    if cond.shape[0] % f:
+        raise ValueError(f"{cond.shape[0]} frames is not a multiple of the renderer's {f} frames per step")
+    renderer.reset(seed)
+    return np.concatenate([renderer.step(cond[i : i + f]) for i in range(0, cond.shape[0], f)])
