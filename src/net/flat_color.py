@@ -34,8 +34,13 @@ class FlatColorRenderer(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"albedo_channels must name 3 of the {condition_channels} condition planes, got {albedo_channels}"
             )
-        # no weights; a non-persistent buffer tells callers the model's device and dtype
-        self.register_buffer("anchor", torch.zeros(1), persistent=False)
+        # no weights: the albedo planes are picked by a fixed 0/1 1x1 convolution (exact in fp32),
+        # which pnnx exports with the batch axis handled (its channel slices lose track of it)
+        selection = torch.zeros(frames_per_step * 3, frames_per_step * condition_channels, 1, 1)
+        for frame in range(frames_per_step):
+            for plane, channel in enumerate(albedo_channels):
+                selection[frame * 3 + plane, frame * condition_channels + channel] = 1.0
+        self.register_buffer("selection", selection, persistent=False)
 
     @property
     def frames_per_step(self) -> int:
@@ -53,6 +58,4 @@ class FlatColorRenderer(ModelMixin, ConfigMixin):
 
     def forward_frames(self, cf: Tensor) -> Tensor:
         """``cf`` B (f C) h w, the step's frames' conditions stacked on channels -> B (f 3) h w."""
-        c = self.config.condition_channels
-        planes = [cf[:, i * c + j : i * c + j + 1] for i in range(cf.shape[1] // c) for j in self.config.albedo_channels]
-        return torch.cat(planes, dim=1).clamp(-1, 1)
+        return torch.nn.functional.conv2d(cf, self.selection).clamp(-1, 1)

@@ -145,3 +145,54 @@ def export_package(
         readme=readme,
         card=card,
     )
+
+
+def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=None) -> Path:
+    """A flat-colour baseline package (``FlatColorRenderer``) for a prepared dataset: its
+    normalisation statistics, frame size and fps, and the albedo planes of ``spec`` (default:
+    the standard spec). It has no weights, so it needs no training."""
+    from src.conditions.encode import ConditionStats
+    from src.conditions.spec import ConditionSpec
+    from src.data.prepared import read_manifest
+    from src.net.flat_color import FlatColorRenderer
+
+    spec = spec or ConditionSpec()
+    albedo = spec.slices().get("albedo")
+    if albedo is None:
+        from src.common.errors import UserError
+
+        raise UserError("the flat-colour baseline needs the albedo channel in the condition spec")
+    manifest = read_manifest(dataset)
+    width, height = (int(v) for v in manifest["resolution"])
+    model = FlatColorRenderer(
+        condition_channels=spec.num_channels, albedo_channels=list(range(albedo.start, albedo.stop))
+    )
+    readme = "\n".join(
+        [
+            "# Velodream renderer: flat-colour baseline",
+            "",
+            "Returns the albedo (flat-colour) condition planes as the frame: no weights, no training. The",
+            "reference a learned renderer has to beat on real clips and game rides.",
+            "",
+            f"- statistics, resolution {width}x{height} and {manifest['fps']} fps from the prepared dataset `{dataset}`",
+            "",
+            "## Reproduce",
+            "",
+            "```",
+            training_command(),
+            "```",
+            "",
+        ]
+    )
+    return write_package(
+        out_dir,
+        model=model,
+        spec=spec,
+        stats=ConditionStats.from_dict(manifest["stats"]),
+        width=width,
+        height=height,
+        fps=float(manifest["fps"]),
+        sampling=SamplingDefaults(num_denoising_steps=1),
+        readme=readme,
+        card={"baseline": "flat_color", "dataset": str(dataset), "step": 0},
+    )
