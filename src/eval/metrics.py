@@ -107,7 +107,9 @@ def forward_backward_mask(
     return (difference < bound)[:, None].float()
 
 
-def motion_boundary_mask(flow_px: torch.Tensor, *, alpha: float = 0.01, beta_px2: float = 0.002) -> torch.Tensor:
+def motion_boundary_mask(
+    flow_px: torch.Tensor, *, alpha: float = 0.01, beta_px2: float = 0.002
+) -> torch.Tensor:
     """``b 1 h w`` mask of pixels away from motion boundaries (1 = keep).
 
     A pixel is a boundary where ``|grad u|^2 + |grad v|^2 > alpha |flow|^2 + beta_px2``
