@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from src.eval.metrics import psnr, sliced_wasserstein_distance, ssim, temporal_warp_error
+from src.eval.metrics import (
+    forward_backward_mask,
+    psnr,
+    seam_ratio,
+    sliced_wasserstein_distance,
+    ssim,
+    temporal_warp_error,
+    warp_error_mask,
+)
+
+
+def _real_frames(name: str, *, resolution: str, count: int, fps: float = 2.0) -> torch.Tensor:
+    """``count`` frames of an embedded real clip through the project's decoder, ``n 3 h w`` in [0, 1]."""
+    from src.common.errors import UserError
+    from src.data.decode import DecodeConfig, decode_video
+    from src.data.sources import find_embedded_file
+
+    try:
+        path = find_embedded_file(name)
+    except UserError as error:
+        pytest.skip(str(error))
+    frames = decode_video(path, DecodeConfig(resolution=resolution, fps=fps, max_frames=count))
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
 
 
 def _smooth_images(n: int, seed: int, size: int = 48) -> torch.Tensor:
@@ -39,3 +62,55 @@ def test_swd_separates_distributions():
     same = sliced_wasserstein_distance(real_a, real_b)["mean"]
     different = sliced_wasserstein_distance(real_a, flat)["mean"]
     assert different > 2 * same
+
+
+def test_swd_keeps_a_global_colour_bias_of_the_generated_frames():
+    """Descriptors are normalised with the real set's statistics, so a colour cast that each set's
+    own normalisation would remove shows up (mostly at the coarsest pyramid level)."""
+    frames = _real_frames("vtest.avi", resolution="64x64", count=32)
+    generated, real = frames[0::2], frames[1::2]  # different frames of the same street
+    cast = (generated + torch.tensor([0.08, 0.0, -0.08])[:, None, None]).clamp(0, 1)
+    faithful = sliced_wasserstein_distance(generated, real)
+    biased = sliced_wasserstein_distance(cast, real)
+    assert biased["mean"] > 2 * faithful["mean"]
+    coarsest = max(key for key in faithful if key.startswith("level_"))
+    assert biased[coarsest] > 4 * faithful[coarsest]
+
+
+def test_seam_ratio_finds_a_drawn_grid_and_not_smooth_or_real_frames():
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 96), indexing="ij")
+    gradient = torch.stack([xs, ys, (xs + ys) / 2])[None]  # 1 3 64 96
+    assert abs(seam_ratio(gradient) - 1.0) < 0.02
+    gridded = gradient.clone()
+    gridded[..., :, 8::8] += 0.1  # a brighter first column in every 8-px block
+    gridded[..., 8::8, :] += 0.1
+    assert seam_ratio(gridded) > 5.0
+    assert abs(seam_ratio(gridded, grid=6) - 1.0) < abs(seam_ratio(gridded) - 1.0)
+    # natural street frames at a training size have no 8-px grid
+    for name in ("vtest.avi", "bikes.mp4"):
+        real = _real_frames(name, resolution="96x96", count=8)
+        assert 0.85 < seam_ratio(real) < 1.15, name
+
+
+def test_warp_error_mask_leaves_out_an_occluded_region():
+    """A square moves 4 px right over a static, textured background: the background it uncovers
+    is not in frame t-1, fails the forward-backward check and is left out of the error."""
+    background = _smooth_images(1, 5, size=64)[0]
+    square = torch.tensor([1.0, 0.0, 0.0])[:, None, None].expand(3, 16, 16)
+    previous, current = background.clone(), background.clone()
+    previous[:, 24:40, 20:36] = square
+    current[:, 24:40, 24:40] = square
+    frames = torch.stack([previous, current])
+    flow = torch.zeros(2, 64, 64, 2)  # at pixels of t: x_t - x_{t-1}
+    flow[1, 24:40, 24:40, 0] = 4.0
+    forward = torch.zeros(2, 64, 64, 2)  # at pixels of t-1: where they go
+    forward[1, 24:40, 20:36, 0] = 4.0
+    mask = warp_error_mask(flow, forward_flow_px=forward, exclude_motion_boundaries=False)
+    uncovered = mask[1, 24:40, 20:24]
+    assert uncovered.sum() == 0 and mask[1, :, 44:].all() and mask[1, 24:40, 26:38].all()
+    unmasked = temporal_warp_error(frames, flow)
+    masked = temporal_warp_error(frames, flow, valid_mask=mask)
+    assert masked < 1e-4 < unmasked
+    assert forward_backward_mask(flow[1:], forward[1:]).shape == (1, 1, 64, 64)
+    with_boundaries = warp_error_mask(flow, forward_flow_px=forward)
+    assert with_boundaries[1].sum() < mask[1].sum()  # the square's moving edges are left out too

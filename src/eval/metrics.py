@@ -2,11 +2,17 @@
 
 - ``psnr`` / ``ssim``: reconstruction of held-out real frames. Both reward blurry averages.
 - ``temporal_warp_error``: how much consecutive generated frames disagree after warping the
-  previous one by the exact motion (the game's flow): flicker and drift.
+  previous one by the exact motion (the game's flow): flicker and drift (Lai et al. 2018).
+  Pixels that the flow cannot explain are left out: sources outside the frame always, and, with
+  a ``valid_mask`` from ``warp_error_mask``, occlusions (the forward-backward flow check) and
+  motion boundaries. A frozen or blurry output scores well on it: pair it with a realism measure.
 - ``sliced_wasserstein_distance``: a weight-free realism measure, the multi-scale sliced
   Wasserstein distance between local patch statistics of two image sets (Karras et al. 2018,
   "Progressive Growing of GANs", section 5): Laplacian pyramid, 7x7 patches normalised per
-  channel, random projections, 1-D Wasserstein distances averaged over projections.
+  channel *with the reference (real) set's statistics*, random projections, 1-D Wasserstein
+  distances averaged over projections.
+- ``seam_ratio``: how much stronger the jumps between neighbouring pixels are across the lines
+  of a pixel grid (a patch grid) than everywhere else; 1.0 = no seams at that grid.
 """
 
 from __future__ import annotations
@@ -83,17 +89,81 @@ def warp_valid_mask(flow_px: torch.Tensor) -> torch.Tensor:
     return inside[:, None].float()
 
 
-def temporal_warp_error(frames: torch.Tensor, flow_px: torch.Tensor) -> float:
+def forward_backward_mask(
+    flow_px: torch.Tensor, forward_flow_px: torch.Tensor, *, alpha: float = 0.01, beta_px2: float = 0.5
+) -> torch.Tensor:
+    """``b 1 h w`` mask of pixels of frame t that pass the forward-backward consistency check.
+
+    ``flow_px`` is ``b h w 2``, ``x_t - x_{t-1}`` at pixels of frame t (the game's convention);
+    ``forward_flow_px`` is ``b h w 2``, the same motion ``x_t - x_{t-1}`` but at pixels of frame
+    t-1 (where each pixel of t-1 goes). A pixel x of frame t comes from ``s = x - flow(x)``;
+    if it is visible in both frames, t-1's forward flow at s brings it back: ``fwd(s) = flow(x)``.
+    Occluded pixels fail ``|fwd(s) - flow(x)|^2 < alpha (|fwd(s)|^2 + |flow(x)|^2) + beta_px2``
+    (Sundaram et al. 2010, the test Lai et al. 2018 use for their warp error).
+    """
+    forward_at_source = backward_warp(forward_flow_px.permute(0, 3, 1, 2), flow_px).permute(0, 2, 3, 1)
+    difference = ((forward_at_source - flow_px) ** 2).sum(-1)
+    bound = alpha * ((forward_at_source**2).sum(-1) + (flow_px**2).sum(-1)) + beta_px2
+    return (difference < bound)[:, None].float()
+
+
+def motion_boundary_mask(
+    flow_px: torch.Tensor, *, alpha: float = 0.01, beta_px2: float = 0.002
+) -> torch.Tensor:
+    """``b 1 h w`` mask of pixels away from motion boundaries (1 = keep).
+
+    A pixel is a boundary where ``|grad u|^2 + |grad v|^2 > alpha |flow|^2 + beta_px2``
+    (Sundaram et al. 2010), with central differences on ``b h w 2`` flow in pixels.
+    """
+    flow = flow_px.permute(0, 3, 1, 2)  # b 2 h w
+    padded = F.pad(flow, (1, 1, 1, 1), mode="replicate")
+    grad_x = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    grad_y = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    gradient = (grad_x**2 + grad_y**2).sum(1)  # b h w
+    return (gradient <= alpha * (flow**2).sum(1) + beta_px2)[:, None].float()
+
+
+def warp_error_mask(
+    flow_px: torch.Tensor,
+    *,
+    forward_flow_px: torch.Tensor | None = None,
+    exclude_motion_boundaries: bool = True,
+) -> torch.Tensor:
+    """The ``valid_mask`` of ``temporal_warp_error`` for a clip: ``t h w`` (1 = compare).
+
+    ``flow_px``: ``t h w 2`` (flow of frame t at pixels of t, x_t - x_{t-1}; entry 0 unused).
+    ``forward_flow_px``: ``t h w 2``, entry t the forward flow of frame t-1 to t at pixels of t-1
+    (an extractor run the other way; entry 0 unused); given, occluded pixels are left out.
+    Motion boundaries are left out unless ``exclude_motion_boundaries`` is false. On game rides
+    the exact flow has no extractor errors, but occlusions still need the forward flow or a
+    depth test (pass that as ``valid_mask`` directly).
+    """
+    flow = flow_px.float()
+    mask = torch.ones(flow.shape[:3])
+    if exclude_motion_boundaries:
+        mask = mask * motion_boundary_mask(flow)[:, 0]
+    if forward_flow_px is not None:
+        mask = mask * forward_backward_mask(flow, forward_flow_px.float())[:, 0]
+    return mask  # t h w
+
+
+def temporal_warp_error(
+    frames: torch.Tensor, flow_px: torch.Tensor, *, valid_mask: torch.Tensor | None = None
+) -> float:
     """Mean absolute difference between frame t and frame t-1 warped by the flow of frame t.
 
     ``frames``: ``t c h w`` in [0, 1]; ``flow_px``: ``t h w 2`` (flow of frame t, x_t - x_{t-1};
-    entry 0 is unused). Pixels that enter from outside the frame are ignored.
+    entry 0 is unused). Pixels that enter from outside the frame are always ignored;
+    ``valid_mask`` (``t h w``, 1 = compare, entry 0 unused; e.g. ``warp_error_mask`` or a depth
+    test) leaves out occluded pixels and motion boundaries as well.
     """
     if frames.shape[0] < 2:
         raise ValueError("temporal warp error needs at least two frames")
     previous, current, flow = frames[:-1], frames[1:], flow_px[1:].float()
     warped = backward_warp(previous, flow)
-    mask = warp_valid_mask(flow)
+    mask = warp_valid_mask(flow)  # b 1 h w
+    if valid_mask is not None:
+        mask = mask * valid_mask[1:, None].float()
     error = (warped - current.float()).abs().mean(dim=1, keepdim=True) * mask
     return float(error.sum() / mask.sum().clamp_min(1.0))
 
@@ -124,6 +194,19 @@ def _patch_descriptors(
     return descriptors
 
 
+def _normalise_by_reference(
+    descriptors: torch.Tensor, reference: torch.Tensor, *, channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both ``n (c p p)`` descriptor sets minus the reference's per-channel mean, divided by its
+    per-channel standard deviation (pooled over patch positions, as progressive GAN does)."""
+    grouped = reference.reshape(len(reference), channels, -1)  # n c (p p)
+    mean = grouped.mean(dim=(0, 2))
+    std = grouped.std(dim=(0, 2)).clamp_min(1e-6)
+    mean = mean.repeat_interleave(grouped.shape[-1])  # (c p p), matching unfold's channel-major order
+    std = std.repeat_interleave(grouped.shape[-1])
+    return (descriptors - mean) / std, (reference - mean) / std
+
+
 def sliced_wasserstein_distance(
     images_a: torch.Tensor,
     images_b: torch.Tensor,
@@ -134,10 +217,15 @@ def sliced_wasserstein_distance(
     num_projections: int = 128,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Multi-scale SWD between two sets of images ``n c h w`` in [0, 1] (lower = more alike).
+    """Multi-scale SWD of images ``images_a`` (generated) to the reference set ``images_b``
+    (real), both ``n c h w`` in [0, 1] (lower = more alike).
 
-    Returns one distance per pyramid level (finest first, ``level_0`` ...) and their ``mean``,
-    each multiplied by 1e3 as in the progressive-GAN paper's tables.
+    Descriptors of both sets are normalised per channel with the *reference* set's mean and
+    standard deviation (not each set's own, which would hide a global colour or contrast bias of
+    the generated frames, and not both together, which would make distances of two generated
+    sets to the same real set incomparable). Returns one distance per pyramid level (finest
+    first, ``level_0`` ...) and their ``mean``, each multiplied by 1e3 as in the
+    progressive-GAN paper's tables.
     """
     generator = torch.Generator().manual_seed(seed)
     levels = max(1, min(levels, int(torch.log2(torch.tensor(min(images_a.shape[-2:]) / patch)).item()) + 1))
@@ -151,10 +239,7 @@ def sliced_wasserstein_distance(
         if count == 0:
             continue
         desc_a, desc_b = desc_a[:count], desc_b[:count]
-        # normalise each descriptor dimension by the statistics of both sets together
-        both = torch.cat([desc_a, desc_b])
-        mean, std = both.mean(0), both.std(0).clamp_min(1e-6)
-        desc_a, desc_b = (desc_a - mean) / std, (desc_b - mean) / std
+        desc_a, desc_b = _normalise_by_reference(desc_a, desc_b, channels=level_b.shape[1])
         directions = torch.randn(desc_a.shape[1], num_projections, generator=generator)
         directions = directions / directions.norm(dim=0, keepdim=True)
         proj_a = torch.sort(desc_a @ directions, dim=0).values
@@ -162,3 +247,30 @@ def sliced_wasserstein_distance(
         result[f"level_{index}"] = float((proj_a - proj_b).abs().mean() * 1e3)
     result["mean"] = float(sum(result.values()) / max(1, len(result)))
     return result
+
+
+def seam_ratio(frames: torch.Tensor, *, grid: int = 8) -> float:
+    """Seams at a ``grid``-pixel grid: mean |difference| of horizontally and vertically adjacent
+    pixels across the grid lines, divided by the same mean at every other position.
+
+    ``frames``: ``... c h w`` (any range; the ratio does not depend on it). A pair of columns
+    ``(j - 1, j)`` crosses a grid line where ``j % grid == 0`` (the grid of a patchify that
+    starts at pixel 0); rows alike. 1.0 = no seams at that grid; a model that draws its patch
+    grid scores well above 1. Real frames resized to training size score about 0.9-1.0;
+    compressed video at its native size scores higher (the codec's 8x8 blocks).
+    """
+    x = frames.float()
+    h, w = x.shape[-2:]
+    if h <= grid and w <= grid:
+        raise ValueError(f"frames of {h}x{w} px cross no line of a {grid}-px grid")
+    across_columns = (x[..., :, 1:] - x[..., :, :-1]).abs()  # ... c h (w-1)
+    across_rows = (x[..., 1:, :] - x[..., :-1, :]).abs()  # ... c (h-1) w
+    on_column_line = torch.arange(1, w) % grid == 0
+    on_row_line = torch.arange(1, h) % grid == 0
+    seams = torch.cat(
+        [across_columns[..., on_column_line].flatten(), across_rows[..., on_row_line, :].flatten()]
+    )
+    others = torch.cat(
+        [across_columns[..., ~on_column_line].flatten(), across_rows[..., ~on_row_line, :].flatten()]
+    )
+    return float(seams.mean() / others.mean().clamp_min(1e-12))
