@@ -28,6 +28,7 @@ from src.common.errors import UserError
 from src.common.io import atomic_write_text
 from src.diffusion.flow_matching import resolution_shift
 from src.diffusion.objectives import FlowMatchingObjective
+from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
 from src.train.data import TrainingData
@@ -212,6 +213,7 @@ class Trainer:
         if self.config.validation.enabled:
             metrics = run_validation(model, sampling, self.data, self.config, run_dir=self.run_dir, step=step)
             self.log({"step": step, "kind": "validation", **metrics})
+        plot_run_curves(self.run_dir)  # loss, learning rate and every validation metric against step
         export_package(
             model, self.data, self.config, self.run_dir / "package", step=step, metrics=metrics, run_dir=self.run_dir
         )
