@@ -98,3 +98,40 @@ def test_unknown_backend_and_missing_vulkan_are_clear_errors(tiny_package, monke
     monkeypatch.setattr(ncnn, "get_gpu_count", lambda: 0)
     with pytest.raises(UserError, match="Vulkan"):
         make_renderer(package, backend="ncnn", height=H, width=W, num_denoising_steps=1, device="vulkan")
+
+
+@pytest.mark.slow
+def test_an_export_killed_half_way_is_never_taken_for_a_finished_one(tiny_package, tmp_path):
+    """SIGKILL the process (and its pnnx child) while the export is being written: the export
+    folder must not exist afterwards, and the next run exports again and renders like torch."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    package_dir = tmp_path / "pkg"
+    shutil.copytree(tiny_package, package_dir, ignore=shutil.ignore_patterns("ncnn"))
+    export_dir = package_dir / "ncnn" / f"{W}x{H}"
+    script = (
+        "from src.runtime.package import load_package\n"
+        "from src.runtime.backends import make_renderer\n"
+        f"make_renderer(load_package({str(package_dir)!r}), backend='ncnn', height={H}, width={W})\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=root, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    staging = []
+    while time.monotonic() < deadline and process.poll() is None:
+        staging = [p for p in (package_dir / "ncnn").glob(".*.tmp") if any(p.iterdir())] if (package_dir / "ncnn").is_dir() else []
+        if staging:
+            break
+        time.sleep(0.05)
+    assert staging, "the export never started writing (or finished before it could be killed)"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not export_dir.exists()
+    assert np.abs(rollout(package_dir, "ncnn", framelets=2) - rollout(package_dir, "torch", framelets=2)).max() < 1e-4
+    assert (export_dir / "framelet_step.ncnn.param").is_file()
