@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory
+from src.play.archives import check_archive_members
 
 REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -135,6 +136,7 @@ def _resolve_url(source: str, cache: Path, offline: bool) -> Path:
         )
     archive = download_verified(url, digest, cache / "downloads")
     try:
+        check_archive_members(archive, source=url)  # before anything is unpacked
         with atomic_directory(package_dir) as staging:
             _extract(archive, staging)
             root = _package_root(staging)
