@@ -158,7 +158,9 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
 def ride(config: RideConfig):
     """Run the game with the chosen renderer (see the module docstring)."""
     from src.game.session import run_session
+    from src.play.checks import check_ride_config
 
+    check_ride_config(config)
     if config.renderer == "raster":
         return run_session(config)
     if config.renderer != "neural":
