@@ -151,9 +151,10 @@ class GameWindow:
         for event in pg.event.get():
             if event.type == pg.QUIT:
                 state.quit = True
-            elif event.type == pg.VIDEORESIZE and not self.fullscreen:
-                self.windowed_size = (max(16, event.w), max(16, event.h))
-                self.screen = pg.display.set_mode(self.windowed_size, pg.RESIZABLE)
+            elif event.type in (pg.VIDEORESIZE, pg.WINDOWSIZECHANGED) and not self.fullscreen:
+                # pygame 2 resizes the surface of a RESIZABLE window itself; remember the size for
+                # leaving full screen (from the window, not the event: events lag behind F11)
+                self.windowed_size = pg.display.get_window_size()
             elif event.type == pg.KEYDOWN:
                 if event.key == pg.K_ESCAPE:
                     state.quit = True
@@ -185,6 +186,9 @@ class GameWindow:
         if self.fullscreen:
             self.screen = pg.display.set_mode((0, 0), pg.FULLSCREEN)  # the desktop's size
         else:
+            pg.display.set_mode(self.windowed_size, pg.RESIZABLE)
+            # leaving full screen, SDL may restore the full-screen size: the second call sizes the
+            # window that is now windowed
             self.screen = pg.display.set_mode(self.windowed_size, pg.RESIZABLE)
 
     def show(self, rgb: np.ndarray, hud_lines: list[str], banner: str | None = None) -> None:
@@ -205,16 +209,8 @@ class GameWindow:
         self.screen.fill((0, 0, 0))
         scale = pg.transform.smoothscale if self.smooth else pg.transform.scale
         self.screen.blit(scale(surface, scaled), ((width - scaled[0]) // 2, (height - scaled[1]) // 2))
-        lines = list(hud_lines)
-        if self.recorder is not None:
-            lines.append(f"REC {self.recorder.num_frames / self.fps:5.1f} s (V stops)")
-        if self.show_keys:
-            lines += [f"{key}: {what}" for key, what in KEY_HELP]
-            lines.append(f"scaling: {'smooth' if self.smooth else 'nearest'}")
-        else:
-            lines.append("H: keys")
         y = 6
-        for line in lines:
+        for line in self.hud_text(hud_lines):
             self._text(self.font, line, (8, y))
             y += self.font.get_linesize()
         if banner:
@@ -224,6 +220,18 @@ class GameWindow:
         if self._screenshot_requested:
             self._screenshot_requested = False
             self.save_screenshot()
+
+    def hud_text(self, hud_lines: list[str]) -> list[str]:
+        """The HUD lines the window draws: the game's, then recording state and the keys (on H)."""
+        lines = list(hud_lines)
+        if self.recorder is not None:
+            lines.append(f"REC {self.recorder.num_frames / self.fps:5.1f} s (V stops)")
+        if self.show_keys:
+            lines += [f"{key}: {what}" for key, what in KEY_HELP]
+            lines.append(f"scaling: {'smooth' if self.smooth else 'nearest'}")
+        else:
+            lines.append("H: keys")
+        return lines
 
     def _fit_to(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """``rgb`` letterboxed into ``size`` (a recording keeps its size when the view changes)."""
