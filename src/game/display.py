@@ -198,7 +198,10 @@ class GameWindow:
         self._update_fonts()
         if self._recording_toggle_requested:
             self._recording_toggle_requested = False
-            self.stop_recording() if self.recorder is not None else self.start_recording(rgb.shape[1], rgb.shape[0])
+            if self.recorder is not None:
+                self.stop_recording()
+            else:
+                self._capture(self.start_recording, rgb.shape[1], rgb.shape[0])
         if self.recorder is not None:
             self.recorder.write(self._fit_to(rgb, (self.recorder.width, self.recorder.height)))
         surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB")
@@ -219,7 +222,16 @@ class GameWindow:
         pg.display.flip()
         if self._screenshot_requested:
             self._screenshot_requested = False
-            self.save_screenshot()
+            self._capture(self.save_screenshot)
+
+    @staticmethod
+    def _capture(start, *args) -> None:
+        """Run a capture; a folder that cannot be written is said in one line, the ride goes on."""
+        try:
+            start(*args)
+        except (UserError, OSError) as error:
+            message = error.one_line() if isinstance(error, UserError) else str(error)
+            print(f"capture failed: {message}", flush=True)
 
     def hud_text(self, hud_lines: list[str]) -> list[str]:
         """The HUD lines the window draws: the game's, then recording state and the keys (on H)."""
