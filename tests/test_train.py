@@ -219,6 +219,8 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
             *TRAIN_NET,
             "--data.dataset",
             str(tmp_path / "nothing"),
+            "--data.prepare_defaults_if_missing",
+            "false",  # as every preset but cpu_tiny (tests/test_train_auto_data.py)
             "--runs_dir",
             str(tmp_path),
         ],

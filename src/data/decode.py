@@ -107,35 +107,90 @@ def center_crop_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def iter_source_frames(path: str | Path, *, start_s: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, h w 3 uint8 RGB) for each decoded frame, from about ``start_s`` on."""
+@dataclasses.dataclass
+class DecodeReport:
+    """How much of a video's stream decoded, against what its container declares."""
+
+    path: str
+    decoded_frames: int = 0  # source frames decoded, counted from the start of the stream
+    expected_frames: int | None = None  # the container's frame count (or duration x frame rate)
+    expected_is_exact: bool = False  # the container states a frame count (not derived from duration)
+    error: str | None = None  # the decoder's message where the stream broke off
+    reached_end: bool = False  # decoding ran to the end of the stream (not stopped by a trim)
+
+    @property
+    def ended_early(self) -> bool:
+        """The stream ended before the frames its container promised (a truncated or broken file)."""
+        if not self.reached_end or self.expected_frames is None:
+            return False
+        tolerance = 0 if self.expected_is_exact else 1  # a duration rounds to within a frame
+        return self.decoded_frames < self.expected_frames - tolerance
+
+    def to_dict(self) -> dict:
+        return {"decoded_source_frames": self.decoded_frames, "expected_source_frames": self.expected_frames,
+                "ended_early": self.ended_early, "decode_error": self.error}
+
+
+def _declared_frames(stream, container) -> tuple[int | None, bool]:
+    """The frame count the container declares (exact), else duration x rate (estimate), else None."""
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames), True
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    duration_s = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration_s = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration_s = container.duration / 1_000_000
+    if rate > 0 and duration_s:
+        return round(duration_s * rate), False
+    return None, False
+
+
+def iter_source_frames(
+    path: str | Path, *, start_s: float = 0.0, report: DecodeReport | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, h w 3 uint8 RGB) for each decoded frame, from about ``start_s`` on.
+
+    A stream that breaks off after at least one frame (a truncated file) ends the iteration
+    there instead of failing; ``report``, when given, says how far decoding got against what
+    the container declares.
+    """
     import av
 
     container = _open(path)
+    report = report if report is not None else DecodeReport(str(path))
+    index = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start_s > 1.0 and stream.time_base is not None:
+        report.expected_frames, report.expected_is_exact = _declared_frames(stream, container)
+        seeked = start_s > 1.0 and stream.time_base is not None
+        if seeked:
             container.seek(int(start_s / stream.time_base), stream=stream, backward=True, any_frame=False)
         first_time = None
-        index = 0
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         for frame in container.decode(stream):
             if frame.time is not None:
                 time = float(frame.time)
             else:  # no timestamps (some avi): count frames
                 time = index / rate
+            # after a seek the count starts where the decoder landed
+            report.decoded_frames = round(time * rate) + 1 if seeked else index + 1
             if first_time is None and start_s <= 1.0:
                 first_time = time  # streams that do not start at 0
             if first_time is not None:
                 time -= first_time
             index += 1
             yield time, frame.to_ndarray(format="rgb24")
+        report.reached_end = True
     except av.FFmpegError as error:
-        raise UserError(
-            f"decoding {path} failed after {index} frames: {error}",
-            "The file is corrupt or truncated; re-download or re-encode it.",
-        ) from None
+        if index == 0:
+            raise UserError(
+                f"decoding {path} failed after {index} frames: {error}",
+                "The file is corrupt or truncated; re-download or re-encode it.",
+            ) from None
+        report.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+        report.reached_end = True  # the stream ends where it broke off
     finally:
         container.close()
 
@@ -146,11 +201,17 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
     Each output time ``start_s + k / fps`` takes the source frame nearest to it; when the target
     rate is above the source rate frames repeat (see ``DecodeConfig.fps``).
     """
+    return decode_video_with_report(path, config)[0]
+
+
+def decode_video_with_report(path: str | Path, config: DecodeConfig) -> tuple[np.ndarray, DecodeReport]:
+    """``decode_video`` plus how much of the stream decoded against what the container declares."""
     from src.common.config import parse_resolution
 
     width, height = parse_resolution(config.resolution)
     out: list[np.ndarray] = []
     previous: tuple[float, np.ndarray] | None = None
+    report = DecodeReport(str(path))
 
     def output_time(k: int) -> float:
         return config.start_s + k / config.fps
@@ -160,8 +221,9 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
             return True
         return config.end_s is not None and output_time(len(out)) >= config.end_s - 1e-9
 
-    for time, frame in iter_source_frames(path, start_s=config.start_s):
+    for time, frame in iter_source_frames(path, start_s=config.start_s, report=report):
         if finished():
+            report.reached_end = False  # trimmed: the rest was not decoded
             break
         # emit every output time that lies before this frame, choosing the nearer neighbour
         while not finished() and time >= output_time(len(out)) - 1e-6:
@@ -174,7 +236,7 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
             f"{path}: no frames between {config.start_s}s and {config.end_s or 'the end'}",
             "Check start_s/end_s against the video's length.",
         )
-    return np.stack(out)
+    return np.stack(out), report
 
 
 def split_index(num_frames: int, val_fraction: float) -> int:

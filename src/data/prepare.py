@@ -23,7 +23,7 @@ from src.common.io import atomic_write_json
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
-from src.data.decode import DecodeConfig, decode_video, find_videos, probe_video, split_index
+from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
 
 
 @dataclasses.dataclass
@@ -101,10 +101,11 @@ def prepare_video(
         if record.get("settings_digest") == digest and all(
             (folder / s["file"]).is_file() for s in record["shards"]
         ):
+            _log_ended_early(record)
             return record
     decode = config.decode_config()
     info = probe_video(path)
-    frames = decode_video(path, decode)  # t h w 3
+    frames, report = decode_video_with_report(path, decode)  # t h w 3
     num_frames = len(frames)
     first_val = split_index(num_frames, decode.val_fraction)
     if num_frames < 2:
@@ -151,10 +152,21 @@ def prepare_video(
             "val": {"start": first_val, "num_frames": num_frames - first_val},
         },
         "shards": shards,
+        "decode": report.to_dict(),
         "settings_digest": digest,
     }
+    _log_ended_early(record)
     atomic_write_json(record_path, record)
     return record
+
+
+def _log_ended_early(record: dict) -> None:
+    """One line for a video whose stream ended before its container's declared frame count."""
+    decode = record.get("decode") or {}
+    if decode.get("ended_early"):
+        why = f" ({decode['decode_error']})" if decode.get("decode_error") else ""
+        _log(f"{record['source']}: the video ends early: decoded {decode['decoded_source_frames']} of the "
+             f"{decode['expected_source_frames']} frames its container declares{why}; using the decoded frames")
 
 
 def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
@@ -247,6 +259,10 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
             "train_frames": sum(r["splits"]["train"]["num_frames"] for r in records),
             "val_frames": sum(r["splits"]["val"]["num_frames"] for r in records),
         },
+        # videos whose stream ended before their container's declared frame count (truncated files)
+        "ended_early": [
+            {"source": r["source"], **r["decode"]} for r in records if (r.get("decode") or {}).get("ended_early")
+        ],
         "videos": records,
         "skipped": skipped,
     }

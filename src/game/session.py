@@ -191,15 +191,26 @@ def _hud_lines(session: GameSession, view_name: str, fps: float, paused: bool) -
     return lines
 
 
+def check_play_config(config: PlayConfig) -> None:
+    """Fail with one line on settings that cannot work, before anything is built or opened."""
+    if config.headless and config.frames is None:
+        raise UserError("--headless needs --frames N", "Say how many frames to render, e.g. --frames 300.")
+    if config.frames is not None and config.frames <= 0:
+        raise UserError(f"invalid --frames {config.frames}", "Give a positive number of frames.")
+    if config.fps <= 0:
+        raise UserError(f"invalid --fps {config.fps}", "Give a positive number of frames per second, e.g. 30.")
+    if config.window_scale < 0:
+        raise UserError(f"invalid --window_scale {config.window_scale}", "Give 0 (automatic) or a positive factor.")
+    if config.resolution is not None:
+        parse_resolution(config.resolution)
+
+
 def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring."""
     from src.common.io import check_writable_dir, check_writable_file
     from src.common.video import Mp4Writer
 
-    if config.headless and config.frames is None:
-        raise UserError("--headless needs --frames N", "Say how many frames to render, e.g. --frames 300.")
-    if config.frames is not None and config.frames <= 0:
-        raise UserError(f"invalid --frames {config.frames}", "Give a positive number of frames.")
+    check_play_config(config)
     declared = {name for source in view_sources for name in getattr(source, "names", ())}
     undeclared = any(not hasattr(source, "names") for source in view_sources)
     start_view = "color" if config.renderer == "raster" else config.renderer
@@ -318,4 +329,4 @@ def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarr
 def _default_window(session: GameSession):
     from src.game.display import GameWindow
 
-    return GameWindow(session.width, session.height, scale=session.config.window_scale)
+    return GameWindow(session.width, session.height, scale=session.config.window_scale, fps=session.config.fps)

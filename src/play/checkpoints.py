@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory
+from src.play.archives import check_archive_members
 from src.runtime.package import REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -112,6 +113,7 @@ def _resolve_url(source: str, cache: Path, offline: bool) -> Path:
         )
     archive = download_verified(url, digest, cache / "downloads")
     try:
+        check_archive_members(archive, source=url)  # before anything is unpacked
         with atomic_directory(package_dir) as staging:
             _extract(archive, staging)
             root = _package_root(staging)

@@ -135,8 +135,6 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     package = load_package(package_dir)
     width, height = neural_frame_size(config, package)
-    if config.steps is not None and config.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {config.steps}")
     renderer = make_renderer(
         package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
         device=config.device, dtype=config.dtype, compile=config.compile, seed=config.seed,
@@ -149,7 +147,9 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
 def ride(config: RideConfig):
     """Run the game with the chosen renderer (see the module docstring)."""
     from src.game.session import run_session
+    from src.play.checks import check_ride_config
 
+    check_ride_config(config)
     if config.renderer == "raster":
         return run_session(config)
     if config.renderer != "neural":

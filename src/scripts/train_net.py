@@ -17,7 +17,10 @@ from src.train.config import TrainConfig
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(TrainConfig, argv, prog="train_net", description=__doc__)
+    from src.train.auto_data import prepare_defaults_if_missing
     from src.train.loop import train
+
+    prepare_defaults_if_missing(config)
 
     run_dir = train(config)
     print(f"run: {run_dir}  package: {run_dir / 'package'}")

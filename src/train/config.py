@@ -21,6 +21,8 @@ class ModelConfig:
 class DataConfig:
     dataset: str = "data/prepared/default"
     """a prepared dataset folder written by prepare_data"""
+    prepare_defaults_if_missing: bool = False
+    """when dataset has no manifest, prepare the embedded street clips into it first (cpu_tiny)"""
     clip_frames: int = 4
     """frames per training clip (a multiple of the model's frames_per_framelet)"""
     frame_skip: tuple[int, int] = (1, 1)
