@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     from src.data.prepared import read_manifest
     from src.data.sources import find_embedded_file
     from src.eval.domain_gap import domain_gap, plot_histograms
-    from src.eval.extractors import record_game_rollout
+    from src.game.recording import record_autopilot_clip
 
     config = parse_config(VisualizeConditionsConfig, argv, prog="visualize_conditions", description=__doc__)
     out = Path(config.out)
@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     game_dir = (
         Path(config.game_clip)
         if config.game_clip
-        else record_game_rollout(
+        else record_autopilot_clip(
             out / "game_clip",
+            width=width,
+            height=height,
             frames=config.frames + 1,
-            resolution=config.resolution,
             seed=config.game_seed,
             fps=config.fps,
         )

@@ -81,14 +81,16 @@ class TrainingData:
         """
         from src.common.gbuffer_io import load_gbuffer_clip
         from src.conditions.encode import encode
+        from src.game.recording import record_autopilot_clip
 
         clip_dir = cache_dir / f"game_seed{seed}_{frames}f"
-        if not (clip_dir / "meta.json").is_file():
-            try:
-                render_game_clip(clip_dir, size=self.frame_size, frames=frames, seed=seed, fps=self.fps)
-            except Exception as error:
-                print(f"game validation ride skipped: {type(error).__name__}: {error}")
-                return None
+        height, width = self.frame_size
+        try:
+            record_autopilot_clip(clip_dir, width=width, height=height, frames=frames, seed=seed,
+                                  fps=max(1, round(self.fps)))
+        except Exception as error:
+            print(f"game validation ride skipped: {type(error).__name__}: {error}")
+            return None
         arrays, meta = load_gbuffer_clip(clip_dir)
         cond = encode(
             {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
@@ -103,21 +105,3 @@ class TrainingData:
             "raster": raster,
             "flow_px": torch.from_numpy(arrays["flow"].astype(np.float32)),
         }
-
-
-def render_game_clip(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
-    """Record an autopilot ride's exact G-buffers (headless) into ``directory``."""
-    from src.game.session import PlayConfig, run_session
-
-    height, width = size
-    config = PlayConfig(
-        headless=True,
-        autopilot=True,
-        frames=frames,
-        seed=seed,
-        resolution=f"{width}x{height}",
-        fps=max(1, round(fps)),
-        record_gbuffers=str(directory),
-    )
-    run_session(config)
-    return directory
