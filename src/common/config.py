@@ -244,17 +244,6 @@ def load_config(config_cls: type[T], *paths: str | Path, overrides: Sequence[str
     return parse_config(config_cls, argv + list(overrides))
 
 
-def from_dict(config_cls: type[T], values: dict[str, Any], *, source: str) -> T:
-    """Build ``config_cls`` from a dict (e.g. a saved run config), with the same key checks."""
-    import tempfile
-
-    check_keys(config_cls, values, source=source)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
-        yaml.safe_dump(values, handle)
-        handle.flush()
-        return load_config(config_cls, handle.name)
-
-
 def parse_resolution(text: str, *, what: str = "resolution") -> tuple[int, int]:
     """'320x240' -> (320, 240); anything else is a UserError."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))

@@ -30,6 +30,7 @@ class DataConfig:
     batch_size: int = 8
     """clips per optimiser step on each process (before gradient accumulation)"""
     num_workers: int = 0
+    """DataLoader worker processes that prepare batches ahead of the step (0: on the training thread)"""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """domain-bridging degradations applied to the conditions of training clips"""
 

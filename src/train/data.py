@@ -6,13 +6,14 @@ its step, so a resumed run continues with exactly the batches it would have seen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from src.conditions.encode import ConditionStats
-from src.data.loader import ClipDataset
+from src.data.loader import ClipDataset, NotEnoughFramesError, step_batches
 from src.data.prepared import read_manifest
 
 
@@ -47,11 +48,19 @@ class TrainingData:
             index * self.num_processes + self.process_index, self.config.data.batch_size
         )
 
+    def batches(self, start_index: int = 0) -> Iterator[dict]:
+        """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, computed in
+        ``data.num_workers`` DataLoader worker processes (0: in this one)."""
+        return step_batches(self.train_batch, start_index=start_index, num_workers=self.config.data.num_workers)
+
     def validation_clips(self, count: int, frames: int) -> list[dict]:
         """``count`` fixed held-out clips of ``frames`` whole frames: frames, cond, flow_px."""
         if count <= 0:
             return []
         frames = frames - frames % 2
+        if frames < 2:
+            print(f"validation on real clips skipped: {frames} frames make no clip of two frames")
+            return []
         try:
             dataset = ClipDataset(
                 self.root,
@@ -62,7 +71,7 @@ class TrainingData:
                 spec=self.spec,
                 num_val_clips=count,
             )
-        except Exception as error:  # too short a held-out part: say so in the logs, train on
+        except NotEnoughFramesError as error:  # too short a held-out part: say so in the logs, train on
             print(f"validation on real clips skipped: {error}")
             return []
         clips = []
@@ -79,16 +88,22 @@ class TrainingData:
         Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
         be made (a GPU server without EGL), which the logs then say.
         """
+        import moderngl
+
         from src.common.gbuffer_io import load_gbuffer_clip
         from src.conditions.encode import encode
         from src.game.recording import record_autopilot_clip
+        from src.game.renderer import NoOpenGLContextError
 
+        if frames <= 0:
+            print(f"game validation ride skipped: {frames} frames asked for")
+            return None
         clip_dir = cache_dir / f"game_seed{seed}_{frames}f"
         height, width = self.frame_size
         try:
             record_autopilot_clip(clip_dir, width=width, height=height, frames=frames, seed=seed,
                                   fps=max(1, round(self.fps)))
-        except Exception as error:
+        except (NoOpenGLContextError, moderngl.Error) as error:  # a GPU server without EGL, say
             print(f"game validation ride skipped: {type(error).__name__}: {error}")
             return None
         arrays, meta = load_gbuffer_clip(clip_dir)

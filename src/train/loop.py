@@ -208,10 +208,11 @@ def train(config: TrainConfig) -> Path:
     )
     model.train()
     window_start, window_samples = time.perf_counter(), 0
+    batches = data.batches(state.step * config.optim.gradient_accumulation_steps)
     while state.step < config.max_steps:
         step = state.step
         for micro in range(config.optim.gradient_accumulation_steps):
-            batch = data.train_batch(step * config.optim.gradient_accumulation_steps + micro)
+            batch = next(batches)  # train_batch(step * gradient_accumulation_steps + micro)
             frames = batch["frames"].to(accelerator.device)  # b t 3 h w in [-1, 1]
             cond = batch["cond"].to(accelerator.device)  # b t C h w
             b, t = frames.shape[:2]
