@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
 from src.common.config import load_config, parse_config, parse_resolution, to_dict
 from src.common.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -185,3 +190,40 @@ def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     return env
+
+
+SCRIPTS = sorted(p.stem for p in (ROOT / "src" / "scripts").glob("*.py") if p.stem != "__init__")
+
+
+HELP_OPTION = re.compile(r"  (--conf\.[\w.]+)(?: \S+)?(?:, --conf\.[\w.]+\+(?: \S+)?)?(?:\s{2,}(.*))?$")
+
+
+def _help_descriptions(help_text: str) -> dict[str, str]:
+    """``--conf.KEY`` -> the description --help prints for it (the text before its type)."""
+    blocks: dict[str, str] = {}
+    option = None
+    for line in help_text.splitlines():
+        match = HELP_OPTION.fullmatch(line)
+        if match:
+            option = match.group(1)
+            blocks[option] = match.group(2) or ""
+        elif option and line.startswith(" " * 8):
+            blocks[option] += " " + line.strip()
+        else:
+            option = None
+    return {key: re.sub(r"\(type: .*", "", text).strip() for key, text in blocks.items()}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_describes_every_field(script, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(ROOT)
+    main = importlib.import_module(f"src.scripts.{script}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    descriptions = _help_descriptions(capsys.readouterr().out)
+    leaves = {key: text for key, text in descriptions.items() if text != "Path to a configuration file."}
+    assert len(leaves) >= 2
+    undescribed = sorted(key for key, text in leaves.items() if not text)
+    assert not undescribed, f"{script} --help has no description for {undescribed}"

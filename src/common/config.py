@@ -7,6 +7,8 @@ subsystem). The command line is derived from it with jsonargparse:
     --conf.section.key VALUE a dotted override, applied after the files before it
     --section.key VALUE      the same override, shorter (every field is also a top-level flag)
     --print_config           print the fully resolved config as YAML and exit 0
+    --help                   every field with its type, default and description (the string
+                             literal under the field in its dataclass)
 
 Unknown keys fail with the key and the file (or the command line) they came
 from; wrong types name the expected type. Every failure is a ``UserError``.
@@ -163,8 +165,10 @@ def _load_yaml_file(path: str) -> Any:
 
 
 def _build_parser(config_cls: type, prog: str | None, description: str | None):
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, set_parsing_settings
 
+    # --help describes each field with the string literal under it (its attribute docstring)
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_class_arguments(config_cls, "conf", fail_untyped=True)
     parser.add_argument(

@@ -28,14 +28,23 @@ class EvalExtractorsConfig:
     """``eval_extractors``: where the ground truth comes from and where results go."""
 
     out: str = "runs/eval_extractors/extractors.json"
-    game_clip: str | None = None  # an existing G-buffer clip folder; None = record one
+    """the JSON file for the results (recorded game rides go beside it, in game_clips/)"""
+    game_clip: str | None = None
+    """an existing G-buffer clip folder (None: record autopilot rides, one per seed)"""
     game_frames: int = 48
+    """frames per recorded game ride"""
     game_resolution: str = "160x120"
+    """WIDTHxHEIGHT of the recorded game rides"""
     game_seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
-    game_fps: float = 10.0  # the prepared data's rate, so flow magnitudes match training
+    """one recorded game ride per seed"""
+    game_fps: float = 10.0
+    """frame rate of the recorded rides (the prepared data's, so flow magnitudes match training)"""
     aloe_width: int = 320
+    """width in pixels the aloe stereo image is resized to"""
     skip_game: bool = False
+    """measure on aloe only (no game rides)"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
+    """the extractors under test"""
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
