@@ -30,12 +30,12 @@ def game_clip(tmp_path_factory):
     """A short, low-resolution autopilot ride recorded once through the game (CLI or API)."""
     pytest.importorskip("moderngl")
     try:
-        from src.eval.extractors import record_game_rollout
+        from src.game.recording import record_autopilot_clip
     except ImportError as error:  # pragma: no cover - the game is not there yet
         pytest.skip(f"game not available: {error}")
     directory = tmp_path_factory.mktemp("game") / "clip"
     try:
-        return record_game_rollout(directory, frames=16, resolution="96x72", seed=0, fps=10.0)
+        return record_autopilot_clip(directory, width=96, height=72, frames=16, seed=0, fps=10.0)
     except Exception as error:  # no OpenGL context on this machine
         pytest.skip(f"cannot record a game ride here: {error}")
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
 from src.common.config import load_config, parse_config, parse_resolution, to_dict
 from src.common.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -105,6 +110,35 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert load_config(ExampleConfig, resolved) == ExampleConfig(name="printed", max_steps=9)
 
 
+def test_base_layers_come_before_the_users_files_and_overrides(tmp_path):
+    base_file = write(tmp_path, "base.yaml", "name: from_base_file\nmax_steps: 2\n")
+    user_file = write(tmp_path, "user.yaml", "max_steps: 4\n")
+    layers = [{"name": "from_dict", "optimizer": {"learning_rate": 0.5, "num_warmup_steps": 1}}, base_file]
+    config = parse_config(ExampleConfig, ["--conf", user_file, "--optimizer.num_warmup_steps", "3"],
+                          base_layers=layers)
+    assert config.name == "from_base_file" and config.max_steps == 4  # later layers and the user win
+    assert config.optimizer == OptimizerConfig(learning_rate=0.5, num_warmup_steps=3)
+    # a layer can depend on what the user asked for (play_game's --level)
+    derived = parse_config(ExampleConfig, ["--name", "x"], base_layers=[lambda c: {"init_from": f"runs/{c.name}"}])
+    assert derived.init_from == "runs/x" and derived.name == "x"
+    with pytest.raises(UserError, match="unknown config key 'nmae' in a base layer"):
+        parse_config(ExampleConfig, [], base_layers=[{"nmae": "typo"}])
+
+
+@dataclasses.dataclass
+class ListsConfig:
+    paths: list[str] = dataclasses.field(default_factory=list)
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    steps: int = 1
+
+
+def test_list_fields_take_the_words_that_follow_them():
+    config = parse_config(ListsConfig, ["--paths", "a.mp4", "no", "--seeds", "3", "4", "--steps", "2"])
+    assert config == ListsConfig(paths=["a.mp4", "no"], seeds=[3, 4], steps=2)
+    assert parse_config(ListsConfig, ["--conf.paths", "one"]).paths == ["one"]
+    assert parse_config(ListsConfig, ["--seeds", "[5, 6]"]).seeds == [5, 6]
+
+
 def test_parse_resolution():
     assert parse_resolution("320x240") == (320, 240)
     for bad in ("320", "axb", "0x10", "320x-1"):
@@ -156,3 +190,40 @@ def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     return env
+
+
+SCRIPTS = sorted(p.stem for p in (ROOT / "src" / "scripts").glob("*.py") if p.stem != "__init__")
+
+
+HELP_OPTION = re.compile(r"  (--conf\.[\w.]+)(?: \S+)?(?:, --conf\.[\w.]+\+(?: \S+)?)?(?:\s{2,}(.*))?$")
+
+
+def _help_descriptions(help_text: str) -> dict[str, str]:
+    """``--conf.KEY`` -> the description --help prints for it (the text before its type)."""
+    blocks: dict[str, str] = {}
+    option = None
+    for line in help_text.splitlines():
+        match = HELP_OPTION.fullmatch(line)
+        if match:
+            option = match.group(1)
+            blocks[option] = match.group(2) or ""
+        elif option and line.startswith(" " * 8):
+            blocks[option] += " " + line.strip()
+        else:
+            option = None
+    return {key: re.sub(r"\(type: .*", "", text).strip() for key, text in blocks.items()}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_describes_every_field(script, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(ROOT)
+    main = importlib.import_module(f"src.scripts.{script}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    descriptions = _help_descriptions(capsys.readouterr().out)
+    leaves = {key: text for key, text in descriptions.items() if text != "Path to a configuration file."}
+    assert len(leaves) >= 2
+    undescribed = sorted(key for key, text in leaves.items() if not text)
+    assert not undescribed, f"{script} --help has no description for {undescribed}"

@@ -81,3 +81,22 @@ def test_bad_input_gives_one_clear_error_line(args, message, tmp_path, capsys, m
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err
     assert not os.path.exists(a_file / "x.mp4")
+
+
+def test_the_autopilot_recorder_writes_what_record_gbuffers_writes_and_reuses_it(tmp_path):
+    from src.game.recording import record_autopilot_clip
+
+    clip = record_autopilot_clip(tmp_path / "clip", width=64, height=48, frames=6, seed=4, fps=10)
+    run_session(PlayConfig(headless=True, autopilot=True, frames=6, seed=4, resolution="64x48", fps=10,
+                           record_gbuffers=str(tmp_path / "cli")))
+    arrays, meta = load_gbuffer_clip(clip)
+    expected, expected_meta = load_gbuffer_clip(tmp_path / "cli")
+    assert meta == expected_meta and meta["depth_kind"] == "metric" and "fov_y_deg" in meta
+    assert all(np.array_equal(arrays[key], expected[key]) for key in expected)
+    # the first frame is rendered before the world steps: a new run, no motion
+    assert arrays["new_run"][0] == 1 and not arrays["new_run"][1:].any() and np.abs(arrays["flow"][0]).max() < 1e-3
+    stamp = (clip / "meta.json").stat().st_mtime_ns
+    assert record_autopilot_clip(clip, width=64, height=48, frames=6, seed=4, fps=10) == clip
+    assert (clip / "meta.json").stat().st_mtime_ns == stamp  # complete and matching: reused
+    record_autopilot_clip(clip, width=64, height=48, frames=4, seed=4, fps=10)
+    assert load_gbuffer_clip(clip)[1]["num_frames"] == 4  # another length: recorded again

@@ -189,6 +189,19 @@ def test_sigkill_during_training_then_rerun_completes(tiny_dataset, tmp_path):
     assert latest_checkpoint(tmp_path / "cpu_tiny")[0] == step + 1
 
 
+def test_batches_read_in_worker_processes_are_the_step_batches(tiny_dataset):
+    from src.train.data import TrainingData
+
+    config = load_config(TrainConfig, "conf/base.yaml", "conf/cpu_tiny.yaml", overrides=[
+        "--data.dataset", str(tiny_dataset), "--data.crop", "[32, 32]", "--data.batch_size", "2",
+        "--data.num_workers", "2"])  # fmt: skip
+    data = TrainingData(config, process_index=1, num_processes=2)
+    batches = data.batches(3)  # a run resumed at step 3
+    for index in (3, 4, 5):
+        batch, expected = next(batches), data.train_batch(index)
+        assert torch.equal(batch["frames"], expected["frames"]) and torch.equal(batch["cond"], expected["cond"])
+
+
 def test_print_config_for_every_readme_preset(capsys):
     for preset in ("cpu_tiny", "pretrain_lowres", "pretrain_highres"):
         with pytest.raises(SystemExit) as exit_info:

@@ -7,6 +7,8 @@ subsystem). The command line is derived from it with jsonargparse:
     --conf.section.key VALUE a dotted override, applied after the files before it
     --section.key VALUE      the same override, shorter (every field is also a top-level flag)
     --print_config           print the fully resolved config as YAML and exit 0
+    --help                   every field with its type, default and description (the string
+                             literal under the field in its dataclass)
 
 Unknown keys fail with the key and the file (or the command line) they came
 from; wrong types name the expected type. Every failure is a ``UserError``.
@@ -15,11 +17,12 @@ from; wrong types name the expected type. Every failure is a ``UserError``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,16 +86,40 @@ def _field_paths(config_cls: type, prefix: str = "") -> dict[str, Any]:
 _BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 
 
+def _list_item_type(type_hint: Any) -> Any | None:
+    """The item type of a ``list[X]`` field (also through ``Optional``), else None."""
+    if typing.get_origin(type_hint) is list:
+        return (typing.get_args(type_hint) or (str,))[0]
+    if typing.get_origin(type_hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(type_hint):
+            if typing.get_origin(arg) is list:
+                return (typing.get_args(arg) or (str,))[0]
+    return None
+
+
+def _list_value(values: list[str], item_type: Any) -> str:
+    """Shell words -> the list literal the parser reads (one word that is already a list stays)."""
+    if len(values) == 1 and values[0].lstrip().startswith("["):
+        return values[0]
+    if item_type is str:
+        return json.dumps(values)  # quoted: a path like "no" or "1" stays a string
+    return "[" + ", ".join(values) + "]"
+
+
 def _rewrite_shortcuts(argv: Sequence[str], config_cls: type, positional: Sequence[str] = ()) -> list[str]:
     """Turn ``--key v`` / ``--a.b=v`` / ``--a-b v`` into ``--conf.key v`` for fields of the config.
 
-    Leading bare arguments fill the fields named in ``positional``, in order.
+    Leading bare arguments fill the fields named in ``positional``, in order. A list field takes
+    the words that follow it, shell style (``--videos a.mp4 b.mp4``), or one list literal.
     """
     paths = _field_paths(config_cls)
     out: list[str] = []
     positional = list(positional)
     expects_value = False
-    for index, arg in enumerate(argv):
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
         if not arg.startswith("--") and not expects_value and positional:
             out += [f"--conf.{positional.pop(0)}", arg]
             continue
@@ -103,13 +130,22 @@ def _rewrite_shortcuts(argv: Sequence[str], config_cls: type, positional: Sequen
             if name in paths:
                 arg = f"--conf.{name}{match.group(2) or ''}"
                 expects_value = match.group(2) is None
-                following = argv[index + 1] if index + 1 < len(argv) else None
+                following = argv[index] if index < len(argv) else None
                 if (
                     expects_value
                     and paths[name] is bool
                     and (following is None or following.lower() not in _BOOL_WORDS)
                 ):
                     out += [arg, "true"]  # a bare boolean flag means true
+                    expects_value = False
+                    continue
+                item_type = _list_item_type(paths[name])
+                if expects_value and item_type is not None:
+                    values = []
+                    while index < len(argv) and not argv[index].startswith("--"):
+                        values.append(argv[index])
+                        index += 1
+                    out += [arg, _list_value(values, item_type)]
                     expects_value = False
                     continue
         elif arg == "--conf":
@@ -129,8 +165,10 @@ def _load_yaml_file(path: str) -> Any:
 
 
 def _build_parser(config_cls: type, prog: str | None, description: str | None):
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, set_parsing_settings
 
+    # --help describes each field with the string literal under it (its attribute docstring)
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_class_arguments(config_cls, "conf", fail_untyped=True)
     parser.add_argument(
@@ -150,6 +188,10 @@ def _clean_message(error: Exception) -> str:
     return text
 
 
+Layer = Mapping[str, Any] | str | Path
+"""A config layer: a dict of field values, or a YAML file of them (no wrapper key)."""
+
+
 def parse_config(
     config_cls: type[T],
     argv: Sequence[str] | None = None,
@@ -157,11 +199,17 @@ def parse_config(
     prog: str | None = None,
     description: str | None = None,
     positional: Sequence[str] = (),
+    base_layers: Sequence[Layer | Callable[[T], Layer]] = (),
 ) -> T:
     """Parse ``argv`` into an instance of ``config_cls`` (see the module docstring).
 
     ``positional`` names fields that leading bare arguments fill, in order
     (``download_checkpoint SOURCE``).
+
+    ``base_layers`` are applied first, in order, before the ``--conf`` files and overrides of
+    ``argv``. A layer that depends on what the user asked for is a callable: it gets the config
+    parsed without the callable layers and returns the layer (``play_game`` reads the level file
+    named by ``--level`` under ``world``).
 
     With ``--print_config`` the resolved config is printed as YAML and the process exits 0.
     """
@@ -174,6 +222,33 @@ def parse_config(
     for path in files:
         check_keys(config_cls, _load_yaml_file(path), source=path)
 
+    fixed = [layer for layer in base_layers if not callable(layer)]
+    config = _parse(config_cls, _layer_args(config_cls, fixed) + argv, files, prog, description)
+    if len(fixed) < len(base_layers):
+        layers = [layer(config) if callable(layer) else layer for layer in base_layers]
+        config = _parse(config_cls, _layer_args(config_cls, layers) + argv, files, prog, description)
+    if print_config:
+        sys.stdout.write(to_yaml(config))
+        sys.stdout.flush()
+        sys.exit(0)
+    return config
+
+
+def _layer_args(config_cls: type, layers: Sequence[Layer]) -> list[str]:
+    """``--conf`` arguments for base layers (dicts go in as JSON text, which the parser reads)."""
+    args: list[str] = []
+    for layer in layers:
+        if isinstance(layer, Mapping):
+            check_keys(config_cls, dict(layer), source="a base layer")
+            args += ["--conf", json.dumps(to_dict(dict(layer)))]
+        else:
+            check_keys(config_cls, _load_yaml_file(str(layer)), source=str(layer))
+            args += ["--conf", str(layer)]
+    return args
+
+
+def _parse(config_cls: type[T], argv: list[str], files: list[str], prog: str | None,
+           description: str | None) -> T:
     parser = _build_parser(config_cls, prog, description)
     try:
         namespace = parser.parse_args(argv)
@@ -195,12 +270,7 @@ def parse_config(
                 "Run with --help to list the options, or --print_config to see every key.",
             ) from None
         raise UserError(f"invalid config value in {source}: {message}") from None
-    config = build_from_namespace(parser, namespace)
-    if print_config:
-        sys.stdout.write(to_yaml(config))
-        sys.stdout.flush()
-        sys.exit(0)
-    return config
+    return build_from_namespace(parser, namespace)
 
 
 def build_from_namespace(parser, namespace) -> Any:
@@ -242,17 +312,6 @@ def load_config(config_cls: type[T], *paths: str | Path, overrides: Sequence[str
     for path in paths:
         argv += ["--conf", str(path)]
     return parse_config(config_cls, argv + list(overrides))
-
-
-def from_dict(config_cls: type[T], values: dict[str, Any], *, source: str) -> T:
-    """Build ``config_cls`` from a dict (e.g. a saved run config), with the same key checks."""
-    import tempfile
-
-    check_keys(config_cls, values, source=source)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
-        yaml.safe_dump(values, handle)
-        handle.flush()
-        return load_config(config_cls, handle.name)
 
 
 def parse_resolution(text: str, *, what: str = "resolution") -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -33,10 +33,6 @@ class UserError(Exception):
         if self.hint:
             return f"{self.message.rstrip('. ')}. {self.hint}"
         return self.message
-
-
-def fail(message: str, hint: str | None = None) -> NoReturn:
-    raise UserError(message, hint)
 
 
 def script_main(fn: F) -> F:

@@ -37,24 +37,43 @@ class AugmentConfig:
     """Probabilities and strength ranges of the training-time condition augmentations."""
 
     enabled: bool = True
+    """apply the augmentations to training clips at all"""
     pixelate_probability: float = 0.2
-    pixelate_factor: tuple[float, float] = (1.5, 4.0)  # downsampling factor
+    """chance per clip of pixelating every channel"""
+    pixelate_factor: tuple[float, float] = (1.5, 4.0)
+    """(min, max) downsampling factor of the pixelation"""
     blur_probability: float = 0.2
+    """chance per clip of a Gaussian blur of every channel"""
     blur_sigma_px: tuple[float, float] = (0.5, 1.5)
+    """(min, max) blur sigma in pixels"""
     posterize_probability: float = 0.15
-    posterize_levels: tuple[float, float] = (8.0, 32.0)  # levels over [-1, 1]
+    """chance per clip of posterizing every channel"""
+    posterize_levels: tuple[float, float] = (8.0, 32.0)
+    """(min, max) levels over [-1, 1] of the posterization"""
     noise_probability: float = 0.3
+    """chance per clip of additive Gaussian noise on every channel"""
     noise_std: tuple[float, float] = (0.0, 0.05)
+    """(min, max) standard deviation of the noise (encoded units, range [-1, 1])"""
     clip_probability: float = 0.1
-    clip_level: tuple[float, float] = (0.6, 1.0)  # |x| clipped to this, depth and flow only
+    """chance per clip of clipping depth and flow"""
+    clip_level: tuple[float, float] = (0.6, 1.0)
+    """(min, max) level |x| of depth and flow is clipped to (then rescaled to [-1, 1])"""
     quantize_color_probability: float = 0.4
-    quantize_color_levels: tuple[float, float] = (3.0, 10.0)  # levels per colour channel
+    """chance per clip of quantising the flat colour (game-style)"""
+    quantize_color_levels: tuple[float, float] = (3.0, 10.0)
+    """(min, max) levels per colour channel"""
     flatten_lighting_probability: float = 0.3
+    """chance per clip of flattening the flat colour's lighting (game-style)"""
     flatten_lighting_strength: tuple[float, float] = (0.3, 1.0)
+    """(min, max) share of the smooth shading removed"""
     banding_probability: float = 0.2
-    banding_levels: tuple[float, float] = (4.0, 12.0)  # luminance bands
+    """chance per clip of luminance banding of the flat colour (game-style)"""
+    banding_levels: tuple[float, float] = (4.0, 12.0)
+    """(min, max) number of luminance bands"""
     sharpen_probability: float = 0.2
+    """chance per clip of sharpening the flat colour (game-style)"""
     sharpen_amount: tuple[float, float] = (0.3, 1.0)
+    """(min, max) strength of the sharpening"""
     flip_probability: float = 0.0
     """chance per clip of a horizontal mirror of the frames and every condition together
     (flow x and normals x negated)"""

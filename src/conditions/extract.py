@@ -21,20 +21,30 @@ from src.conditions.flow import DISFlow
 class ExtractConfig:
     """Which extractors turn real frames into G-buffer channels, and their settings."""
 
-    flow_backend: str = "dis"  # only "dis" (OpenCV DIS, weight-free)
-    dis_preset: str = "medium"  # ultrafast | fast | medium
-    depth_backend: str = "geometric"  # geometric (weight-free, offline) | transformers
-    depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # hub id or local folder (transformers)
-    depth_model_output: str = "inverse"  # inverse | metric (what the transformers model predicts)
+    flow_backend: str = "dis"
+    """optical flow: only "dis" (OpenCV DIS, weight-free)"""
+    dis_preset: str = "medium"
+    """DIS flow quality: ultrafast | fast | medium"""
+    depth_backend: str = "geometric"
+    """depth: geometric (weight-free, offline) | transformers"""
+    depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"
+    """transformers depth model: hub id or local folder"""
+    depth_model_output: str = "inverse"
+    """what the transformers depth model predicts: inverse | metric"""
     depth_batch_size: int = 8
-    horizon_fraction: float = 0.4  # geometric: assumed horizon row as a fraction of the height
-    parallax_weight: float = 0.0  # geometric: weight of the motion-parallax cue (measured worse: off)
-    texture_weight: float = 0.0  # geometric: weight of the local-texture cue (measured worse: off)
-    flat_num_colors: int = 12  # flat colour palette size per video
-    flat_lighting_strength: float = 0.7  # 0 = keep lighting, 1 = divide it out fully
-    assumed_fov_y_deg: float = (
-        70.0  # real video's vertical field of view for normals from depth (the game uses 70)
-    )
+    """frames per batch of the transformers depth model"""
+    horizon_fraction: float = 0.4
+    """geometric: assumed horizon row as a fraction of the height"""
+    parallax_weight: float = 0.0
+    """geometric: weight of the motion-parallax cue (measured worse: off)"""
+    texture_weight: float = 0.0
+    """geometric: weight of the local-texture cue (measured worse: off)"""
+    flat_num_colors: int = 12
+    """flat colour palette size per video"""
+    flat_lighting_strength: float = 0.7
+    """flat colour: 0 = keep lighting, 1 = divide it out fully"""
+    assumed_fov_y_deg: float = 70.0
+    """real video's vertical field of view for normals from depth (the game uses 70)"""
 
     def __post_init__(self) -> None:
         if self.flow_backend != "dis":

@@ -17,9 +17,9 @@ class ConditionSpec:
     """The model's condition channels, in order. ``encode`` produces ``num_channels`` planes."""
 
     channels: tuple[str, ...] = ("albedo", "depth", "normals", "flow")
-    # "depth": normals come from depth via normals_from_depth in both domains (they then match);
-    # "gbuffer": the G-buffer's own normals (only the game has them)
+    """the condition channels the model sees, in order: albedo, depth, normals, flow"""
     normals_source: str = "depth"
+    """depth: normals from depth in both domains (they then match); gbuffer: the game's own (game only)"""
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)

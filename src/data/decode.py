@@ -25,12 +25,18 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpe
 class DecodeConfig:
     """How a video becomes frames."""
 
-    fps: float = 10.0  # output frames per second (nearest source frame for each output time)
-    resolution: str = "96x96"  # WIDTHxHEIGHT after centre crop to this aspect and antialiased resize
-    start_s: float = 0.0  # trim: first second used
-    end_s: float | None = None  # trim: last second used (None = to the end)
-    val_fraction: float = 0.15  # the last fraction of each video's frames is held out for validation
-    max_frames: int | None = None  # stop after this many output frames (None = all)
+    fps: float = 10.0
+    """output frames per second (nearest source frame for each output time)"""
+    resolution: str = "96x96"
+    """WIDTHxHEIGHT after centre crop to this aspect and antialiased resize"""
+    start_s: float = 0.0
+    """trim: first second used"""
+    end_s: float | None = None
+    """trim: last second used (None = to the end)"""
+    val_fraction: float = 0.15
+    """the last fraction of each video's frames is held out for validation"""
+    max_frames: int | None = None
+    """stop after this many output frames (None = all)"""
 
     def __post_init__(self) -> None:
         if not self.fps > 0:

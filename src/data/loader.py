@@ -2,9 +2,10 @@
 
 Every clip is a pure function of ``(seed, index)``: which video segment, where it starts, the
 frame skip, the crop and the augmentation are all drawn from ``np.random.default_rng([seed, index])``.
-The training sampler walks indices ``step * batch_size + i``, so the data position of a run is just
-its step: ``build_loader(..., start_step=step)`` resumes exactly where a run stopped, and
-``ClipDataset.batch_at(step, batch_size)`` returns the same batch the loader gives at that step.
+Training batch ``step`` holds indices ``step * batch_size + i`` (``ClipDataset.batch_at``), so the
+data position of a run is just its step; ``step_batches(batch_at, start_index=step)`` walks the
+batches from there, in this process or in DataLoader workers, and resumes exactly where a run
+stopped.
 
 A batch is a dict: ``frames`` b t 3 h w float32 in [-1, 1]; ``cond`` b t C h w float32 (encoded
 with the dataset's statistics; augmented for ``split="train"`` only); ``index`` b int64.
@@ -12,13 +13,14 @@ with the dataset's statistics; augmented for ``split="train"`` only); ``index`` 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from src.common.errors import UserError
 from src.conditions.augment import (
@@ -33,18 +35,8 @@ from src.conditions.spec import ConditionSpec
 from src.data import prepared
 
 
-@dataclasses.dataclass
-class LoaderConfig:
-    """Where clips come from and how they are cut (nest this in a trainer's config)."""
-
-    prepared_dir: str = "data/prepared/default"
-    clip_frames: int = 2  # frames per clip (a multiple of 2: framelets)
-    crop: int = 64  # square crop side in pixels (random for train, centred for val)
-    frame_skip_min: int = 1  # frames between clip frames, drawn uniformly per clip (train)
-    frame_skip_max: int = 2
-    batch_size: int = 8
-    num_workers: int = 0
-    num_val_clips: int = 64  # fixed validation clips (deterministic, no augmentation)
+class NotEnoughFramesError(UserError):
+    """No segment of the split is long enough for one clip (e.g. a short held-out part)."""
 
 
 def _as_crop(crop: int | tuple[int, int]) -> tuple[int, int]:
@@ -95,7 +87,7 @@ class ClipDataset(Dataset):
         span = (clip_frames - 1) * self.skip_range[0] + 1
         self.segments = [s for s in self.segments if s["num_frames"] >= span]
         if not self.segments:
-            raise UserError(
+            raise NotEnoughFramesError(
                 f"no {split} segment of {self.root} has {span} frames for a {clip_frames}-frame clip",
                 "Use shorter clips, or prepare longer videos / a higher fps.",
             )
@@ -200,85 +192,40 @@ class ClipDataset(Dataset):
         return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": torch.tensor(index)}
 
     def batch_at(self, step: int, batch_size: int) -> dict:
-        """The batch a loader built with ``start_step=0`` yields at ``step`` (deterministic)."""
+        """Training batch ``step``: clips ``step * batch_size ...`` collated (deterministic)."""
         return torch.utils.data.default_collate([self[step * batch_size + i] for i in range(batch_size)])
 
 
-class StepSampler(Sampler[int]):
-    """Training indices ``start_step * batch_size, ...`` forever; position = step."""
+class _BatchByIndex(Dataset):
+    """Map-style view of a step-indexed batch function: item ``i`` is ``batch_at(i)``."""
 
-    def __init__(self, *, batch_size: int, start_step: int = 0):
-        self.batch_size, self.start_step = batch_size, start_step
+    def __init__(self, batch_at: Callable[[int], dict]):
+        self.batch_at = batch_at
 
-    def __iter__(self):
-        return itertools.count(self.start_step * self.batch_size)
+    def __len__(self) -> int:
+        return sys.maxsize  # unbounded: training stops on its own step count
 
-    def state_dict(self, step: int) -> dict:
-        return {"step": step}
+    def __getitem__(self, index: int) -> dict:
+        return self.batch_at(index)
 
 
-def build_loader(
-    prepared_dir: str | Path,
-    *,
-    split: str,
-    clip_frames: int,
-    crop: int | tuple[int, int],
-    batch_size: int,
-    seed: int,
-    frame_skip: tuple[int, int] = (1, 2),
-    augment: AugmentConfig | None = None,
-    spec: ConditionSpec | None = None,
-    start_step: int = 0,
-    num_workers: int = 0,
-    num_val_clips: int = 64,
-) -> DataLoader:
-    """A DataLoader of batches (see the module docstring).
+def step_batches(batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0) -> Iterator[dict]:
+    """``batch_at(start_index)``, ``batch_at(start_index + 1)``, ... without end, in this order.
 
-    ``split="train"``: infinite, seeded, augmented (with ``augment``, default ``AugmentConfig()``),
-    starting at ``start_step`` (the run's step, to resume the data position). ``split="val"``: a
-    fixed, finite list of ``num_val_clips`` clips, no augmentation, no skip, centred crops.
+    ``batch_at`` must be a pure function of its index (``ClipDataset.batch_at`` is), so where the
+    batches are computed does not change them: with ``num_workers`` 0 in this process, else in a
+    torch DataLoader's worker processes that read ahead while the model trains (each item is a
+    whole batch: ``batch_size=None``; the sampler walks the indices from ``start_index``, so a
+    resumed run gets exactly the batches it would have seen). Nothing is computed before the
+    first ``next``.
     """
-    if split == "train" and augment is None:
-        augment = AugmentConfig()
-    dataset = ClipDataset(
-        prepared_dir,
-        split=split,
-        clip_frames=clip_frames,
-        crop=crop,
-        seed=seed,
-        frame_skip=frame_skip,
-        spec=spec,
-        augment=augment,
-        num_val_clips=num_val_clips,
+    if num_workers <= 0:
+        yield from map(batch_at, itertools.count(start_index))
+        return
+    loader = DataLoader(
+        _BatchByIndex(batch_at),
+        batch_size=None,
+        sampler=range(start_index, sys.maxsize),
+        num_workers=num_workers,
     )
-    if split == "train":
-        sampler: Sampler[int] = StepSampler(batch_size=batch_size, start_step=start_step)
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True
-        )
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-
-
-def build_loader_from_config(
-    config: LoaderConfig,
-    *,
-    split: str,
-    seed: int,
-    augment: AugmentConfig | None = None,
-    spec: ConditionSpec | None = None,
-    start_step: int = 0,
-) -> DataLoader:
-    return build_loader(
-        config.prepared_dir,
-        split=split,
-        clip_frames=config.clip_frames,
-        crop=config.crop,
-        batch_size=config.batch_size,
-        seed=seed,
-        frame_skip=(config.frame_skip_min, config.frame_skip_max),
-        augment=augment,
-        spec=spec,
-        start_step=start_step,
-        num_workers=config.num_workers,
-        num_val_clips=config.num_val_clips,
-    )
+    yield from loader  # the workers start at the first batch asked for, not before

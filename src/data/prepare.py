@@ -30,18 +30,30 @@ from src.data.decode import DecodeConfig, decode_video_with_report, find_videos,
 class PrepareConfig:
     """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
 
-    videos: list[str] = dataclasses.field(default_factory=list)  # files or folders (searched recursively)
+    videos: list[str] = dataclasses.field(default_factory=list)
+    """video files or folders (searched recursively): --videos a.mp4 b.mp4 dir"""
     out: str = "data/prepared/default"
-    defaults: bool = False  # use the real street clips shipped in public packages (bikes.mp4, vtest.avi)
-    resolution: str = "96x96"  # WIDTHxHEIGHT
-    fps: float = 10.0  # 10, not 12: vtest.avi is 10 fps, and 12 would repeat every 5th frame (zero flow)
+    """the prepared dataset folder to write (re-running resumes it)"""
+    defaults: bool = False
+    """use the real street clips shipped in public packages (bikes.mp4, vtest.avi)"""
+    resolution: str = "96x96"
+    """WIDTHxHEIGHT of the prepared frames (centre crop to this aspect, then resize)"""
+    fps: float = 10.0
+    """frames per second after resampling (10, not 12: vtest.avi is 10 fps, and 12 would repeat every 5th frame)"""
     start_s: float = 0.0
+    """trim: first second of each video used"""
     end_s: float | None = None
-    val_fraction: float = 0.15  # last fraction of each video held out
-    max_frames: int | None = None  # per video, after resampling
-    shard_frames: int = 64  # frames per shard
-    stats_pixels_per_frame: int = 512  # pixels sampled per training frame for the statistics
+    """trim: last second of each video used (None: to the end)"""
+    val_fraction: float = 0.15
+    """the last fraction of each video's frames, held out for validation"""
+    max_frames: int | None = None
+    """at most this many frames per video, after resampling (None: all)"""
+    shard_frames: int = 64
+    """frames per shard"""
+    stats_pixels_per_frame: int = 512
+    """pixels sampled per training frame for the statistics"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
+    """the extractors that turn real frames into G-buffer channels"""
 
     def decode_config(self) -> DecodeConfig:
         parse_resolution(self.resolution)

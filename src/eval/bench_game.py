@@ -27,13 +27,21 @@ class BenchGameConfig:
     """``bench_game``: time the world and the G-buffer renderer per frame."""
 
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
-    frames: int = 200  # timed frames per resolution
+    """WIDTHxHEIGHT render sizes to time: --resolutions 224x224 320x320"""
+    frames: int = 200
+    """timed frames per resolution"""
     warmup_frames: int = 10
+    """untimed frames before the timed ones, per resolution"""
     fps: int = 30
+    """game steps per second (fixed dt = 1 / fps)"""
     seed: int = 0
+    """seed of the world"""
     level: str = DEFAULT_LEVEL
+    """the level file (YAML with the fields of WorldConfig) the world is built from"""
     json_out: str = "runs/bench_game.json"
+    """where the numbers go as JSON (empty: nowhere)"""
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    """the first-person rider camera"""
 
 
 def bench_resolution(config: BenchGameConfig, resolution: str, ctx) -> dict:

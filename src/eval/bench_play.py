@@ -32,21 +32,32 @@ from src.common.io import atomic_write_json
 
 @dataclasses.dataclass
 class BenchmarkConfig:
+    """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
+
     checkpoint: str = "game/models/default"
+    """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
     """'model' is the package's own resolution; others are WIDTHxHEIGHT"""
     steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+    """denoising steps per framelet to time, one row each"""
     backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
+    """inference backends to time: torch, ncnn"""
     device: str = "cpu"
+    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
     frames: int = 60
+    """timed frames per setting"""
     warmup_frames: int = 8
+    """untimed frames before the timed ones, per setting"""
     display: bool = True
     """include the window's scaling and blit (SDL dummy driver when headless)"""
     soak_game_minutes: float = 0.0
     """also ride this many minutes of game time with the first neural setting and report memory"""
     soak_fps: int = 30
+    """game steps per second of the soak ride"""
     seed: int = 0
+    """seed of the world and of the sampling noise"""
     json_out: str = "runs/benchmark.json"
+    """where the numbers go as JSON"""
 
 
 def _rss_mb() -> float:

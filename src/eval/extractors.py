@@ -12,8 +12,6 @@ Baselines put the numbers in context: zero flow, and for depth the ground-plane 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -30,14 +28,23 @@ class EvalExtractorsConfig:
     """``eval_extractors``: where the ground truth comes from and where results go."""
 
     out: str = "runs/eval_extractors/extractors.json"
-    game_clip: str | None = None  # an existing G-buffer clip folder; None = record one
+    """the JSON file for the results (recorded game rides go beside it, in game_clips/)"""
+    game_clip: str | None = None
+    """an existing G-buffer clip folder (None: record autopilot rides, one per seed)"""
     game_frames: int = 48
+    """frames per recorded game ride"""
     game_resolution: str = "160x120"
+    """WIDTHxHEIGHT of the recorded game rides"""
     game_seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
-    game_fps: float = 10.0  # the prepared data's rate, so flow magnitudes match training
+    """one recorded game ride per seed"""
+    game_fps: float = 10.0
+    """frame rate of the recorded rides (the prepared data's, so flow magnitudes match training)"""
     aloe_width: int = 320
+    """width in pixels the aloe stereo image is resized to"""
     skip_game: bool = False
+    """measure on aloe only (no game rides)"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
+    """the extractors under test"""
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -62,64 +69,6 @@ def _row_prior(extract: ExtractConfig) -> GeometricDepth:
         texture_weight=0.0,
         guided_radius_fraction=0.0,
     )
-
-
-def record_game_rollout(
-    directory: str | Path, *, frames: int, resolution: str, seed: int, fps: float = 10.0
-) -> Path:
-    """Record a short autopilot ride's G-buffers into ``directory`` (with ``play_game`` when it
-    exists, else through the game's Python API)."""
-    directory = Path(directory)
-    if (directory / "meta.json").is_file():
-        return directory
-    script = Path(__file__).resolve().parents[1] / "scripts" / "play_game.py"
-    if script.is_file():
-        command = [
-            sys.executable, "-m", "src.scripts.play_game", "--headless", "--autopilot", "--renderer", "raster", "--frames", str(frames),
-            "--record_gbuffers", str(directory), "--resolution", resolution, "--seed", str(seed), "--fps", f"{fps:g}",
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, cwd=script.parents[2], timeout=600)
-        if result.returncode == 0 and (directory / "meta.json").is_file():
-            return directory
-        print(
-            f"play_game failed ({result.stderr.strip()[-300:]}); recording through the game API",
-            file=sys.stderr,
-        )
-    return _record_with_api(directory, frames=frames, resolution=resolution, seed=seed, fps=fps)
-
-
-def _record_with_api(directory: Path, *, frames: int, resolution: str, seed: int, fps: float) -> Path:
-    from src.common.config import parse_resolution
-    from src.common.gbuffer_io import save_gbuffer_clip
-    from src.game.autopilot import Autopilot
-    from src.game.camera import CameraConfig, rider_camera_pose
-    from src.game.meshes import build_scene
-    from src.game.renderer import GBufferRenderer
-    from src.game.world import World
-
-    width, height = parse_resolution(resolution)
-    world, camera_config, autopilot = World(seed=seed), CameraConfig(), Autopilot()
-    renderer = GBufferRenderer(width, height, camera_config)
-    previous = rider_camera_pose(world.state(), camera_config)
-    out = []
-    try:
-        for _ in range(frames):
-            world.step(autopilot(world), 1.0 / fps)
-            camera = rider_camera_pose(world.state(), camera_config)
-            out.append(
-                renderer.render(
-                    build_scene(world, camera, previous), camera.view_matrix(), previous.view_matrix()
-                )
-            )
-            previous = camera
-    finally:
-        renderer.release()
-    meta = {
-        "fps": fps, "resolution": [width, height], "fov_y_deg": camera_config.fov_y_deg,
-        "near_m": camera_config.near_m, "far_m": camera_config.far_m, "seed": seed, "depth_kind": "metric",
-        "recorded_by": "src.eval.extractors (game API)",
-    }  # fmt: skip
-    return save_gbuffer_clip(directory, out, meta)
 
 
 def evaluate_game_clip(directory: str | Path, extract: ExtractConfig) -> dict:
@@ -215,9 +164,13 @@ def evaluate_extractors(config: EvalExtractorsConfig, *, work_dir: str | Path) -
         "aloe": evaluate_aloe(config.extract, width=config.aloe_width),
     }
     if not config.skip_game:
+        from src.common.config import parse_resolution
+        from src.game.recording import record_autopilot_clip
+
+        width, height = parse_resolution(config.game_resolution)
         clips = [Path(config.game_clip)] if config.game_clip else [
-            record_game_rollout(Path(work_dir) / f"game-seed{seed}", frames=config.game_frames,
-                                resolution=config.game_resolution, seed=seed, fps=config.game_fps)
+            record_autopilot_clip(Path(work_dir) / f"game-seed{seed}", width=width, height=height,
+                                  frames=config.game_frames, seed=seed, fps=config.game_fps)
             for seed in config.game_seeds
         ]  # fmt: skip
         for clip in clips:

@@ -16,12 +16,20 @@ from src.game.world import Action, World
 
 @dataclasses.dataclass
 class AutopilotConfig:
-    lookahead_s: float = 6.0  # how far ahead in time vehicles count
-    side_margin_m: float = 0.45  # clearance kept beside a vehicle
-    oncoming_penalty_s: float = 2.0  # prefer the rider's own side of the road
-    switch_bonus_s: float = 0.6  # hysteresis: stay on the current line unless another is clearly better
+    """How the autopilot picks a line through traffic and steers to it."""
+
+    lookahead_s: float = 6.0
+    """how far ahead in time vehicles count"""
+    side_margin_m: float = 0.45
+    """clearance kept beside a vehicle"""
+    oncoming_penalty_s: float = 2.0
+    """seconds of clearance a line on the oncoming side loses (prefer the rider's own side)"""
+    switch_bonus_s: float = 0.6
+    """hysteresis: stay on the current line unless another is clearly better"""
     steer_gain_per_m: float = 0.9
-    brake_below_s: float = 1.6  # brake when the chosen line is closer than this
+    """steering per metre between the rider and the chosen line"""
+    brake_below_s: float = 1.6
+    """brake when the chosen line is clear for less than this many seconds"""
 
 
 class Autopilot:

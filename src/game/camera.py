@@ -23,14 +23,23 @@ class CameraConfig:
     """The first-person rider camera."""
 
     fov_y_deg: float = 70.0
+    """vertical field of view in degrees"""
     near_m: float = 0.25
+    """near clipping plane distance"""
     far_m: float = 600.0
+    """far clipping plane distance"""
     eye_height_m: float = 1.6
-    pitch_deg: float = -4.0  # a little down toward the road
-    head_bob_amplitude_m: float = 0.025  # vertical bob per pedal stroke
-    lean_roll_fraction: float = 0.6  # share of the bicycle's lean the head follows
-    look_into_turn_deg_per_mps: float = 2.0  # yaw toward the lateral velocity
+    """eye height above the road"""
+    pitch_deg: float = -4.0
+    """camera pitch (negative: a little down toward the road)"""
+    head_bob_amplitude_m: float = 0.025
+    """vertical bob per pedal stroke"""
+    lean_roll_fraction: float = 0.6
+    """share of the bicycle's lean the head follows"""
+    look_into_turn_deg_per_mps: float = 2.0
+    """yaw toward the lateral velocity"""
     show_handlebar: bool = True
+    """draw the bicycle's handlebar in view"""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,10 @@ SKY_ALBEDO = (0.55, 0.7, 0.9)
 INSTANCE_FLOATS = 16 + 16 + 9 + 4 + 4
 
 
+class NoOpenGLContextError(UserError):
+    """No OpenGL 3.3 context can be made on this machine (no EGL driver and no display)."""
+
+
 def create_headless_context(backend: str = "egl"):
     """A standalone OpenGL 3.3 context; EGL first (no display needed), then the platform default."""
     import moderngl
@@ -46,7 +50,7 @@ def create_headless_context(backend: str = "egl"):
             return moderngl.create_context(standalone=True, require=330, **kwargs)
         except Exception as error:  # noqa: BLE001 - report every attempt below
             errors.append(f"{kwargs or 'default'}: {error}")
-    raise UserError(
+    raise NoOpenGLContextError(
         "could not create an OpenGL 3.3 context (" + "; ".join(errors) + ")",
         "Install an EGL driver (Mesa: libegl1 libgl1-mesa-dri) or run with a display.",
     )

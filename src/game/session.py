@@ -38,22 +38,38 @@ BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
 class PlayConfig:
     """``play_game``: ride the boulevard in a window, or render/record it headless."""
 
-    renderer: str = "raster"  # which view starts on screen: raster, or a view a source adds
-    headless: bool = False  # no window; needs frames
-    autopilot: bool = False  # the autopilot rides
-    frames: int | None = None  # stop after this many rendered frames (None: until the window closes)
-    record: str | None = None  # write the shown view (record_view) as an H.264 mp4 here
-    record_view: str | None = None  # which view --record writes (default: the starting view)
-    record_side_by_side: str | None = None  # also write the side_by_side view (a source provides it) here
-    record_gbuffers: str | None = None  # write the exact G-buffers as a clip folder here
+    renderer: str = "raster"
+    """which view starts on screen: raster, or a view a source adds"""
+    headless: bool = False
+    """no window (render off screen); needs --frames"""
+    autopilot: bool = False
+    """the autopilot rides instead of the keyboard"""
+    frames: int | None = None
+    """stop after this many rendered frames (None: until the window closes)"""
+    record: str | None = None
+    """write the shown view (record_view) as an H.264 mp4 here"""
+    record_view: str | None = None
+    """which view --record writes (default: the starting view)"""
+    record_side_by_side: str | None = None
+    """also write the side_by_side view (a source provides it) here"""
+    record_gbuffers: str | None = None
+    """write the exact G-buffers as a clip folder here"""
     seed: int = 0
-    resolution: str | None = None  # WIDTHxHEIGHT of the render (the window scales it up); default 320x240
-    fps: int = 30  # game steps per second (fixed dt = 1 / fps) and the window's frame rate
-    level: str = DEFAULT_LEVEL  # world parameters (YAML, the fields of WorldConfig); only on the command line
-    window_scale: int = 0  # 0: pick one so the window is about 720 pixels tall
+    """seed of the world (traffic, buildings); each restart uses the next one"""
+    resolution: str | None = None
+    """WIDTHxHEIGHT of the render (the window scales it up); default 320x240"""
+    fps: int = 30
+    """game steps per second (fixed dt = 1 / fps) and the window's frame rate"""
+    level: str = DEFAULT_LEVEL
+    """a level file (YAML with the fields of world), applied under --conf files and --world.KEY overrides"""
+    window_scale: int = 0
+    """integer upscale of the render in the window (0: about 720 pixels tall)"""
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    """the world's tunables (road, city, rider, traffic); the level file sets them first"""
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    """the first-person rider camera"""
     pilot: AutopilotConfig = dataclasses.field(default_factory=AutopilotConfig)
+    """how the autopilot rides"""
 
 
 @dataclasses.dataclass(frozen=True)

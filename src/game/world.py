@@ -22,49 +22,90 @@ class WorldConfig:
 
     # road layout
     lanes_per_direction: int = 3
+    """traffic lanes on each side of the centre line"""
     lane_width_m: float = 3.5
+    """width of one lane"""
     curb_width_m: float = 0.3
+    """width of the curb between road and sidewalk"""
     curb_height_m: float = 0.15
+    """height of the curb above the road"""
     sidewalk_width_m: float = 5.0
+    """width of the sidewalk on each side"""
     lane_marking_length_m: float = 3.0
+    """length of one dash of the lane markings"""
     lane_marking_gap_m: float = 9.0
+    """gap between two dashes of the lane markings"""
     lane_marking_width_m: float = 0.15
+    """width of the lane markings"""
     # city
-    view_distance_m: float = 320.0  # the world is built this far ahead of the rider
-    keep_behind_m: float = 40.0  # and kept this far behind
+    view_distance_m: float = 320.0
+    """the world is built this far ahead of the rider (also where the fog ends)"""
+    keep_behind_m: float = 40.0
+    """the world is kept this far behind the rider"""
     building_width_range_m: tuple[float, float] = (8.0, 28.0)
+    """(min, max) width of a building along the street"""
     building_height_range_m: tuple[float, float] = (7.0, 45.0)
+    """(min, max) height of a building"""
     building_depth_range_m: tuple[float, float] = (10.0, 25.0)
+    """(min, max) depth of a building away from the street"""
     building_setback_range_m: tuple[float, float] = (0.0, 6.0)
+    """(min, max) distance of a building from the sidewalk"""
     building_gap_range_m: tuple[float, float] = (0.0, 5.0)
+    """(min, max) gap between neighbouring buildings"""
     lamp_spacing_m: float = 30.0
+    """distance between street lamps"""
     tree_spacing_m: float = 30.0
+    """distance between trees"""
     # rider
     bike_width_m: float = 0.6
+    """the rider's collision width"""
     bike_length_m: float = 1.8
-    start_lane: int = 2  # counted from the centre line on the rider's side, 1-based
+    """the rider's collision length"""
+    start_lane: int = 2
+    """the rider's lane at the start, counted from the centre line on the rider's side, 1-based"""
     start_speed_mps: float = 6.0
-    speed_ramp_mps_per_s: float = 0.04  # the cruise speed rises with time ...
-    max_cruise_speed_mps: float = 13.0  # ... up to this
-    pedal_speed_gain: float = 0.5  # full pedal targets cruise * (1 + gain)
-    brake_speed_gain: float = 0.6  # full brake targets cruise * (1 - gain)
+    """the cruise speed at the start"""
+    speed_ramp_mps_per_s: float = 0.04
+    """how fast the cruise speed rises with time"""
+    max_cruise_speed_mps: float = 13.0
+    """the cruise speed rises up to this"""
+    pedal_speed_gain: float = 0.5
+    """full pedal targets cruise * (1 + gain)"""
+    brake_speed_gain: float = 0.6
+    """full brake targets cruise * (1 - gain)"""
     acceleration_mps2: float = 2.5
+    """acceleration toward the target speed"""
     braking_mps2: float = 6.0
+    """deceleration toward the target speed"""
     max_lateral_speed_mps: float = 4.0
-    lateral_response_s: float = 0.3  # time constant of the steering (inertia)
-    lean_rad_per_mps: float = 0.08  # bicycle lean per m/s of lateral speed
+    """sideways speed at full steering"""
+    lateral_response_s: float = 0.3
+    """time constant of the steering (inertia)"""
+    lean_rad_per_mps: float = 0.08
+    """bicycle lean per m/s of lateral speed"""
     crash_duration_s: float = 1.2
+    """how long a crash plays before the run is over"""
     # traffic
     max_vehicles: int = 26
+    """most vehicles on the road at once"""
     spawn_rate_per_s: float = 1.6
+    """new vehicles per second (while below max_vehicles)"""
     initial_vehicles: int = 14
-    safe_start_m: float = 40.0  # no vehicle starts nearer than this ahead of the rider
+    """vehicles placed when a run starts"""
+    safe_start_m: float = 40.0
+    """no vehicle starts nearer than this ahead of the rider"""
     same_direction_speed_range_mps: tuple[float, float] = (3.0, 11.0)
+    """(min, max) speed of vehicles going the rider's way"""
     oncoming_speed_range_mps: tuple[float, float] = (7.0, 14.0)
+    """(min, max) speed of oncoming vehicles"""
     car_share: float = 0.65
-    taxi_share: float = 0.2  # the rest are buses
-    lane_jitter_m: float = 0.25  # vehicles do not sit exactly on the lane centre
+    """fraction of new vehicles that are cars"""
+    taxi_share: float = 0.2
+    """fraction of new vehicles that are taxis (the rest are buses)"""
+    lane_jitter_m: float = 0.25
+    """vehicles sit up to this far off the lane centre"""
     min_vehicle_gap_m: float = 6.0
+    """a vehicle keeps this gap (plus one second of its speed) to the one ahead"""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,14 +36,22 @@ DEFAULT_CHECKPOINT = "game/models/default"
 class RideConfig(PlayConfig):
     """``play_game``: the game options plus the neural renderer's."""
 
-    renderer: str = "neural"  # neural (the DiT paints the frames) or raster (plain G-buffer colours)
-    checkpoint: str = DEFAULT_CHECKPOINT  # a package directory, hf://owner/repo[@rev] or https://...#sha256=...
-    steps: int | None = None  # denoising steps per framelet (default: the package's)
-    backend: str = "torch"  # torch or ncnn
-    device: str = "cpu"  # cpu, cuda (torch) / vulkan (ncnn), or auto
-    dtype: str = "float32"  # float32, bfloat16 or float16
-    compile: bool = False  # torch.compile the model (torch backend)
-    cache_dir: str | None = None  # where downloaded packages go (default ~/.cache/velodream)
+    renderer: str = "neural"
+    """neural (the DiT paints the frames) or raster (plain G-buffer colours)"""
+    checkpoint: str = DEFAULT_CHECKPOINT
+    """a package directory, hf://owner/repo[@rev] or https://...#sha256=..."""
+    steps: int | None = None
+    """denoising steps per framelet (default: the package's)"""
+    backend: str = "torch"
+    """torch or ncnn"""
+    device: str = "cpu"
+    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16"""
+    compile: bool = False
+    """torch.compile the model (torch backend)"""
+    cache_dir: str | None = None
+    """where downloaded packages go (default ~/.cache/velodream)"""
 
 
 def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:

@@ -15,6 +15,8 @@ from src.play.checkpoints import resolve_checkpoint
 
 @dataclasses.dataclass
 class DownloadConfig:
+    """``download_checkpoint``: which package to fetch and where to cache it."""
+
     source: str = ""
     """a package directory, hf://owner/repo[@revision], or https://.../archive.tar.gz#sha256=HEX"""
     cache_dir: str | None = None

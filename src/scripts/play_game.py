@@ -16,37 +16,19 @@ R restart, Tab cycle views, Esc quit.
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Sequence
-
-import yaml
 
 from src.common.config import parse_config, to_dict
 from src.common.errors import script_main
-from src.game.session import DEFAULT_LEVEL, load_level
+from src.game.session import load_level
 from src.play.ride import RideConfig, ride
 
 
-def level_from_argv(argv: Sequence[str]) -> str:
-    """The --level given on the command line (its last occurrence), else the default level."""
-    level = DEFAULT_LEVEL
-    for index, arg in enumerate(argv):
-        if arg in ("--level", "--conf.level") and index + 1 < len(argv):
-            level = argv[index + 1]
-        elif arg.startswith(("--level=", "--conf.level=")):
-            level = arg.split("=", 1)[1]
-    return level
-
-
 def parse_play_config(argv: Sequence[str]) -> RideConfig:
-    """The level file is the first layer (under ``world``), then --conf files and overrides."""
-    argv = list(argv)
-    world = load_level(level_from_argv(argv))
-    with tempfile.NamedTemporaryFile("w", suffix=".level.yaml") as handle:
-        yaml.safe_dump({"world": to_dict(world)}, handle)
-        handle.flush()
-        return parse_config(RideConfig, ["--conf", handle.name, *argv], prog="play_game",
-                            description="Ride the Velodream boulevard, or render and record it headless.")
+    """The level file (``--level``) is the first layer, under ``world``; then --conf files and overrides."""
+    return parse_config(RideConfig, argv, prog="play_game",
+                        description="Ride the Velodream boulevard, or render and record it headless.",
+                        base_layers=[lambda config: {"world": to_dict(load_level(config.level))}])
 
 
 @script_main

@@ -14,14 +14,18 @@ from src.play.checkpoints import check_package
 
 @dataclasses.dataclass
 class PublishConfig:
+    """``publish_checkpoint``: which package to upload to which hub repository."""
+
     package: str = ""
     """the renderer package directory to upload"""
     repo_id: str = ""
     """the hub repository, owner/name (created if missing)"""
     private: bool = False
+    """create the hub repository as private"""
     revision: str | None = None
     """branch to push to (default: main)"""
     commit_message: str = "Upload Velodream renderer package"
+    """the commit message of the upload"""
 
 
 @script_main

@@ -10,159 +10,19 @@ distance per channel). Views show the encoded conditions, i.e. what the model se
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from src.common.config import parse_config, parse_resolution
+from src.common.config import parse_config
 from src.common.errors import script_main
-from src.common.io import atomic_write_json
-from src.conditions.encode import ConditionStats, StatsAccumulator, encode
-from src.conditions.extract import ExtractConfig, Extractor
-from src.conditions.spec import ConditionSpec
-from src.data.decode import DecodeConfig, decode_video
-
-
-@dataclasses.dataclass
-class VisualizeConditionsConfig:
-    out: str = "runs/visualize_conditions"
-    real_video: str | None = None  # None = the embedded bikes.mp4
-    start_s: float = 0.0
-    prepared_dir: str | None = "data/prepared/default"  # its statistics are used when it exists
-    game_clip: str | None = None  # None = record a ride with the game
-    game_seed: int = 0
-    frames: int = 40
-    resolution: str = "96x96"
-    fps: float = 10.0
-    scale: int = 2  # upscale factor of the views (nearest)
-    grid_frames: int = 4
-    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
-
-
-def _views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) -> list[np.ndarray]:
-    """frame | depth | flow | normals | flat colour views of one encoded frame (``C h w``)."""
-    from src.game.visualize import colorize_depth, colorize_flow, colorize_normals
-
-    s = spec.slices()
-    h, w = cond.shape[-2:]
-    blank = np.zeros((h, w, 3), np.uint8)
-    out = [frame]
-    out.append(colorize_depth(cond[s["depth"]][0], kind="inverse_relative") if "depth" in s else blank)
-    out.append(
-        colorize_flow(np.moveaxis(cond[s["flow"]], 0, -1), max_magnitude_px=1.0) if "flow" in s else blank
-    )
-    out.append(colorize_normals(np.moveaxis(cond[s["normals"]], 0, -1)) if "normals" in s else blank)
-    albedo = (
-        ((np.moveaxis(cond[s["albedo"]], 0, -1) + 1) * 127.5).clip(0, 255).astype(np.uint8)
-        if "albedo" in s
-        else blank
-    )
-    out.append(albedo)
-    return out
-
-
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    image = image.copy()
-    cv2.putText(image, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
-    return image
-
-
-def _column(views: list[np.ndarray], scale: int, title: str | None = None) -> np.ndarray:
-    names = ["frame", "depth", "flow", "normals", "flat colour"]
-    cells = [cv2.resize(v, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for v in views]
-    cells = [_label(c, (f"{title} " if title and i == 0 else "") + names[i]) for i, c in enumerate(cells)]
-    return np.concatenate(cells, axis=0)
+from src.eval.visualize_conditions import VisualizeConditionsConfig, visualize_conditions
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
-    from src.common.gbuffer_io import load_gbuffer_clip
-    from src.common.video import save_png, write_mp4
-    from src.data.prepared import read_manifest
-    from src.data.sources import find_embedded_file
-    from src.eval.domain_gap import domain_gap, plot_histograms
-    from src.eval.extractors import record_game_rollout
-
     config = parse_config(VisualizeConditionsConfig, argv, prog="visualize_conditions", description=__doc__)
-    out = Path(config.out)
-    spec = ConditionSpec()
-    width, height = parse_resolution(config.resolution)
-
-    video = Path(config.real_video) if config.real_video else find_embedded_file("bikes.mp4")
-    decode = DecodeConfig(
-        fps=config.fps, resolution=config.resolution, start_s=config.start_s, max_frames=config.frames
-    )
-    real_frames = decode_video(video, decode)
-    extractor = Extractor(config.extract)
-    extractor.fit(real_frames)
-    real = extractor.extract(real_frames)
-
-    game_dir = (
-        Path(config.game_clip)
-        if config.game_clip
-        else record_game_rollout(
-            out / "game_clip",
-            frames=config.frames + 1,
-            resolution=config.resolution,
-            seed=config.game_seed,
-            fps=config.fps,
-        )
-    )
-    game, game_meta = load_gbuffer_clip(game_dir)
-    game = {k: v[1:] for k, v in game.items()}  # the first frame has no flow
-
-    if config.prepared_dir and (Path(config.prepared_dir) / "manifest.json").is_file():
-        stats = ConditionStats.from_dict(read_manifest(config.prepared_dir)["stats"])
-    else:  # statistics of the real clip shown
-        accumulator = StatsAccumulator(fov_y_deg=config.extract.assumed_fov_y_deg)
-        accumulator.add(depth=real["depth"], flow=real["flow"], depth_kind="inverse_relative")
-        stats = accumulator.stats()
-    real_cond = encode(real, spec=spec, stats=stats, depth_kind="inverse_relative").numpy()  # t C h w
-    game_cond = encode(
-        {k: game[k] for k in ("albedo", "depth", "flow")},
-        spec=spec,
-        stats=stats,
-        depth_kind=game_meta["depth_kind"],
-    ).numpy()
-
-    num = min(len(real_cond), len(game_cond))
-    game_frames = np.stack(
-        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game["color"]]
-    )
-    video_frames = []
-    for t in range(num):
-        left = _column(_views(real_cond[t], spec, real_frames[t]), config.scale, "real")
-        right = _column(_views(game_cond[t], spec, game_frames[t]), config.scale, "game")
-        video_frames.append(
-            np.concatenate([left, np.full((left.shape[0], 4, 3), 255, np.uint8), right], axis=1)
-        )
-    write_mp4(out / "conditions.mp4", np.stack(video_frames), fps=config.fps)
-
-    picks = np.linspace(0, num - 1, config.grid_frames).round().astype(int)
-    columns = [_column(_views(real_cond[t], spec, real_frames[t]), config.scale, f"real t{t}") for t in picks]
-    columns += [
-        _column(_views(game_cond[t], spec, game_frames[t]), config.scale, f"game t{t}") for t in picks
-    ]
-    save_png(out / "conditions_grid.png", np.concatenate(columns, axis=1))
-
-    distances = domain_gap(real_cond, game_cond, spec)
-    plot_histograms(out / "histograms.png", real_cond, game_cond, spec, distances)
-    atomic_write_json(
-        out / "domain_gap.json",
-        {
-            "metric": "1-D Wasserstein distance between encoded values (range [-1, 1])",
-            "real": str(video),
-            "game": str(game_dir),
-            "frames": int(num),
-            "stats": stats.to_dict(),
-            "wasserstein": distances,
-            "mean": round(float(np.mean(list(distances.values()))), 5),
-        },
-    )
-    print(f"wrote {out}/conditions.mp4, conditions_grid.png, histograms.png, domain_gap.json")
-    for name, value in distances.items():
+    summary = visualize_conditions(config)
+    print(f"wrote {Path(config.out)}/conditions.mp4, conditions_grid.png, histograms.png, domain_gap.json")
+    for name, value in summary["wasserstein"].items():
         print(f"  {name:10s} W1 = {value:.4f}")
 
 

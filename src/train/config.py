@@ -11,6 +11,8 @@ from src.conditions.spec import ConditionSpec
 
 @dataclasses.dataclass
 class ModelConfig:
+    """The network: a size preset and argument overrides."""
+
     preset: str = "tiny"
     """a size preset from src.net.presets.DIT_PRESETS: tiny, S, B"""
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -19,6 +21,8 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
+    """The prepared dataset and how training clips are cut from it."""
+
     dataset: str = "data/prepared/default"
     """a prepared dataset folder written by prepare_data"""
     prepare_defaults_if_missing: bool = False
@@ -32,28 +36,43 @@ class DataConfig:
     batch_size: int = 8
     """clips per optimiser step on each process (before gradient accumulation)"""
     num_workers: int = 0
+    """DataLoader worker processes that prepare batches ahead of the step (0: on the training thread)"""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """domain-bridging degradations applied to the conditions of training clips"""
 
 
 @dataclasses.dataclass
 class OptimConfig:
+    """AdamW, the warmup-steady-cooldown learning rate, gradient clipping and EMA."""
+
     learning_rate: float = 3e-4
+    """AdamW learning rate after the warmup"""
     weight_decay: float = 0.01
+    """AdamW decoupled weight decay"""
     betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW (beta1, beta2)"""
     num_warmup_steps: int = 200
+    """linear warmup of the learning rate from 0 over the first steps"""
     num_cooldown_steps: int = 0
     """the linear decay to final_lr_fraction over the last steps of max_steps"""
     final_lr_fraction: float = 0.1
+    """the learning rate at the end of the cooldown, as a fraction of learning_rate"""
     max_grad_norm: float = 1.0
+    """gradients are clipped to this global norm"""
     gradient_accumulation_steps: int = 1
+    """micro-batches per optimiser step"""
     ema_decay: float = 0.999
+    """decay of the exponential moving average of the weights (the exported model)"""
 
 
 @dataclasses.dataclass
 class DiffusionConfig:
+    """The flow-matching objective's noise levels."""
+
     sigma_logit_mean: float = 0.0
+    """mean of the logit-normal distribution of training noise levels (before the time shift)"""
     sigma_logit_std: float = 1.0
+    """standard deviation of the logit-normal distribution of training noise levels"""
     shift_base_pixels: int = 64 * 64
     """the image size whose time shift is 1; larger frames get sqrt(pixels / this)"""
     loss_weighting: str = "velocity"
@@ -66,27 +85,44 @@ class DiffusionConfig:
 
 @dataclasses.dataclass
 class ValidationConfig:
+    """Validation rollouts of the EMA model on held-out real clips and a game ride."""
+
     every_steps: int = 500
+    """validate and export the package every this many steps (and at the last step)"""
     num_real_clips: int = 4
+    """held-out real clips generated at each validation"""
     rollout_frames: int = 16
+    """frames per generated validation rollout"""
     num_denoising_steps: int = 2
+    """sampling steps per framelet in validation (and the package's default)"""
     context_sigma: float = 0.05
+    """noise level of the context framelets during generation (and the package's default)"""
     game_rollout_frames: int = 32
+    """frames of the game autopilot ride generated at each validation"""
     game_seed: int = 7
     """the seed of the game autopilot ride rendered once per run for validation"""
     enabled: bool = True
+    """run validation at all (the package is exported either way)"""
 
 
 @dataclasses.dataclass
 class TrainConfig:
+    """``train_net``: one training run (re-running the same command resumes it)."""
+
     run_name: str = "run"
     """the run folder is runs_dir/run_name; re-running the same command resumes it"""
     runs_dir: str = "runs"
+    """the folder that holds the run folders"""
     seed: int = 0
+    """seed of the model init, the data order and the noise (batches are a function of seed and step)"""
     max_steps: int = 1000
+    """optimiser steps to train for (re-running with more steps extends the run)"""
     log_every_steps: int = 10
+    """write a train record to logs.jsonl every this many steps"""
     checkpoint_every_steps: int = 500
+    """save a resumable checkpoint every this many steps (and at the last step)"""
     keep_last_checkpoints: int = 2
+    """how many of the newest checkpoints to keep"""
     mixed_precision: str = "auto"
     """auto (bf16 on CUDA, fp32 on CPU), no, bf16 or fp16"""
     cpu: bool = False
@@ -100,8 +136,14 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the model"""
     conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
+    """the condition channels the model is trained on"""
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    """the network's size preset and overrides"""
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    """the prepared dataset and how clips are cut from it"""
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    """optimiser, learning-rate schedule and EMA"""
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    """noise levels of the flow-matching objective"""
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    """validation rollouts on real held-out clips and a game ride"""

@@ -6,13 +6,14 @@ its step, so a resumed run continues with exactly the batches it would have seen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from src.conditions.encode import ConditionStats
-from src.data.loader import ClipDataset
+from src.data.loader import ClipDataset, NotEnoughFramesError, step_batches
 from src.data.prepared import read_manifest
 
 
@@ -45,11 +46,19 @@ class TrainingData:
             index * self.num_processes + self.process_index, self.config.data.batch_size
         )
 
+    def batches(self, start_index: int = 0) -> Iterator[dict]:
+        """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, computed in
+        ``data.num_workers`` DataLoader worker processes (0: in this one)."""
+        return step_batches(self.train_batch, start_index=start_index, num_workers=self.config.data.num_workers)
+
     def validation_clips(self, count: int, frames: int) -> list[dict]:
         """``count`` fixed held-out clips of ``frames`` whole frames: frames, cond, flow_px."""
         if count <= 0:
             return []
         frames = frames - frames % 2
+        if frames < 2:
+            print(f"validation on real clips skipped: {frames} frames make no clip of two frames")
+            return []
         try:
             dataset = ClipDataset(
                 self.root,
@@ -60,7 +69,7 @@ class TrainingData:
                 spec=self.spec,
                 num_val_clips=count,
             )
-        except Exception as error:  # too short a held-out part: say so in the logs, train on
+        except NotEnoughFramesError as error:  # too short a held-out part: say so in the logs, train on
             print(f"validation on real clips skipped: {error}")
             return []
         clips = []
@@ -77,16 +86,24 @@ class TrainingData:
         Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
         be made (a GPU server without EGL), which the logs then say.
         """
+        import moderngl
+
         from src.common.gbuffer_io import load_gbuffer_clip
         from src.conditions.encode import encode
+        from src.game.recording import record_autopilot_clip
+        from src.game.renderer import NoOpenGLContextError
 
+        if frames <= 0:
+            print(f"game validation ride skipped: {frames} frames asked for")
+            return None
         clip_dir = cache_dir / f"game_seed{seed}_{frames}f"
-        if not (clip_dir / "meta.json").is_file():
-            try:
-                render_game_clip(clip_dir, size=self.frame_size, frames=frames, seed=seed, fps=self.fps)
-            except Exception as error:
-                print(f"game validation ride skipped: {type(error).__name__}: {error}")
-                return None
+        height, width = self.frame_size
+        try:
+            record_autopilot_clip(clip_dir, width=width, height=height, frames=frames, seed=seed,
+                                  fps=max(1, round(self.fps)))
+        except (NoOpenGLContextError, moderngl.Error) as error:  # a GPU server without EGL, say
+            print(f"game validation ride skipped: {type(error).__name__}: {error}")
+            return None
         arrays, meta = load_gbuffer_clip(clip_dir)
         cond = encode(
             {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
@@ -101,21 +118,3 @@ class TrainingData:
             "raster": raster,
             "flow_px": torch.from_numpy(arrays["flow"].astype(np.float32)),
         }
-
-
-def render_game_clip(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
-    """Record an autopilot ride's exact G-buffers (headless) into ``directory``."""
-    from src.game.session import PlayConfig, run_session
-
-    height, width = size
-    config = PlayConfig(
-        headless=True,
-        autopilot=True,
-        frames=frames,
-        seed=seed,
-        resolution=f"{width}x{height}",
-        fps=max(1, round(fps)),
-        record_gbuffers=str(directory),
-    )
-    run_session(config)
-    return directory

@@ -16,6 +16,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -171,13 +172,14 @@ class Trainer:
     def log(self, record: dict) -> None:
         _log(self.run_dir, self.accelerator, record, record["step"])
 
-    def train_step(self, step: int) -> tuple[torch.Tensor, float | None, int]:
-        """One optimiser step (with gradient accumulation). Returns (loss, grad norm, samples)."""
+    def train_step(self, step: int, batches: Iterator[dict]) -> tuple[torch.Tensor, float | None, int]:
+        """One optimiser step (with gradient accumulation) on the next batches of ``batches``
+        (batch ``step * accumulation + micro``). Returns (loss, grad norm, samples)."""
         config, accelerator = self.config, self.accelerator
         accumulation = config.optim.gradient_accumulation_steps
         grad_norm = None
         for micro in range(accumulation):
-            batch = self.data.train_batch(step * accumulation + micro)
+            batch = next(batches)
             batch = {"frames": batch["frames"].to(accelerator.device), "cond": batch["cond"].to(accelerator.device)}
             generator = torch.Generator().manual_seed(
                 config.seed * 1_000_003 + step * 131 + micro * 7 + accelerator.process_index
@@ -260,8 +262,11 @@ class Trainer:
         )
         self.model.train()
         window_start, window_samples = time.perf_counter(), 0
+        # batches are a pure function of their index: read on from the resume step (in DataLoader
+        # workers when data.num_workers > 0)
+        batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
         while state.step < config.max_steps:
-            loss, grad_norm, samples = self.train_step(state.step)
+            loss, grad_norm, samples = self.train_step(state.step, batches)
             self.ema.update(self.raw_model)
             state.step += 1
             state.samples_seen += samples

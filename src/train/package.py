@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from src.common.config import to_dict
+from src.common.config import load_config, to_dict
+from src.common.errors import UserError
 from src.runtime.package import SamplingDefaults, write_package
 
 
@@ -148,6 +150,47 @@ def export_package(
         readme=readme,
         card=card,
     )
+
+
+def latest_validation_metrics(run_dir: str | Path) -> dict:
+    """The newest validation record of a run's ``logs.jsonl`` (without its ``kind``); {} if none."""
+    metrics: dict = {}
+    log = Path(run_dir) / "logs.jsonl"
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "validation":
+                metrics = {k: v for k, v in record.items() if k not in ("kind",)}
+    return metrics
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, int]:
+    """Write a renderer package from the newest complete checkpoint of a training run (its EMA
+    weights, the run's config and newest validation metrics) into ``out_dir`` (default
+    ``RUN/package``); returns the package folder and the checkpoint's step."""
+    from src.train import checkpoint as ckpt
+    from src.train.config import TrainConfig
+    from src.train.data import TrainingData
+    from src.train.model_io import build_model, load_weights_from
+
+    run = Path(run_dir)
+    if not (run / "run_config.yaml").is_file():
+        raise UserError(f"{run} is not a training run (no run_config.yaml)", "Pass a folder under runs/.")
+    train_config = load_config(TrainConfig, run / "run_config.yaml")
+    latest = ckpt.latest_checkpoint(run)
+    if latest is None:
+        raise UserError(
+            f"{run} has no complete checkpoint yet", "Train it for at least checkpoint_every_steps steps."
+        )
+    step, _ = latest
+    data = TrainingData(train_config, process_index=0, num_processes=1)
+    model = build_model(train_config, data)
+    load_weights_from(model, run)
+    out = Path(out_dir) if out_dir else run / "package"
+    export_package(
+        model.eval(), data, train_config, out, step=step, metrics=latest_validation_metrics(run), run_dir=run
+    )
+    return out, step
 
 
 def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=None) -> Path:
