@@ -111,11 +111,11 @@ def test_a_restart_resets_the_neural_context():
     )
     for _ in range(4):
         source(gbuffer, None)
-    backend = source.renderer.backend
-    assert backend.generator.cache.num_framelets > 0
+    renderer = source.renderer.renderer  # the DiffusionRenderer behind the neural view
+    assert renderer.cache.num_framelets > 0
     source(gbuffer, None)  # half a framelet pending
     source.reset()
-    assert backend.generator.cache.num_framelets == 0 and not source.renderer._pending
+    assert renderer.cache.num_framelets == 0 and not source.renderer._pending
 
 
 def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
