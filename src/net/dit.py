@@ -357,7 +357,12 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
 
     def check_frame_size(self, height: int, width: int) -> None:
         """Raise ValueError when the model cannot render ``height`` x ``width`` frames."""
-        self.grid_size(height, width)
+        p = self.config.patch_size
+        if height < p or width < p or height % p or width % p:
+            raise ValueError(f"{width}x{height} is not a multiple of the model's patch size {p}")
+        max_w, max_h = self.config.max_grid_w * p, self.config.max_grid_h * p
+        if width > max_w or height > max_h:
+            raise ValueError(f"{width}x{height} exceeds the model's largest grid ({max_w}x{max_h})")
 
     def frame_size_hint(self) -> str:
         """What sizes the model takes, for error messages."""

@@ -48,7 +48,7 @@ class FlatColorRenderer(ModelMixin, ConfigMixin):
 
     def check_frame_size(self, height: int, width: int) -> None:
         if height < 1 or width < 1:
-            raise ValueError(f"frame size {height}x{width} is empty")
+            raise ValueError(f"{width}x{height} frames: the size is empty")
 
     def frame_size_hint(self) -> str:
         return "any size"

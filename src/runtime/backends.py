@@ -60,10 +60,7 @@ def check_frame_size(model, width: int, height: int) -> None:
     try:
         model.check_frame_size(height, width)
     except ValueError as error:
-        raise UserError(
-            f"the model cannot render {width}x{height} frames ({error})",
-            f"It takes {model.frame_size_hint()}.",
-        ) from None
+        raise UserError(f"the model cannot render {error}", f"It takes {model.frame_size_hint()}.") from None
 
 
 def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps, base: dict) -> Renderer:
