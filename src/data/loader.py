@@ -144,6 +144,11 @@ class ClipDataset(Dataset):
         left = int(rng.integers(0, width - self.crop_w + 1))
         return rng, seg, list(range(start, start + span, skip)), top, left
 
+    def clip_source(self, index: int) -> tuple[str, list[int]]:
+        """Which video clip ``index`` comes from and its frame indices in that video's segment."""
+        _, segment, frame_ids, _, _ = self._choose(index)
+        return segment["video"], frame_ids
+
     def joint_augmentation(self, index: int) -> JointAugmentation:
         """Clip ``index``'s joint augmentation (training only), from its own random stream
         ``[seed, index, 2]``: turning it on leaves every other draw of the clip unchanged."""

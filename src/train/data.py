@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from src.conditions.encode import ConditionStats
 from src.data.loader import ClipDataset
 from src.data.prepared import read_manifest
@@ -46,61 +43,43 @@ class TrainingData:
         )
 
     def validation_clips(self, count: int, frames: int) -> list[dict]:
-        """``count`` fixed held-out clips of ``frames`` whole frames: frames, cond, flow_px."""
+        """``count`` fixed held-out clips of ``frames`` whole frames (``src/eval/scoring.py``:
+        ``load_real_clips``): frames, cond, flow_px, forward_flow_px."""
+        from src.eval.scoring import load_real_clips
+
         if count <= 0:
             return []
-        frames = frames - frames % 2
         try:
-            dataset = ClipDataset(
+            return load_real_clips(
                 self.root,
                 split="val",
-                clip_frames=frames,
-                crop=self.frame_size,
-                seed=0,
+                clip_frames=frames - frames % 2,
+                num_clips=count,
                 spec=self.spec,
-                num_val_clips=count,
+                stats=self.stats,
             )
         except Exception as error:  # too short a held-out part: say so in the logs, train on
             print(f"validation on real clips skipped: {error}")
             return []
-        clips = []
-        for index in range(count):
-            raw = dataset.raw_clip(index)  # read once: the item and the reference flow both come from it
-            item = dataset.clip_from_raw(raw, index)
-            item["flow_px"] = torch.from_numpy(raw["flow"].astype(np.float32))
-            clips.append(item)
-        return clips
 
     def game_validation_clip(self, frames: int, *, seed: int, cache_dir: Path) -> dict | None:
-        """A game autopilot ride at the dataset's resolution, encoded like play does.
+        """A game autopilot ride at the dataset's resolution, encoded like play does
+        (``src/eval/scoring.py``: ``load_game_ride``).
 
         Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
         be made (a GPU server without EGL), which the logs then say.
         """
-        from src.common.gbuffer_io import load_gbuffer_clip
-        from src.conditions.encode import encode
+        from src.eval.scoring import load_game_ride
 
-        clip_dir = cache_dir / f"game_seed{seed}_{frames}f"
-        if not (clip_dir / "meta.json").is_file():
-            try:
-                render_game_clip(clip_dir, size=self.frame_size, frames=frames, seed=seed, fps=self.fps)
-            except Exception as error:
-                print(f"game validation ride skipped: {type(error).__name__}: {error}")
-                return None
-        arrays, meta = load_gbuffer_clip(clip_dir)
-        cond = encode(
-            {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
+        return load_game_ride(
+            cache_dir,
+            size=self.frame_size,
+            frames=frames,
+            seed=seed,
+            fps=self.fps,
             spec=self.spec,
             stats=self.stats,
-            depth_kind=meta.get("depth_kind", "metric"),
-            fov_y_deg=meta.get("fov_y_deg"),
         )
-        raster = torch.from_numpy(arrays["color"]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
-        return {
-            "cond": cond,
-            "raster": raster,
-            "flow_px": torch.from_numpy(arrays["flow"].astype(np.float32)),
-        }
 
 
 def render_game_clip(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
