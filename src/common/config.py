@@ -15,6 +15,7 @@ from; wrong types name the expected type. Every failure is a ``UserError``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 import types
@@ -129,8 +130,10 @@ def _load_yaml_file(path: str) -> Any:
 
 
 def _build_parser(config_cls: type, prog: str | None, description: str | None):
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, set_parsing_settings
 
+    # the docstring under each dataclass field is its --help text
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_class_arguments(config_cls, "conf", fail_untyped=True)
     parser.add_argument(
@@ -264,3 +267,26 @@ def parse_resolution(text: str, *, what: str = "resolution") -> tuple[int, int]:
     if not (8 <= width <= 8192 and 8 <= height <= 8192):
         raise UserError(f"invalid {what} '{text}': each side must be between 8 and 8192 pixels")
     return width, height
+
+
+def gather_list_flag(argv: list[str], flag: str) -> list[str]:
+    """``--videos a b c`` (shell style) -> ``--videos ["a", "b", "c"]`` (what the config parser reads).
+
+    For list fields of a script's config given as several shell words; a single value that is
+    already a list (``--videos "[a, b]"``) passes unchanged."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in (flag, f"--conf.{flag[2:]}"):
+            values = []
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                values.append(argv[i])
+                i += 1
+            if len(values) == 1 and values[0].lstrip().startswith("["):
+                out += [argv[i - 2], values[0]]
+            else:
+                out += [flag, json.dumps(values)]
+        else:
+            out.append(argv[i])
+            i += 1
+    return out

@@ -10,37 +10,16 @@ Re-running the same command resumes (finished shards and videos are skipped).
 
 from __future__ import annotations
 
-import json
 import sys
 
-from src.common.config import parse_config
+from src.common.config import gather_list_flag, parse_config
 from src.common.errors import UserError, script_main
 from src.data.prepare import PrepareConfig, prepare_dataset
 
 
-def _gather_list_flag(argv: list[str], flag: str) -> list[str]:
-    """``--videos a b c`` (shell style) -> ``--videos ["a", "b", "c"]`` (what the config parser reads)."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in (flag, f"--conf.{flag[2:]}"):
-            values = []
-            i += 1
-            while i < len(argv) and not argv[i].startswith("--"):
-                values.append(argv[i])
-                i += 1
-            if len(values) == 1 and values[0].lstrip().startswith("["):
-                out += [argv[i - 2], values[0]]
-            else:
-                out += [flag, json.dumps(values)]
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
-
-
 @script_main
 def main(argv: list[str] | None = None) -> None:
-    argv = _gather_list_flag(list(sys.argv[1:] if argv is None else argv), "--videos")
+    argv = gather_list_flag(list(sys.argv[1:] if argv is None else argv), "--videos")
     config = parse_config(PrepareConfig, argv, prog="prepare_data", description=__doc__)
     if not config.videos and not config.defaults:
         raise UserError(
