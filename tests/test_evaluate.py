@@ -47,13 +47,15 @@ def evaluate(*args: str) -> dict:
 def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "out"
     metrics = evaluate("--checkpoint", str(dit_package), "--data", str(tiny_dataset), "--split", "val",
-                       "--clip_frames", "4", "--game_frames", "6", "--out", str(out), "--cache_dir", str(tmp_path))
+                       "--clip_frames", "4", "--game_frames", "6", "--game_offset_frames", "2", "--out", str(out),
+                       "--cache_dir", str(tmp_path))
     assert set(REQUIRED_KEYS) <= set(metrics)
     assert all(isinstance(metrics[key], float) for key in REQUIRED_KEYS), metrics
     assert metrics["num_real_clips"] == 2 and metrics["num_real_frames"] == 8 and metrics["num_game_frames"] == 6
     assert {"metrics.json", "run.json", "real.png", "real.mp4", "game.png", "game.mp4"} <= {
         p.name for p in out.iterdir()
     }
+    assert (out / "game_seed7_8f_32x32_8fps" / "meta.json").is_file()  # the ride, 2 frames skipped
     printed = capsys.readouterr().out
     assert "PSNR dB" in printed and "game ride" in printed and f"{metrics['real_psnr']:.4g}" in printed
     run = json.loads((out / "run.json").read_text())

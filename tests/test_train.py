@@ -103,6 +103,7 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
             "README.md",
             "samples_real.png",
             "samples_game.png",
+            "curves.png",
         )
     }
     samples = {
@@ -119,7 +120,7 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
     validation = {p for p in files if p.startswith("validation/")}
     assert (
         files
-        == {"run_config.yaml", "logs.jsonl", "command.txt"} | checkpoint | package | samples | validation
+        == {"run_config.yaml", "logs.jsonl", "command.txt", "curves.png"} | checkpoint | package | samples | validation
     )
     marker = json.loads((run / "checkpoints/step-0000002/complete.json").read_text())
     assert marker["step"] == 2 and marker["data_position"] == 2

@@ -210,8 +210,11 @@ class Trainer:
         sampling = sampling_defaults(self.config, self.data)
         metrics = {}
         if self.config.validation.enabled:
+            from src.eval.curves import plot_run_curves
+
             metrics = run_validation(model, sampling, self.data, self.config, run_dir=self.run_dir, step=step)
             self.log({"step": step, "kind": "validation", **metrics})
+            plot_run_curves(self.run_dir)  # run_dir/curves.png, which the package's card shows
         export_package(
             model, self.data, self.config, self.run_dir / "package", step=step, metrics=metrics, run_dir=self.run_dir
         )

@@ -133,6 +133,9 @@ def export_package(
             f"\n## Samples\n\n{images}\n\n"
             "Columns: flat-colour condition | generated | real frames (real) or raster frames (game).\n"
         )
+    if (Path(run_dir) / "curves.png").is_file():
+        extra_files["curves.png"] = Path(run_dir) / "curves.png"
+        readme += "\n## Curves\n\n![curves](curves.png)\n\nTraining loss, learning rate and each validation metric against step.\n"
     return write_package(
         out_dir,
         extra_files=extra_files,
