@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from src.eval.metrics import (
+    depth_test_mask,
     forward_backward_mask,
     psnr,
     seam_ratio,
@@ -114,3 +115,20 @@ def test_warp_error_mask_leaves_out_an_occluded_region():
     assert forward_backward_mask(flow[1:], forward[1:]).shape == (1, 1, 64, 64)
     with_boundaries = warp_error_mask(flow, forward_flow_px=forward)
     assert with_boundaries[1].sum() < mask[1].sum()  # the square's moving edges are left out too
+
+
+def test_depth_test_mask_leaves_out_background_a_near_object_uncovers():
+    """The same scene with depth: a near square (5 m) moves 4 px right over a far wall (20 m). The
+    wall it uncovers was hidden behind the square in frame t-1 and fails the depth test; the
+    square and the rest of the wall pass."""
+    depth = torch.full((2, 64, 64), 20.0)
+    depth[0, 24:40, 20:36] = 5.0
+    depth[1, 24:40, 24:40] = 5.0
+    flow = torch.zeros(2, 64, 64, 2)
+    flow[1, 24:40, 24:40, 0] = 4.0
+    mask = depth_test_mask(depth, flow)
+    assert mask.shape == (2, 64, 64) and mask[0].all()
+    assert mask[1, 24:40, 20:24].sum() == 0  # uncovered wall
+    assert mask[1, 24:40, 25:40].all() and mask[1, :20].all() and mask[1, :, 44:].all()
+    # a static scene seen by a camera that moved forward (everything was farther before) passes
+    assert depth_test_mask(torch.stack([depth[1] * 1.2, depth[1]]), torch.zeros(2, 64, 64, 2)).all()

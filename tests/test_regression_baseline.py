@@ -51,7 +51,7 @@ def test_train_regression_writes_a_model_that_loads_back_equal(tiny_dataset, tmp
     result = train_regression(config, out_dir=tmp_path / "regression")
     assert result.num_steps == 3 and len(result.losses) == 3
     files = sorted(p.name for p in result.out_dir.iterdir())
-    assert files == ["config.json", "diffusion_pytorch_model.safetensors", "training.json"]
+    assert files == ["config.json", "diffusion_pytorch_model.safetensors", "package", "training.json"]
     record = json.loads((result.out_dir / "training.json").read_text())
     assert record["num_steps"] == 3 and record["channels"] == ["albedo", "depth", "normals", "flow"]
     loaded = RegressionNet.from_pretrained(result.out_dir).eval()
@@ -77,3 +77,29 @@ def test_save_pretrained_round_trip_is_bit_exact(tmp_path):
     cond = torch.rand(1, 2, 9, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.equal(model(cond), loaded(cond))
+
+
+def test_the_trained_net_is_a_renderer_package_that_runs_in_ncnn_like_torch(tiny_dataset, tmp_path):
+    import numpy as np
+
+    from src.runtime.backends import make_renderer
+    from src.runtime.package import load_package
+    from src.runtime.renderer import render_clip
+
+    config = RegressionTrainConfig(
+        dataset=str(tiny_dataset), max_steps=2, crop=(16, 16), batch_size=2, model={"hidden_channels": 8}
+    )
+    result = train_regression(config, out_dir=tmp_path / "regression")
+    package = load_package(result.package_dir)
+    assert type(package.model).__name__ == "RegressionNet" and (package.width, package.height) == (32, 32)
+    manifest = json.loads((tiny_dataset / "manifest.json").read_text())
+    assert package.stats.to_dict() == manifest["stats"]  # the dataset's statistics
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(tensor, package.model.state_dict()[name]), name
+    torch.manual_seed(0)
+    cond = torch.rand(3, 9, 32, 32) * 2 - 1  # t C h w
+    torch_frames = render_clip(make_renderer(package), cond)
+    with torch.no_grad():
+        assert np.allclose(torch_frames, result.model(cond[None])[0].numpy(), atol=1e-6)  # frame by frame
+    ncnn_frames = render_clip(make_renderer(package, backend="ncnn"), cond)
+    assert np.abs(ncnn_frames - torch_frames).max() < 1e-4

@@ -143,7 +143,7 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
     assert {
         "real_psnr",
         "real_ssim",
-        "real_flat_condition_psnr",
+        "real_flat_psnr",
         "game_warp_error",
         "game_swd_to_real",
         "game_raster_swd_to_real",

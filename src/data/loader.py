@@ -8,7 +8,12 @@ batches from there, in this process or in DataLoader workers, and resumes exactl
 stopped.
 
 A batch is a dict: ``frames`` b t 3 h w float32 in [-1, 1]; ``cond`` b t C h w float32 (encoded
-with the dataset's statistics; augmented for ``split="train"`` only); ``index`` b int64.
+with the dataset's statistics, or a renderer package's when ``stats`` is given; augmented for
+``split="train"`` only); ``index`` b int64.
+
+Splits: ``train`` and ``val`` (the last part of each video), or ``all`` (every frame of each
+video). Training clips are random; the clips of ``val``/``all`` (or of any split with
+``fixed_clips=True``) are fixed: evenly spread, centred, unaugmented, the same every time.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _as_crop(crop: int | tuple[int, int]) -> tuple[int, int]:
 
 
 class ClipDataset(Dataset):
-    """Clips of one split. ``len`` is the number of distinct val clips; training indices are unbounded."""
+    """Clips of one split. ``len`` is the number of fixed clips; random training indices are unbounded."""
 
     def __init__(
         self,
@@ -58,10 +63,14 @@ class ClipDataset(Dataset):
         spec: ConditionSpec | None = None,
         augment: AugmentConfig | None = None,
         num_val_clips: int = 64,
+        stats: ConditionStats | None = None,
+        fixed_clips: bool | None = None,
     ):
         self.root = Path(prepared_dir)
         self.manifest = prepared.read_manifest(self.root)
         self.split, self.seed = split, seed
+        # fixed clips: evenly spread, whole-length, centred, never augmented (validation, evaluate)
+        self.fixed_clips = split != "train" if fixed_clips is None else fixed_clips
         if clip_frames < 2 or clip_frames % 2:
             raise UserError(f"clip_frames must be a positive multiple of 2, got {clip_frames}")
         self.clip_frames = clip_frames
@@ -72,17 +81,17 @@ class ClipDataset(Dataset):
                 f"crop {self.crop_w}x{self.crop_h} is larger than the prepared frames ({width}x{height})",
                 "Use a smaller crop, or prepare the data at a higher resolution.",
             )
-        self.skip_range = (1, 1) if split == "val" else (int(frame_skip[0]), int(frame_skip[1]))
+        self.skip_range = (1, 1) if self.fixed_clips else (int(frame_skip[0]), int(frame_skip[1]))
         if not 1 <= self.skip_range[0] <= self.skip_range[1]:
             raise UserError(
                 f"invalid frame skip range {frame_skip}", "Use 1 <= frame_skip_min <= frame_skip_max."
             )
         self.spec = spec or ConditionSpec()
-        self.stats = ConditionStats.from_dict(self.manifest["stats"])
-        self.augmenter = (
-            ConditionAugmenter(augment, self.spec) if (augment is not None and split == "train") else None
-        )
-        self.joint_augment = augment if split == "train" else None
+        # a renderer package's statistics when given (evaluate encodes as play does), else the dataset's
+        self.stats = stats or ConditionStats.from_dict(self.manifest["stats"])
+        augmented = augment is not None and not self.fixed_clips
+        self.augmenter = ConditionAugmenter(augment, self.spec) if augmented else None
+        self.joint_augment = augment if augmented else None
         self.segments = prepared.segments(self.manifest, split)
         span = (clip_frames - 1) * self.skip_range[0] + 1
         self.segments = [s for s in self.segments if s["num_frames"] >= span]
@@ -97,12 +106,12 @@ class ClipDataset(Dataset):
         self.reader = prepared.ShardReader(self.root)
 
     def __len__(self) -> int:
-        return self.num_val_clips if self.split == "val" else 2**62
+        return self.num_val_clips if self.fixed_clips else 2**62
 
     def _choose(self, index: int) -> tuple[np.random.Generator, dict, list[int], int, int]:
         rng = np.random.default_rng([self.seed, index, 0 if self.split == "train" else 1])
         width, height = self.manifest["resolution"]
-        if self.split == "val":  # evenly spread, centred crops: the same clips every time
+        if self.fixed_clips:  # evenly spread, centred crops: the same clips every time
             positions = [
                 (seg, start)
                 for seg in self.segments
@@ -126,6 +135,11 @@ class ClipDataset(Dataset):
         top = int(rng.integers(0, height - self.crop_h + 1))
         left = int(rng.integers(0, width - self.crop_w + 1))
         return rng, seg, list(range(start, start + span, skip)), top, left
+
+    def clip_source(self, index: int) -> tuple[str, list[int]]:
+        """Which video clip ``index`` comes from and its frame indices in that video's segment."""
+        _, segment, frame_ids, _, _ = self._choose(index)
+        return segment["video"], frame_ids
 
     def joint_augmentation(self, index: int) -> JointAugmentation:
         """Clip ``index``'s joint augmentation (training only), from its own random stream

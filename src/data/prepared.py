@@ -23,6 +23,7 @@ from src.common.errors import UserError
 from src.common.io import atomic_path
 
 FORMAT = "velodream-prepared/1"
+SPLITS = ("train", "val", "all")
 SHARD_KEYS = ("frames", "depth", "flow", "albedo")
 STORED_DTYPES = {"frames": np.uint8, "depth": np.float16, "flow": np.float16, "albedo": np.uint8}
 CHANNEL_DOCS = {
@@ -93,14 +94,15 @@ class ShardReader:
 def segments(manifest: dict, split: str) -> list[dict]:
     """Contiguous frame runs of one split, one per video: ``{"video", "num_frames", "shards"}``,
     where each shard entry has ``file`` (relative to the dataset root), ``start`` (frame index within
-    the segment) and ``num_frames``."""
-    if split not in ("train", "val"):
-        raise UserError(f"unknown split {split!r}", "Use 'train' or 'val'.")
+    the segment) and ``num_frames``. ``split="all"`` joins each video's train and val parts into one
+    run of every frame (a clip no model trained on this dataset saw, or one evaluated whole)."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}", f"Use {', '.join(SPLITS)}.")
     out = []
     for video in manifest["videos"]:
         shards, offset = [], 0
-        for shard in video["shards"]:
-            if shard["split"] != split:
+        for shard in sorted(video["shards"], key=lambda s: s["start"]):
+            if split != "all" and shard["split"] != split:
                 continue
             shards.append(
                 {

@@ -4,8 +4,8 @@
 - ``temporal_warp_error``: how much consecutive generated frames disagree after warping the
   previous one by the exact motion (the game's flow): flicker and drift (Lai et al. 2018).
   Pixels that the flow cannot explain are left out: sources outside the frame always, and, with
-  a ``valid_mask`` from ``warp_error_mask``, occlusions (the forward-backward flow check) and
-  motion boundaries. A frozen or blurry output scores well on it: pair it with a realism measure.
+  a ``valid_mask`` from ``warp_error_mask``, occlusions (the forward-backward flow check, or
+  ``depth_test_mask`` on game rides) and motion boundaries. A frozen or blurry output scores well on it: pair it with a realism measure.
 - ``sliced_wasserstein_distance``: a weight-free realism measure, the multi-scale sliced
   Wasserstein distance between local patch statistics of two image sets (Karras et al. 2018,
   "Progressive Growing of GANs", section 5): Laplacian pyramid, 7x7 patches normalised per
@@ -121,6 +121,24 @@ def motion_boundary_mask(
     grad_y = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
     gradient = (grad_x**2 + grad_y**2).sum(1)  # b h w
     return (gradient <= alpha * (flow**2).sum(1) + beta_px2)[:, None].float()
+
+
+def depth_test_mask(depth_m: torch.Tensor, flow_px: torch.Tensor, *, tolerance: float = 0.1) -> torch.Tensor:
+    """``t h w`` mask of pixels of frame t whose source in frame t-1 was not covered by a nearer
+    surface (1 = compare; entry 0 unused): the occlusion test for game rides, whose exact flow
+    comes without a forward flow.
+
+    ``depth_m``: ``t h w`` metric depth (the game's, sky far away); ``flow_px``: ``t h w 2``
+    (``x_t - x_{t-1}`` at pixels of t). A pixel x of frame t comes from ``s = x - flow(x)``; where
+    frame t-1 shows something nearer than ``(1 - tolerance) * depth_t(x)`` at s, the point was
+    hidden there (a disocclusion: background appearing behind a moving object or an edge). A
+    camera that moves forward only makes a seen point's previous depth larger, so a static scene
+    passes.
+    """
+    depth = depth_m.float()
+    previous_at_source = backward_warp(depth[:-1, None], flow_px[1:].float())[:, 0]  # (t-1) h w
+    visible = (previous_at_source >= (1.0 - tolerance) * depth[1:]).float()
+    return torch.cat([torch.ones_like(depth[:1]), visible])  # t h w
 
 
 def warp_error_mask(

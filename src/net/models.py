@@ -6,7 +6,8 @@ A renderer model is a diffusers ``ModelMixin`` + ``ConfigMixin`` with
     renderer_kind            "diffusion": sampled by the flow-matching rollout over
                              new_cache / denoise_framelet / push_context (the DiT);
                              "direct": forward_frames(cf: B (f C) h w) -> B (f 3) h w,
-                             one network evaluation per step (the flat-colour baseline)
+                             one network evaluation per step (the flat-colour baseline,
+                             the regression baseline)
     frames_per_step          frames one step renders
     check_frame_size(h, w)   raises ValueError for a size the model cannot render
     frame_size_hint()        which sizes it takes, for error messages
@@ -20,8 +21,9 @@ from __future__ import annotations
 from src.common.errors import UserError
 from src.net.dit import VelodreamDiT
 from src.net.flat_color import FlatColorRenderer
+from src.net.regression import RegressionNet
 
-RENDERER_MODELS: dict[str, type] = {cls.__name__: cls for cls in (VelodreamDiT, FlatColorRenderer)}
+RENDERER_MODELS: dict[str, type] = {cls.__name__: cls for cls in (VelodreamDiT, FlatColorRenderer, RegressionNet)}
 
 
 def renderer_model_class(name: str | None, *, source: str = "the package") -> type:

@@ -34,7 +34,15 @@ class ResidualConvBlock(nn.Module):
 
 
 class RegressionNet(ModelMixin, ConfigMixin):
-    """Per-frame conv net: encoded conditions -> frames, a residual on the albedo planes."""
+    """Per-frame conv net: encoded conditions -> frames, a residual on the albedo planes.
+
+    A renderer model (``src/net/models.py``) of kind "direct": ``forward_frames`` is its step,
+    one network evaluation per frame, so play, ``evaluate``, the benchmark and the ncnn export
+    run it as they run the flat-colour baseline.
+    """
+
+    # one network evaluation per step (src/runtime/renderer.py: DirectRenderer)
+    renderer_kind = "direct"
 
     @register_to_config
     def __init__(
@@ -61,6 +69,21 @@ class RegressionNet(ModelMixin, ConfigMixin):
         self.pixel_shuffle = nn.PixelShuffle(factor)
         nn.init.zeros_(self.head.weight)  # start as the identity on the flat colour
         nn.init.zeros_(self.head.bias)
+
+    @property
+    def frames_per_step(self) -> int:
+        return 1  # frames are independent: a step is one frame
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        factor = self.config.unshuffle_factor
+        if height < 1 or width < 1 or height % factor or width % factor:
+            raise ValueError(f"frame size {width}x{height} is not a multiple of the unshuffle factor {factor}")
+
+    def frame_size_hint(self) -> str:
+        return f"widths and heights that are multiples of {self.config.unshuffle_factor}"
+
+    def compile_inference(self) -> None:
+        self.forward_frames = torch.compile(self.forward_frames)
 
     def residual_planes(self, cond: Tensor) -> Tensor:
         """The condition planes the output is added to (``n C h w`` -> ``n 3 h w``), or zeros."""

@@ -56,11 +56,12 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
         "",
         "## Validation (EMA weights)",
         "",
-        "real_*: rollouts on held-out real clips against the real frames (flat_condition: the flat-colour",
-        "input itself as the prediction, a regression-style reference); game_warp_error: flicker of a game",
-        "ride under the game's exact flow (raster: the same for the raster frames); game_swd_to_real:",
-        "sliced Wasserstein distance of patch statistics to real held-out frames (lower = more like real",
-        "video; raster: the raster frames' distance).",
+        "real_*: rollouts on held-out real clips against the real frames (real_flat_*: the flat-colour",
+        "input itself as the prediction, a regression-style reference; real_video_*: the real frames",
+        "themselves); seam_ratio: seams at the 8-px grid (1.0 = none); warp_error: flicker under the flow",
+        "(the extracted one on real clips, the game's exact one on the ride; raster: the raster frames);",
+        "swd: sliced Wasserstein distance of patch statistics to the real held-out frames (lower = more",
+        "like real video). The same keys as `python -m src.scripts.evaluate` (src/eval/scoring.py).",
         "",
     ]
     if metrics:

@@ -1,0 +1,295 @@
+"""``evaluate``: score a renderer package on real clips and on a game ride.
+
+    evaluate(EvaluateConfig(checkpoint=PKG, data=DIR, split="all", out=OUT)) -> metrics
+
+- ``data`` is a prepared dataset (a folder with ``manifest.json``) or video files / a folder of
+  videos, which are prepared at the package's resolution and fps first and cached under
+  ``cache_dir`` (default ``$VELODREAM_CACHE/prepared``), keyed by the videos and the settings;
+  ``split="all"`` prepares them without a held-out part and uses every frame.
+- Real clips are the dataset's raw G-buffers encoded with the **package's** statistics and
+  condition spec, as play encodes the game's; each is rendered from a fresh context. The game
+  ride is an autopilot ride recorded at the same size and rate (``OUT/game_*``, once).
+- ``OUT/metrics.json``: one flat JSON object of numbers (``src/eval/scoring.py`` lists every key:
+  real_psnr, real_ssim, real_flat_psnr, real_flat_ssim, real_swd, real_flat_swd, real_seam_ratio,
+  real_video_seam_ratio, real_warp_error, real_video_warp_error, game_swd_to_real,
+  game_raster_swd_to_real, game_warp_error, game_raster_warp_error, game_seam_ratio,
+  game_raster_seam_ratio and a few more); a key that could not be measured (no game ride where
+  no OpenGL context can be made) is null. ``OUT/run.json``: what was evaluated on what.
+  ``OUT/real.png`` / ``OUT/game.png``: a few frames as condition | generated | real (raster);
+  ``OUT/real.mp4`` / ``OUT/game.mp4`` the whole clips. Every file is written atomically.
+- Bad input (no package, no videos, an unknown renderer or split, clips longer than the data)
+  is a ``UserError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from src.common.errors import UserError
+
+DEFAULT_CHECKPOINT = "game/models/default"
+DEFAULT_RENDERER = "default"
+
+# the keys every metrics.json holds (a contract other checks rely on); null where not measured
+REQUIRED_KEYS = (
+    "real_psnr",
+    "real_ssim",
+    "real_flat_psnr",
+    "real_flat_ssim",
+    "real_swd",
+    "real_flat_swd",
+    "real_seam_ratio",
+    "real_video_seam_ratio",
+    "real_warp_error",
+    "real_video_warp_error",
+    "game_swd_to_real",
+    "game_raster_swd_to_real",
+    "game_warp_error",
+    "game_raster_warp_error",
+    "game_seam_ratio",
+    "game_raster_seam_ratio",
+)
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    """``evaluate``: score a renderer package on real clips and on a game ride."""
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    """the renderer package: a folder, hf://owner/repo[@revision] or https://...#sha256=..."""
+    data: str | None = None
+    """a prepared dataset folder, or video files / a folder of videos (prepared at the package's size and fps)"""
+    split: str = "val"
+    """which frames of the data: val (the held-out end of each video), train, or all (every frame)"""
+    clip_frames: int = 16
+    """frames per real clip, each rendered from a fresh context (a multiple of 2)"""
+    num_clips: int | None = None
+    """real clips, evenly spread over the split (default: as many as fit without overlapping)"""
+    game_frames: int = 64
+    """frames of the game autopilot ride (0: no game ride)"""
+    game_offset_frames: int = 0
+    """frames of the ride skipped before the scored ones (start later in the ride)"""
+    game_seed: int = 7
+    """the seed of the game ride (validation's default ride)"""
+    steps: int | None = None
+    """denoising steps per framelet (default: the package's)"""
+    renderer: str = DEFAULT_RENDERER
+    """which renderer of the package: default, or the model class name it holds"""
+    backend: str = "torch"
+    """torch or ncnn"""
+    device: str = "cpu"
+    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
+    seed: int = 0
+    """the seed of the renderer's noise (real clip i uses seed + i, the game ride seed + 1000)"""
+    out: str | None = None
+    """where the results go (default: runs/evaluate/<package>-<data>-<split>)"""
+    cache_dir: str | None = None
+    """where prepared videos and downloaded packages are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
+    num_threads: int | None = None
+    """torch CPU threads (default: torch's own choice)"""
+
+
+def select_renderer(package, name: str) -> None:
+    """Check that ``name`` names a renderer the package holds (today a package holds one model,
+    its default), else a UserError listing what it has."""
+    own = type(package.model).__name__
+    if name not in (DEFAULT_RENDERER, own):
+        raise UserError(
+            f"the package {package.path} holds no renderer called {name!r}: it has {own} (its default)",
+            f"Use --renderer {DEFAULT_RENDERER} or --renderer {own}.",
+        )
+
+
+def _video_digest(videos: list[Path], settings: dict) -> str:
+    """Names the prepared copy of ``videos`` by their paths, sizes and times and the settings."""
+    files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in videos]
+    text = json.dumps({"videos": files, **settings}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
+    """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
+    ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
+    from src.common.config import to_dict
+    from src.data.decode import find_videos
+    from src.data.prepare import PrepareConfig, prepare_dataset
+
+    path = Path(data)
+    if (path / "manifest.json").is_file():
+        return path
+    if not path.exists():
+        raise UserError(f"--data {data} does not exist", "Give a prepared dataset, video files or a folder of videos.")
+    videos = find_videos([path])
+    config = PrepareConfig(
+        videos=[str(v) for v in videos],
+        resolution=f"{width}x{height}",
+        fps=fps,
+        # split all: one run of every frame per video (no held-out cut whose first flow is zero)
+        val_fraction=0.0 if split == "all" else PrepareConfig.val_fraction,
+    )
+    settings = {"decode": to_dict(config.decode_config()), "extract": to_dict(config.extract)}
+    config.out = str(cache_dir / "prepared" / f"{path.name or 'videos'}-{_video_digest(videos, settings)}")
+    if not (Path(config.out) / "manifest.json").is_file():
+        print(f"preparing {len(videos)} video(s) at {width}x{height}, {fps:g} fps into {config.out}", flush=True)
+        prepare_dataset(config)
+    return Path(config.out)
+
+
+def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
+    data = Path(config.data or "data").resolve()
+    return Path("runs") / "evaluate" / f"{package_path.resolve().name}-{data.stem}-{config.split}"
+
+
+def _check(config: EvaluateConfig) -> None:
+    from src.data.prepared import SPLITS
+
+    if not config.data:
+        raise UserError("no --data given", "Give a prepared dataset, video files or a folder of videos.")
+    if config.split not in SPLITS:
+        raise UserError(f"unknown --split {config.split!r}", f"Use {', '.join(SPLITS)}.")
+    if config.clip_frames < 2 or config.clip_frames % 2:
+        raise UserError(f"--clip_frames must be a positive multiple of 2, got {config.clip_frames}")
+    if config.num_clips is not None and config.num_clips < 1:
+        raise UserError(f"--num_clips must be at least 1, got {config.num_clips}")
+    if config.game_frames < 0 or config.game_offset_frames < 0:
+        raise UserError("--game_frames and --game_offset_frames cannot be negative")
+    if config.game_frames == 1:
+        raise UserError("--game_frames must be 0 (no ride) or at least 2 (the warp error compares frames)")
+    if config.steps is not None and config.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {config.steps}")
+
+
+def evaluate(config: EvaluateConfig) -> dict:
+    """Score ``config.checkpoint`` (see the module docstring); returns the metrics written to
+    ``OUT/metrics.json``."""
+    import torch
+
+    from src.common.io import atomic_write_json
+    from src.common.video import save_png, write_mp4
+    from src.data.prepared import read_manifest
+    from src.eval.scoring import (
+        frame_strip,
+        load_game_ride,
+        load_real_clips,
+        score_game_ride,
+        score_real_clips,
+    )
+    from src.play.checkpoints import resolve_checkpoint
+    from src.runtime.backends import make_renderer
+    from src.runtime.package import default_cache_dir, load_package
+
+    _check(config)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    package = load_package(resolve_checkpoint(config.checkpoint, cache_dir=cache_dir))
+    select_renderer(package, config.renderer)
+    out = Path(config.out) if config.out else _default_out(config, package.path)
+    dataset = prepared_data(
+        config.data, width=package.width, height=package.height, fps=package.fps, split=config.split,
+        cache_dir=cache_dir,
+    )
+    manifest = read_manifest(dataset)
+    width, height = (int(v) for v in manifest["resolution"])
+    fps = float(manifest["fps"])
+    if abs(fps - package.fps) > 1e-6:
+        print(f"note: the data is at {fps:g} fps, the package was trained at {package.fps:g} fps")
+    renderer = make_renderer(
+        package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
+        device=config.device, seed=config.seed,
+    )
+    if config.clip_frames % renderer.frames_per_step:
+        raise UserError(
+            f"--clip_frames {config.clip_frames} is not a multiple of the renderer's {renderer.frames_per_step} "
+            "frames per step"
+        )
+    started = time.perf_counter()
+
+    clips = load_real_clips(
+        dataset, split=config.split, clip_frames=config.clip_frames, num_clips=config.num_clips,
+        spec=package.spec, stats=package.stats,
+    )
+    real = score_real_clips(renderer, clips, spec=package.spec, seed=config.seed, progress=True)
+    metrics: dict = {key: None for key in REQUIRED_KEYS} | real.metrics
+    metrics["num_real_clips"] = len(clips)
+    metrics["num_real_frames"] = len(clips) * config.clip_frames
+
+    game_video = None
+    if config.game_frames:
+        game_frames = config.game_frames - config.game_frames % renderer.frames_per_step
+        ride = load_game_ride(
+            out, size=(height, width), frames=game_frames, seed=config.game_seed, fps=fps,
+            spec=package.spec, stats=package.stats, offset_frames=config.game_offset_frames,
+        )
+        if ride is not None:
+            game_metrics, game_video = score_game_ride(
+                renderer, ride, spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000
+            )
+            metrics |= game_metrics
+            metrics["num_game_frames"] = game_frames
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+
+    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(
+        out / "run.json",
+        {
+            "config": dataclasses.asdict(config),
+            "package": str(package.path),
+            "renderer": type(package.model).__name__,
+            "backend": renderer.backend,
+            "passes_per_step": renderer.passes_per_step,
+            "frames_per_step": renderer.frames_per_step,
+            "frame_size": [width, height],
+            "dataset": str(dataset),
+            "videos": [v.get("source") for v in manifest.get("videos", [])],
+            "clips": [{"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames} for c in clips],
+        },
+    )
+    if real.rows:
+        write_mp4(out / "real.mp4", np.concatenate(real.rows, axis=1), fps=fps)  # clips stacked vertically
+        save_png(out / "real.png", np.concatenate([frame_strip(row, count=3) for row in real.rows[:3]], axis=0))
+    if game_video is not None:
+        write_mp4(out / "game.mp4", game_video, fps=fps)
+        save_png(out / "game.png", frame_strip(game_video, count=4))
+    print(format_table(metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"))
+    print(f"wrote {out / 'metrics.json'}")
+    return metrics
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_table(metrics: dict, *, title: str = "") -> str:
+    """The metrics as a table: one row per measure, the renderer beside its references."""
+    rows = [
+        ("real clips", "model", "flat input", "real video"),
+        ("PSNR dB", "real_psnr", "real_flat_psnr", None),
+        ("SSIM", "real_ssim", "real_flat_ssim", None),
+        ("SWD to real (x1e3)", "real_swd", "real_flat_swd", None),
+        ("seam ratio (8 px)", "real_seam_ratio", "real_flat_seam_ratio", "real_video_seam_ratio"),
+        ("warp error", "real_warp_error", "real_flat_warp_error", "real_video_warp_error"),
+        ("game ride", "model", "raster", "flat input"),
+        ("SWD to real (x1e3)", "game_swd_to_real", "game_raster_swd_to_real", "game_flat_swd_to_real"),
+        ("seam ratio (8 px)", "game_seam_ratio", "game_raster_seam_ratio", None),
+        ("warp error", "game_warp_error", "game_raster_warp_error", None),
+    ]
+    lines = [title] if title else []
+    for label, *keys in rows:
+        if label in ("real clips", "game ride"):
+            cells = keys
+            lines.append("")
+        else:
+            cells = [_cell(metrics.get(k)) if k else "" for k in keys]
+        lines.append(f"{label:<22}" + "".join(f"{c:>12}" for c in cells))
+    counts = ", ".join(f"{k} {metrics[k]}" for k in ("num_real_clips", "num_real_frames", "num_game_frames") if k in metrics)
+    lines += ["", counts]
+    return "\n".join(lines)

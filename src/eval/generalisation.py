@@ -1,0 +1,362 @@
+"""The leave-one-clip-out benchmark: does a renderer generalise to a real clip it never saw?
+
+For each clip of ``videos`` (default: the embedded ``bikes.mp4`` and ``vtest.avi`` and the
+first-person road clip in ``../shared/data/real_videos``), or only the one named by ``only``:
+
+1. prepare the *other* clips as a training set (every frame, no held-out cut) and the left-out
+   clip as the evaluation set (``split all``), at one resolution and rate;
+2. train (a) the DiT with the ``train_conf`` presets through ``src.train.loop.train``, for
+   ``max_steps`` steps or for about ``minutes`` (a short timed probe of the same run sets the
+   step count, so the learning-rate schedule still ends in its cooldown), (b) the regression
+   baseline (``src/train/regression.py``) for the DiT's measured training time, with the DiT's
+   crops, batch, augmentations and condition spec, and (c) the flat-colour baseline (no training);
+3. run ``evaluate`` on each with the left-out clip and a game ride.
+
+Everything lands under ``out``::
+
+    out/data/<clip>/train, out/data/<clip>/heldout    prepared datasets
+    out/<clip>/dit (a training run), out/<clip>/regression, out/<clip>/flat    the models
+    out/<clip>/eval-<model>/                          evaluate's files (metrics.json, pictures)
+    out/results.json, out/results.md                  every number, and the table
+
+Re-running the same command resumes: finished trainings, packages and evaluations are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from src.common.errors import UserError
+
+DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
+ROAD_VIDEOS = "../shared/data/real_videos"  # beside the checkout on the project's machines
+MODELS = ("dit", "regression", "flat")
+TABLE_COLUMNS = (
+    "real_psnr",
+    "real_ssim",
+    "real_swd",
+    "real_seam_ratio",
+    "real_warp_error",
+    "game_swd_to_real",
+    "game_seam_ratio",
+)
+
+
+@dataclasses.dataclass
+class GeneralisationConfig:
+    """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
+
+    videos: list[str] = dataclasses.field(default_factory=list)
+    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in ../shared/data/real_videos"""
+    only: str | None = None
+    """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
+    train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
+    """the DiT's training presets, layered in order (a YAML file of overrides may come last)"""
+    minutes: float = 30.0
+    """training budget per model and fold, in minutes (ignored with max_steps)"""
+    max_steps: int | None = None
+    """train the DiT this many steps instead of a time budget (the regression gets the DiT's time)"""
+    probe_steps: int = 20
+    """steps timed to turn minutes into a step count"""
+    regression_max_steps: int | None = None
+    """also stop the regression baseline after this many steps (for quick checks)"""
+    regression_model: dict = dataclasses.field(default_factory=dict)
+    """RegressionNet arguments (e.g. {hidden_channels: 32}); default: its own"""
+    resolution: str = "96x96"
+    """WIDTHxHEIGHT every clip is prepared at (the bundled package's)"""
+    fps: float = 10.0
+    """frames per second every clip is resampled to"""
+    clip_frames: int = 16
+    """frames per evaluated real clip"""
+    max_clips: int = 8
+    """at most this many evaluated clips of the left-out video (as many as fit without overlap)"""
+    game_frames: int = 64
+    """frames of the evaluated game ride (0: none)"""
+    steps: int | None = None
+    """denoising steps of the DiT at evaluation (default: its package's)"""
+    seed: int = 0
+    num_threads: int | None = None
+    """torch CPU threads for training and evaluation (default: torch's own choice)"""
+    out: str = "runs/generalisation"
+    """where the data, models, evaluations and tables go"""
+
+
+def default_videos() -> list[Path]:
+    """The embedded street clips and, where it is there, the first-person road clip."""
+    from src.data.decode import find_videos
+    from src.data.sources import embedded_street_videos
+
+    videos = embedded_street_videos()
+    if Path(ROAD_VIDEOS).is_dir():
+        videos += find_videos([ROAD_VIDEOS])
+    return videos
+
+
+def clip_name(path: Path) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)
+
+
+def select_folds(videos: list[Path], only: str | None) -> list[Path]:
+    """The clips to leave out: all, or the one ``only`` names (a UserError if none or several)."""
+    if only is None:
+        return videos
+    matches = [v for v in videos if only in (v.name, v.stem, clip_name(v))] or [v for v in videos if only in v.name]
+    if len(matches) != 1:
+        names = ", ".join(v.name for v in videos)
+        raise UserError(f"--only {only!r} matches {len(matches)} of the clips ({names})", "Name exactly one.")
+    return matches
+
+
+def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path:
+    """``videos`` prepared at the benchmark's size and rate with every frame in the train split."""
+    from src.data.prepare import PrepareConfig, prepare_dataset
+
+    if not (out / "manifest.json").is_file():
+        prepare_dataset(
+            PrepareConfig(
+                videos=[str(v) for v in videos], out=str(out), resolution=config.resolution, fps=config.fps,
+                val_fraction=0.0,
+            )
+        )
+    return out
+
+
+def load_train_presets(config: GeneralisationConfig):
+    """The DiT's ``TrainConfig`` as its presets say."""
+    from src.common.config import load_config
+    from src.train.config import TrainConfig
+
+    return load_config(TrainConfig, *config.train_conf)
+
+
+def dit_train_config(config: GeneralisationConfig, *, dataset: Path, run_dir: Path, max_steps: int):
+    """The DiT's ``TrainConfig``: the presets, this fold's data and run folder, ``max_steps``,
+    no validation during training (``evaluate`` runs after) and one checkpoint at the end.
+    Warmup and cooldown shrink to fit a short budget (at most 10 % and 25 % of it)."""
+    train = load_train_presets(config)
+    train.runs_dir, train.run_name = str(run_dir.parent), run_dir.name
+    train.data.dataset = str(dataset)
+    train.seed = config.seed
+    if config.num_threads:
+        train.num_threads = config.num_threads
+    train.max_steps = max_steps
+    train.checkpoint_every_steps = max_steps
+    train.validation.enabled = False
+    train.validation.every_steps = max_steps
+    train.optim.num_warmup_steps = min(train.optim.num_warmup_steps, max_steps // 10)
+    train.optim.num_cooldown_steps = min(train.optim.num_cooldown_steps, max_steps // 4)
+    return train
+
+
+def logged_train_windows(run_dir: Path, *, batch_size: int) -> list[tuple[int, float]]:
+    """(steps, seconds) of each logged training window of a run: its steps times the batch over
+    the logged samples per second (training steps only: no start-up, checkpoints or export)."""
+    windows, previous = [], 0
+    logs = run_dir / "logs.jsonl"
+    for line in logs.read_text().splitlines() if logs.is_file() else []:
+        record = json.loads(line)
+        if record.get("kind") != "train" or not record.get("samples_per_s"):
+            continue
+        steps = record["step"] - previous
+        previous = record["step"]
+        windows.append((steps, steps * batch_size / record["samples_per_s"]))
+    return windows
+
+
+def train_dit(config: GeneralisationConfig, *, dataset: Path, run_dir: Path) -> tuple[Path, dict]:
+    """Train (or resume) the DiT for this fold; returns its package and what the training took."""
+    from src.train.loop import train
+
+    budget_file = run_dir.parent / "dit_budget.json"
+    if config.max_steps is not None:
+        max_steps = config.max_steps
+    elif budget_file.is_file():  # decided by an earlier, interrupted run of this command
+        max_steps = json.loads(budget_file.read_text())["max_steps"]
+    else:
+        probe = dit_train_config(config, dataset=dataset, run_dir=run_dir, max_steps=config.probe_steps)
+        # the probe is the start of the real run: the preset's warmup, no cooldown yet
+        probe.optim.num_warmup_steps = load_train_presets(config).optim.num_warmup_steps
+        probe.optim.num_cooldown_steps = 0
+        probe.log_every_steps = max(1, config.probe_steps // 4)
+        train(probe)
+        # the first window holds start-up costs (first batches, allocation): time the later ones
+        windows = logged_train_windows(run_dir, batch_size=probe.data.batch_size)[1:]
+        seconds_per_step = sum(s for _, s in windows) / max(1, sum(n for n, _ in windows))
+        max_steps = max(config.probe_steps + 1, round(config.minutes * 60 / seconds_per_step))
+        from src.common.io import atomic_write_json
+
+        atomic_write_json(budget_file, {"max_steps": max_steps, "probe_seconds_per_step": seconds_per_step})
+    train_config = dit_train_config(config, dataset=dataset, run_dir=run_dir, max_steps=max_steps)
+    train(train_config)
+    windows = logged_train_windows(run_dir, batch_size=train_config.data.batch_size)
+    steps, seconds = sum(n for n, _ in windows), sum(s for _, s in windows)
+    return run_dir / "package", {"steps": steps, "train_seconds": round(seconds, 2), "config": train_config}
+
+
+def train_regression_baseline(
+    config: GeneralisationConfig, *, dataset: Path, out_dir: Path, seconds: float, dit_config
+) -> tuple[Path, dict]:
+    """The regression baseline for ``seconds`` with the DiT's data settings (kept if trained)."""
+    from src.train.regression import RegressionTrainConfig, train_regression
+
+    record_file = out_dir / "training.json"
+    if not (out_dir / "package" / "config.json").is_file():
+        data = dit_config.data
+        train_regression(
+            RegressionTrainConfig(
+                dataset=str(dataset),
+                max_steps=config.regression_max_steps,
+                max_seconds=seconds,
+                crop=tuple(data.crop) if data.crop else None,
+                frame_skip=tuple(data.frame_skip),
+                batch_size=data.batch_size,
+                seed=config.seed,
+                num_threads=config.num_threads,
+                conditions=dit_config.conditions,
+                augment=data.augment,
+                model=dict(config.regression_model),
+            ),
+            out_dir=out_dir,
+        )
+    record = json.loads(record_file.read_text())
+    return out_dir / "package", {"steps": record["num_steps"], "train_seconds": record["train_seconds"]}
+
+
+def evaluate_model(config: GeneralisationConfig, *, package: Path, heldout: Path, out: Path) -> dict:
+    """``evaluate`` of ``package`` on every frame of the left-out clip (kept if done)."""
+    from src.data.prepared import read_manifest, segments
+    from src.eval.evaluate import EvaluateConfig, evaluate
+
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    fitting = sum(s["num_frames"] // config.clip_frames for s in segments(read_manifest(heldout), "all"))
+    return evaluate(
+        EvaluateConfig(
+            checkpoint=str(package),
+            data=str(heldout),
+            split="all",
+            clip_frames=config.clip_frames,
+            num_clips=max(1, min(config.max_clips, fitting)),
+            game_frames=config.game_frames,
+            steps=config.steps,
+            seed=config.seed,
+            out=str(out),
+            num_threads=config.num_threads,
+        )
+    )
+
+
+def run_fold(config: GeneralisationConfig, *, heldout_video: Path, videos: list[Path]) -> dict:
+    """Train the three models without ``heldout_video`` and evaluate them on it."""
+    from src.train.package import write_flat_color_package
+
+    out = Path(config.out)
+    name = clip_name(heldout_video)
+    others = [v for v in videos if v != heldout_video]
+    print(f"\n== leaving out {heldout_video.name}: training on {', '.join(v.name for v in others)}", flush=True)
+    train_set = prepare(others, out / "data" / name / "train", config)
+    heldout = prepare([heldout_video], out / "data" / name / "heldout", config)
+    fold = out / name
+    started = time.perf_counter()
+    dit_package, dit_training = train_dit(config, dataset=train_set, run_dir=fold / "dit")
+    dit_config = dit_training.pop("config")
+    regression_package, regression_training = train_regression_baseline(
+        config, dataset=train_set, out_dir=fold / "regression", seconds=max(1.0, dit_training["train_seconds"]),
+        dit_config=dit_config,
+    )
+    flat_package = fold / "flat"
+    if not (flat_package / "config.json").is_file():
+        write_flat_color_package(flat_package, dataset=train_set, spec=dit_config.conditions)
+    packages = {"dit": dit_package, "regression": regression_package, "flat": flat_package}
+    training = {"dit": dit_training, "regression": regression_training, "flat": {"steps": 0, "train_seconds": 0.0}}
+    metrics = {
+        model: evaluate_model(config, package=packages[model], heldout=heldout, out=fold / f"eval-{model}")
+        for model in MODELS
+    }
+    return {
+        "heldout": str(heldout_video),
+        "train_videos": [str(v) for v in others],
+        "training": training,
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def run_generalisation(config: GeneralisationConfig) -> dict:
+    """Every fold (or the one ``only`` names); writes ``out/results.json`` and ``out/results.md``
+    and returns the results."""
+    from src.common.io import atomic_write_json, atomic_write_text
+    from src.data.decode import find_videos
+
+    videos = find_videos(config.videos) if config.videos else default_videos()
+    if len(videos) < 2:
+        raise UserError("leave-one-clip-out needs at least two clips", "Pass two or more videos with --videos.")
+    if len({clip_name(v) for v in videos}) != len(videos):
+        raise UserError("two clips have the same name", "Give the videos distinct file names.")
+    if config.max_steps is None and config.minutes <= 0:
+        raise UserError("give a training budget: --minutes > 0 or --max_steps")
+    out = Path(config.out)
+    results_file = out / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {"folds": {}}
+    for heldout in select_folds(videos, config.only):
+        results["folds"][clip_name(heldout)] = run_fold(config, heldout_video=heldout, videos=videos)
+        results["config"] = dataclasses.asdict(config)
+        atomic_write_json(results_file, results)
+        atomic_write_text(out / "results.md", format_markdown(results))
+    print("\n" + format_table(results))
+    print(f"\nwrote {results_file} and {out / 'results.md'}")
+    return results
+
+
+def _rows(results: dict) -> list[tuple[str, str, list]]:
+    """(held-out clip, row label, cells in TABLE_COLUMNS order) for every fold: the three models,
+    then the references (the real video itself; the game's raster frames)."""
+    rows = []
+    for name, fold in results["folds"].items():
+        metrics = fold["metrics"]
+        for model in MODELS:
+            training = fold["training"][model]
+            label = f"{model} ({training['steps']} steps, {training['train_seconds']:.0f} s)" if model != "flat" else model
+            rows.append((name, label, [metrics[model].get(column) for column in TABLE_COLUMNS]))
+        reference = metrics["flat"]
+        rows.append((name, "real video", [None, None, None, reference.get("real_video_seam_ratio"),
+                                          reference.get("real_video_warp_error"), None, None]))
+        rows.append((name, "game raster", [None] * 5 + [reference.get("game_raster_swd_to_real"),
+                                                        reference.get("game_raster_seam_ratio")]))
+    return rows
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def format_table(results: dict) -> str:
+    """The results as a plain-text table (one block per left-out clip)."""
+    header = f"{'held out':<28}{'model':<34}" + "".join(f"{c:>18}" for c in TABLE_COLUMNS)
+    lines = [header]
+    for name, label, cells in _rows(results):
+        lines.append(f"{name[:27]:<28}{label:<34}" + "".join(f"{_cell(c):>18}" for c in cells))
+    return "\n".join(lines)
+
+
+def format_markdown(results: dict) -> str:
+    """The results as a markdown table, with how they were made."""
+    config = results.get("config", {})
+    budget = f"{config.get('max_steps')} DiT steps" if config.get("max_steps") else f"{config.get('minutes')} min"
+    lines = [
+        "# Leave-one-clip-out generalisation",
+        "",
+        f"Each model trains on every clip but the held-out one ({budget} per model and fold, the regression",
+        f"baseline for the DiT's training time; DiT presets {', '.join(config.get('train_conf', []))}),",
+        f"at {config.get('resolution')} and {config.get('fps')} fps, and is scored by `evaluate` on every",
+        "frame of the held-out clip and on a game ride. real video / game raster: the references.",
+        "",
+        "| held out | model | " + " | ".join(TABLE_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(TABLE_COLUMNS),
+    ]
+    for name, label, cells in _rows(results):
+        lines.append(f"| {name} | {label} | " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"

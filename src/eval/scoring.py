@@ -1,0 +1,321 @@
+"""Scoring a renderer on real clips and on a game ride: the numbers ``evaluate`` writes and
+validation logs, computed in one place.
+
+Real clips (``load_real_clips``: fixed clips of a prepared dataset, encoded with the statistics
+and spec the caller gives, i.e. a package's, as play does) are rendered from a fresh context
+each and scored by ``score_real_clips``:
+
+    real_psnr, real_ssim              generated frames against the real frames (mean over clips)
+    real_flat_psnr, real_flat_ssim    the same for the albedo (flat-colour) condition itself
+    real_swd, real_flat_swd           sliced Wasserstein distance of all generated (flat) frames
+                                      to all real frames (``sliced_wasserstein_distance``, x1e3)
+    real_seam_ratio                   seams at the 8-px grid of the generated frames (1.0 = none);
+    real_flat_seam_ratio,             ... of the flat condition and of the real frames
+    real_video_seam_ratio
+    real_warp_error                   flicker of the generated frames under the extracted flow;
+    real_flat_warp_error,             ... of the flat condition and of the real video itself
+    real_video_warp_error
+
+The warp errors leave out motion boundaries and, where the clip has a forward flow (run by the
+dataset's flow extractor the other way), pixels that fail the forward-backward check.
+
+A game ride (``load_game_ride``: an autopilot ride's exact G-buffers, recorded once into a
+folder, encoded with the given statistics) is scored by ``score_game_ride``:
+
+    game_swd_to_real, game_raster_swd_to_real, game_flat_swd_to_real
+                                      SWD of the generated / raster / albedo frames to real frames
+    game_warp_error, game_raster_warp_error
+                                      flicker under the game's exact flow, with motion boundaries
+                                      and disocclusions (``depth_test_mask``) left out
+    game_seam_ratio, game_raster_seam_ratio
+
+Both return the grid videos (condition | generated | real or raster) the pictures are made of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.conditions.encode import ConditionStats, encode
+from src.conditions.spec import ConditionSpec
+from src.eval.metrics import (
+    depth_test_mask,
+    psnr,
+    seam_ratio,
+    sliced_wasserstein_distance,
+    ssim,
+    temporal_warp_error,
+    warp_error_mask,
+)
+from src.runtime.renderer import Renderer, render_clip
+
+SEAM_GRID_PX = 8
+
+
+def to_unit(frames: Tensor) -> Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return ((frames.float() + 1) / 2).clamp(0, 1)
+
+
+def to_uint8(frames: Tensor) -> np.ndarray:
+    """``... c h w`` in [-1, 1] -> ``... h w c`` uint8."""
+    unit = to_unit(frames)
+    return (unit.movedim(-3, -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def grid_video(columns: list[Tensor]) -> np.ndarray:
+    """Columns of ``t 3 h w`` clips in [-1, 1] side by side -> ``t h (k w) 3`` uint8."""
+    return np.concatenate([to_uint8(c) for c in columns], axis=2)
+
+
+def frame_strip(video: np.ndarray, count: int = 4) -> np.ndarray:
+    """A few frames of a ``t h w 3`` video, evenly spread, stacked vertically into one image."""
+    index = np.linspace(0, len(video) - 1, num=min(count, len(video))).round().astype(int)
+    return np.concatenate([video[i] for i in index], axis=0)
+
+
+def flat_colour(cond: Tensor, spec: ConditionSpec) -> Tensor:
+    """The albedo planes of ``t C h w`` encoded conditions (``t 3 h w`` in [-1, 1]), or grey
+    where the spec has no albedo channel."""
+    albedo = spec.slices().get("albedo")
+    return cond[:, albedo] if albedo is not None else torch.zeros_like(cond[:, :3])
+
+
+def _seams(frames: Tensor) -> float | None:
+    """``seam_ratio`` at the 8-px grid, or None for frames too small to cross a grid line."""
+    if max(frames.shape[-2:]) <= SEAM_GRID_PX:
+        return None
+    return seam_ratio(frames, grid=SEAM_GRID_PX)
+
+
+def _swd(frames: Tensor, reference: Tensor, *, seed: int = 0) -> float:
+    return sliced_wasserstein_distance(frames, reference, seed=seed)["mean"]
+
+
+# ---------------------------------------------------------------------------------------------
+# real clips
+
+
+def forward_flow(frames: np.ndarray, *, dis_preset: str = "medium") -> Tensor:
+    """``t h w 2`` forward flow of ``t h w 3`` uint8 frames: entry t is the motion
+    ``x_t - x_{t-1}`` at pixels of frame t-1 (entry 0 zero), by the same DIS extractor run the
+    other way; what ``warp_error_mask`` needs for its forward-backward occlusion check."""
+    from src.conditions.flow import DISFlow
+
+    dis = DISFlow(dis_preset)
+    out = np.zeros(frames.shape[:3] + (2,), np.float32)
+    for t in range(1, len(frames)):
+        out[t] = -dis(frames[t], frames[t - 1])  # at pixels of t-1: x_{t-1} - x_t, negated
+    return torch.from_numpy(out)
+
+
+def load_real_clips(
+    dataset: str | Path,
+    *,
+    split: str,
+    clip_frames: int,
+    num_clips: int | None,
+    spec: ConditionSpec,
+    stats: ConditionStats | None,
+    with_forward_flow: bool = True,
+) -> list[dict]:
+    """Fixed clips (evenly spread, whole frames, unaugmented) of a prepared dataset's ``split``
+    (train, val or all), conditions encoded with ``spec`` and ``stats`` (None: the dataset's).
+
+    ``num_clips`` None takes as many as fit without overlapping. Each clip: ``frames`` t 3 h w in
+    [-1, 1], ``cond`` t C h w, ``flow_px`` t h w 2 (the extracted flow), ``forward_flow_px``
+    t h w 2 (with ``with_forward_flow``), ``video`` (its source's id) and ``start`` (its first
+    frame in the split's segment).
+    """
+    from src.common.errors import UserError
+    from src.data.loader import ClipDataset
+    from src.data.prepared import read_manifest, segments
+
+    manifest = read_manifest(dataset)
+    width, height = (int(v) for v in manifest["resolution"])
+    if num_clips is None:
+        num_clips = sum(s["num_frames"] // clip_frames for s in segments(manifest, split))
+        if num_clips == 0:
+            raise UserError(
+                f"no {split} part of {dataset} has {clip_frames} frames for one clip",
+                "Use fewer --clip_frames, or longer videos / a higher fps.",
+            )
+    if num_clips < 1:
+        return []
+    clips_set = ClipDataset(
+        dataset,
+        split=split,
+        clip_frames=clip_frames,
+        crop=(height, width),
+        seed=0,
+        spec=spec,
+        stats=stats,
+        num_val_clips=num_clips,
+        fixed_clips=True,
+    )
+    dis_preset = manifest.get("extract_config", {}).get("dis_preset", "medium")
+    clips = []
+    for index in range(num_clips):
+        raw = clips_set.raw_clip(index)  # read once: the item and the flows come from it
+        item = clips_set.clip_from_raw(raw, index)
+        video, frame_ids = clips_set.clip_source(index)
+        clip = {
+            "frames": item["frames"],
+            "cond": item["cond"],
+            "flow_px": torch.from_numpy(raw["flow"].astype(np.float32)),
+            "video": video,
+            "start": frame_ids[0],
+        }
+        if with_forward_flow:
+            clip["forward_flow_px"] = forward_flow(raw["frames"], dis_preset=dis_preset)
+        clips.append(clip)
+    return clips
+
+
+@dataclasses.dataclass
+class RealScores:
+    metrics: dict[str, float | None]
+    rows: list[np.ndarray]  # per clip, t h (3 w) 3 uint8: flat condition | generated | real
+    real_frames: Tensor  # n 3 h w in [0, 1], every real frame: the reference for SWD
+
+
+@torch.no_grad()
+def score_real_clips(
+    renderer: Renderer, clips: list[dict], *, spec: ConditionSpec, seed: int = 0, progress: bool = False
+) -> RealScores:
+    """Render every clip from a fresh context (clip i with seed ``seed + i``) and score it (see
+    the module docstring for the keys)."""
+    from tqdm import tqdm
+
+    psnrs, ssims, flat_psnrs, flat_ssims = [], [], [], []
+    warp = {"generated": [], "flat": [], "video": []}
+    generated_all, flat_all, real_all, rows = [], [], [], []
+    for index, clip in enumerate(tqdm(clips, desc="real clips", unit="clip", disable=not progress)):
+        generated = to_unit(torch.from_numpy(render_clip(renderer, clip["cond"], seed=seed + index)))
+        flat, real = to_unit(flat_colour(clip["cond"], spec)), to_unit(clip["frames"])
+        psnrs.append(psnr(generated, real))
+        ssims.append(ssim(generated, real))
+        flat_psnrs.append(psnr(flat, real))
+        flat_ssims.append(ssim(flat, real))
+        mask = warp_error_mask(clip["flow_px"], forward_flow_px=clip.get("forward_flow_px"))
+        for name, frames in (("generated", generated), ("flat", flat), ("video", real)):
+            warp[name].append(temporal_warp_error(frames, clip["flow_px"], valid_mask=mask))
+        generated_all.append(generated)
+        flat_all.append(flat)
+        real_all.append(real)
+        rows.append(grid_video([flat * 2 - 1, generated * 2 - 1, real * 2 - 1]))
+    if not clips:
+        return RealScores(metrics={}, rows=[], real_frames=torch.zeros(0, 3, 1, 1))
+    generated_all, flat_all, real_all = torch.cat(generated_all), torch.cat(flat_all), torch.cat(real_all)
+    metrics = {
+        "real_psnr": float(np.mean(psnrs)),
+        "real_ssim": float(np.mean(ssims)),
+        "real_flat_psnr": float(np.mean(flat_psnrs)),
+        "real_flat_ssim": float(np.mean(flat_ssims)),
+        "real_swd": _swd(generated_all, real_all),
+        "real_flat_swd": _swd(flat_all, real_all),
+        "real_seam_ratio": _seams(generated_all),
+        "real_flat_seam_ratio": _seams(flat_all),
+        "real_video_seam_ratio": _seams(real_all),
+        "real_warp_error": float(np.mean(warp["generated"])),
+        "real_flat_warp_error": float(np.mean(warp["flat"])),
+        "real_video_warp_error": float(np.mean(warp["video"])),
+    }
+    return RealScores(metrics=metrics, rows=rows, real_frames=real_all)
+
+
+# ---------------------------------------------------------------------------------------------
+# the game ride
+
+
+def record_ride(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
+    """Record an autopilot ride's exact G-buffers (headless) into ``directory``: the one place
+    evaluation and validation record rides."""
+    from src.game.recording import record_autopilot_clip
+
+    height, width = size
+    return record_autopilot_clip(directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps)))
+
+
+def load_game_ride(
+    cache_dir: str | Path,
+    *,
+    size: tuple[int, int],
+    frames: int,
+    seed: int,
+    fps: float,
+    spec: ConditionSpec,
+    stats: ConditionStats,
+    offset_frames: int = 0,
+) -> dict | None:
+    """An autopilot ride of ``frames`` frames at ``size`` (height, width), after skipping its
+    first ``offset_frames``, encoded like play does (``spec``, ``stats``, the game's field of view).
+
+    The ride is recorded once into a folder under ``cache_dir`` named by its settings and read
+    from there afterwards. Returns ``cond`` t C h w, ``raster`` t 3 h w in [-1, 1], ``flow_px``
+    t h w 2 (exact) and ``valid_mask`` t h w (motion boundaries, disocclusions and restarts left
+    out), or None where no OpenGL context can be made (a GPU server without EGL), saying so.
+    """
+    from src.common.gbuffer_io import load_gbuffer_clip
+
+    height, width = size
+    total = offset_frames + frames
+    fps_name = f"{fps:g}".replace(".", "p")
+    clip_dir = Path(cache_dir) / f"game_seed{seed}_{total}f_{width}x{height}_{fps_name}fps"
+    if frames <= 0:
+        print(f"game ride skipped: {frames} frames asked for")
+        return None
+    import moderngl
+
+    from src.game.renderer import NoOpenGLContextError
+
+    try:
+        record_ride(clip_dir, size=size, frames=total, seed=seed, fps=fps)
+    except (NoOpenGLContextError, moderngl.Error) as error:  # a GPU server without EGL, say
+        print(f"game ride skipped: {type(error).__name__}: {error}")
+        return None
+    arrays, meta = load_gbuffer_clip(clip_dir)
+    arrays = {key: value[offset_frames:] for key, value in arrays.items()}
+    cond = encode(
+        {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
+        spec=spec,
+        stats=stats,
+        depth_kind=meta.get("depth_kind", "metric"),
+        fov_y_deg=meta.get("fov_y_deg"),
+    )  # t C h w
+    flow = torch.from_numpy(arrays["flow"].astype(np.float32))
+    valid = warp_error_mask(flow)
+    if meta.get("depth_kind", "metric") == "metric":
+        valid = valid * depth_test_mask(torch.from_numpy(arrays["depth"].astype(np.float32)), flow)
+    if "new_run" in arrays:  # a restart: the frame before it is another run
+        valid[torch.from_numpy(arrays["new_run"].astype(bool))] = 0
+    raster = torch.from_numpy(arrays["color"]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
+    return {"cond": cond, "raster": raster, "flow_px": flow, "valid_mask": valid}
+
+
+@torch.no_grad()
+def score_game_ride(
+    renderer: Renderer, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None, seed: int = 1000
+) -> tuple[dict[str, float | None], np.ndarray]:
+    """Render the ride from a fresh context and score it (see the module docstring); the SWD
+    keys need ``real_frames`` (``n 3 h w`` in [0, 1]). Returns the metrics and the grid video
+    (flat condition | generated | raster)."""
+    generated = to_unit(torch.from_numpy(render_clip(renderer, ride["cond"], seed=seed)))
+    raster, flat = to_unit(ride["raster"]), to_unit(flat_colour(ride["cond"], spec))
+    flow, valid = ride["flow_px"], ride.get("valid_mask")
+    metrics: dict[str, float | None] = {
+        "game_warp_error": temporal_warp_error(generated, flow, valid_mask=valid),
+        "game_raster_warp_error": temporal_warp_error(raster, flow, valid_mask=valid),
+        "game_seam_ratio": _seams(generated),
+        "game_raster_seam_ratio": _seams(raster),
+    }
+    if real_frames is not None and len(real_frames):
+        metrics["game_swd_to_real"] = _swd(generated, real_frames)
+        metrics["game_raster_swd_to_real"] = _swd(raster, real_frames)
+        metrics["game_flat_swd_to_real"] = _swd(flat, real_frames)
+    return metrics, grid_video([flat * 2 - 1, generated * 2 - 1, raster * 2 - 1])

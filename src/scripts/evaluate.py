@@ -1,0 +1,27 @@
+"""Score a renderer package on real clips and on a game ride (src/eval/evaluate.py).
+
+    uv run python -m src.scripts.evaluate --checkpoint game/models/default --data data/prepared/default
+    uv run python -m src.scripts.evaluate --checkpoint game/models/default \
+        --data ../shared/data/real_videos --split all --out runs/evaluate/road
+
+Writes OUT/metrics.json (a flat JSON object), OUT/run.json, OUT/real.png, OUT/game.png and the
+mp4s, and prints the numbers beside the flat-colour input's, the real video's and the raster's.
+"""
+
+from __future__ import annotations
+
+from src.common.config import parse_config
+from src.common.errors import script_main
+from src.eval.evaluate import EvaluateConfig
+
+
+@script_main
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(EvaluateConfig, argv, prog="evaluate", description=__doc__)
+    from src.eval.evaluate import evaluate
+
+    evaluate(config)
+
+
+if __name__ == "__main__":
+    main()
