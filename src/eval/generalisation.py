@@ -78,6 +78,7 @@ class GeneralisationConfig:
     steps: int | None = None
     """denoising steps of the DiT at evaluation (default: its package's)"""
     seed: int = 0
+    """the seed of every training run, evaluation rollout and game ride"""
     num_threads: int | None = None
     """torch CPU threads for training and evaluation (default: torch's own choice)"""
     out: str = "runs/generalisation"
