@@ -135,6 +135,10 @@ class TrainConfig:
     """start from the EMA weights of another run folder or renderer package (positions extend)"""
     compile: bool = False
     """torch.compile the model"""
+    objective: str = "flow_matching"
+    """the training objective (src/train/loop.py OBJECTIVES): flow_matching trains the DiT teacher"""
+    teacher: str | None = None
+    """the renderer package or run folder whose model teaches this run (objectives that distil)"""
     conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
     """the condition channels the model is trained on"""
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

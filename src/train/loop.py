@@ -79,8 +79,8 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
             )
 
 
-def build_objective(config: TrainConfig, model, data: TrainingData):
-    """The run's training objective (``src/diffusion/objectives.py``)."""
+def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
+    """The teacher's objective, from the ``diffusion`` section."""
     height, width = data.frame_size
     diffusion = config.diffusion
     return FlowMatchingObjective(
@@ -92,6 +92,19 @@ def build_objective(config: TrainConfig, model, data: TrainingData):
         context_noise_max=diffusion.context_noise_max,
         loss_weighting=diffusion.loss_weighting,
     )
+
+
+# config.objective -> builder(config, model, data, device). An objective is called as
+# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
+# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
+OBJECTIVES = {"flow_matching": flow_matching_objective}
+
+
+def build_objective(config: TrainConfig, model, data: TrainingData, device):
+    """The run's training objective (``src/diffusion/``), by ``config.objective``."""
+    if config.objective not in OBJECTIVES:
+        raise UserError(f"unknown objective '{config.objective}'", f"Choose from {', '.join(OBJECTIVES)}.")
+    return OBJECTIVES[config.objective](config, model, data, device)
 
 
 class Trainer:
@@ -121,7 +134,7 @@ class Trainer:
                 f"data.clip_frames ({config.data.clip_frames}) is not a multiple of the model's "
                 f"frames_per_framelet ({model.frames_per_step})"
             )
-        self.objective = build_objective(config, model, self.data)
+        self.objective = build_objective(config, model, self.data, accelerator.device)
         self.resume = ckpt.latest_checkpoint(run_dir)
         if self.is_main:
             self._prepare_run_dir()
@@ -147,6 +160,8 @@ class Trainer:
         self.state = TrainState()
         self.model, self.optimizer, self.scheduler = accelerator.prepare(model, optimizer, scheduler)
         accelerator.register_for_checkpointing(self.ema, self.state)
+        if hasattr(self.objective, "state_dict"):
+            accelerator.register_for_checkpointing(self.objective)
         if self.resume is not None:
             accelerator.load_state(str(self.resume[1]))
             if self.is_main:
@@ -172,9 +187,10 @@ class Trainer:
     def log(self, record: dict) -> None:
         _log(self.run_dir, self.accelerator, record, record["step"])
 
-    def train_step(self, step: int, batches: Iterator[dict]) -> tuple[torch.Tensor, float | None, int]:
+    def train_step(self, step: int, batches: Iterator[dict]) -> tuple[torch.Tensor, float | None, int, dict]:
         """One optimiser step (with gradient accumulation) on the next batches of ``batches``
-        (batch ``step * accumulation + micro``). Returns (loss, grad norm, samples)."""
+        (batch ``step * accumulation + micro``). Returns (loss, grad norm, samples, the
+        objective's own numbers of the last micro-batch)."""
         config, accelerator = self.config, self.accelerator
         accumulation = config.optim.gradient_accumulation_steps
         grad_norm = None
@@ -185,7 +201,7 @@ class Trainer:
                 config.seed * 1_000_003 + step * 131 + micro * 7 + accelerator.process_index
             )
             with accelerator.accumulate(self.model), accelerator.autocast():
-                loss, _ = self.objective(self.forward, batch, generator=generator)
+                loss, logs = self.objective(self.forward, batch, generator=generator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
@@ -197,7 +213,7 @@ class Trainer:
                 f"loss became {loss.item()} at step {step}; lower optim.learning_rate or check the data"
             )
         samples = batch["frames"].shape[0] * accelerator.num_processes * accumulation
-        return loss, (float(grad_norm) if grad_norm is not None else None), samples
+        return loss, (float(grad_norm) if grad_norm is not None else None), samples, logs
 
     def ema_model(self):
         """A copy of the model holding the EMA weights, in eval mode."""
@@ -266,7 +282,7 @@ class Trainer:
         # workers when data.num_workers > 0)
         batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
         while state.step < config.max_steps:
-            loss, grad_norm, samples = self.train_step(state.step, batches)
+            loss, grad_norm, samples, objective_logs = self.train_step(state.step, batches)
             self.ema.update(self.raw_model)
             state.step += 1
             state.samples_seen += samples
@@ -282,6 +298,7 @@ class Trainer:
                     "grad_norm": grad_norm,
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
                     "samples_seen": state.samples_seen,
+                    **objective_logs,
                 }
                 progress.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{record['samples_per_s']:.1f}")
                 self.log(record)
