@@ -3,11 +3,19 @@
 This is the one generation loop of every diffusion renderer in every backend: the torch DiT
 (``VelodreamDiT``, a rolling ``KVCache``) and its ncnn export (``src/runtime/ncnn_backend.py``,
 a fixed-size cache of explicit tensors) both implement ``CachedDenoiser``, so they draw the same
-noise in the same order and render the same frames up to floating-point tolerance.
+noise in the same order and render the same frames up to floating-point tolerance. Few-step
+distillation (``src/diffusion/distillation.py``) trains through the same ``sample_framelet``,
+with gradients, so training and play build the context the same way.
 
-Each framelet is sampled with Euler steps from pure noise, then pushed into the cache as context
-re-noised to ``context_sigma`` (``add_noise``: the noise augmentation the model saw in training)
-so that a long rollout does not feed its own small errors back as clean truth.
+Each framelet is sampled with Euler steps from pure noise. Its context then enters the cache in
+one of two ways (``context_from_last_step``, shipped in a package's ``SamplingDefaults``):
+
+* ``False`` (the teacher's way): the result is re-noised to ``context_sigma`` (``add_noise``: the
+  noise augmentation the model saw in training) and pushed by a pass of its own, so a long
+  rollout does not feed its own small errors back as clean truth: ``steps + 1`` passes.
+* ``True`` (a distilled model's way): the keys and values the *last denoising pass* computed
+  enter the cache as the framelet's context: no extra pass, ``steps`` passes per framelet. Only a
+  model trained with this rollout knows to read that context (its noise level is the last step's).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from src.diffusion.flow_matching import add_noise, euler_sample
+from src.diffusion.flow_matching import add_noise
 
 
 class CachedDenoiser(Protocol):
@@ -30,6 +38,63 @@ class CachedDenoiser(Protocol):
     def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor, cache) -> None:
         """Append a framelet already noised to ``sigma_ctx`` (b,) to the cache as context."""
 
+    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache) -> Tensor:
+        """``denoise_framelet``, then this pass's keys and values enter the cache as the framelet's
+        context (``context_from_last_step``)."""
+
+
+def randn_like_on(shape, *, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Normal noise drawn on the generator's device (the same numbers wherever the model runs),
+    then moved to ``like``'s device and dtype."""
+    device = generator.device if generator is not None else like.device
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def sample_framelet(
+    model: CachedDenoiser,
+    noise: Tensor,
+    cond: Tensor,
+    cache,
+    *,
+    sigmas: Tensor,
+    context_sigma: float,
+    context_from_last_step: bool,
+    generator: torch.Generator | None = None,
+    grad_step: int | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Sample one framelet (``noise`` b f 3 h w, ``cond`` b f C h w) and put its context in ``cache``.
+
+    Euler steps over ``sigmas`` (``make_sigmas``; with x-prediction a step is
+    ``x' = x0 + (sigma' / sigma) (x - x0)``), then the context (see the module docstring); the
+    context noise, when used, is the one random draw here. Returns (the sample, the x0
+    prediction of step ``grad_step``). Only the pass of ``grad_step`` records gradients (when
+    grad is enabled at all): Self-Forcing's "random exit" trains every step of a few-step model
+    while the rollout still runs to the end, as play does.
+    """
+    b = noise.shape[0]
+    num_steps = len(sigmas) - 1
+    x = noise * float(sigmas[0])
+    x0_at_grad_step = None
+    for i in range(num_steps):
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        sigma_batch = torch.full((b,), sigma, dtype=x.dtype, device=x.device)
+        last = i == num_steps - 1
+        with torch.set_grad_enabled(torch.is_grad_enabled() and i == grad_step):
+            if last and context_from_last_step:
+                x0 = model.denoise_framelet_and_push(x, cond, sigma_batch, cache)
+            else:
+                x0 = model.denoise_framelet(x, cond, sigma_batch, cache)
+        if i == grad_step:
+            x0_at_grad_step = x0
+            x0 = x0.detach()
+        x = x0 + (sigma_next / sigma) * (x - x0) if sigma > 0 else x0
+    if not context_from_last_step:
+        sigma_ctx = torch.full((b,), context_sigma, dtype=x.dtype, device=x.device)
+        context_noise = randn_like_on(x.shape, generator=generator, like=x)
+        with torch.no_grad():
+            model.push_context(add_noise(x, context_noise, sigma_ctx), cond, sigma_ctx, cache)
+    return x, x0_at_grad_step
+
 
 @torch.no_grad()
 def rollout_framelets(
@@ -39,31 +104,36 @@ def rollout_framelets(
     frames_per_framelet: int,
     sigmas: Tensor,
     context_sigma: float = 0.05,
+    context_from_last_step: bool = False,
     generator: torch.Generator | None = None,
     cache=None,
 ) -> Tensor:
     """Generate ``b t 3 h w`` frames for the conditions ``cond`` (``b t C h w``).
 
     ``sigmas``: the explicit per-framelet schedule (``make_sigmas``); ``context_sigma``: the
-    context noise level. Pass ``cache`` to continue an earlier rollout (it is updated).
-    Random draws per framelet, in order: the initial noise, then the context noise.
+    context noise level; ``context_from_last_step``: keep the last denoising pass's keys and
+    values as context instead of a context pass. Pass ``cache`` to continue an earlier rollout
+    (it is updated). Random draws per framelet, in order: the initial noise, then the context
+    noise (none when ``context_from_last_step``).
     """
     b, t, _, h, w = cond.shape
     f = frames_per_framelet
     if t % f:
         raise ValueError(f"{t} frames is not a multiple of {f} frames per framelet")
     cache = cache if cache is not None else model.new_cache(b, h, w)
-    sigma_ctx = torch.full((b,), context_sigma, dtype=cond.dtype, device=cond.device)
     out = []
     for start in range(0, t, f):
         c = cond[:, start : start + f]
         noise = torch.randn((b, f, 3, h, w), generator=generator, device=cond.device, dtype=cond.dtype)
-        x = euler_sample(
-            lambda x_t, sigma, c=c: model.denoise_framelet(x_t, c, sigma, cache),
-            noise * sigmas[0],
-            sigmas,
+        x, _ = sample_framelet(
+            model,
+            noise,
+            c,
+            cache,
+            sigmas=sigmas,
+            context_sigma=context_sigma,
+            context_from_last_step=context_from_last_step,
+            generator=generator,
         )
-        context_noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        model.push_context(add_noise(x, context_noise, sigma_ctx), c, sigma_ctx, cache)
         out.append(x)
     return torch.cat(out, dim=1)

@@ -244,6 +244,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     # sampled by the flow-matching rollout over new_cache / denoise_framelet / push_context
+    # (or denoise_framelet_and_push)
     # (src/diffusion/rollout.py); exported to ncnn as one FrameletStep (src/net/export_step.py)
     renderer_kind = "diffusion"
 
@@ -559,6 +560,15 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         """x0 prediction for one framelet ``x_noisy`` b f 3 h w at noise ``sigma`` (b,), attending
         to the cached context. Does not modify the cache."""
         out, _, _ = self._run_cached(x_noisy, cond, sigma, cache)
+        return out
+
+    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache) -> Tensor:
+        """``denoise_framelet``, then the keys and values this pass computed (at ``sigma``, attending
+        to the cache) enter the cache as the framelet's context: the rollout's
+        ``context_from_last_step``, which saves the context pass. Gradients flow through them
+        when enabled (a distillation rollout)."""
+        out, new_k, new_v = self._run_cached(x_noisy, cond, sigma, cache)
+        cache.append(new_k, new_v)
         return out
 
     def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor | float, cache: KVCache) -> None:

@@ -75,6 +75,7 @@ def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoi
             num_denoising_steps=steps,
             shift=sampling.shift,
             context_sigma=sampling.context_sigma,
+            context_from_last_step=sampling.context_from_last_step,
             backend=backend,
             **base,
         )

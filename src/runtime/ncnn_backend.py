@@ -6,7 +6,7 @@ interrupted export never leaves a broken one). Where the package folder is read-
 download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package digest>``.
 
 ``NcnnDenoiser`` implements the same ``CachedDenoiser`` protocol as the torch DiT
-(``new_cache`` / ``denoise_framelet`` / ``push_context``) over a ``FixedKVCache`` of explicit
+(``new_cache`` / ``denoise_framelet`` / ``push_context`` / ``denoise_framelet_and_push``) over a ``FixedKVCache`` of explicit
 tensors, so the one rollout in ``src/diffusion/rollout.py`` drives both backends and they draw
 the same noise: parity holds by construction, up to floating-point tolerance. Direct models
 (one evaluation per step) run their exported ``DirectStep`` as they are.
@@ -151,6 +151,12 @@ class NcnnDenoiser:
 
     def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
         return self._run(x_noisy, cond, sigma, cache)[0]
+
+    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
+        """The step graph already returns this pass's keys and values: roll them into the cache."""
+        x0, new_k, new_v = self._run(x_noisy, cond, sigma, cache)
+        cache.roll(new_k, new_v)
+        return x0
 
     def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor, cache: FixedKVCache) -> None:
         _, new_k, new_v = self._run(x_ctx_noisy, cond, sigma_ctx, cache)

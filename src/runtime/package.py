@@ -62,9 +62,13 @@ def check_package(directory: str | Path, *, source: str | None = None) -> Path:
 
 @dataclasses.dataclass
 class SamplingDefaults:
+    """How a package's diffusion model is sampled (``src/diffusion/rollout.py``)."""
+
     num_denoising_steps: int = 2
     context_sigma: float = 0.05
     shift: float = 1.0
+    context_from_last_step: bool = False
+    """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
 
 
 @dataclasses.dataclass

@@ -63,7 +63,8 @@ class _RendererBase:
 
 
 class DiffusionRenderer(_RendererBase):
-    """Samples each framelet with Euler steps and keeps the context cache between steps."""
+    """Samples each framelet with Euler steps and keeps the context cache between steps
+    (by a context pass, or from the last denoising pass with ``context_from_last_step``)."""
 
     def __init__(
         self,
@@ -72,13 +73,16 @@ class DiffusionRenderer(_RendererBase):
         num_denoising_steps: int,
         shift: float,
         context_sigma: float,
+        context_from_last_step: bool = False,
         **base,
     ):
         super().__init__(**base)
         self.denoiser = denoiser
         self.sigmas = make_sigmas(num_denoising_steps, shift, device=self.device)
         self.context_sigma = context_sigma
-        self.passes_per_step = num_denoising_steps + 1  # the denoising steps plus the context pass
+        self.context_from_last_step = context_from_last_step
+        # the denoising steps, plus the context pass unless the last step's keys/values are kept
+        self.passes_per_step = num_denoising_steps + (0 if context_from_last_step else 1)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -95,6 +99,7 @@ class DiffusionRenderer(_RendererBase):
             frames_per_framelet=self.frames_per_step,
             sigmas=self.sigmas,
             context_sigma=self.context_sigma,
+            context_from_last_step=self.context_from_last_step,
             generator=self.generator,
             cache=self.cache,
         )

@@ -97,12 +97,45 @@ class ValidationConfig:
     """sampling steps per framelet in validation (and the package's default)"""
     context_sigma: float = 0.05
     """noise level of the context framelets during generation (and the package's default)"""
+    context_from_last_step: bool = False
+    """keep the last denoising pass's keys/values as context, no context pass (distilled models;
+    the package's default, and what the distill objective trains for)"""
     game_rollout_frames: int = 32
     """frames of the game autopilot ride generated at each validation"""
     game_seed: int = 7
     """the seed of the game autopilot ride rendered once per run for validation"""
     enabled: bool = True
     """run validation at all (the package is exported either way)"""
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """The few-step distillation objective (``objective: distill``, src/diffusion/distillation.py).
+    The student is trained for the package's sampling: ``validation.num_denoising_steps`` steps,
+    ``validation.context_from_last_step``."""
+
+    ode_weight: float = 1.0
+    """regression onto the teacher's ODE result from the same noise (the initialisation and baseline)"""
+    ode_teacher_steps: int = 8
+    """Euler steps of the teacher's rollout that makes the ODE targets"""
+    dmd_weight: float = 1.0
+    """distribution matching (DMD): the teacher's score against a trainable fake score"""
+    dmd_sigma_range: tuple[float, float] = (0.02, 0.98)
+    """noise levels of the DMD gradient, uniform in this range, then time-shifted"""
+    real_x0_weight: float = 1.0
+    """paired supervision on the real clips: the student's frames against the real frames"""
+    gan_weight: float = 0.05
+    """the generator's adversarial term (a discriminator of real video frames against generated ones)"""
+    game_clips_per_batch: int = 2
+    """game G-buffer clips rendered on the fly and added to every batch (generated, never real)"""
+    critic_steps: int = 5
+    """fake-score and discriminator updates per generator step (DMD2's two time-scale rule)"""
+    critic_learning_rate: float = 1e-4
+    """AdamW learning rate of the fake score"""
+    discriminator_learning_rate: float = 2e-4
+    """AdamW learning rate of the discriminator"""
+    discriminator_channels: int = 32
+    """width of the discriminator's first layer (doubles twice)"""
 
 
 @dataclasses.dataclass
@@ -151,3 +184,5 @@ class TrainConfig:
     """noise levels of the flow-matching objective"""
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     """validation rollouts on real held-out clips and a game ride"""
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+    """few-step distillation (objective: distill)"""

@@ -100,6 +100,15 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
 OBJECTIVES = {"flow_matching": flow_matching_objective}
 
 
+def _distill_objective(config, model, data, device):
+    from src.train.distill import distill_objective  # imports this module: built on first use
+
+    return distill_objective(config, model, data, device)
+
+
+OBJECTIVES["distill"] = _distill_objective
+
+
 def build_objective(config: TrainConfig, model, data: TrainingData, device):
     """The run's training objective (``src/diffusion/``), by ``config.objective``."""
     if config.objective not in OBJECTIVES:

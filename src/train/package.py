@@ -100,6 +100,7 @@ def sampling_defaults(config, data) -> SamplingDefaults:
         num_denoising_steps=config.validation.num_denoising_steps,
         context_sigma=config.validation.context_sigma,
         shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
+        context_from_last_step=config.validation.context_from_last_step,
     )
 
 

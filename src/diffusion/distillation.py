@@ -1,0 +1,343 @@
+"""Few-step distillation of an x0-predicting causal denoiser, trained on its own rollouts.
+
+``DistillationObjective`` is a training objective like ``FlowMatchingObjective``: the generic
+loop calls ``loss, logs = objective(model, batch, generator=...)`` and steps the generator
+(the student) on ``loss``; the objective steps its own critics inside the call and is
+checkpointed with the run (``state_dict``). Per call:
+
+1. **Batch.** ``batch`` holds real clips (``frames`` b t 3 h w, ``cond``); ``game_batch(n)``
+   adds ``n`` game G-buffer clips (``cond`` only: their frames are generated, their raster is
+   never a target and never "real"). Every sample carries its ``source``.
+2. **Self-forcing rollout** (Huang et al. 2025): the student renders every clip framelet by
+   framelet with the KV cache, exactly as play does (``src/diffusion/rollout.py:
+   sample_framelet``: the same steps, the same context, from its *own* earlier output). One
+   random exit step per call gets gradients, so every step of a few-step model is trained.
+   With ``context_from_last_step`` the context is the last pass's keys/values and gradients
+   flow through them into earlier framelets.
+3. **Losses of the student** (weights in ``DistillConfig``):
+   * ``ode``: regression onto the teacher's own autoregressive ODE rollout (``ode_teacher_steps``
+     Euler steps) from the *same* per-framelet noise and conditions (CausVid / Self-Forcing's
+     initialisation). The teacher is causal itself, so the target of framelet ``i`` is a
+     function of what framelet ``i`` can see (Causal Forcing's point against bidirectional
+     teachers), and the student learns it directly, with no separate initialisation run.
+   * ``dmd``: distribution matching (Yin et al. 2024, DMD2 eq. 2 / Self-Forcing's ``dmd.py``):
+     ``x_s = add_noise(x_gen, eps, s)``, ``g = (fake(x_s) - teacher(x_s)) / mean|x_gen -
+     teacher(x_s)|``, loss ``0.5 || x_gen - sg(x_gen - g) ||^2``, whose gradient is ``g``: the
+     difference of the two scores, normalised per sample. Both score networks see the whole
+     clip at independent per-framelet levels (the teacher was trained with diffusion forcing).
+   * ``real_x0``: on the real clips, the generated frames against the real frames (paired
+     supervision keeps real-clip fidelity).
+   * ``gan``: non-saturating generator loss of a small patch discriminator on every
+     generated frame, real and game conditions alike.
+4. **Critics** (before the student's losses, on the detached rollout): ``critic_steps``
+   updates of the fake score (the teacher's own flow-matching recipe on the generated clips,
+   a copy of the teacher at the start, so DMD starts at zero and grows as the student moves)
+   and of the discriminator (real video frames only against generated frames), each with its
+   own AdamW and learning rate (DMD2's two time-scale rule; about 5 critic steps per generator
+   step keep the critic from oscillating, see the field notes).
+
+Everything random comes from ``generator`` (CPU), and the game clips are a function of their
+index, so a step is a pure function of the weights, the batch and the seed: 2 + 2 resumed
+steps equal 4.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
+from src.diffusion.objectives import FlowMatchingObjective
+from src.diffusion.rollout import randn_like_on, sample_framelet
+
+REAL_VIDEO = "real_video"
+GAME = "game"
+
+
+class PatchDiscriminator(nn.Module):
+    """A small conv net giving one realism logit per 8x8-pixel patch of a frame (b 3 h w)."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(3, c, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
+            nn.GroupNorm(8, 2 * c),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1),
+            nn.GroupNorm(8, 4 * c),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * c, 1, 3, padding=1),
+        )
+
+    def forward(self, frames: Tensor) -> Tensor:  # b 3 h w -> b 1 h/8 w/8
+        return self.net(frames)
+
+
+def discriminator_batch(
+    *, real_frames: Tensor, real_sources: list[str], generated: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The discriminator's images and labels: ``real_frames`` b t 3 h w of samples whose source
+    is real video (label 1), every generated frame (label 0). A game frame can never be labelled
+    real: a real side from any other source is an error."""
+    if any(source != REAL_VIDEO for source in real_sources) or len(real_sources) != real_frames.shape[0]:
+        raise AssertionError(
+            f"the discriminator's real side must be real video frames only, got {real_sources}"
+        )
+    real = real_frames.flatten(0, 1)  # (b t) 3 h w
+    fake = generated.flatten(0, 1)
+    images = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).to(images.device)
+    return images, labels
+
+
+def dmd_loss(x_gen: Tensor, teacher_x0: Tensor, fake_x0: Tensor) -> Tensor:
+    """DMD's surrogate loss: its gradient w.r.t. ``x_gen`` (b t 3 h w) is the normalised score
+    difference ``(fake_x0 - teacher_x0) / mean|x_gen - teacher_x0|`` (over each sample), scaled
+    by 1 / numel as a mean-reduced MSE."""
+    dims = tuple(range(1, x_gen.ndim))
+    normaliser = (x_gen.detach() - teacher_x0).abs().mean(dim=dims, keepdim=True).clamp(min=1e-6)
+    grad = torch.nan_to_num((fake_x0 - teacher_x0) / normaliser)
+    return 0.5 * F.mse_loss(x_gen.float(), (x_gen.detach() - grad).float())
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module behind torch.compile / DDP wrappers (the rollout calls its cached methods)."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+class DistillationObjective:
+    """Few-step self-forcing distillation with ODE regression, DMD and a GAN head (see above).
+
+    ``teacher``: the frozen x0-predicting denoiser (parallel ``teacher(x, cond, sigma b n)`` and
+    the ``CachedDenoiser`` methods); ``game_batch(count, generator)``: game clips' ``cond``
+    (count t C h w) at the training frame size, or None for none.
+    """
+
+    def __init__(
+        self,
+        *,
+        teacher: nn.Module,
+        frames_per_framelet: int,
+        num_denoising_steps: int,
+        context_from_last_step: bool,
+        context_sigma: float,
+        shift: float,
+        fake_score_recipe: FlowMatchingObjective,
+        ode_weight: float = 1.0,
+        ode_teacher_steps: int = 8,
+        dmd_weight: float = 1.0,
+        dmd_sigma_range: tuple[float, float] = (0.02, 0.98),
+        real_x0_weight: float = 1.0,
+        gan_weight: float = 0.05,
+        game_clips_per_batch: int = 0,
+        game_batch: Callable[[int, torch.Generator], Tensor | None] | None = None,
+        critic_steps: int = 5,
+        critic_learning_rate: float = 1e-4,
+        discriminator_learning_rate: float = 2e-4,
+        discriminator_channels: int = 32,
+        device: torch.device | str = "cpu",
+    ):
+        self.teacher = teacher.to(device).eval().requires_grad_(False)
+        self.f = frames_per_framelet
+        self.sigmas = make_sigmas(num_denoising_steps, shift)
+        self.teacher_sigmas = make_sigmas(ode_teacher_steps, shift)
+        self.context_from_last_step = context_from_last_step
+        self.context_sigma = context_sigma
+        self.shift = shift
+        self.weights = {"ode": ode_weight, "dmd": dmd_weight, "real_x0": real_x0_weight, "gan": gan_weight}
+        self.dmd_sigma_range = dmd_sigma_range
+        self.game_clips_per_batch = game_clips_per_batch if game_batch is not None else 0
+        self.game_batch = game_batch
+        self.critic_steps = critic_steps
+        self.fake_score_recipe = fake_score_recipe
+        self.fake_score = self.discriminator = None
+        if dmd_weight > 0:
+            self.fake_score = copy.deepcopy(self.teacher).requires_grad_(True).train()
+            self.fake_optimizer = torch.optim.AdamW(
+                self.fake_score.parameters(), lr=critic_learning_rate, betas=(0.0, 0.999), weight_decay=0.0
+            )
+        if gan_weight > 0:
+            self.discriminator = PatchDiscriminator(discriminator_channels).to(device)
+            self.discriminator_optimizer = torch.optim.AdamW(
+                self.discriminator.parameters(),
+                lr=discriminator_learning_rate,
+                betas=(0.0, 0.99),
+                weight_decay=0.0,
+            )
+
+    # -- checkpointed state: the critics and their optimisers --
+
+    def state_dict(self) -> dict:
+        state = {}
+        if self.fake_score is not None:
+            state["fake_score"] = self.fake_score.state_dict()
+            state["fake_optimizer"] = self.fake_optimizer.state_dict()
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.fake_score is not None:
+            self.fake_score.load_state_dict(state["fake_score"])
+            self.fake_optimizer.load_state_dict(state["fake_optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+
+    # -- rollouts --
+
+    def rollout(
+        self,
+        model,
+        cond: Tensor,
+        noise: Tensor,
+        *,
+        sigmas: Tensor,
+        context_from_last_step: bool,
+        generator: torch.Generator,
+        grad_step: int | None,
+    ) -> Tensor:
+        """Framelet-by-framelet generation with the KV cache (play's loop); returns the x0
+        prediction of step ``grad_step`` per framelet (with gradients) or, for ``None``, the
+        samples. ``noise`` b t 3 h w gives every framelet its starting noise."""
+        b, t, _, h, w = cond.shape
+        cache = model.new_cache(b, h, w)
+        out = []
+        for start in range(0, t, self.f):
+            x, x0 = sample_framelet(
+                model,
+                noise[:, start : start + self.f],
+                cond[:, start : start + self.f],
+                cache,
+                sigmas=sigmas,
+                context_sigma=self.context_sigma,
+                context_from_last_step=context_from_last_step,
+                generator=generator,
+                grad_step=grad_step,
+            )
+            out.append(x if grad_step is None else x0)
+        return torch.cat(out, dim=1)
+
+    def _score_sigmas(self, b: int, n: int, generator: torch.Generator, device) -> Tensor:
+        low, high = self.dmd_sigma_range
+        sigma = low + (high - low) * torch.rand(b, n, generator=generator)
+        return time_shift(sigma, self.shift).to(device)
+
+    # -- critics --
+
+    def _critic_steps(
+        self, generated: Tensor, cond: Tensor, batch: dict, sources: list[str], generator
+    ) -> dict:
+        logs: dict[str, float] = {}
+        num_real = sum(source == REAL_VIDEO for source in sources)
+        for _ in range(self.critic_steps):
+            if self.fake_score is not None:
+                with torch.enable_grad():
+                    fake_loss, _ = self.fake_score_recipe(
+                        self.fake_score, {"frames": generated, "cond": cond}, generator=generator
+                    )
+                    self.fake_optimizer.zero_grad(set_to_none=True)
+                    fake_loss.backward()
+                _all_reduce_gradients(self.fake_score)
+                torch.nn.utils.clip_grad_norm_(self.fake_score.parameters(), 1.0)
+                self.fake_optimizer.step()
+                logs["fake_score_loss"] = float(fake_loss.detach())
+            if self.discriminator is not None and num_real > 0:
+                images, labels = discriminator_batch(
+                    real_frames=batch["frames"], real_sources=sources[:num_real], generated=generated
+                )
+                with torch.enable_grad():
+                    logits = self.discriminator(images).flatten(1).mean(1)
+                    # non-saturating GAN loss: softplus(-D(real)) + softplus(D(fake)), each side averaged
+                    sign = labels * 2 - 1
+                    per_image = F.softplus(-sign * logits.float())
+                    d_loss = per_image[labels == 1].mean() + per_image[labels == 0].mean()
+                    self.discriminator_optimizer.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                _all_reduce_gradients(self.discriminator)
+                self.discriminator_optimizer.step()
+                logs["discriminator_loss"] = float(d_loss.detach())
+                logs["discriminator_real_accuracy"] = float((logits[labels == 1] > 0).float().mean())
+                logs["discriminator_fake_accuracy"] = float((logits[labels == 0] < 0).float().mean())
+        return logs
+
+    # -- the step --
+
+    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        student = unwrap(model)
+        frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w (real clips)
+        b, t, _, h, w = frames.shape
+        if t % self.f:
+            raise ValueError(f"{t} frames is not a multiple of {self.f} frames per framelet")
+        sources = [REAL_VIDEO] * b
+        if self.game_clips_per_batch:
+            game_cond = self.game_batch(self.game_clips_per_batch, generator)
+            if game_cond is not None:
+                cond = torch.cat([cond, game_cond.to(cond)])
+                sources += [GAME] * game_cond.shape[0]
+        total = cond.shape[0]
+        noise = randn_like_on((total, t, 3, h, w), generator=generator, like=cond)
+        exit_step = int(torch.randint(len(self.sigmas) - 1, (1,), generator=generator))
+        generated = self.rollout(
+            student,
+            cond,
+            noise,
+            sigmas=self.sigmas,
+            context_from_last_step=self.context_from_last_step,
+            generator=generator,
+            grad_step=exit_step,
+        )  # total t 3 h w, with gradients through the exit step's passes
+
+        logs = self._critic_steps(generated.detach(), cond, batch, sources, generator)
+        terms: dict[str, Tensor] = {}
+        if self.weights["ode"] > 0:
+            with torch.no_grad():
+                target = self.rollout(
+                    self.teacher,
+                    cond,
+                    noise,
+                    sigmas=self.teacher_sigmas,
+                    context_from_last_step=False,
+                    generator=generator,
+                    grad_step=None,
+                )
+            terms["ode"] = F.mse_loss(generated.float(), target.float())
+        if self.weights["dmd"] > 0:
+            sigma = self._score_sigmas(total, t // self.f, generator, cond.device)
+            eps = randn_like_on(generated.shape, generator=generator, like=generated)
+            x_noisy = add_noise(generated.detach(), eps, sigma)
+            with torch.no_grad():
+                teacher_x0 = self.teacher(x_noisy, cond, sigma).float()
+                fake_x0 = self.fake_score(x_noisy, cond, sigma).float()
+            terms["dmd"] = dmd_loss(generated, teacher_x0, fake_x0)
+        if self.weights["real_x0"] > 0:
+            terms["real_x0"] = F.mse_loss(generated[:b].float(), frames.float())
+        if self.weights["gan"] > 0:
+            self.discriminator.requires_grad_(False)
+            logits = self.discriminator(generated.flatten(0, 1)).flatten(1).mean(1)
+            self.discriminator.requires_grad_(True)
+            terms["gan"] = F.softplus(-logits.float()).mean()
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})
+        return loss, logs
+
+
+def _all_reduce_gradients(module: nn.Module) -> None:
+    """Average a critic's gradients over data-parallel ranks (the loop's DDP covers only the student)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for param in module.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= dist.get_world_size()
