@@ -54,8 +54,9 @@ def tiny_package(tmp_path_factory):
     return directory
 
 
-def rollout(package_dir, backend, device="cpu", dtype="float32", framelets=4):
+def rollout(package_dir, backend, device="cpu", dtype="float32", framelets=4, context_from_last_step=False):
     package = load_package(package_dir)
+    package.sampling.context_from_last_step = context_from_last_step
     runner = make_renderer(
         package, backend=backend, height=H, width=W, num_denoising_steps=2, device=device, dtype=dtype, seed=3
     )
@@ -71,6 +72,17 @@ def test_ncnn_cpu_matches_torch(tiny_package):
     ncnn_frames = rollout(tiny_package, "ncnn", device="cpu")
     assert np.abs(ncnn_frames - reference).max() < 1e-4
     assert (tiny_package / "ncnn" / f"{W}x{H}" / "framelet_step.ncnn.param").is_file()  # kept in the package
+
+
+@pytest.mark.slow
+def test_context_from_the_last_step_matches_in_ncnn_and_saves_the_context_pass(tiny_package):
+    """A distilled package's sampling: the last denoising pass's keys/values are the context."""
+    reference = rollout(tiny_package, "torch", context_from_last_step=True)
+    assert np.abs(reference - rollout(tiny_package, "torch")).max() > 1e-3  # another context, other frames
+    assert np.abs(rollout(tiny_package, "ncnn", context_from_last_step=True) - reference).max() < 1e-4
+    package = load_package(tiny_package)
+    package.sampling.context_from_last_step = True
+    assert make_renderer(package, height=H, width=W, num_denoising_steps=2).passes_per_step == 2
 
 
 @pytest.mark.slow
