@@ -74,6 +74,31 @@ def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_pa
     assert with_package[:, :3].equal(with_dataset[:, :3])  # albedo needs no statistics
 
 
+def test_a_drift_ride_scores_its_first_and_last_windows_of_one_rollout(dit_package, tiny_dataset, tmp_path, capsys):
+    from src.eval.scoring import score_game_drift, score_game_ride
+    from src.runtime.backends import make_renderer
+    from src.runtime.package import load_package
+
+    out = tmp_path / "out"
+    metrics = evaluate("--checkpoint", str(dit_package), "--data", str(tiny_dataset), "--clip_frames", "4",
+                       "--game_frames", "4", "--drift_ride_frames", "12", "--out", str(out),
+                       "--cache_dir", str(tmp_path))  # fmt: skip
+    assert metrics["game_late_start_frame"] == 8 and metrics["num_game_frames"] == 4
+    for key in ("game_late_swd_to_real", "game_late_warp_error", "game_drift_swd", "game_drift_warp_error"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["game_drift_swd"] == pytest.approx(metrics["game_late_swd_to_real"] / metrics["game_swd_to_real"])
+    assert "drift (late window)" in capsys.readouterr().out
+    # the early window is the plain ride's first frames: the same frames, the same numbers
+    from src.eval.scoring import load_game_ride
+
+    package = load_package(dit_package)
+    ride = load_game_ride(out, size=(32, 32), frames=12, seed=7, fps=8, spec=package.spec, stats=package.stats)
+    renderer = make_renderer(package)
+    drift, _ = score_game_drift(renderer, ride, window_frames=4, spec=package.spec, real_frames=None)
+    plain, _ = score_game_ride(renderer, {k: v[:4] for k, v in ride.items()}, spec=package.spec, real_frames=None)
+    assert drift["game_warp_error"] == pytest.approx(plain["game_warp_error"], rel=1e-5)
+
+
 def test_the_flat_baseline_scores_exactly_the_flat_numbers(flat_package, tiny_dataset, tmp_path):
     metrics = evaluate("--checkpoint", str(flat_package), "--data", str(tiny_dataset), "--split", "all",
                        "--clip_frames", "8", "--num_clips", "3", "--game_frames", "4", "--out", str(tmp_path / "o"),

@@ -75,6 +75,10 @@ class EvaluateConfig:
     """frames of the game autopilot ride (0: no game ride)"""
     game_offset_frames: int = 0
     """frames of the ride skipped before the scored ones (start later in the ride)"""
+    drift_ride_frames: int = 0
+    """drift: render one continuous ride of this many frames and score its first and last
+    game_frames (game_* and game_late_*, game_drift_* = late / early); 3000 scores frames
+    0-63 against 2936-2999. 0: the plain game ride"""
     game_seed: int = 7
     """the seed of the game ride (validation's default ride)"""
     steps: int | None = None
@@ -159,6 +163,8 @@ def _check(config: EvaluateConfig) -> None:
         raise UserError(f"--num_clips must be at least 1, got {config.num_clips}")
     if config.game_frames < 0 or config.game_offset_frames < 0:
         raise UserError("--game_frames and --game_offset_frames cannot be negative")
+    if config.drift_ride_frames and config.drift_ride_frames < 2 * config.game_frames:
+        raise UserError("--drift_ride_frames must be at least twice --game_frames (two windows to compare)")
     if config.game_frames == 1:
         raise UserError("--game_frames must be 0 (no ride) or at least 2 (the warp error compares frames)")
     if config.steps is not None and config.steps < 1:
@@ -177,6 +183,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         frame_strip,
         load_game_ride,
         load_real_clips,
+        score_game_drift,
         score_game_ride,
         score_real_clips,
     )
@@ -223,14 +230,21 @@ def evaluate(config: EvaluateConfig) -> dict:
     game_video = None
     if config.game_frames:
         game_frames = config.game_frames - config.game_frames % renderer.frames_per_step
+        ride_frames = config.drift_ride_frames - config.drift_ride_frames % renderer.frames_per_step
         ride = load_game_ride(
-            out, size=(height, width), frames=game_frames, seed=config.game_seed, fps=fps,
+            out, size=(height, width), frames=ride_frames or game_frames, seed=config.game_seed, fps=fps,
             spec=package.spec, stats=package.stats, offset_frames=config.game_offset_frames,
         )
-        if ride is not None:
+        if ride is not None and ride_frames:
+            game_metrics, game_video = score_game_drift(
+                renderer, ride, window_frames=game_frames, spec=package.spec, real_frames=real.real_frames,
+                seed=config.seed + 1000,
+            )
+        elif ride is not None:
             game_metrics, game_video = score_game_ride(
                 renderer, ride, spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000
             )
+        if ride is not None:
             metrics |= game_metrics
             metrics["num_game_frames"] = game_frames
     metrics["seconds"] = round(time.perf_counter() - started, 2)
@@ -282,9 +296,15 @@ def format_table(metrics: dict, *, title: str = "") -> str:
         ("seam ratio (8 px)", "game_seam_ratio", "game_raster_seam_ratio", None),
         ("warp error", "game_warp_error", "game_raster_warp_error", None),
     ]
+    if "game_late_swd_to_real" in metrics:
+        rows += [
+            ("drift (late window)", "model", "raster", "late / early"),
+            ("SWD to real (x1e3)", "game_late_swd_to_real", "game_late_raster_swd_to_real", "game_drift_swd"),
+            ("warp error", "game_late_warp_error", "game_late_raster_warp_error", "game_drift_warp_error"),
+        ]
     lines = [title] if title else []
     for label, *keys in rows:
-        if label in ("real clips", "game ride"):
+        if label in ("real clips", "game ride", "drift (late window)"):
             cells = keys
             lines.append("")
         else:

@@ -29,7 +29,10 @@ folder, encoded with the given statistics) is scored by ``score_game_ride``:
                                       and disocclusions (``depth_test_mask``) left out
     game_seam_ratio, game_raster_seam_ratio
 
-Both return the grid videos (condition | generated | real or raster) the pictures are made of.
+``score_game_drift`` renders one long ride in one rollout and scores its first and last windows
+(``game_late_*`` beside ``game_*``, and their ratios ``game_drift_swd``, ``game_drift_warp_error``).
+
+All return the grid videos (condition | generated | real or raster) the pictures are made of.
 """
 
 from __future__ import annotations
@@ -306,6 +309,13 @@ def score_game_ride(
     keys need ``real_frames`` (``n 3 h w`` in [0, 1]). Returns the metrics and the grid video
     (flat condition | generated | raster)."""
     generated = to_unit(torch.from_numpy(render_clip(renderer, ride["cond"], seed=seed)))
+    return score_game_frames(generated, ride, spec=spec, real_frames=real_frames)
+
+
+def score_game_frames(
+    generated: Tensor, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None
+) -> tuple[dict[str, float | None], np.ndarray]:
+    """``score_game_ride`` of frames already generated (``t 3 h w`` in [0, 1]) for ``ride``."""
     raster, flat = to_unit(ride["raster"]), to_unit(flat_colour(ride["cond"], spec))
     flow, valid = ride["flow_px"], ride.get("valid_mask")
     metrics: dict[str, float | None] = {
@@ -319,3 +329,32 @@ def score_game_ride(
         metrics["game_raster_swd_to_real"] = _swd(raster, real_frames)
         metrics["game_flat_swd_to_real"] = _swd(flat, real_frames)
     return metrics, grid_video([flat * 2 - 1, generated * 2 - 1, raster * 2 - 1])
+
+
+@torch.no_grad()
+def score_game_drift(
+    renderer: Renderer, ride: dict, *, window_frames: int, spec: ConditionSpec, real_frames: Tensor | None,
+    seed: int = 1000,
+) -> tuple[dict[str, float | None], np.ndarray]:
+    """Render the whole ride in one rollout (one context, as a long play session) and score its
+    first and its last ``window_frames`` frames: the ``game_*`` keys of the first window, the same
+    keys as ``game_late_*`` for the last, and ``game_drift_swd`` / ``game_drift_warp_error``, the
+    late value over the early one (1.0 = no drift). Returns the metrics and the grid video of
+    both windows, one after the other."""
+    generated = to_unit(torch.from_numpy(render_clip(renderer, ride["cond"], seed=seed)))
+    t = generated.shape[0]
+    windows = {"early": slice(0, window_frames), "late": slice(t - window_frames, t)}
+    metrics: dict[str, float | None] = {}
+    videos = []
+    for name, window in windows.items():
+        part = {key: value[window] for key, value in ride.items()}
+        scores, video = score_game_frames(generated[window], part, spec=spec, real_frames=real_frames)
+        prefix = "game_" if name == "early" else "game_late_"
+        metrics |= {prefix + key.removeprefix("game_"): value for key, value in scores.items()}
+        videos.append(video)
+    for key in ("swd_to_real", "warp_error"):
+        early, late = metrics.get(f"game_{key}"), metrics.get(f"game_late_{key}")
+        name = "game_drift_swd" if key == "swd_to_real" else "game_drift_warp_error"
+        metrics[name] = late / early if early and late is not None else None
+    metrics["game_late_start_frame"] = t - window_frames
+    return metrics, np.concatenate(videos)
