@@ -37,6 +37,7 @@ from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
 from src.train.package import export_package, sampling_defaults, training_command
 from src.train.schedule import warmup_steady_cooldown
+from src.train.student import student_objective
 
 
 class TrainState:
@@ -97,7 +98,7 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
 # config.objective -> builder(config, model, data, device). An objective is called as
 # ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
 # its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
-OBJECTIVES = {"flow_matching": flow_matching_objective}
+OBJECTIVES = {"flow_matching": flow_matching_objective, "student": student_objective}
 
 
 def build_objective(config: TrainConfig, model, data: TrainingData, device):
