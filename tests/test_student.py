@@ -206,3 +206,19 @@ def test_the_package_roundtrip_keeps_the_student(student_package):
     for (name, a), (_, b) in zip(original.state_dict().items(), package.model.state_dict().items()):
         assert torch.equal(a, b), name
     assert dataclasses.asdict(package.sampling)["num_denoising_steps"] == 1
+
+
+@pytest.mark.slow
+def test_play_rides_a_student_package_headless_in_torch_and_ncnn(student_package, tmp_path):
+    from src.common.video import read_video_frames
+    from src.play.ride import RideConfig, ride
+
+    for backend in ("torch", "ncnn"):
+        video = tmp_path / f"{backend}.mp4"
+        config = RideConfig(
+            headless=True, autopilot=True, frames=12, seed=2, checkpoint=str(student_package), backend=backend,
+            record=str(video),
+        )  # fmt: skip
+        assert ride(config).frames == 12
+        frames = read_video_frames(video)
+        assert frames.shape[:3] == (12, H, W) and frames[2:].std() > 5
