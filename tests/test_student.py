@@ -98,7 +98,8 @@ def test_ncnn_vulkan_rollout_matches_torch(student_package):
     assert np.abs(rollout(student_package, "ncnn", device="vulkan", dtype="float16") - reference).max() < 2e-2
 
 
-def test_an_upscaling_student_renders_twice_its_conditions_in_torch_and_takes_either_size(tmp_path):
+@pytest.mark.slow
+def test_an_upscaling_student_renders_twice_its_conditions_in_torch_and_ncnn_from_either_size(tmp_path):
     model = random_student(upscale=2)
     directory = tmp_path / "up"
     write_package(
@@ -119,6 +120,9 @@ def test_an_upscaling_student_renders_twice_its_conditions_in_torch_and_takes_ei
     large = render_clip(renderer, conditions(2).repeat_interleave(2, -1).repeat_interleave(2, -2))
     assert small.shape == (2, 3, 2 * H, 2 * W)
     np.testing.assert_allclose(small, large, atol=1e-5)  # a 2x2 block of equal values averages to itself
+    # the bilinear albedo upsampling and the nearest flow/depth upsampling export to ncnn exactly
+    ncnn_frames = render_clip(make_renderer(load_package(directory), backend="ncnn"), conditions(2))
+    assert np.abs(ncnn_frames - small).max() < 1e-4
 
 
 def test_flow_is_recovered_from_its_encoding():

@@ -15,7 +15,7 @@ from src.eval.metrics import backward_warp
 from src.net.student import build_student
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_STUDENT = "{channels: [8, 12, 16], state_channels: 8}"
+TINY_STUDENT = "{channels: [8, 12, 16], state_channels: 8, upscale: 2}"  # 32x32 frames from 16x16 conditions
 
 
 def test_the_temporal_loss_is_zero_when_the_output_changes_as_the_target_does():
