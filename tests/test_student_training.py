@@ -135,3 +135,21 @@ def test_a_student_run_resumes_bit_for_bit_and_exports_a_recurrent_package(tiny_
     straight = torch.load(straight_dir / "custom_checkpoint_2.pkl", weights_only=True)
     for key in resumed["discriminator"]:
         assert torch.equal(resumed["discriminator"][key], straight["discriminator"][key]), key
+
+
+def test_runs_started_before_model_class_existed_still_resume(tmp_path):
+    import yaml
+
+    from src.common.config import to_dict
+    from src.common.errors import UserError
+    from src.train.config import TrainConfig
+    from src.train.loop import _check_same_run
+
+    config = TrainConfig()
+    saved = to_dict(config)
+    del saved["model"]["model_class"]  # a DiT run's run_config.yaml from before the field
+    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(saved))
+    _check_same_run(tmp_path, config)
+    config.model.model_class = "StudentUNet"
+    with pytest.raises(UserError):
+        _check_same_run(tmp_path, config)

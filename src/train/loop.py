@@ -72,8 +72,10 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
 
     saved = yaml.safe_load(saved_path.read_text())
     current = to_dict(config)
+    defaults = to_dict(TrainConfig())
     for key in ("model", "conditions"):
-        if saved.get(key) != current.get(key):
+        # fields added since the run started (model.model_class) count with their defaults
+        if {**defaults[key], **saved.get(key, {})} != current.get(key):
             raise UserError(
                 f"{run_dir} was trained with a different '{key}' section than this command asks for",
                 "Resume with the same config, or pick a new --run_name.",
