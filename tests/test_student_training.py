@@ -153,3 +153,14 @@ def test_runs_started_before_model_class_existed_still_resume(tmp_path):
     config.model.model_class = "StudentUNet"
     with pytest.raises(UserError):
         _check_same_run(tmp_path, config)
+
+
+def test_the_student_presets_resolve(capsys):
+    from src.scripts.train_net import main
+
+    for preset in ("student_cpu", "student_gpu"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--conf", "conf/base.yaml", "--conf", f"conf/{preset}.yaml", "--print_config"])
+        assert exit_info.value.code == 0
+        printed = capsys.readouterr().out
+        assert f"run_name: {preset}" in printed and "model_class: StudentUNet" in printed
