@@ -195,3 +195,15 @@ class StatsAccumulator:
             fov_y_deg=self.fov_y_deg,
             num_frames=self.num_frames,
         )
+
+
+def downsample_encoded(cond: torch.Tensor, factor: int) -> torch.Tensor:
+    """Encoded conditions ``... C H W`` -> ``... C H/factor W/factor`` by area averaging: what a
+    renderer that upscales its output (the student's ``upscale``) takes when it is handed
+    conditions at its output size. Every encoded plane is resolution-independent (flow is a
+    fraction of the width), so averaging keeps its meaning."""
+    if factor == 1:
+        return cond
+    lead = cond.shape[:-3]
+    pooled = torch.nn.functional.avg_pool2d(cond.reshape(-1, *cond.shape[-3:]), factor)
+    return pooled.reshape(*lead, *pooled.shape[-3:])

@@ -171,10 +171,44 @@ class DirectStep(nn.Module):
         return [(1, self.model.frames_per_step * 3, self.h, self.w)]
 
 
+class RecurrentStep(nn.Module):
+    """The exported graph of a "recurrent" renderer model (the student), one frame:
+    ``forward(cond 1 C h w, feedback 1 F H W, state 1 S H/f W/f) -> (frame 1 3 H W, feedback, state)``.
+
+    ``h`` x ``w`` is the output size (the condition is ``upscale`` times smaller). The pixel grid of
+    the backward warp is a buffer (a constant of the graph), so the traced graph holds no
+    ``arange``/``meshgrid``; the aspect ratio is a Python constant for the same reason.
+    """
+
+    def __init__(self, model: nn.Module, h: int, w: int):
+        super().__init__()
+        from src.net.student import pixel_grid
+
+        model.check_frame_size(h, w)
+        self.model = model
+        self.h, self.w = h, w
+        self.aspect = w / h
+        self.register_buffer("grid", pixel_grid(h, w), persistent=False)
+
+    def forward(self, cond: Tensor, feedback: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.forward_step(cond, feedback, state, grid=self.grid, aspect=self.aspect)
+
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        u = self.model.config.upscale
+        cond = (1, self.model.config.condition_channels, self.h // u, self.w // u)
+        return [cond, *self.model.recurrence_shapes(1, self.h, self.w)]
+
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        feedback, state = self.model.recurrence_shapes(1, self.h, self.w)
+        return [(1, 3, self.h, self.w), feedback, state]
+
+
 def export_module(model: nn.Module, h: int, w: int) -> nn.Module:
     """The graph a renderer model is exported as, for one frame size (by its ``renderer_kind``)."""
     if model.renderer_kind == "diffusion":
         return FrameletStep(model, h, w)
     if model.renderer_kind == "direct":
         return DirectStep(model, h, w)
+    if model.renderer_kind == "recurrent":
+        return RecurrentStep(model, h, w)
     raise ValueError(f"no export graph for renderer kind {model.renderer_kind!r}")

@@ -8,6 +8,11 @@ A renderer model is a diffusers ``ModelMixin`` + ``ConfigMixin`` with
                              "direct": forward_frames(cf: B (f C) h w) -> B (f 3) h w,
                              one network evaluation per step (the flat-colour baseline,
                              the regression baseline)
+                             "recurrent": initial_recurrence(b, h, w) -> (feedback, state) and
+                             forward_step(cond b C h w, feedback, state) -> (frame, feedback,
+                             state), one network evaluation per frame with state carried
+                             between frames; ``upscale``: output pixels per condition pixel
+                             (the student)
     frames_per_step          frames one step renders
     check_frame_size(h, w)   raises ValueError for a size the model cannot render
     frame_size_hint()        which sizes it takes, for error messages
@@ -22,8 +27,11 @@ from src.common.errors import UserError
 from src.net.dit import VelodreamDiT
 from src.net.flat_color import FlatColorRenderer
 from src.net.regression import RegressionNet
+from src.net.student import StudentUNet
 
-RENDERER_MODELS: dict[str, type] = {cls.__name__: cls for cls in (VelodreamDiT, FlatColorRenderer, RegressionNet)}
+RENDERER_MODELS: dict[str, type] = {
+    cls.__name__: cls for cls in (VelodreamDiT, FlatColorRenderer, RegressionNet, StudentUNet)
+}
 
 
 def renderer_model_class(name: str | None, *, source: str = "the package") -> type:

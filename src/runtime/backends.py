@@ -3,7 +3,8 @@
 ``make_renderer(package, backend="torch" | "ncnn", ...)`` is the one entry point of play, the
 benchmark and ``evaluate``; ``torch_renderer(model, ...)`` serves validation during training,
 where the model is not yet a package. Nothing here depends on which model class the package
-holds: its ``renderer_kind`` picks ``DiffusionRenderer`` or ``DirectRenderer``.
+holds: its ``renderer_kind`` picks ``DiffusionRenderer``, ``DirectRenderer`` or
+``RecurrentRenderer``.
 
 torch runs on the CPU or CUDA in fp32/bf16/fp16, optionally under ``torch.compile``; ncnn runs the
 pnnx export of the model's step on the CPU or on Vulkan (fp16 storage with ``dtype=float16``).
@@ -15,7 +16,7 @@ import torch
 
 from src.common.errors import UserError
 from src.runtime.package import RendererPackage, SamplingDefaults
-from src.runtime.renderer import DiffusionRenderer, DirectRenderer, Renderer
+from src.runtime.renderer import DiffusionRenderer, DirectRenderer, RecurrentRenderer, Renderer
 
 _DTYPES = {
     "float32": torch.float32,
@@ -65,7 +66,8 @@ def check_frame_size(model, width: int, height: int) -> None:
 
 def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps, base: dict) -> Renderer:
     """Wrap ``runner`` -- the torch model itself, or its ncnn export behind the same methods
-    (``CachedDenoiser`` for diffusion models, ``forward_frames`` for direct ones) -- by the kind."""
+    (``CachedDenoiser`` for diffusion models, ``forward_frames`` for direct ones,
+    ``initial_recurrence``/``forward_step`` for recurrent ones) -- by the kind."""
     if model.renderer_kind == "diffusion":
         steps = sampling.num_denoising_steps if num_denoising_steps is None else num_denoising_steps
         if steps < 1:
@@ -81,6 +83,8 @@ def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoi
         )
     if model.renderer_kind == "direct":
         return DirectRenderer(runner.forward_frames, backend=backend, **base)
+    if model.renderer_kind == "recurrent":
+        return RecurrentRenderer(runner, backend=backend, upscale=model.upscale, **base)
     raise UserError(f"no renderer for model kind {model.renderer_kind!r}")
 
 

@@ -9,7 +9,10 @@ download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package digest>``.
 (``new_cache`` / ``denoise_framelet`` / ``push_context`` / ``denoise_framelet_and_push``) over a ``FixedKVCache`` of explicit
 tensors, so the one rollout in ``src/diffusion/rollout.py`` drives both backends and they draw
 the same noise: parity holds by construction, up to floating-point tolerance. Direct models
-(one evaluation per step) run their exported ``DirectStep`` as they are.
+(one evaluation per step) run their exported ``DirectStep`` as they are; recurrent ones (the
+student) run their ``RecurrentStep`` through ``NcnnRecurrent``, which has the torch model's
+``initial_recurrence`` / ``forward_step``, so ``RecurrentRenderer`` threads the same feedback and
+state through either backend.
 
 On Vulkan, ncnn uses fp16 storage when asked (``--dtype float16``) and picks cooperative-matrix
 (tensor-core) kernels by itself on GPUs that have them: its device line in the log says
@@ -88,7 +91,7 @@ class NcnnNet:
         return tuple(outputs)
 
 
-_EXPORT_NAMES = {"diffusion": "framelet_step", "direct": "direct_step"}
+_EXPORT_NAMES = {"diffusion": "framelet_step", "direct": "direct_step", "recurrent": "recurrent_step"}
 
 
 def _export_dir(package: RendererPackage, height: int, width: int) -> Path:
@@ -173,9 +176,33 @@ class NcnnDirect:
         return self.net(cf)[0][None]  # ncnn drops the batch axis
 
 
+class NcnnRecurrent:
+    """The exported ``RecurrentStep`` behind the recurrent models' ``initial_recurrence`` /
+    ``forward_step`` (batch 1, the export's frame size; shapes from the export's JSON)."""
+
+    def __init__(self, net: NcnnNet, shapes: dict, *, initial_recurrence):
+        self.net = net
+        self.output_shapes = [tuple(s) for s in shapes["outputs"]]  # frame, feedback, state
+        self.height, self.width = shapes["frame_size"]
+        self._initial = initial_recurrence  # the model's own (the same starting tensors as torch)
+
+    def initial_recurrence(self, batch: int, height: int, width: int, *, device=None, dtype=None):
+        if batch != 1 or (height, width) != (self.height, self.width):
+            raise ValueError(
+                f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {width}x{height}"
+            )
+        return self._initial(1, height, width, device="cpu", dtype=torch.float32)
+
+    def forward_step(self, cond: Tensor, feedback: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        outputs = self.net(cond, feedback, state)
+        frame, feedback, state = (x.reshape(shape) for x, shape in zip(outputs, self.output_shapes))
+        return frame, feedback, state
+
+
 def load_ncnn_step(package: RendererPackage, *, height: int, width: int, use_vulkan: bool, fp16: bool):
     """The package's step graph at this size in ncnn, behind the same methods as the torch model:
-    a ``NcnnDenoiser`` for a diffusion model, a ``NcnnDirect`` for a direct one."""
+    a ``NcnnDenoiser`` for a diffusion model, a ``NcnnDirect`` for a direct one, a
+    ``NcnnRecurrent`` for a recurrent one."""
     param, weights, shapes = ensure_export(package, height, width)
     net = NcnnNet(
         param,
@@ -197,4 +224,6 @@ def load_ncnn_step(package: RendererPackage, *, height: int, width: int, use_vul
         )
     if shapes["renderer_kind"] == "diffusion":
         return NcnnDenoiser(net, shapes, frames_per_framelet=package.model.frames_per_step)
+    if shapes["renderer_kind"] == "recurrent":
+        return NcnnRecurrent(net, shapes, initial_recurrence=package.model.initial_recurrence)
     return NcnnDirect(net)

@@ -11,9 +11,16 @@ the flat-colour baseline -- runs behind this, in torch or in ncnn:
     renderer.frame_size                (width, height) it renders now
     renderer.backend                   "torch" or "ncnn"
 
-Two implementations cover the model kinds (``renderer_kind`` in ``src/net/models.py``):
+Three implementations cover the model kinds (``renderer_kind`` in ``src/net/models.py``):
 ``DiffusionRenderer`` drives any ``CachedDenoiser`` (torch DiT or ``NcnnDenoiser``) with the one
-rollout of ``src/diffusion/rollout.py``; ``DirectRenderer`` calls a one-pass step function.
+rollout of ``src/diffusion/rollout.py``; ``DirectRenderer`` calls a one-pass step function;
+``RecurrentRenderer`` calls a one-pass step per frame and threads its feedback and state (the
+student, torch or ``NcnnRecurrent``).
+
+A model may render frames larger than its conditions (the student's ``upscale``): its renderer
+has a ``condition_size`` below ``frame_size`` and takes conditions at either size, averaging
+ones at the frame size down (``downsample_encoded``), so callers that encode at the frame size
+work unchanged and a caller that encodes at ``condition_size`` saves the work.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.conditions.encode import downsample_encoded
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import CachedDenoiser, rollout_framelets
 
@@ -42,18 +50,25 @@ class Renderer(Protocol):
 
 
 class _RendererBase:
-    def __init__(self, *, backend: str, frames_per_step: int, native_size, frame_size, device, dtype, seed: int):
+    def __init__(
+        self, *, backend: str, frames_per_step: int, native_size, frame_size, device, dtype, seed: int, upscale: int = 1
+    ):
         self.backend = backend
         self.frames_per_step = frames_per_step
         self.native_size = tuple(native_size)
         self.frame_size = tuple(frame_size)
+        self.upscale = upscale
+        self.condition_size = (self.frame_size[0] // upscale, self.frame_size[1] // upscale)
         self.device, self.dtype = torch.device(device), dtype
         self.seed = seed
 
     def _condition(self, cond: np.ndarray | Tensor) -> Tensor:
-        """``f C h w`` -> ``1 f C h w`` on the model's device and dtype, with its shape checked."""
+        """``f C h w`` -> ``1 f C h w`` on the model's device and dtype, with its shape checked
+        (conditions at the frame size are averaged down to the condition size)."""
         cond = torch.as_tensor(cond)
-        width, height = self.frame_size
+        width, height = self.condition_size
+        if cond.ndim == 4 and self.upscale > 1 and tuple(cond.shape[2:]) == self.frame_size[::-1]:
+            cond = downsample_encoded(cond.float(), self.upscale)
         if cond.ndim != 4 or cond.shape[0] != self.frames_per_step or tuple(cond.shape[2:]) != (height, width):
             raise ValueError(
                 f"a step takes {self.frames_per_step} frames of conditions at {width}x{height} (f C h w), "
@@ -124,6 +139,33 @@ class DirectRenderer(_RendererBase):
         f, _, h, w = cond.shape[1:]
         frames = self.step_fn(cond.reshape(1, -1, h, w))
         return frames.reshape(f, 3, h, w).clamp(-1, 1).float().cpu().numpy()
+
+
+class RecurrentRenderer(_RendererBase):
+    """One network evaluation per frame with state carried between frames:
+    ``runner.forward_step(cond 1 C h w, feedback, state) -> (frame 1 3 H W, feedback, state)`` and
+    ``runner.initial_recurrence(1, H, W)`` for a new ride (the torch student or ``NcnnRecurrent``)."""
+
+    passes_per_step = 1
+
+    def __init__(self, runner, **base):
+        super().__init__(**base)
+        self.runner = runner
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = self.seed if seed is None else seed
+        width, height = self.frame_size
+        self.feedback, self.state = self.runner.initial_recurrence(1, height, width, device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+        cond = self._condition(cond)[0]  # f C h w
+        frames = []
+        for i in range(cond.shape[0]):
+            frame, self.feedback, self.state = self.runner.forward_step(cond[i : i + 1], self.feedback, self.state)
+            frames.append(frame)
+        return torch.cat(frames).clamp(-1, 1).float().cpu().numpy()
 
 
 def render_clip(renderer: Renderer, cond: np.ndarray | Tensor, *, seed: int | None = None) -> np.ndarray:

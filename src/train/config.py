@@ -11,12 +11,14 @@ from src.conditions.spec import ConditionSpec
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The network: a size preset and argument overrides."""
+    """The network: its class, a size preset of that class and argument overrides."""
 
+    model_class: str = "VelodreamDiT"
+    """VelodreamDiT (the DiT teacher) or StudentUNet (the recurrent U-Net student)"""
     preset: str = "tiny"
-    """a size preset from src.net.presets.DIT_PRESETS: tiny, S, B"""
+    """a size preset of the class: DIT_PRESETS (tiny, S, B) or STUDENT_PRESETS (tiny, S, M)"""
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """VelodreamDiT arguments that replace the preset's (e.g. {num_blocks: 4})"""
+    """arguments of the class that replace the preset's (e.g. {num_blocks: 4})"""
 
 
 @dataclasses.dataclass
@@ -81,6 +83,36 @@ class DiffusionConfig:
     """upper bound of the noise level of the clean context at generation (noise augmentation)"""
     clean_context_probability: float = 0.25
     """chance per clip that earlier framelets get only context noise (teaches generation's setting)"""
+
+
+@dataclasses.dataclass
+class StudentConfig:
+    """The student objective (``objective: student``): what the recurrent student learns from."""
+
+    teacher_weight: float = 1.0
+    """L1 to the teacher's rollout of the same conditions (real and game clips)"""
+    real_weight: float = 1.0
+    """L1 to the real frames themselves (real clips)"""
+    temporal_weight: float = 1.0
+    """ReCoNet's output temporal loss under the game's exact flow: change as much as the teacher"""
+    adversarial_weight: float = 0.05
+    """hinge GAN loss of a PatchGAN that compares the student's frames with real frames"""
+    game_clips_per_batch: int = 2
+    """game clips rendered on the fly next to the real clips of each batch (0: real clips only)"""
+    game_seed: int = 0
+    """seed of the game worlds of those clips"""
+    feedback_corruption_probability: float = 0.3
+    """chance per fed-back frame that noise is added to it, and again that it is blurred"""
+    feedback_noise_max: float = 0.1
+    """upper bound of the noise's standard deviation (frames in [-1, 1])"""
+    discriminator_channels: int = 32
+    """width of the PatchGAN's first layer (doubles per layer)"""
+    discriminator_layers: int = 3
+    """strided 4x4 layers of the PatchGAN"""
+    discriminator_learning_rate: float = 2e-4
+    """the PatchGAN's AdamW learning rate"""
+    teacher_denoising_steps: int | None = None
+    """sampling steps of a diffusion teacher (default: its package's)"""
 
 
 @dataclasses.dataclass
@@ -169,7 +201,8 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the model"""
     objective: str = "flow_matching"
-    """the training objective (src/train/loop.py OBJECTIVES): flow_matching trains the DiT teacher"""
+    """the training objective (src/train/loop.py OBJECTIVES): flow_matching trains the DiT teacher,
+    student the recurrent U-Net student (model.model_class: StudentUNet) from a teacher"""
     teacher: str | None = None
     """the renderer package or run folder whose model teaches this run (objectives that distil)"""
     conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
@@ -182,6 +215,8 @@ class TrainConfig:
     """optimiser, learning-rate schedule and EMA"""
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     """noise levels of the flow-matching objective"""
+    student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
+    """losses of the student objective (objective: student)"""
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     """validation rollouts on real held-out clips and a game ride"""
     distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)

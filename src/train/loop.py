@@ -37,6 +37,7 @@ from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
 from src.train.package import export_package, sampling_defaults, training_command
 from src.train.schedule import warmup_steady_cooldown
+from src.train.student import student_objective
 
 
 class TrainState:
@@ -71,8 +72,10 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
 
     saved = yaml.safe_load(saved_path.read_text())
     current = to_dict(config)
+    defaults = to_dict(TrainConfig())
     for key in ("model", "conditions"):
-        if saved.get(key) != current.get(key):
+        # fields added since the run started (model.model_class) count with their defaults
+        if {**defaults[key], **saved.get(key, {})} != current.get(key):
             raise UserError(
                 f"{run_dir} was trained with a different '{key}' section than this command asks for",
                 "Resume with the same config, or pick a new --run_name.",
@@ -97,7 +100,7 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
 # config.objective -> builder(config, model, data, device). An objective is called as
 # ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
 # its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
-OBJECTIVES = {"flow_matching": flow_matching_objective}
+OBJECTIVES = {"flow_matching": flow_matching_objective, "student": student_objective}
 
 
 def _distill_objective(config, model, data, device):

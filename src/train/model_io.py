@@ -1,4 +1,5 @@
-"""Building the DiT for a run and starting it from another run's or package's weights."""
+"""Building a run's model (by ``model.model_class``) and starting it from another run's or
+package's weights."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ import torch
 from safetensors.torch import load_file
 
 from src.common.errors import UserError
-from src.net.dit import VelodreamDiT
 from src.net.presets import build_dit
 from src.train import checkpoint as ckpt
 
 
-def build_model(config, data) -> VelodreamDiT:
+def build_model(config, data):
+    """The run's model, by ``config.model.model_class`` (``MODEL_BUILDERS``)."""
+    if config.model.model_class not in MODEL_BUILDERS:
+        raise UserError(
+            f"unknown model class '{config.model.model_class}'", f"Choose from {', '.join(MODEL_BUILDERS)}."
+        )
+    return MODEL_BUILDERS[config.model.model_class](config, data)
+
+
+def build_dit_model(config, data):
     """The run's DiT: preset + overrides, with the condition channels of the run's spec (their
     number, and the albedo planes as the residual the DiT predicts on) and a position grid
     large enough for the training frames."""
@@ -38,6 +47,28 @@ def build_model(config, data) -> VelodreamDiT:
     return build_dit(config.model.preset, **overrides)
 
 
+def build_student_model(config, data):
+    """The run's student: preset + overrides, told where the run's spec puts albedo, depth and
+    flow, and the dataset's flow scale (it decodes the encoded flow to warp its last frame)."""
+    from src.net.student import build_student
+
+    slices = config.conditions.slices()
+    albedo, depth, flow = slices.get("albedo"), slices.get("depth"), slices.get("flow")
+    overrides = {
+        "albedo_channels": list(range(albedo.start, albedo.stop)) if albedo is not None else None,
+        "depth_channel": depth.start if depth is not None else None,
+        "flow_channels": list(range(flow.start, flow.stop)) if flow is not None else None,
+        "flow_scale": data.stats.flow_scale,
+        **config.model.overrides,
+        "condition_channels": config.conditions.num_channels,
+    }
+    return build_student(config.model.preset, **overrides)
+
+
+# model.model_class -> builder(config, data); the class is also what the package's config.json names
+MODEL_BUILDERS = {"VelodreamDiT": build_dit_model, "StudentUNet": build_student_model}
+
+
 def ema_weights_of(source: str | Path) -> dict[str, torch.Tensor]:
     """EMA weights of a renderer package, or of a run folder (its newest checkpoint, else its package)."""
     source = Path(source)
@@ -57,7 +88,7 @@ def ema_weights_of(source: str | Path) -> dict[str, torch.Tensor]:
     )
 
 
-def load_weights_from(model: VelodreamDiT, source: str | Path) -> None:
+def load_weights_from(model, source: str | Path) -> None:
     """Copy matching weights from ``source`` into ``model`` (positions are tables, not weights,
     so a model with a larger grid takes a low-resolution model's weights unchanged)."""
     weights = ema_weights_of(source)

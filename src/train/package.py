@@ -22,6 +22,20 @@ def training_command() -> str:
     return "uv run " + " ".join(shlex.quote(a) for a in argv)
 
 
+_MODEL_DESCRIPTIONS = {
+    "VelodreamDiT": [
+        "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
+        "matching on real street video only (the game never appears in its training data).",
+    ],
+    "StudentUNet": [
+        "A recurrent U-Net student: one network evaluation per frame, over the G-buffer, its previous",
+        "frame warped by the game's motion vectors, a disocclusion mask and a small recurrent state;",
+        "distilled from the teacher's rollouts on real clips and game rides, the real frames, a PatchGAN",
+        "and a temporal loss under the game's exact flow.",
+    ],
+}
+
+
 def model_card(*, config, data, step: int, metrics: dict, num_params: int, command: str) -> str:
     manifest = data.manifest
     totals = manifest.get("totals", {})
@@ -32,15 +46,15 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
     lines = [
         f"# Velodream renderer: {config.run_name}",
         "",
-        "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
-        "matching on real street video only (the game never appears in its training data).",
+        *_MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
         "",
         "## Model",
-        f"- preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
+        f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
         f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
         f"conditions {', '.join(config.conditions.channels)}",
         f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
         + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
+        *([f"- objective `{config.objective}`, teacher `{config.teacher}`"] if config.teacher else []),
         "",
         "## Data",
         f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "

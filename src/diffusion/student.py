@@ -1,0 +1,193 @@
+"""The student objective: a recurrent one-step student learns from a teacher's rollouts, real
+frames, a PatchGAN and the game's exact motion.
+
+Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C H W`` conditions):
+
+1. ``g`` game clips are rendered on the fly (``game_clips(index, g)``, ``src/train/game_clips.py``;
+   the index comes from the step's generator, so a resumed run sees the same clips) with their
+   exact flow and the mask of pixels the flow explains.
+2. The teacher (any renderer: ``teacher(cond, seeds)`` renders each clip from a new ride, under
+   no_grad) renders all ``b + g`` clips: the targets.
+3. The student renders the same clips as its own recurrent rollout from a new ride, every frame
+   fed back into the next; with probability ``p`` a fed-back frame gets Gaussian noise and, again
+   with ``p``, a 3x3 blur, so that it learns to correct, not copy, a worse history than its own
+   (errors then shrink along a rollout instead of accumulating).
+4. The loss, each term weighted:
+
+   * ``teacher``:     ``|S - T|``, on all clips;
+   * ``real``:        ``|S - x|`` against the real frames ``x``, on the real clips;
+   * ``temporal``:    ReCoNet's output temporal loss (Gao et al. 2018, eq. 5 with the target in
+     place of the input): ``|(S_t - W(S_{t-1})) - (T_t - W(T_{t-1}))|`` on game clips, ``W`` the
+     backward warp by the game's exact flow, over the pixels the flow explains (no disocclusions
+     or motion boundaries, sources inside the frame). The student may change between frames only
+     as much as its target does: flicker is penalised, real motion and lighting are not;
+   * ``adversarial``: the hinge GAN loss ``-D(S)`` of a PatchGAN ``D`` (Isola et al. 2017) that is
+     trained in the same call, with its own AdamW, on ``relu(1 - D(x)) + relu(1 + D(S))`` (real
+     frames against the student's frames of all clips): texture the L1 terms average away.
+
+The discriminator and its optimiser live here and are checkpointed with the run
+(``state_dict``/``load_state_dict``). Under data parallelism each process trains its own
+discriminator on its own batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.conditions.encode import downsample_encoded
+from src.eval.metrics import backward_warp, warp_valid_mask
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: strided 4x4 convolutions to a map of per-patch real/fake logits (``n 1 h' w'``)."""
+
+    def __init__(self, *, channels: int = 32, layers: int = 3):
+        super().__init__()
+        modules: list[nn.Module] = []
+        width_in = 3
+        for layer in range(layers):
+            width = channels * 2**layer
+            modules += [nn.Conv2d(width_in, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            if layer:
+                modules.insert(-1, nn.GroupNorm(min(8, width), width))
+            width_in = width
+        modules.append(nn.Conv2d(width_in, 1, 3, padding=1))
+        self.net = nn.Sequential(*modules)
+
+    def forward(self, frames: Tensor) -> Tensor:  # n 3 h w in [-1, 1]
+        return self.net(frames)
+
+
+def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:
+    """ReCoNet's output temporal loss with a target: ``b t 3 h w`` output and target,
+    ``b t h w 2`` flow (``x_t - x_{t-1}`` at pixels of t), ``b t h w`` valid mask (1 = the flow
+    explains the pixel; entry 0 unused). Mean absolute difference of the two frame-to-frame
+    changes over the valid pixels."""
+    b, t, c, h, w = output.shape
+    flow = flow_px[:, 1:].reshape(-1, h, w, 2)
+
+    def change(frames: Tensor) -> Tensor:  # (b t-1) c h w: frame t minus frame t-1 moved to t
+        return frames[:, 1:].reshape(-1, c, h, w) - backward_warp(frames[:, :-1].reshape(-1, c, h, w), flow)
+
+    mask = valid_mask[:, 1:].reshape(-1, 1, h, w) * warp_valid_mask(flow)
+    difference = (change(output) - change(target)).abs().mean(dim=1, keepdim=True)
+    return (difference * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class StudentObjective:
+    """See the module docstring. ``teacher(cond b t C H W, seeds) -> b t 3 H W`` and
+    ``game_clips(index, count) -> dict`` (cond, flow_px, valid_mask) are given by the builder
+    (``src/train/student.py``), so this module needs neither the runtime nor the game."""
+
+    def __init__(
+        self,
+        *,
+        teacher: Callable[[Tensor, list[int]], Tensor],
+        game_clips: Callable[[int, int], dict] | None,
+        game_clips_per_batch: int,
+        upscale: int = 1,
+        teacher_weight: float = 1.0,
+        real_weight: float = 1.0,
+        temporal_weight: float = 1.0,
+        adversarial_weight: float = 0.05,
+        feedback_corruption_probability: float = 0.3,
+        feedback_noise_max: float = 0.1,
+        discriminator: nn.Module | None = None,
+        discriminator_learning_rate: float = 2e-4,
+    ):
+        self.teacher, self.game_clips = teacher, game_clips
+        self.game_clips_per_batch = game_clips_per_batch if game_clips is not None else 0
+        self.upscale = upscale
+        self.teacher_weight, self.real_weight = teacher_weight, real_weight
+        self.temporal_weight, self.adversarial_weight = temporal_weight, adversarial_weight
+        self.corruption_probability, self.noise_max = feedback_corruption_probability, feedback_noise_max
+        self.discriminator = discriminator if adversarial_weight > 0 else None
+        self.discriminator_optimizer = None
+        if self.discriminator is not None:
+            self.discriminator_optimizer = torch.optim.AdamW(
+                self.discriminator.parameters(),
+                lr=discriminator_learning_rate,
+                betas=(0.0, 0.99),
+                weight_decay=0.0,
+            )
+
+    def state_dict(self) -> dict:
+        if self.discriminator is None:
+            return {}
+        return {
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer": self.discriminator_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.discriminator is not None and state:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.discriminator_optimizer.load_state_dict(state["optimizer"])
+
+    def corruption(self, clips: int, frames: int, height: int, width: int, *, generator: torch.Generator):
+        """Noise ``n t 3 H W`` and blur amounts ``n t`` for the fed-back frames (CPU)."""
+        p = self.corruption_probability
+        noisy = torch.rand(clips, frames, generator=generator) < p
+        std = torch.rand(clips, frames, generator=generator) * self.noise_max * noisy
+        noise = torch.randn(clips, frames, 3, height, width, generator=generator) * std[..., None, None, None]
+        blur = (torch.rand(clips, frames, generator=generator) < p).float()
+        return noise, blur
+
+    def discriminator_step(self, real: Tensor, fake: Tensor) -> float:
+        """One AdamW step of the PatchGAN on the hinge loss; returns that loss."""
+        discriminator = self.discriminator
+        discriminator.requires_grad_(True)
+        loss = F.relu(1.0 - discriminator(real)).mean() + F.relu(1.0 + discriminator(fake.detach())).mean()
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.discriminator_optimizer.step()
+        return float(loss.detach())
+
+    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        frames, cond = batch["frames"], batch["cond"]  # b t 3 H W, b t C H W
+        device = frames.device
+        b, t, _, height, width = frames.shape
+        game = None
+        if self.game_clips_per_batch:
+            index = int(torch.randint(0, 1 << 30, (1,), generator=generator))
+            game = {k: v.to(device) for k, v in self.game_clips(index, self.game_clips_per_batch).items()}
+            cond = torch.cat([cond, game["cond"].to(cond.dtype)])
+        clips = cond.shape[0]
+        seeds = torch.randint(0, 1 << 30, (clips,), generator=generator).tolist()
+        with torch.no_grad():
+            target = self.teacher(cond, seeds).to(device=device, dtype=frames.dtype)  # n t 3 H W
+        noise, blur = self.corruption(clips, t, height, width, generator=generator)
+        output = model(
+            downsample_encoded(cond, self.upscale),
+            feedback_noise=noise.to(device=device, dtype=frames.dtype),
+            feedback_blur=blur.to(device=device, dtype=frames.dtype),
+            clamp=False,
+        ).float()  # n t 3 H W
+        logs: dict[str, float] = {}
+        loss = output.new_zeros(())
+        if self.teacher_weight:
+            teacher_l1 = (output - target).abs().mean()
+            loss = loss + self.teacher_weight * teacher_l1
+            logs["teacher_l1"] = float(teacher_l1.detach())
+        if self.real_weight:
+            real_l1 = (output[:b] - frames).abs().mean()
+            loss = loss + self.real_weight * real_l1
+            logs["real_l1"] = float(real_l1.detach())
+        if self.temporal_weight and game is not None and t > 1:
+            temporal = temporal_loss(output[b:], target[b:].float(), game["flow_px"], game["valid_mask"])
+            loss = loss + self.temporal_weight * temporal
+            logs["temporal"] = float(temporal.detach())
+        if self.discriminator is not None:
+            fake = output.reshape(-1, *output.shape[2:])
+            logs["discriminator"] = self.discriminator_step(
+                frames.reshape(-1, *frames.shape[2:]).float(), fake
+            )
+            self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
+            adversarial = -self.discriminator(fake).mean()
+            loss = loss + self.adversarial_weight * adversarial
+            logs["adversarial"] = float(adversarial.detach())
+        return loss, logs
