@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory, atomic_write_json
@@ -101,6 +102,7 @@ def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> R
     train_seconds = 0.0
     step = 0
     model.train()
+    progress = tqdm(total=config.max_steps, desc="train regression", dynamic_ncols=True)
     while (config.max_steps is None or step < config.max_steps) and (
         config.max_seconds is None or train_seconds < config.max_seconds
     ):
@@ -113,6 +115,9 @@ def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> R
         losses.append(float(loss.detach()))
         train_seconds += time.perf_counter() - start
         step += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{losses[-1]:.4f}")
+    progress.close()
     model.eval()
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:
