@@ -97,19 +97,20 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
     )
 
 
-# config.objective -> builder(config, model, data, device). An objective is called as
-# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
-# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
-OBJECTIVES = {"flow_matching": flow_matching_objective, "student": student_objective}
-
-
 def _distill_objective(config, model, data, device):
-    from src.train.distill import distill_objective  # imports this module: built on first use
+    from src.train.distill import distill_objective  # it imports this module: imported on first use
 
     return distill_objective(config, model, data, device)
 
 
-OBJECTIVES["distill"] = _distill_objective
+# config.objective -> builder(config, model, data, device). An objective is called as
+# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
+# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
+OBJECTIVES = {
+    "flow_matching": flow_matching_objective,
+    "distill": _distill_objective,
+    "student": student_objective,
+}
 
 
 def build_objective(config: TrainConfig, model, data: TrainingData, device):
