@@ -22,7 +22,13 @@ def training_command() -> str:
     return "uv run " + " ".join(shlex.quote(a) for a in argv)
 
 
+# what a run's model is, by (model class, objective); the model class alone as the fallback
 _MODEL_DESCRIPTIONS = {
+    ("VelodreamDiT", "distill"): [
+        "A few-step pixel-space causal video DiT distilled from a flow-matching teacher on its own",
+        "autoregressive rollouts (teacher ODE regression, distribution matching with a fake-score copy,",
+        "and a discriminator that compares its game-ride frames with real video frames only).",
+    ],
     "VelodreamDiT": [
         "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
         "matching on real street video only (the game never appears in its training data).",
@@ -46,7 +52,10 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
     lines = [
         f"# Velodream renderer: {config.run_name}",
         "",
-        *_MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
+        *_MODEL_DESCRIPTIONS.get(
+            (config.model.model_class, config.objective),
+            _MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
+        ),
         "",
         "## Model",
         f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
