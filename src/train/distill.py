@@ -23,15 +23,7 @@ def game_clip_source(config, data, *, crop: tuple[int, int] | None):
     from src.train.game_clips import GameClips
 
     height, width = data.frame_size
-    clips = GameClips(
-        width=width,
-        height=height,
-        frames=config.data.clip_frames,
-        fps=data.fps,
-        spec=data.spec,
-        stats=data.stats,
-        seed=config.seed,
-    )
+    clips = GameClips.for_run(config, data, seed=config.seed)
 
     def game_batch(count: int, generator: torch.Generator) -> torch.Tensor:
         index = int(torch.randint(1 << 30, (1,), generator=generator))

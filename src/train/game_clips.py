@@ -43,6 +43,21 @@ class GameClips:
         self.max_offset_frames = max_offset_frames
         self._session = None
 
+    @classmethod
+    def for_run(cls, config, data, *, seed: int, size: tuple[int, int] | None = None) -> GameClips:
+        """Clips like the run's training clips: its clip length, fps, spec and statistics, at
+        ``size`` (height, width; default the dataset's frame size)."""
+        height, width = size or data.frame_size
+        return cls(
+            width=width,
+            height=height,
+            frames=config.data.clip_frames,
+            fps=data.fps,
+            spec=data.spec,
+            stats=data.stats,
+            seed=seed,
+        )
+
     def _game(self):
         if self._session is None:
             from src.game.session import GameSession, PlayConfig

@@ -77,15 +77,7 @@ def student_objective(config, model, data, device) -> StudentObjective:
 
     game_clips = None
     if settings.game_clips_per_batch > 0:
-        game_clips = GameClips(
-            width=width,
-            height=height,
-            frames=config.data.clip_frames,
-            fps=data.fps,
-            spec=data.spec,
-            stats=data.stats,
-            seed=settings.game_seed,
-        ).batch
+        game_clips = GameClips.for_run(config, data, seed=settings.game_seed, size=(height, width)).batch
     discriminator = None
     if settings.adversarial_weight > 0:
         # its own seed: the same initial discriminator whatever was drawn before it
