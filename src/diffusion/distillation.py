@@ -50,34 +50,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.rollout import randn_like_on, sample_framelet
 
 REAL_VIDEO = "real_video"
 GAME = "game"
-
-
-class PatchDiscriminator(nn.Module):
-    """A small conv net giving one realism logit per 8x8-pixel patch of a frame (b 3 h w)."""
-
-    def __init__(self, channels: int = 32):
-        super().__init__()
-        c = channels
-        self.net = nn.Sequential(
-            nn.Conv2d(3, c, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
-            nn.GroupNorm(8, 2 * c),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1),
-            nn.GroupNorm(8, 4 * c),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(4 * c, 1, 3, padding=1),
-        )
-
-    def forward(self, frames: Tensor) -> Tensor:  # b 3 h w -> b 1 h/8 w/8
-        return self.net(frames)
 
 
 def discriminator_batch(
@@ -165,7 +144,7 @@ class DistillationObjective:
                 self.fake_score.parameters(), lr=critic_learning_rate, betas=(0.0, 0.999), weight_decay=0.0
             )
         if gan_weight > 0:
-            self.discriminator = PatchDiscriminator(discriminator_channels).to(device)
+            self.discriminator = PatchDiscriminator(channels=discriminator_channels).to(device)
             self.discriminator_optimizer = torch.optim.AdamW(
                 self.discriminator.parameters(),
                 lr=discriminator_learning_rate,

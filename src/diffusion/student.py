@@ -42,26 +42,6 @@ from src.conditions.encode import downsample_encoded
 from src.eval.metrics import backward_warp, warp_valid_mask
 
 
-class PatchDiscriminator(nn.Module):
-    """PatchGAN: strided 4x4 convolutions to a map of per-patch real/fake logits (``n 1 h' w'``)."""
-
-    def __init__(self, *, channels: int = 32, layers: int = 3):
-        super().__init__()
-        modules: list[nn.Module] = []
-        width_in = 3
-        for layer in range(layers):
-            width = channels * 2**layer
-            modules += [nn.Conv2d(width_in, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            if layer:
-                modules.insert(-1, nn.GroupNorm(min(8, width), width))
-            width_in = width
-        modules.append(nn.Conv2d(width_in, 1, 3, padding=1))
-        self.net = nn.Sequential(*modules)
-
-    def forward(self, frames: Tensor) -> Tensor:  # n 3 h w in [-1, 1]
-        return self.net(frames)
-
-
 def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:
     """ReCoNet's output temporal loss with a target: ``b t 3 h w`` output and target,
     ``b t h w 2`` flow (``x_t - x_{t-1}`` at pixels of t), ``b t h w`` valid mask (1 = the flow

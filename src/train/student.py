@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from src.common.errors import UserError
-from src.diffusion.student import PatchDiscriminator, StudentObjective
+from src.diffusion.discriminator import PatchDiscriminator
+from src.diffusion.student import StudentObjective
 
 
 def _teacher_package(source: str):
