@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.diffusion.discriminator import PatchDiscriminator
+from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
 from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.rollout import randn_like_on, sample_framelet
@@ -145,11 +145,8 @@ class DistillationObjective:
             )
         if gan_weight > 0:
             self.discriminator = PatchDiscriminator(channels=discriminator_channels).to(device)
-            self.discriminator_optimizer = torch.optim.AdamW(
-                self.discriminator.parameters(),
-                lr=discriminator_learning_rate,
-                betas=(0.0, 0.99),
-                weight_decay=0.0,
+            self.discriminator_optimizer = discriminator_optimizer(
+                self.discriminator, learning_rate=discriminator_learning_rate
             )
 
     # -- checkpointed state: the critics and their optimisers --

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.conditions.encode import downsample_encoded
+from src.diffusion.discriminator import discriminator_optimizer
 from src.eval.metrics import backward_warp, warp_valid_mask
 
 
@@ -88,11 +89,8 @@ class StudentObjective:
         self.discriminator = discriminator if adversarial_weight > 0 else None
         self.discriminator_optimizer = None
         if self.discriminator is not None:
-            self.discriminator_optimizer = torch.optim.AdamW(
-                self.discriminator.parameters(),
-                lr=discriminator_learning_rate,
-                betas=(0.0, 0.99),
-                weight_decay=0.0,
+            self.discriminator_optimizer = discriminator_optimizer(
+                self.discriminator, learning_rate=discriminator_learning_rate
             )
 
     def state_dict(self) -> dict:
