@@ -21,10 +21,11 @@ FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 5e-2  # fp16 storage + arithmetic on lavapipe; measured ~1e-2
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["patch", "smooth"])
+def exported(request, tmp_path_factory):
+    """The DiT with each decoder (patch unshuffle, or bilinear features + convolutions)."""
     torch.manual_seed(0)
-    model = randomized(VelodreamDiT(**SMALL))
+    model = randomized(VelodreamDiT(**SMALL, decoder=request.param))
     paths = export_step_ncnn(model, tmp_path_factory.mktemp("ncnn"), H, W)
     return model, paths
 

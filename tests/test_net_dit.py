@@ -40,6 +40,40 @@ def random_clip(b: int, t: int, h: int, w: int, seed: int = 1):
     return x, cond, generator
 
 
+def test_smooth_decoder_cannot_draw_the_patch_grid():
+    """A token's features are one vector per patch. The patch decoder can paint each patch as
+    a flat block (here: the head gives every pixel of a patch the same value), which is a
+    patch grid; the smooth decoder interpolates token features bilinearly before any pixel is
+    drawn, so the same per-token information leaves no grid. Conditions are zero so only the
+    decoders draw structure."""
+    from src.eval.metrics import seam_ratio
+
+    x, cond, _ = random_clip(1, 2, 32, 32)
+    cond = torch.zeros_like(cond)
+    sigma = torch.full((1, 1), 0.5)
+    p = SMALL["patch_size"]
+    ratios = {}
+    for decoder in ("patch", "smooth"):
+        torch.manual_seed(0)
+        config = {**SMALL, "refine_channels": 0, "residual_condition_channels": None}
+        model = randomized(VelodreamDiT(**config, decoder=decoder))
+        with torch.no_grad():
+            if decoder == "patch":  # rows c*p*p .. c*p*p + p*p - 1 paint one channel's block
+                rows = torch.randn(model.head.weight.shape[0] // (p * p), 1, model.head.weight.shape[1])
+                model.head.weight.copy_(rows.expand(-1, p * p, -1).reshape_as(model.head.weight))
+                model.head.bias.zero_()
+            else:
+                model.head.weight.normal_(0, 0.5)
+            ratios[decoder] = seam_ratio(model(x, cond, sigma), grid=p)
+    assert ratios["patch"] > 5.0
+    assert ratios["smooth"] < 1.15
+
+
+def test_unknown_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder"):
+        VelodreamDiT(**SMALL, decoder="transposed")
+
+
 @pytest.mark.parametrize("residual", [(0, 1, 2), None])
 def test_kv_cache_generation_equals_parallel_forward(residual):
     torch.manual_seed(0)

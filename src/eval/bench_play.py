@@ -36,8 +36,10 @@ class BenchmarkConfig:
 
     checkpoint: str = "game/models/default"
     """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
+    renderers: list[str] = dataclasses.field(default_factory=lambda: ["default"])
+    """which renderers of a bundle to time (names from its renderers.json; default: its default)"""
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
-    """'model' is the package's own resolution; others are WIDTHxHEIGHT"""
+    """'model' is the package's play resolution (a bundle's) or its own; others are WIDTHxHEIGHT"""
     steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
     """denoising steps per framelet to time, one row each"""
     backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
@@ -97,7 +99,7 @@ def _bench_one(
     from src.game.session import GameSession, PlayConfig
 
     neural = None
-    if renderer == "neural":
+    if renderer != "raster":
         from src.play.neural import NeuralRenderer
         from src.play.ride import RideConfig, neural_frame_size
         from src.runtime.backends import make_renderer
@@ -241,10 +243,17 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     from src.play.checkpoints import resolve_checkpoint
     from src.runtime.package import load_package
 
-    package = load_package(resolve_checkpoint(config.checkpoint))
+    from src.play.ride import RideConfig, neural_frame_size
+
+    checkpoint = resolve_checkpoint(config.checkpoint)
+    packages = [load_package(checkpoint, renderer=name) for name in config.renderers]
+    package = packages[0]
     rows = []
     for resolution in config.resolutions:
-        raster_resolution = f"{package.width}x{package.height}" if resolution == "model" else resolution
+        if resolution == "model":
+            raster_resolution = "{}x{}".format(*neural_frame_size(RideConfig(resolution=None), package))
+        else:
+            raster_resolution = resolution
         rows.append(
             _bench_one(
                 config,
@@ -256,19 +265,21 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                 progress_label=f"raster {raster_resolution}",
             )
         )
-        for backend in config.backends:
-            for steps in config.steps:
-                rows.append(
-                    _bench_one(
-                        config,
-                        resolution=resolution,
-                        renderer="neural",
-                        backend=backend,
-                        steps=steps,
-                        package=package,
-                        progress_label=f"neural {backend} {resolution} {steps} step(s)",
+        for member in packages:
+            name = member.name or "neural"
+            for backend in config.backends:
+                for steps in config.steps:
+                    rows.append(
+                        _bench_one(
+                            config,
+                            resolution=resolution,
+                            renderer=name,
+                            backend=backend,
+                            steps=steps,
+                            package=member,
+                            progress_label=f"{name} {backend} {resolution} {steps} step(s)",
+                        )
                     )
-                )
     result = {
         "machine": {
             "platform": platform.platform(),

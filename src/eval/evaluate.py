@@ -99,17 +99,6 @@ class EvaluateConfig:
     """torch CPU threads (default: torch's own choice)"""
 
 
-def select_renderer(package, name: str) -> None:
-    """Check that ``name`` names a renderer the package holds (today a package holds one model,
-    its default), else a UserError listing what it has."""
-    own = type(package.model).__name__
-    if name not in (DEFAULT_RENDERER, own):
-        raise UserError(
-            f"the package {package.path} holds no renderer called {name!r}: it has {own} (its default)",
-            f"Use --renderer {DEFAULT_RENDERER} or --renderer {own}.",
-        )
-
-
 def _video_digest(videos: list[Path], settings: dict) -> str:
     """Names the prepared copy of ``videos`` by their paths, sizes and times and the settings."""
     files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in videos]
@@ -195,8 +184,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    package = load_package(resolve_checkpoint(config.checkpoint, cache_dir=cache_dir))
-    select_renderer(package, config.renderer)
+    package = load_package(resolve_checkpoint(config.checkpoint, cache_dir=cache_dir), renderer=config.renderer)
     out = Path(config.out) if config.out else _default_out(config, package.path)
     dataset = prepared_data(
         config.data, width=package.width, height=package.height, fps=package.fps, split=config.split,

@@ -63,6 +63,9 @@ class GeneralisationConfig:
     """steps timed to turn minutes into a step count"""
     regression_max_steps: int | None = None
     """also stop the regression baseline after this many steps (for quick checks)"""
+    regression: bool = True
+    """train and score the regression baseline (false, to try a DiT lever quickly: the fold keeps
+    the regression numbers an earlier run wrote into the same --out, if any)"""
     regression_model: dict = dataclasses.field(default_factory=dict)
     """RegressionNet arguments (e.g. {hidden_channels: 32}); default: its own"""
     resolution: str = "96x96"
@@ -250,8 +253,12 @@ def evaluate_model(config: GeneralisationConfig, *, package: Path, heldout: Path
     )
 
 
-def run_fold(config: GeneralisationConfig, *, heldout_video: Path, videos: list[Path]) -> dict:
-    """Train the three models without ``heldout_video`` and evaluate them on it."""
+def run_fold(
+    config: GeneralisationConfig, *, heldout_video: Path, videos: list[Path], previous: dict | None = None
+) -> dict:
+    """Train the three models without ``heldout_video`` and evaluate them on it (without the
+    regression baseline when ``config.regression`` is false: ``previous``, this fold's earlier
+    results, then supplies its numbers)."""
     from src.train.package import write_flat_color_package
 
     out = Path(config.out)
@@ -264,19 +271,23 @@ def run_fold(config: GeneralisationConfig, *, heldout_video: Path, videos: list[
     started = time.perf_counter()
     dit_package, dit_training = train_dit(config, dataset=train_set, run_dir=fold / "dit")
     dit_config = dit_training.pop("config")
-    regression_package, regression_training = train_regression_baseline(
-        config, dataset=train_set, out_dir=fold / "regression", seconds=max(1.0, dit_training["train_seconds"]),
-        dit_config=dit_config,
-    )
     flat_package = fold / "flat"
     if not (flat_package / "config.json").is_file():
         write_flat_color_package(flat_package, dataset=train_set, spec=dit_config.conditions)
-    packages = {"dit": dit_package, "regression": regression_package, "flat": flat_package}
-    training = {"dit": dit_training, "regression": regression_training, "flat": {"steps": 0, "train_seconds": 0.0}}
+    packages = {"dit": dit_package, "flat": flat_package}
+    training = {"dit": dit_training, "flat": {"steps": 0, "train_seconds": 0.0}}
+    if config.regression:
+        packages["regression"], training["regression"] = train_regression_baseline(
+            config, dataset=train_set, out_dir=fold / "regression", seconds=max(1.0, dit_training["train_seconds"]),
+            dit_config=dit_config,
+        )
     metrics = {
-        model: evaluate_model(config, package=packages[model], heldout=heldout, out=fold / f"eval-{model}")
-        for model in MODELS
+        model: evaluate_model(config, package=package, heldout=heldout, out=fold / f"eval-{model}")
+        for model, package in packages.items()
     }
+    if not config.regression and previous and "regression" in previous.get("metrics", {}):
+        metrics["regression"] = previous["metrics"]["regression"]
+        training["regression"] = previous["training"]["regression"]
     return {
         "heldout": str(heldout_video),
         "train_videos": [str(v) for v in others],
@@ -303,7 +314,10 @@ def run_generalisation(config: GeneralisationConfig) -> dict:
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {"folds": {}}
     for heldout in select_folds(videos, config.only):
-        results["folds"][clip_name(heldout)] = run_fold(config, heldout_video=heldout, videos=videos)
+        name = clip_name(heldout)
+        results["folds"][name] = run_fold(
+            config, heldout_video=heldout, videos=videos, previous=results["folds"].get(name)
+        )
         results["config"] = dataclasses.asdict(config)
         atomic_write_json(results_file, results)
         atomic_write_text(out / "results.md", format_markdown(results))
@@ -318,7 +332,7 @@ def _rows(results: dict) -> list[tuple[str, str, list]]:
     rows = []
     for name, fold in results["folds"].items():
         metrics = fold["metrics"]
-        for model in MODELS:
+        for model in [m for m in MODELS if m in metrics]:
             training = fold["training"][model]
             label = f"{model} ({training['steps']} steps, {training['train_seconds']:.0f} s)" if model != "flat" else model
             rows.append((name, label, [metrics[model].get(column) for column in TABLE_COLUMNS]))

@@ -5,8 +5,10 @@ One loop serves the window, headless recording and benchmarks. Extra views plug 
 rendered frame (in order, after the built-in views' G-buffer is ready). Names it returns
 join the Tab cycle after the built-in ones (color, depth, flow, normals, semantic, albedo);
 ``--renderer NAME`` other than ``raster`` starts on the view called NAME. A source may also
-have ``names`` (the views it will return, checked before the first frame) and ``reset()``
-(called when a run restarts, so recurrent state can be dropped).
+have ``names`` (the views it will return, checked before the first frame), ``reset()``
+(called when a run restarts, so recurrent state can be dropped) and ``select_views(names)``
+(called before each frame with the views on screen or recorded, so work for views nobody
+sees can be skipped).
 """
 
 from __future__ import annotations
@@ -282,6 +284,10 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
             if session.world.game_over and (config.headless or config.autopilot):
                 session.restart()
             if not paused or latest is None:
+                shown = start_view if rendered == 0 else view_names[view_index]
+                for source in view_sources:
+                    if hasattr(source, "select_views"):
+                        source.select_views({shown, *recordings.values()})
                 latest = session.frame(None if config.autopilot else user_action)
                 gbuffer, info, extra = latest
                 for name in extra:

@@ -10,8 +10,13 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
 * Attention: qkv split by ``chunk``, QK-RMSNorm, rotate-half RoPE over (time, row, column)
   with cos/sin tables, ``scaled_dot_product_attention``. Framelets attend causally inside
   a sliding window of ``window_framelets`` framelets (themselves included).
-* Unpatchify by a linear layer + ``pixel_shuffle``, an optional 3x3 conv refinement, and
-  an optional residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
+* Decoding, by ``decoder``: ``"patch"`` unpatchifies by a linear layer + ``pixel_shuffle``
+  (each token draws its own 8x8 block, so blocks can disagree at their edges: seams);
+  ``"smooth"`` maps each token to ``decoder_channels`` features per frame, upsamples them
+  bilinearly to pixels (continuous across token edges: no patch grid can be drawn) and
+  decodes them with the full-resolution conditions by two 3x3 convolutions, so sharp edges
+  come only from the G-buffer. Then an optional 3x3 conv refinement, and an optional
+  residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
 * The model predicts x0 (see ``src/diffusion/flow_matching.py``).
 
 Every tensor on the single-framelet path (``denoise_framelet``/``push_context`` and
@@ -269,6 +274,8 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         refine_channels: int = 32,
         rope_theta: float = 100.0,
         sigma_embedding_dim: int = 256,
+        decoder: str = "patch",
+        decoder_channels: int = 16,
     ):
         super().__init__()
         if hidden_dim % num_heads or (hidden_dim // num_heads) % 2:
@@ -277,6 +284,8 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
             raise ValueError("the conv stem needs an even patch_size")
         if residual_condition_channels is not None and len(residual_condition_channels) != image_channels:
             raise ValueError("residual_condition_channels must name one condition plane per image channel")
+        if decoder not in ("patch", "smooth"):
+            raise ValueError(f"decoder must be 'patch' or 'smooth', not {decoder!r}")
         f = frames_per_framelet
         self.head_dim = hidden_dim // num_heads
         self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
@@ -302,7 +311,17 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(DiTBlock(hidden_dim, num_heads, mlp_ratio) for _ in range(num_blocks))
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(hidden_dim, 2 * hidden_dim)
-        self.head = nn.Linear(hidden_dim, f * image_channels * patch_size * patch_size)
+        if decoder == "patch":
+            self.head = nn.Linear(hidden_dim, f * image_channels * patch_size * patch_size)
+            self.smooth_decoder = None
+        else:
+            width = f * decoder_channels
+            self.head = nn.Linear(hidden_dim, width)
+            self.smooth_decoder = nn.Sequential(
+                nn.Conv2d(width + f * condition_channels, width, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(width, f * image_channels, 3, padding=1),
+            )
         if refine_channels:
             self.refine = nn.Sequential(
                 nn.Conv2d(f * (image_channels + condition_channels), refine_channels, 3, padding=1),
@@ -332,9 +351,10 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         for layer in (self.final_modulation, self.head):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if self.refine is not None:
-            nn.init.zeros_(self.refine[-1].weight)
-            nn.init.zeros_(self.refine[-1].bias)
+        for branch in (self.refine, self.smooth_decoder):
+            if branch is not None:
+                nn.init.zeros_(branch[-1].weight)
+                nn.init.zeros_(branch[-1].bias)
 
     # -- shapes and positions --
 
@@ -413,7 +433,12 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)
         out = self.head(modulate(self.final_norm(tokens), shift, scale))  # B L (f 3 p p)
         out = out.transpose(1, 2).reshape(out.shape[0], out.shape[2], grid_h, grid_w)
-        out = F.pixel_shuffle(out, self.config.patch_size)  # B (f 3) h w
+        if self.smooth_decoder is None:
+            out = F.pixel_shuffle(out, self.config.patch_size)  # B (f 3) h w
+        else:
+            p = self.config.patch_size
+            out = F.interpolate(out, size=(grid_h * p, grid_w * p), mode="bilinear", align_corners=False)
+            out = self.smooth_decoder(torch.cat([out, cf], dim=1))  # B (f 3) h w
         residual = self.config.residual_condition_channels
         if residual is not None:
             c_per_frame = self.config.condition_channels

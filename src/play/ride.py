@@ -27,7 +27,7 @@ from src.game.session import FrameInfo, PlayConfig, builtin_view
 from src.play.checkpoints import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
 from src.runtime.backends import check_frame_size, make_renderer
-from src.runtime.package import RendererPackage, load_package
+from src.runtime.package import RendererPackage, load_package, renderer_names
 
 DEFAULT_CHECKPOINT = "game/models/default"
 
@@ -37,7 +37,8 @@ class RideConfig(PlayConfig):
     """``play_game``: the game options plus the neural renderer's."""
 
     renderer: str = "neural"
-    """neural (the DiT paints the frames) or raster (plain G-buffer colours)"""
+    """neural (the package's default renderer), a renderer of a bundle by name (student, dit), or
+    raster (plain G-buffer colours); Tab cycles the bundle's renderers, side by side and raster"""
     checkpoint: str = DEFAULT_CHECKPOINT
     """a package directory, hf://owner/repo[@rev] or https://...#sha256=..."""
     steps: int | None = None
@@ -58,97 +59,157 @@ def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int
     """(width, height) the game renders at for the model: its own, or --resolution."""
     from src.common.config import parse_resolution
 
-    if config.resolution is None:
+    if config.resolution is None and package.play_resolution is None:
         return package.width, package.height
-    width, height = parse_resolution(config.resolution)
+    width, height = parse_resolution(config.resolution or package.play_resolution)
     check_frame_size(package.model, width, height)
     return width, height
 
 
-def side_by_side(neural: np.ndarray, gbuffer: GBuffer) -> np.ndarray:
-    return np.concatenate([neural, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
+def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
+    """Every renderer's frame, then the raster colour and the depth G-buffer, left to right."""
+    return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
 
 
 class _NeuralSource:
-    names = ("neural", "side_by_side")
+    """Views named after the package's renderers (``neural`` for a plain package; ``student``,
+    ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
 
-    def __init__(self, renderer: NeuralRenderer):
-        self.renderer = renderer
+    Only the renderers whose views are on screen or recorded run (the session calls
+    ``select_views`` before each frame); a renderer that comes back on screen starts a fresh
+    context, since the frames it missed would make its history wrong."""
+
+    def __init__(self, renderers: dict[str, NeuralRenderer]):
+        self.renderers = renderers
+        self.names = (*renderers, "side_by_side")
+        self.active = set(renderers)
+        self._last: dict[str, np.ndarray | None] = dict.fromkeys(renderers)
         self._blank: np.ndarray | None = None
+
+    def select_views(self, views: set[str]) -> None:
+        wanted = set(self.renderers) if "side_by_side" in views else {v for v in views if v in self.renderers}
+        for name in wanted - self.active:
+            self._restart(name)
+        self.active = wanted
+
+    def _restart(self, name: str) -> None:
+        raise NotImplementedError
 
     def _blank_like(self, gbuffer: GBuffer) -> np.ndarray:
         if self._blank is None or self._blank.shape[:2] != gbuffer.color.shape[:2]:
             self._blank = np.zeros_like(gbuffer.color)
         return self._blank
 
-    def views(self, frame: np.ndarray, gbuffer: GBuffer) -> dict[str, np.ndarray]:
-        return {"neural": frame, "side_by_side": side_by_side(frame, gbuffer)}
+    def views(self, gbuffer: GBuffer) -> dict[str, np.ndarray]:
+        frames = {
+            name: frame if frame is not None else self._blank_like(gbuffer) for name, frame in self._last.items()
+        }
+        return {**frames, "side_by_side": side_by_side(list(frames.values()), gbuffer)}
 
 
 class SyncNeuralSource(_NeuralSource):
-    """Generates every framelet in order (headless recording); the neural view lags one frame."""
+    """Generates every step in order (headless recording); a DiT's view lags one frame."""
 
-    def __init__(self, renderer: NeuralRenderer):
-        super().__init__(renderer)
-        self._queue: list[np.ndarray] = []
-        self._last: np.ndarray | None = None
+    def __init__(self, renderers: dict[str, NeuralRenderer]):
+        super().__init__(renderers)
+        self._queues: dict[str, list[np.ndarray]] = {name: [] for name in renderers}
+
+    def _restart(self, name: str) -> None:
+        self.renderers[name].reset()
+        self._queues[name].clear()
+        self._last[name] = None
 
     def reset(self) -> None:
-        self.renderer.reset()
-        self._queue.clear()
-        self._last = None
+        for name in self.renderers:
+            self._restart(name)
 
     def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
-        frames = self.renderer.push(gbuffer)
-        if frames is not None:
-            self._queue.extend(frames)
-        if self._queue:
-            self._last = self._queue.pop(0)
-        frame = self._last if self._last is not None else self._blank_like(gbuffer)
-        return self.views(frame, gbuffer)
+        for name in self.active:
+            frames = self.renderers[name].push(gbuffer)
+            if frames is not None:
+                self._queues[name].extend(frames)
+            if self._queues[name]:
+                self._last[name] = self._queues[name].pop(0)
+        return self.views(gbuffer)
 
     def hud_lines(self) -> list[str]:
-        times = self.renderer.times.summary()
-        return [f"neural: model {times['model_ms']:.0f} ms / framelet"]
+        return [
+            f"{name}: model {self.renderers[name].times.summary()['model_ms']:.0f} ms / step" for name in sorted(self.active)
+        ]
 
 
 class ThreadedNeuralSource(_NeuralSource):
-    """Hands G-buffers to a NeuralWorker thread; shows its newest frame (the window)."""
+    """Hands G-buffers to one NeuralWorker thread per running renderer; shows their newest frames
+    (the window)."""
 
-    def __init__(self, renderer: NeuralRenderer):
-        super().__init__(renderer)
-        self.worker = NeuralWorker(renderer)
-        self.ride_id = 0
+    def __init__(self, renderers: dict[str, NeuralRenderer]):
+        super().__init__(renderers)
+        self.workers = {name: NeuralWorker(renderer) for name, renderer in renderers.items()}
+        self.ride_ids = dict.fromkeys(renderers, 0)
+
+    def _restart(self, name: str) -> None:
+        self.ride_ids[name] += 1  # the worker resets before its next step
 
     def reset(self) -> None:
-        self.ride_id += 1
+        for name in self.renderers:
+            self._restart(name)
 
     def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
-        if self.worker.error is not None:
-            raise RuntimeError("the neural renderer thread failed") from self.worker.error
-        self.worker.submit(gbuffer, self.ride_id)
-        frame, _, _ = self.worker.latest()
-        return self.views(frame if frame is not None else self._blank_like(gbuffer), gbuffer)
+        for name in self.active:
+            worker = self.workers[name]
+            if worker.error is not None:
+                raise RuntimeError(f"the {name} renderer thread failed") from worker.error
+            worker.submit(gbuffer, self.ride_ids[name])
+            frame, _, _ = worker.latest()
+            if frame is not None:
+                self._last[name] = frame
+        return self.views(gbuffer)
 
     def hud_lines(self) -> list[str]:
-        _, latency_s, fps = self.worker.latest()
-        return [f"neural {fps:4.1f} fps   latency {latency_s * 1e3:4.0f} ms"]
+        lines = []
+        for name in sorted(self.active):
+            _, latency_s, fps = self.workers[name].latest()
+            lines.append(f"{name} {fps:4.1f} fps   latency {latency_s * 1e3:4.0f} ms")
+        return lines
 
     def close(self) -> None:
-        self.worker.close()
+        for worker in self.workers.values():
+            worker.close()
+
+
+def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
+    """Every renderer of the package (one, called ``neural``, for a plain package; a bundle's by
+    their names, its default first) and the (width, height) the game renders at for them."""
+    package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
+    names = renderer_names(package_dir)
+    packages = {name: load_package(package_dir, renderer=name) for name in names} or {
+        "neural": load_package(package_dir)
+    }
+    width, height = neural_frame_size(config, next(iter(packages.values())))
+    for name, package in packages.items():
+        try:
+            check_frame_size(package.model, width, height)
+        except UserError as error:
+            raise UserError(f"renderer {name}: {error.message}", error.hint) from None
+    return packages, (width, height)
 
 
 def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
-    """Resolve and load the package, build the backend; returns the source and (width, height)."""
-    package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
-    package = load_package(package_dir)
-    width, height = neural_frame_size(config, package)
-    renderer = make_renderer(
-        package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
-        device=config.device, dtype=config.dtype, compile=config.compile, seed=config.seed,
-    )
-    renderer = NeuralRenderer(package, renderer, fov_y_deg=config.camera.fov_y_deg)
-    source = SyncNeuralSource(renderer) if config.headless else ThreadedNeuralSource(renderer)
+    """Resolve and load the package, build a backend per renderer; returns the source and
+    (width, height)."""
+    packages, (width, height) = load_renderers(config)
+    renderers = {
+        name: NeuralRenderer(
+            package,
+            make_renderer(
+                package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
+                device=config.device, dtype=config.dtype, compile=config.compile, seed=config.seed,
+            ),
+            fov_y_deg=config.camera.fov_y_deg,
+        )
+        for name, package in packages.items()
+    }
+    source = SyncNeuralSource(renderers) if config.headless else ThreadedNeuralSource(renderers)
     return source, (width, height)
 
 
@@ -160,14 +221,20 @@ def ride(config: RideConfig):
     check_ride_config(config)
     if config.renderer == "raster":
         return run_session(config)
-    if config.renderer != "neural":
-        from src.game.session import BUILTIN_VIEWS
+    from src.game.session import BUILTIN_VIEWS
 
-        if config.renderer in BUILTIN_VIEWS:
-            return run_session(config)
-        raise UserError(f"unknown renderer '{config.renderer}'", "Choose neural or raster.")
+    if config.renderer in BUILTIN_VIEWS:
+        return run_session(config)
     source, (width, height) = build_neural_source(config)
-    config = dataclasses.replace(config, resolution=f"{width}x{height}")
+    start = source.names[0] if config.renderer == "neural" else config.renderer
+    if start not in source.names:
+        if hasattr(source, "close"):
+            source.close()
+        raise UserError(
+            f"unknown renderer '{config.renderer}'",
+            "Choose " + ", ".join(["raster", "neural", *[n for n in source.names if n != "neural"]]) + ".",
+        )
+    config = dataclasses.replace(config, resolution=f"{width}x{height}", renderer=start)
     try:
         return run_session(config, view_sources=[source])
     finally:

@@ -10,6 +10,18 @@
 
 Training writes it (``write_package``); play, export, evaluation and publishing read it
 (``load_package``).
+
+A *bundle* holds several renderers (e.g. the real-time student and the DiT it was distilled
+from): ``renderers.json`` names them, each a complete package in its own sub-folder, says
+which one plays by default and at which resolution play renders it::
+
+    renderers.json     {"format_version": 1, "default": "student", "play_resolution": "224x224",
+                        "renderers": {"student": "student", "dit": "dit"}}
+    README.md          the bundle's model card
+    student/ dit/      packages as above
+
+``load_package(bundle, renderer="dit")`` loads one member (``None``: the default); every reader
+takes a bundle wherever it takes a package (``write_bundle`` writes one).
 """
 
 from __future__ import annotations
@@ -32,6 +44,9 @@ from src.net.models import renderer_model_class
 
 PACKAGE_FORMAT_VERSION = 1
 REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
+BUNDLE_FILE = "renderers.json"
+BUNDLE_FORMAT_VERSION = 1
+DEFAULT_RENDERER = "default"  # names a package's (or bundle's) default renderer wherever a name is asked
 # config keys renamed since packages were first written: old name -> new name
 _RENAMED_CONFIG_KEYS = {"frames_per_token": "frames_per_framelet"}
 
@@ -51,12 +66,111 @@ def check_package(directory: str | Path, *, source: str | None = None) -> Path:
             "Give a package directory (with config.json, model.safetensors, conditions.json), "
             "hf://owner/repo, or an https:// archive URL with #sha256=...",
         )
+    if (directory / BUNDLE_FILE).is_file():
+        for member in read_bundle(directory)["renderers"].values():
+            check_package(directory / member, source=f"{label}/{member}")
+        return directory
     missing = [name for name in REQUIRED_PACKAGE_FILES if not (directory / name).is_file()]
     if missing:
         raise UserError(
             f"renderer package {label} is missing {', '.join(missing)}",
             "Re-export it with `python -m src.scripts.export_package RUN --out DIR` or download it again.",
         )
+    return directory
+
+
+def read_bundle(directory: str | Path) -> dict:
+    """The checked ``renderers.json`` of a bundle: ``default``, ``renderers`` (name -> sub-folder)
+    and ``play_resolution`` (or None)."""
+    directory = Path(directory)
+    meta = _read_json(directory / BUNDLE_FILE, directory)
+    renderers = meta.get("renderers")
+    if meta.get("format_version") != BUNDLE_FORMAT_VERSION:
+        raise UserError(
+            f"renderer bundle {directory} has format {meta.get('format_version')}, this version reads "
+            f"{BUNDLE_FORMAT_VERSION}",
+            "Update Velodream or write the bundle again.",
+        )
+    if not isinstance(renderers, dict) or not renderers or meta.get("default") not in renderers:
+        raise UserError(
+            f"renderer bundle {directory}: {BUNDLE_FILE} needs a non-empty 'renderers' object and a 'default' "
+            "that names one of them",
+            "Write the bundle again (src/runtime/package.py: write_bundle).",
+        )
+    for name, member in renderers.items():
+        if not isinstance(member, str) or Path(member).is_absolute() or ".." in Path(member).parts or name == DEFAULT_RENDERER:
+            raise UserError(
+                f"renderer bundle {directory}: renderer {name!r} -> {member!r} is not a sub-folder of the bundle",
+                "Write the bundle again.",
+            )
+    return {"default": meta["default"], "renderers": dict(renderers), "play_resolution": meta.get("play_resolution")}
+
+
+def renderer_names(directory: str | Path) -> list[str]:
+    """The renderers a package or bundle holds, its default first (a plain package: ``[]``)."""
+    directory = Path(directory)
+    if not (directory / BUNDLE_FILE).is_file():
+        return []
+    bundle = read_bundle(directory)
+    return [bundle["default"], *[name for name in bundle["renderers"] if name != bundle["default"]]]
+
+
+def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tuple[Path, str | None]:
+    """(the package folder of ``renderer`` in ``directory``, its name in the bundle or None).
+
+    ``renderer`` None or ``"default"`` is the default; a plain package also answers to its class
+    name. Anything else is a UserError listing what the package holds."""
+    directory = check_package(directory)
+    if (directory / BUNDLE_FILE).is_file():
+        bundle = read_bundle(directory)
+        name = bundle["default"] if renderer in (None, DEFAULT_RENDERER) else renderer
+        if name not in bundle["renderers"]:
+            raise UserError(
+                f"the renderer bundle {directory} holds no renderer called {renderer!r}",
+                "Choose one of: " + ", ".join(renderer_names(directory)) + ".",
+            )
+        return directory / bundle["renderers"][name], name
+    if renderer not in (None, DEFAULT_RENDERER):
+        own = _read_json(directory / "config.json", directory).get("_class_name")
+        if renderer != own:
+            raise UserError(
+                f"the package {directory} holds no renderer called {renderer!r}: it has {own} (its default)",
+                f"Use --renderer {DEFAULT_RENDERER} or --renderer {own}.",
+            )
+    return directory, None
+
+
+def write_bundle(
+    directory: str | Path,
+    members: dict[str, str | Path],
+    *,
+    default: str,
+    readme: str,
+    play_resolution: str | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Copy the packages ``members`` (name -> package folder) into one bundle, atomically."""
+    import shutil
+
+    if default not in members:
+        raise ValueError(f"the default renderer {default!r} is not one of {list(members)}")
+    directory = Path(directory)
+    with atomic_directory(directory) as staging:
+        for name, source in members.items():
+            check_package(source)
+            shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns("ncnn", ".*"))
+        atomic_write_json(
+            staging / BUNDLE_FILE,
+            {
+                "format_version": BUNDLE_FORMAT_VERSION,
+                "default": default,
+                "play_resolution": play_resolution,
+                "renderers": {name: name for name in members},
+            },
+        )
+        (staging / "README.md").write_text(readme)
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, staging / name)
     return directory
 
 
@@ -84,6 +198,9 @@ class RendererPackage:
     fps: float
     sampling: SamplingDefaults
     card: dict
+    name: str | None = None  # its name in a bundle (None: a plain package)
+    bundle: Path | None = None  # the bundle it was loaded from
+    play_resolution: str | None = None  # WIDTHxHEIGHT the bundle's renderers play at (None: native)
 
 
 def write_package(
@@ -146,10 +263,15 @@ def _read_json(path: Path, directory: Path) -> dict:
     return value
 
 
-def load_package(directory: str | Path, *, device: str | torch.device = "cpu") -> RendererPackage:
-    """Read a package written by ``write_package``: any registered model class, its EMA weights,
-    the condition spec and statistics. Every way a package can be broken is a one-line UserError."""
-    directory = check_package(directory)
+def load_package(
+    directory: str | Path, *, renderer: str | None = None, device: str | torch.device = "cpu"
+) -> RendererPackage:
+    """Read a package written by ``write_package`` (or the member ``renderer`` of a bundle, by
+    default its default): any registered model class, its EMA weights, the condition spec and
+    statistics. Every way a package can be broken is a one-line UserError."""
+    bundle = Path(directory) if (Path(directory) / BUNDLE_FILE).is_file() else None
+    directory, name = resolve_renderer(directory, renderer)
+    play_resolution = read_bundle(bundle)["play_resolution"] if bundle is not None else None
     meta = _read_json(directory / "conditions.json", directory)
     config = _read_json(directory / "config.json", directory)
     if meta.get("format_version") != PACKAGE_FORMAT_VERSION:
@@ -197,4 +319,7 @@ def load_package(directory: str | Path, *, device: str | torch.device = "cpu") -
         fps=fps,
         sampling=sampling,
         card=meta.get("card", {}),
+        name=name,
+        bundle=bundle,
+        play_resolution=play_resolution,
     )
