@@ -133,3 +133,20 @@ def test_play_starts_on_a_named_renderer_and_records_them_side_by_side(bundle, t
     assert read_video_frames(side).shape[:3] == (8, H * 2, W * 2 * 4)
     with pytest.raises(UserError, match="unknown renderer 'unet'.*student, dit"):
         ride(RideConfig(headless=True, frames=2, checkpoint=str(bundle), renderer="unet"))
+
+
+def test_bundle_package_writes_a_bundle_with_a_card_of_every_renderer(bundle, tmp_path, capsys):
+    from src.scripts.bundle_package import main
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"real_psnr": 21.5, "game_seam_ratio": 1.02}))
+    out = tmp_path / "out"
+    main(["--renderers", f"dit={bundle / 'dit'}", f"student={bundle / 'student'}", "--default", "student",
+          "--play_resolution", "96x64", "--evaluations", f"student:road clip={metrics}", "--out", str(out)])  # fmt: skip
+    assert renderer_names(out) == ["student", "dit"] and load_package(out).play_resolution == "96x64"
+    card = (out / "README.md").read_text()
+    assert "| `student` (default) | StudentUNet |" in card and "| `dit` | VelodreamDiT |" in card
+    assert "| `student` | road clip | 21.5 |" in card and "[dit/README.md](dit/README.md)" in card
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--renderers", f"dit={bundle / 'dit'}", "--default", "unet", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and "--default unet is not one of the renderers (dit)" in capsys.readouterr().err

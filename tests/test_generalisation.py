@@ -76,6 +76,13 @@ def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
             (tmp_path / "out" / "results.json").read_text())["folds"]["vtest"]["seconds"]}
     }
 
+    # --regression false (a DiT lever tried quickly) keeps the fold's earlier regression numbers
+    quick = bench(*args, "--only", "vtest", "--regression", "false", out=tmp_path / "out")
+    assert quick.returncode == 0, quick.stderr[-3000:]
+    fold = json.loads((tmp_path / "out" / "results.json").read_text())["folds"]["vtest"]
+    assert fold["metrics"]["regression"] == results["folds"]["vtest"]["metrics"]["regression"]
+    assert "train regression" not in quick.stderr
+
 
 def test_only_names_one_clip():
     from src.common.errors import UserError

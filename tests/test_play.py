@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from src.common.video import read_video_frames
 from src.play.ride import DEFAULT_CHECKPOINT, RideConfig, build_neural_source, ride
@@ -29,9 +30,12 @@ def test_the_bundled_package_is_complete_and_small():
     committed = [p for p in BUNDLED.rglob("*") if p.is_file() and "ncnn" not in p.relative_to(BUNDLED).parts]
     size = sum(p.stat().st_size for p in committed)  # ncnn/ exports are made on demand, not committed
     assert size < 50 * 2**20
-    package = load_package(BUNDLED)
-    card = (BUNDLED / "README.md").read_text()
-    assert "Reproduce" in card and "train_net" in card and package.card["step"] > 0
+    from src.runtime.package import renderer_names
+
+    for name in renderer_names(BUNDLED) or [None]:  # a bundle: every renderer in it
+        package = load_package(BUNDLED, renderer=name)
+        card = (package.path / "README.md").read_text()
+        assert "Reproduce" in card and "train_net" in card and package.card["step"] > 0
 
 
 @pytest.mark.slow
@@ -85,10 +89,11 @@ def test_headless_neural_ride_records_24_frames_that_differ_from_raster(tmp_path
 
 
 def _package_size() -> tuple[int, int]:
-    import json
+    """(width, height) play renders the bundled package at."""
+    from src.play.ride import neural_frame_size
+    from src.runtime.package import load_package
 
-    meta = json.loads((BUNDLED / "conditions.json").read_text())
-    return meta["width"], meta["height"]
+    return neural_frame_size(RideConfig(), load_package(BUNDLED))
 
 
 @pytest.mark.slow
@@ -109,13 +114,31 @@ def test_a_restart_resets_the_neural_context():
         normals=np.dstack([np.zeros((height, width, 2)), np.ones((height, width))]).astype(np.float32),
         albedo=np.full((height, width, 3), 128, np.uint8),
     )
+    source.select_views(set(source.names))  # every renderer of the package runs
     for _ in range(4):
         source(gbuffer, None)
-    renderer = source.renderer.renderer  # the DiffusionRenderer behind the neural view
-    assert renderer.cache.num_framelets > 0
-    source(gbuffer, None)  # half a framelet pending
-    source.reset()
-    assert renderer.cache.num_framelets == 0 and not source.renderer._pending
+    for neural in source.renderers.values():
+        renderer = neural.renderer  # what draws the view: its context is the DiT's cache or the student's state
+        context = _context(renderer)
+        assert any(not torch.equal(a, b) for a, b in zip(context, _fresh_context(renderer)))
+        source(gbuffer, None)  # a DiT: half a framelet pending
+        source.reset()
+        assert all(torch.equal(a, b) for a, b in zip(_context(renderer), _fresh_context(renderer)))
+        assert not neural._pending
+
+
+def _context(renderer) -> list:
+    """What a renderer carries from frame to frame, as tensors."""
+    if hasattr(renderer, "cache"):
+        return [torch.tensor(float(renderer.cache.num_framelets))]
+    return [renderer.feedback, renderer.state]
+
+
+def _fresh_context(renderer) -> list:
+    if hasattr(renderer, "cache"):
+        return [torch.tensor(0.0)]
+    width, height = renderer.frame_size
+    return list(renderer.runner.initial_recurrence(1, height, width, device=renderer.device, dtype=renderer.dtype))
 
 
 def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
@@ -172,3 +195,20 @@ def test_the_window_opens_on_a_real_x_server(tmp_path):
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.mark.slow
+def test_the_bundled_student_rides_60_frames_at_224(tmp_path):
+    """The bundle plays its U-Net student by default at 224x224; --renderer names it."""
+    from src.runtime.package import load_package
+
+    assert load_package(BUNDLED).name == "student"
+    video = tmp_path / "student.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "src.scripts.play_game", "--renderer", "student", "--headless", "--autopilot",
+         "--frames", "60", "--record", str(video)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    frames = read_video_frames(video)
+    assert frames.shape == (60, 224, 224, 3) and frames[4:].std() > 10

@@ -1,6 +1,7 @@
 """One registry of DiT sizes. ``build_dit("tiny", window_framelets=2)`` overrides any field.
 
-Presets predict a residual on planes 0-2, where the default condition spec puts the albedo;
+Presets decode smoothly (bilinear token features + convolutions: no patch-grid seams; measured
+in ``src/net/README.md``) and predict a residual on planes 0-2, where the default condition spec puts the albedo;
 training builds its model from the run's spec instead (``src/train/model_io.py``).
 
 * ``tiny``: the CPU preset (64x64..96x96 on 2 cores; see ``src/net/README.md`` for timings).
@@ -25,6 +26,7 @@ DIT_PRESETS: dict[str, dict] = {
         stem_channels=32,
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
+        decoder="smooth",
     ),
     "S": dict(
         hidden_dim=384,
@@ -38,6 +40,7 @@ DIT_PRESETS: dict[str, dict] = {
         stem_channels=64,
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
+        decoder="smooth",
     ),
     "B": dict(
         hidden_dim=640,
@@ -51,6 +54,7 @@ DIT_PRESETS: dict[str, dict] = {
         stem_channels=96,
         refine_channels=48,
         residual_condition_channels=(0, 1, 2),
+        decoder="smooth",
     ),
 }
 
