@@ -55,7 +55,8 @@ def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
     assert sorted(results["folds"]) == ["bikes", "vtest"]
     for name, fold in results["folds"].items():
         assert [Path(v).stem for v in fold["train_videos"]] == [n for n in ("bikes", "vtest") if n != name]
-        assert fold["training"]["dit"]["steps"] == 2 and fold["training"]["regression"]["steps"] == 2
+        # the regression gets the DiT's training time, up to its 2 steps (a busy machine may stop it after 1)
+        assert fold["training"]["dit"]["steps"] == 2 and 1 <= fold["training"]["regression"]["steps"] <= 2
         for model in ("dit", "regression", "flat"):
             metrics = fold["metrics"][model]
             assert metrics["num_real_clips"] == 2 and metrics["game_swd_to_real"] is not None

@@ -84,7 +84,8 @@ class EvaluateConfig:
     steps: int | None = None
     """denoising steps per framelet (default: the package's)"""
     renderer: str = DEFAULT_RENDERER
-    """which renderer of the package: default, or the model class name it holds"""
+    """which renderer of the package: default, a bundle's renderer by name (student, dit), or a
+    plain package's model class name"""
     backend: str = "torch"
     """torch or ncnn"""
     device: str = "cpu"
