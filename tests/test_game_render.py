@@ -148,6 +148,30 @@ def test_same_seed_and_actions_give_identical_frames():
     assert np.abs(frames[0][0].flow).max() < 0.01  # the first frame of a run has no motion
 
 
+def test_a_second_session_beside_the_first_does_not_change_its_frames():
+    """Training renders game clips with one session while validation rides another (each with its
+    own OpenGL context). The first session's frames must not change when the second has been
+    created, used and released in between (before the fix its flow read ~1e12 and its colours
+    another scene's)."""
+
+    def ride(session, frames):
+        return [session.frame(None)[0] for _ in range(frames)]
+
+    solo = GameSession(PlayConfig(headless=True, autopilot=True, seed=1, resolution="64x48"))
+    reference = ride(solo, 3)
+    solo.release()
+    first = GameSession(PlayConfig(headless=True, autopilot=True, seed=1, resolution="64x48"))
+    frames = ride(first, 1)
+    other = GameSession(PlayConfig(headless=True, autopilot=True, seed=2, resolution="96x64"))
+    ride(other, 2)
+    other.release()
+    frames += ride(first, 2)
+    first.release()
+    for expected, got in zip(reference, frames):
+        for name in ("color", "albedo", "depth", "flow", "normals", "semantic"):
+            assert np.array_equal(getattr(expected, name), getattr(got, name)), name
+
+
 def test_gbuffer_arrays_have_the_documented_dtypes_and_round_trip_through_a_clip(tmp_path):
     session = GameSession(PlayConfig(resolution="64x48", seed=1))
     frames, views = [], []

@@ -158,6 +158,9 @@ class GBufferRenderer:
         """Issue the draw calls only (``read`` waits for them); see ``render``."""
         prev_view = view if prev_view is None else prev_view
         ctx = self.ctx
+        # Another renderer's context may be current (a validation ride beside training's game
+        # clips); GL names would then reach that context's objects. Make ours current first.
+        ctx.__enter__()
         self.fbo.use()
         ctx.viewport = (0, 0, self.width, self.height)
         self.fbo.clear(depth=1.0)  # colour targets: every pixel is written by geometry or the sky
@@ -185,6 +188,7 @@ class GBufferRenderer:
         """Read the targets back into a ``GBuffer`` (row 0 = top). ``normals`` and ``depth`` are
         strided views of one RGBA32F array (no copy); every array is fresh and writable."""
         h, w = self.height, self.width
+        self.ctx.__enter__()  # see draw()
         colour = np.empty((h, w, 3), np.uint8)
         albedo = np.empty((h, w, 3), np.uint8)
         semantic = np.empty((h, w), np.uint8)

@@ -29,6 +29,8 @@ class BundleConfig:
     """WIDTHxHEIGHT play renders the bundle at (default: the default renderer's own)"""
     evaluations: list[str] = dataclasses.field(default_factory=list)
     """NAME:LABEL=metrics.json, evaluate results shown in the model card"""
+    notes: str | None = None
+    """a markdown file appended to the bundle's model card (e.g. how the renderers were made)"""
     out: str = ""
     """the bundle folder to write (replaced atomically)"""
 
@@ -60,8 +62,16 @@ def main(argv: list[str] | None = None) -> None:
         if name not in members:
             raise UserError(f"--evaluations names {name!r}, which is not one of the renderers ({', '.join(members)})")
         evaluations.setdefault(name, {})[label or "evaluate"] = path
+    notes = ""
+    if config.notes:
+        from pathlib import Path
+
+        if not Path(config.notes).is_file():
+            raise UserError(f"--notes {config.notes} is not a file", "Give a markdown file.")
+        notes = "\n" + Path(config.notes).read_text()
     out = bundle_packages(
-        members, config.out, default=default, play_resolution=config.play_resolution, evaluations=evaluations
+        members, config.out, default=default, play_resolution=config.play_resolution, evaluations=evaluations,
+        readme_extra=notes,
     )
     print(f"wrote {out}: {', '.join(members)} (default {default})")
 
