@@ -43,7 +43,7 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
     (``validation.num_denoising_steps``, ``validation.context_from_last_step``)."""
     if not config.teacher:
         raise UserError(
-            "objective distill needs a teacher", "Pass --teacher PACKAGE_OR_RUN (e.g. game/models/default)."
+            "objective distill needs a teacher", "Pass --teacher PACKAGE_OR_RUN (e.g. game/models/default/dit)."
         )
     teacher = build_model(config, data)
     load_weights_from(teacher, config.teacher)

@@ -43,7 +43,7 @@ def student_objective(config, model, data, device) -> StudentObjective:
     if not config.teacher:
         raise UserError(
             "objective student needs a teacher",
-            "Pass --teacher game/models/default (a renderer package or run folder).",
+            "Pass --teacher game/models/default/dit (a renderer package or run folder).",
         )
     package = _teacher_package(config.teacher)
     if tuple(package.spec.channels) != tuple(config.conditions.channels):
