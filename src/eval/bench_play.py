@@ -241,9 +241,8 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     import torch
 
     from src.play.checkpoints import resolve_checkpoint
-    from src.runtime.package import load_package
-
     from src.play.ride import RideConfig, neural_frame_size
+    from src.runtime.package import load_package
 
     checkpoint = resolve_checkpoint(config.checkpoint)
     packages = [load_package(checkpoint, renderer=name) for name in config.renderers]
