@@ -117,12 +117,12 @@ def test_a_restart_resets_the_neural_context():
     source.select_views(set(source.names))  # every renderer of the package runs
     for _ in range(4):
         source(gbuffer, None)
-    for neural in source.renderers.values():
-        renderer = neural.renderer  # what draws the view: its context is the DiT's cache or the student's state
-        context = _context(renderer)
-        assert any(not torch.equal(a, b) for a, b in zip(context, _fresh_context(renderer)))
-        source(gbuffer, None)  # a DiT: half a framelet pending
-        source.reset()
+    renderers = [neural.renderer for neural in source.renderers.values()]  # the DiT's cache or the student's state
+    for renderer in renderers:
+        assert any(not torch.equal(a, b) for a, b in zip(_context(renderer), _fresh_context(renderer)))
+    source(gbuffer, None)  # a DiT: half a framelet pending
+    source.reset()
+    for neural, renderer in zip(source.renderers.values(), renderers):
         assert all(torch.equal(a, b) for a, b in zip(_context(renderer), _fresh_context(renderer)))
         assert not neural._pending
 

@@ -51,9 +51,11 @@ def test_bad_values_fail_before_a_model_is_loaded(args, message, capsys, monkeyp
 
 
 @pytest.mark.parametrize(("resolution", "message"), [
-    ("97x97", "not a multiple of the model's patch size 8"),  # odd
-    ("100x96", "not a multiple of the model's patch size 8"),
-    ("512x512", "exceeds the model's largest grid (256x256)"),
+    # the bundle's renderers all render at the game's size: the student takes multiples of 16,
+    # the DiT multiples of its patch (8) up to 256x256
+    ("97x97", "97x97 is not a multiple of 16"),  # odd
+    ("104x96", "104x96 is not a multiple of 16"),
+    ("512x512", "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (256x256)"),
 ])
 def test_resolutions_the_bundled_model_cannot_render(resolution, message, capsys):
     assert message in _one_error_line(capsys, ["--headless", "--frames", "2", "--resolution", resolution])
