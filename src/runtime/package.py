@@ -106,17 +106,19 @@ def read_bundle(directory: str | Path) -> dict:
     return {"default": meta["default"], "renderers": dict(renderers), "play_resolution": meta.get("play_resolution")}
 
 
-def renderer_names(directory: str | Path) -> list[str]:
-    """The renderers a package or bundle holds, its default first (a plain package: ``[]``)."""
-    directory = Path(directory)
-    if not (directory / BUNDLE_FILE).is_file():
-        return []
-    bundle = read_bundle(directory)
+def _default_first(bundle: dict) -> list[str]:
     return [bundle["default"], *[name for name in bundle["renderers"] if name != bundle["default"]]]
 
 
-def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tuple[Path, str | None]:
-    """(the package folder of ``renderer`` in ``directory``, its name in the bundle or None).
+def renderer_names(directory: str | Path) -> list[str]:
+    """The renderers a package or bundle holds, its default first (a plain package: ``[]``)."""
+    directory = Path(directory)
+    return _default_first(read_bundle(directory)) if (directory / BUNDLE_FILE).is_file() else []
+
+
+def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tuple[Path, str | None, dict | None]:
+    """(the package folder of ``renderer`` in ``directory``, its name in the bundle or None, the
+    bundle's ``read_bundle`` or None).
 
     ``renderer`` None or ``"default"`` is the default; a plain package also answers to its class
     name. Anything else is a UserError listing what the package holds."""
@@ -127,9 +129,9 @@ def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tupl
         if name not in bundle["renderers"]:
             raise UserError(
                 f"the renderer bundle {directory} holds no renderer called {renderer!r}",
-                "Choose one of: " + ", ".join(renderer_names(directory)) + ".",
+                "Choose one of: " + ", ".join(_default_first(bundle)) + ".",
             )
-        return directory / bundle["renderers"][name], name
+        return directory / bundle["renderers"][name], name, bundle
     if renderer not in (None, DEFAULT_RENDERER):
         own = _read_json(directory / "config.json", directory).get("_class_name")
         if renderer != own:
@@ -137,7 +139,7 @@ def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tupl
                 f"the package {directory} holds no renderer called {renderer!r}: it has {own} (its default)",
                 f"Use --renderer {DEFAULT_RENDERER} or --renderer {own}.",
             )
-    return directory, None
+    return directory, None, None
 
 
 def write_bundle(
@@ -147,7 +149,6 @@ def write_bundle(
     default: str,
     readme: str,
     play_resolution: str | None = None,
-    extra_files: dict[str, Path] | None = None,
 ) -> Path:
     """Copy the packages ``members`` (name -> package folder) into one bundle, atomically."""
     import shutil
@@ -169,8 +170,6 @@ def write_bundle(
             },
         )
         (staging / "README.md").write_text(readme)
-        for name, source in (extra_files or {}).items():
-            shutil.copyfile(source, staging / name)
     return directory
 
 
@@ -269,9 +268,8 @@ def load_package(
     """Read a package written by ``write_package`` (or the member ``renderer`` of a bundle, by
     default its default): any registered model class, its EMA weights, the condition spec and
     statistics. Every way a package can be broken is a one-line UserError."""
-    bundle = Path(directory) if (Path(directory) / BUNDLE_FILE).is_file() else None
-    directory, name = resolve_renderer(directory, renderer)
-    play_resolution = read_bundle(bundle)["play_resolution"] if bundle is not None else None
+    bundle_dir = Path(directory)
+    directory, name, bundle = resolve_renderer(directory, renderer)
     meta = _read_json(directory / "conditions.json", directory)
     config = _read_json(directory / "config.json", directory)
     if meta.get("format_version") != PACKAGE_FORMAT_VERSION:
@@ -320,6 +318,6 @@ def load_package(
         sampling=sampling,
         card=meta.get("card", {}),
         name=name,
-        bundle=bundle,
-        play_resolution=play_resolution,
+        bundle=bundle_dir if bundle is not None else None,
+        play_resolution=bundle["play_resolution"] if bundle is not None else None,
     )

@@ -189,6 +189,14 @@ def latest_validation_metrics(run_dir: str | Path) -> dict:
     return metrics
 
 
+def package_folder(source: str | Path) -> Path:
+    """A package folder as given, or a run folder's latest exported package (``RUN/package``)."""
+    source = Path(source)
+    if not (source / "config.json").is_file() and (source / "package" / "config.json").is_file():
+        return source / "package"
+    return source
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, int]:
     """Write a renderer package from the newest complete checkpoint of a training run (its EMA
     weights, the run's config and newest validation metrics) into ``out_dir`` (default
@@ -330,14 +338,9 @@ def bundle_packages(
     readme_extra: str = "",
 ) -> Path:
     """A bundle of packages or runs (a run contributes its ``package`` folder) into ``out_dir``."""
-    from src.runtime.package import check_package, write_bundle
+    from src.runtime.package import write_bundle
 
-    packages = {}
-    for name, source in members.items():
-        source = Path(source)
-        if not (source / "config.json").is_file() and (source / "package" / "config.json").is_file():
-            source = source / "package"
-        packages[name] = check_package(source)
+    packages = {name: package_folder(source) for name, source in members.items()}
     readme = bundle_card(packages, default=default, play_resolution=play_resolution, evaluations=evaluations or {})
     return write_bundle(
         out_dir, packages, default=default, readme=readme + readme_extra, play_resolution=play_resolution

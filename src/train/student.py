@@ -10,8 +10,6 @@ conditions are what it is given.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from src.common.errors import UserError
@@ -21,11 +19,9 @@ from src.diffusion.student import StudentObjective
 
 def _teacher_package(source: str):
     from src.runtime.package import load_package
+    from src.train.package import package_folder
 
-    path = Path(source)
-    if not (path / "config.json").is_file() and (path / "package" / "config.json").is_file():
-        path = path / "package"  # a run folder: its latest package
-    return load_package(path)
+    return load_package(package_folder(source))
 
 
 def student_objective(config, model, data, device) -> StudentObjective:
