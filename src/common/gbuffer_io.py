@@ -47,11 +47,38 @@ import numpy as np
 
 from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M, GBuffer, stack_gbuffers
-from src.common.io import atomic_write_json
+from src.common.io import (
+    DiskFullError,
+    atomic_write_json,
+    claim_output_folder,
+    disk_error,
+    write_output_marker,
+)
 
 CLIP_FORMAT = "velodream-gbuffer-clip"
 CLIP_VERSION = 1
 REQUIRED_META = ("fps", "resolution", "fov_y_deg", "near_m", "far_m", "seed", "depth_kind")
+CLIP_KIND = "G-buffer clip"
+
+
+def is_written_clip(folder: Path) -> bool:
+    """Whether ``folder`` is a clip this writer made before output markers existed: its meta.json
+    (of this format) and its shards, nothing else."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict) or meta.get("format") != CLIP_FORMAT:
+        return False
+    return all(
+        child.name == "meta.json" or (child.name.startswith("frames_") and child.name.endswith(".safetensors"))
+        for child in folder.iterdir()
+    )
+
+
+def claim_clip_folder(directory: str | Path) -> Path:
+    """Refuse (one line) a clip folder this writer may not replace (``claim_output_folder``)."""
+    return claim_output_folder(directory, kind=CLIP_KIND, recognise=is_written_clip, flag="the G-buffer clip folder")
 
 
 class GBufferClipWriter:
@@ -64,11 +91,14 @@ class GBufferClipWriter:
             raise ValueError(f"G-buffer clip meta lacks {missing}")
         self.meta = dict(meta)
         self.frames_per_shard = frames_per_shard
+        claim_clip_folder(self.directory)
         try:
             self.directory.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp",
                                               dir=self.directory.parent))
         except OSError as error:
+            if isinstance(disk_error(error, self.directory.parent), DiskFullError):
+                raise DiskFullError(self.directory.parent) from None
             raise UserError(f"cannot write G-buffer clips to {self.directory}: {error.strerror or error}",
                             "Choose a writable folder for --record_gbuffers.") from None
         self._pending: list[tuple[GBuffer, np.ndarray | None, bool]] = []
@@ -85,7 +115,7 @@ class GBufferClipWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         frames = [p[0] for p in self._pending]
         arrays = {name: np.ascontiguousarray(value) for name, value in stack_gbuffers(frames).items()}
@@ -93,7 +123,11 @@ class GBufferClipWriter:
             arrays["view"] = np.stack([np.asarray(p[1], np.float64) for p in self._pending])
         arrays["new_run"] = np.array([p[2] for p in self._pending], np.uint8)
         name = f"frames_{len(self._shards):06d}.safetensors"
-        save_file(arrays, str(self._tmp / name))
+        try:
+            (self._tmp / name).write_bytes(save(arrays))  # bytes first: a full disk raises an OSError
+        except OSError as error:
+            self.abort()
+            raise disk_error(error, self.directory.parent) from None
         self._shards.append({"file": name, "num_frames": len(frames)})
         self._pending = []
 
@@ -108,7 +142,15 @@ class GBufferClipWriter:
             "shards": self._shards,
         }
         meta["resolution"] = list(meta["resolution"])
-        atomic_write_json(self._tmp / "meta.json", meta)
+        try:
+            atomic_write_json(self._tmp / "meta.json", meta)
+            write_output_marker(self._tmp, kind=CLIP_KIND)
+        except (OSError, DiskFullError) as error:
+            self.abort()
+            if isinstance(error, DiskFullError):
+                raise DiskFullError(self.directory.parent) from None
+            raise
+        claim_clip_folder(self.directory)  # still ours (nothing else appeared there while recording)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self._tmp, 0o777 & ~umask)  # mkdtemp/mkstemp make things private; a clip is a normal folder

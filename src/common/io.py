@@ -2,16 +2,24 @@
 
 A crash, an interrupt or a full disk leaves either the old file or the new one,
 never a half-written one.
+
+Output folders follow one rule (``claim_output_folder``): a command replaces a folder only if
+it wrote that folder itself. Every folder written through ``atomic_directory`` carries a marker
+file (``.velodream-output.json``: the kind of output, the command and the names it wrote); an
+existing folder without the marker, of another kind, or holding a name the command did not
+write, is refused with one line, and so is a folder that contains one of the command's inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +41,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise disk_error(error, target.parent) from None
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, target)
     finally:
@@ -56,18 +67,127 @@ def atomic_write_json(target: str | Path, value: Any) -> None:
     atomic_write_text(target, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
-@contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
+OUTPUT_MARKER = ".velodream-output.json"
 
-    An existing ``target`` is moved aside first and removed after the new one is in place.
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _written_names(folder: Path) -> tuple[str | None, set[str]]:
+    """The kind and the names recorded in ``folder``'s marker (``(None, set())`` without one)."""
+    try:
+        marker = json.loads((folder / OUTPUT_MARKER).read_text())
+    except (OSError, ValueError):
+        return None, set()
+    if not isinstance(marker, dict):
+        return None, set()
+    return str(marker.get("kind")), {str(name) for name in marker.get("files", [])}
+
+
+def claim_output_folder(
+    target: str | Path,
+    *,
+    kind: str,
+    inputs: Iterable[str | Path] = (),
+    recognise: Callable[[Path], bool] | None = None,
+    also_ours: Iterable[str] = (),
+    flag: str = "--out",
+) -> Path:
+    """Check, before any work, that ``target`` may be (re)written as an output of ``kind``.
+
+    Allowed: a folder that does not exist, an empty one, or one this kind of command wrote (its
+    marker names ``kind`` and every name in it, apart from ``also_ours``, is one it wrote; a
+    folder from before markers counts when ``recognise(folder)`` says it is one). Refused with
+    one line (a UserError): anything else, and a ``target`` that equals or contains an input.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    resolved = target.resolve()
+    for source in inputs:
+        if _is_within(Path(source).resolve(), resolved):
+            raise UserError(
+                f"{flag} {target} contains this command's input {source}: writing it would delete the input",
+                f"Choose a new folder for {flag}.",
+            )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UserError(f"{flag} {target} exists and is not a folder", f"Choose a new folder for {flag}.")
+    if not target.exists():
+        return target
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        names = {child.name for child in target.iterdir()}
+    except OSError as error:
+        raise UserError(f"cannot read {flag} {target}: {error.strerror or error}") from None
+    if not names:
+        return target
+    written_kind, written = _written_names(target)
+    if written_kind is None:
+        if recognise is not None and recognise(target):
+            return target
+        raise UserError(
+            f"{flag} {target} already exists and was not written by this command, so it will not be replaced",
+            f"Choose a new folder for {flag}, or move {target} away yourself.",
+        )
+    if written_kind != kind:
+        raise UserError(
+            f"{flag} {target} holds a {written_kind} output, not a {kind}, so it will not be replaced",
+            f"Choose a new folder for {flag}.",
+        )
+    foreign = sorted(names - written - set(also_ours) - {OUTPUT_MARKER})
+    if foreign:
+        raise UserError(
+            f"{flag} {target} holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which this command "
+            "did not write, so it will not be replaced",
+            f"Move {'them' if len(foreign) > 1 else 'it'} out of {target}, or choose a new folder for {flag}.",
+        )
+    return target
+
+
+def write_output_marker(folder: str | Path, *, kind: str) -> None:
+    """Record in ``folder`` that it is an output of ``kind`` and which names the command wrote."""
+    folder = Path(folder)
+    names = sorted(child.name for child in folder.iterdir() if child.name != OUTPUT_MARKER)
+    atomic_write_json(
+        folder / OUTPUT_MARKER,
+        {"kind": kind, "command": " ".join(sys.argv), "files": names},
+    )
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    target: str | Path,
+    *,
+    kind: str,
+    inputs: Iterable[str | Path] = (),
+    recognise: Callable[[Path], bool] | None = None,
+    also_ours: Iterable[str] = (),
+) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
+
+    ``target`` must pass ``claim_output_folder`` (checked before and again at the swap); the new
+    folder gets the output marker of ``kind``. An existing ``target`` is moved aside first and
+    removed after the new one is in place. On any error (a full disk included) the temporary
+    folder is removed and the old ``target`` is left as it was.
+    """
+    target = Path(target)
+    inputs = list(inputs)
+    also_ours = list(also_ours)
+    claim = dict(kind=kind, inputs=inputs, recognise=recognise, also_ours=also_ours)
+    claim_output_folder(target, **claim)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as error:
+        raise disk_error(error, target) from None
+    try:
+        try:
+            yield tmp
+            write_output_marker(tmp, kind=kind)
+        except DiskFullError:
+            raise DiskFullError(target.parent) from None  # name the output, not the temporary folder
+        except OSError as error:
+            raise disk_error(error, target.parent) from None
+        _normal_permissions(tmp)
+        claim_output_folder(target, **claim)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -80,6 +200,39 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(UserError):
+    """The disk (or quota) holding ``folder`` is full: one line naming the folder, exit code 2."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        super().__init__(
+            f"the disk holding {self.folder} is full; nothing half-written was kept",
+            "Free some space there (or choose another folder) and run the same command again.",
+        )
+
+
+def disk_error(error: OSError, folder: str | Path) -> Exception:
+    """A ``DiskFullError`` naming ``folder`` when ``error`` is a full disk (or quota); else ``error``."""
+    if getattr(error, "errno", None) in FULL_DISK_ERRNOS:
+        return DiskFullError(folder)
+    return error
+
+
+def _normal_permissions(folder: Path) -> None:
+    """Give a staged folder and everything in it the usual permissions (mkdtemp makes 0700; some
+    writers make 0600 files)."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def check_writable_file(path: str | Path, *, what: str, suffixes: tuple[str, ...] | None = None) -> Path:

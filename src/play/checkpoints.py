@@ -32,9 +32,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from src.common.errors import UserError
-from src.common.io import atomic_directory
+from src.common.io import FULL_DISK_ERRNOS, DiskFullError, atomic_directory
 from src.play.archives import check_archive_members
-from src.runtime.package import REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
+from src.runtime.package import BUNDLE_FILE, REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -114,7 +114,7 @@ def _resolve_url(source: str, cache: Path, offline: bool) -> Path:
     archive = download_verified(url, digest, cache / "downloads")
     try:
         check_archive_members(archive, source=url)  # before anything is unpacked
-        with atomic_directory(package_dir) as staging:
+        with atomic_directory(package_dir, kind="downloaded package") as staging:
             _extract(archive, staging)
             root = _package_root(staging)
             if root != staging:  # archives often hold one top-level folder
@@ -146,6 +146,8 @@ def download_verified(
             _download_range(url, partial, timeout_s)
             break
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
+            if getattr(error, "errno", None) in FULL_DISK_ERRNOS:
+                raise DiskFullError(directory) from None  # the partial file stays: a rerun resumes it
             if isinstance(error, urllib.error.HTTPError) and error.code not in (408, 429, 500, 502, 503, 504):
                 raise UserError(f"downloading {url} failed: HTTP {error.code} {error.reason}") from None
             last_error = error
@@ -229,7 +231,9 @@ def _extract(archive: Path, destination: Path) -> None:
 
 
 def _package_root(directory: Path) -> Path:
-    if all((directory / name).is_file() for name in REQUIRED_PACKAGE_FILES):
+    """The folder of an unpacked archive that holds the package or bundle (the archive's top
+    level, or its one top-level folder)."""
+    if all((directory / name).is_file() for name in REQUIRED_PACKAGE_FILES) or (directory / BUNDLE_FILE).is_file():
         return directory
     children = [child for child in directory.iterdir() if child.is_dir()]
     if len(children) == 1:

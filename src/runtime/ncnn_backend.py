@@ -2,7 +2,8 @@
 
 The export lives in the renderer package under ``ncnn/<width>x<height>/`` and is made on demand
 the first time a frame size is asked for (written to a temporary folder, then renamed, so an
-interrupted export never leaves a broken one). Where the package folder is read-only (a
+interrupted export never leaves a broken one). It stores a hash of the weights and config it
+came from; when they change (a ``git pull`` of the bundled models) it is made again. Where the package folder is read-only (a
 download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package digest>``.
 
 ``NcnnDenoiser`` implements the same ``CachedDenoiser`` protocol as the torch DiT
@@ -94,26 +95,58 @@ class NcnnNet:
 _EXPORT_NAMES = {"diffusion": "framelet_step", "direct": "direct_step", "recurrent": "recurrent_step"}
 
 
-def _export_dir(package: RendererPackage, height: int, width: int) -> Path:
+NCNN_EXPORT_KIND = "ncnn export"
+EXPORT_KEY_FILE = "source.json"  # the key of the weights and config an export was made from
+
+
+def export_key(package: RendererPackage) -> str:
+    """A hash of the package files an export depends on (weights, model config, conditions)."""
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "config.json", "conditions.json"):
+        digest.update(name.encode())
+        with open(package.path / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _export_dir(package: RendererPackage, height: int, width: int, key: str) -> Path:
     inside = package.path / "ncnn" / f"{width}x{height}"
     if os.access(package.path, os.W_OK):
         return inside
-    digest = hashlib.sha256((package.path / "model.safetensors").read_bytes()).hexdigest()[:16]
-    return default_cache_dir() / "ncnn" / digest / f"{width}x{height}"
+    return default_cache_dir() / "ncnn" / key[:16] / f"{width}x{height}"
+
+
+def _is_written_export(folder: Path) -> bool:
+    """An export folder from before output markers: only the files ``ensure_export`` keeps."""
+    return all(child.is_file() and child.name.endswith((".ncnn.param", ".ncnn.bin", ".json")) for child in folder.iterdir())
+
+
+def _stored_key(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / EXPORT_KEY_FILE).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Path, Path, dict]:
-    """The package's ncnn export for this frame size, made now if missing.
+    """The package's ncnn export for this frame size, made now if missing or made from other
+    weights or config (the export stores the hash of the files it came from, ``export_key``).
 
     Returns (param, bin, shapes): ``shapes`` is the export's JSON (input and output shapes).
     """
-    directory = _export_dir(package, height, width)
+    key = export_key(package)
+    directory = _export_dir(package, height, width, key)
     name = _EXPORT_NAMES[package.model.renderer_kind]
     param, weights = directory / f"{name}.ncnn.param", directory / f"{name}.ncnn.bin"
     shapes = directory / f"{name}.json"
-    if not (param.is_file() and weights.is_file() and shapes.is_file()):
-        print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
-        with atomic_directory(directory) as staging:
+    complete = param.is_file() and weights.is_file() and shapes.is_file()
+    if complete and _stored_key(directory) != key:
+        print(f"the ncnn export in {directory} was made from other weights or config: exporting again", flush=True)
+    if not complete or _stored_key(directory) != key:
+        if not complete:
+            print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
+        with atomic_directory(directory, kind=NCNN_EXPORT_KIND, recognise=_is_written_export) as staging:
             paths = export_step_ncnn(package.model, staging, height, width, name=name)
             keep = {paths["param"].name, paths["bin"].name, paths["shapes"].name}
             for path in paths.values():
@@ -122,6 +155,7 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
             for leftover in staging.iterdir():  # pnnx's intermediates (torchscript, onnx, ...) are not needed
                 if leftover.name not in keep and leftover.is_file():
                     leftover.unlink()
+            (staging / EXPORT_KEY_FILE).write_text(json.dumps({"key": key}) + "\n")
     return param, weights, json.loads(shapes.read_text())
 
 

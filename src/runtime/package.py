@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 from diffusers.models.modeling_utils import ModelMixin
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from src.common.errors import UserError
-from src.common.io import atomic_directory, atomic_write_json
+from src.common.io import atomic_directory, atomic_write_json, claim_output_folder
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.models import renderer_model_class
@@ -142,6 +142,43 @@ def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tupl
     return directory, None, None
 
 
+PACKAGE_KIND = "renderer package"
+BUNDLE_KIND = "renderer bundle"
+NCNN_FOLDER = "ncnn"  # play's exports inside a package (made on demand; not written by the package writer)
+
+
+def is_written_package(folder: Path) -> bool:
+    """Whether ``folder`` is a package written by ``write_package`` before output markers existed:
+    its three required files, and nothing but the names the writer (and play's ncnn export) makes."""
+    names = {child.name for child in folder.iterdir()}
+    ours = {*REQUIRED_PACKAGE_FILES, "README.md", "curves.png", NCNN_FOLDER}
+    return set(REQUIRED_PACKAGE_FILES) <= names and all(
+        name in ours or (name.startswith("samples_") and name.endswith(".png")) for name in names
+    )
+
+
+def is_written_bundle(folder: Path) -> bool:
+    """Whether ``folder`` is a bundle written by ``write_bundle`` before output markers existed:
+    its renderers.json and README.md, and one folder per renderer it lists."""
+    try:
+        members = set(json.loads((folder / BUNDLE_FILE).read_text())["renderers"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return {child.name for child in folder.iterdir()} <= {BUNDLE_FILE, "README.md", *members}
+
+
+def claim_package_folder(directory: str | Path, *, inputs=()) -> Path:
+    """Refuse (one line) a ``--out`` that ``write_package`` may not replace; see ``claim_output_folder``."""
+    return claim_output_folder(
+        directory, kind=PACKAGE_KIND, inputs=inputs, recognise=is_written_package, also_ours=[NCNN_FOLDER]
+    )
+
+
+def claim_bundle_folder(directory: str | Path, *, inputs=()) -> Path:
+    """Refuse (one line) a ``--out`` that ``write_bundle`` may not replace; see ``claim_output_folder``."""
+    return claim_output_folder(directory, kind=BUNDLE_KIND, inputs=inputs, recognise=is_written_bundle)
+
+
 def write_bundle(
     directory: str | Path,
     members: dict[str, str | Path],
@@ -156,7 +193,9 @@ def write_bundle(
     if default not in members:
         raise ValueError(f"the default renderer {default!r} is not one of {list(members)}")
     directory = Path(directory)
-    with atomic_directory(directory) as staging:
+    with atomic_directory(
+        directory, kind=BUNDLE_KIND, inputs=list(members.values()), recognise=is_written_bundle
+    ) as staging:
         for name, source in members.items():
             check_package(source)
             shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns("ncnn", ".*"))
@@ -215,10 +254,14 @@ def write_package(
     readme: str,
     card: dict,
     extra_files: dict[str, Path] | None = None,
+    inputs: tuple[str | Path, ...] | list = (),
 ) -> Path:
     """Write a package atomically (a half-written package never replaces a good one).
 
-    ``extra_files`` maps names inside the package to files copied in (e.g. sample images).
+    ``extra_files`` maps names inside the package to files copied in (e.g. sample images);
+    ``inputs`` are folders the package is made from, which ``directory`` must not contain. An
+    existing ``directory`` is replaced only if it is a package this writer made
+    (``claim_package_folder``).
     """
     import shutil
 
@@ -227,9 +270,12 @@ def write_package(
         name: tensor.detach().to("cpu", torch.float32).contiguous()
         for name, tensor in model.state_dict().items()
     }
-    with atomic_directory(directory) as staging:
+    with atomic_directory(
+        directory, kind=PACKAGE_KIND, inputs=[*inputs, *(extra_files or {}).values()],
+        recognise=is_written_package, also_ours=[NCNN_FOLDER],
+    ) as staging:
         model.save_config(staging)
-        save_file(state, staging / "model.safetensors", metadata={"format": "pt"})
+        (staging / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))  # bytes: a full disk is an OSError
         atomic_write_json(
             staging / "conditions.json",
             {

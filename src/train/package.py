@@ -10,7 +10,7 @@ from pathlib import Path
 
 from src.common.config import load_config, to_dict
 from src.common.errors import UserError
-from src.runtime.package import SamplingDefaults, write_package
+from src.runtime.package import SamplingDefaults, claim_package_folder, write_package
 
 
 def training_command() -> str:
@@ -164,6 +164,7 @@ def export_package(
         readme += "\n## Training curves\n\n![curves](curves.png)\n\nLoss, learning rate and each validation metric against step.\n"
     return write_package(
         out_dir,
+        inputs=[run_dir],
         extra_files=extra_files,
         model=model,
         spec=config.conditions,
@@ -209,6 +210,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[
     run = Path(run_dir)
     if not (run / "run_config.yaml").is_file():
         raise UserError(f"{run} is not a training run (no run_config.yaml)", "Pass a folder under runs/.")
+    out = Path(out_dir) if out_dir else run / "package"
+    claim_package_folder(out, inputs=[run])  # before the model is built
     train_config = load_config(TrainConfig, run / "run_config.yaml")
     latest = ckpt.latest_checkpoint(run)
     if latest is None:
@@ -219,7 +222,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[
     data = TrainingData(train_config, process_index=0, num_processes=1)
     model = build_model(train_config, data)
     load_weights_from(model, run)
-    out = Path(out_dir) if out_dir else run / "package"
     export_package(
         model.eval(), data, train_config, out, step=step, metrics=latest_validation_metrics(run), run_dir=run
     )
@@ -235,6 +237,7 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
     from src.data.prepared import read_manifest
     from src.net.flat_color import FlatColorRenderer
 
+    claim_package_folder(out_dir, inputs=[dataset])
     spec = spec or ConditionSpec()
     albedo = spec.slices().get("albedo")
     if albedo is None:
@@ -274,6 +277,7 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
         sampling=SamplingDefaults(num_denoising_steps=1),
         readme=readme,
         card={"baseline": "flat_color", "dataset": str(dataset), "step": 0},
+        inputs=[dataset],
     )
 
 
@@ -338,9 +342,10 @@ def bundle_packages(
     readme_extra: str = "",
 ) -> Path:
     """A bundle of packages or runs (a run contributes its ``package`` folder) into ``out_dir``."""
-    from src.runtime.package import write_bundle
+    from src.runtime.package import claim_bundle_folder, write_bundle
 
     packages = {name: package_folder(source) for name, source in members.items()}
+    claim_bundle_folder(out_dir, inputs=[*members.values(), *packages.values()])  # before the packages load
     readme = bundle_card(packages, default=default, play_resolution=play_resolution, evaluations=evaluations or {})
     return write_bundle(
         out_dir, packages, default=default, readme=readme + readme_extra, play_resolution=play_resolution

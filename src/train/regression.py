@@ -21,13 +21,15 @@ import torch
 from tqdm import tqdm
 
 from src.common.errors import UserError
-from src.common.io import atomic_directory, atomic_write_json
+from src.common.io import atomic_directory, atomic_write_json, claim_output_folder
 from src.conditions.augment import AugmentConfig
 from src.conditions.spec import ConditionSpec
 from src.data.loader import ClipDataset
 from src.net.regression import RegressionNet
 from src.runtime.package import SamplingDefaults, write_package
 from src.train.package import training_command
+
+REGRESSION_KIND = "regression baseline"
 
 
 @dataclasses.dataclass
@@ -78,6 +80,7 @@ def l1_loss(model: RegressionNet, batch: dict) -> torch.Tensor:
 
 def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> RegressionTrainResult:
     """Train a ``RegressionNet`` with L1 on ``config.dataset``'s train split; save it to ``out_dir``."""
+    claim_output_folder(out_dir, kind=REGRESSION_KIND, inputs=[config.dataset])  # before training
     if config.max_steps is None and config.max_seconds is None:
         raise UserError("the regression baseline needs max_steps or max_seconds", "Set one of them.")
     if config.num_threads:
@@ -120,7 +123,7 @@ def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> R
     progress.close()
     model.eval()
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, kind=REGRESSION_KIND, inputs=[config.dataset]) as staging:
         model.to("cpu").save_pretrained(staging)
         atomic_write_json(
             staging / "training.json",
