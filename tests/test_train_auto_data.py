@@ -35,8 +35,9 @@ def one_short_embedded_clip(monkeypatch):
     return bikes
 
 
-def test_the_tiny_preset_prepares_its_missing_dataset_then_trains(tmp_path, one_short_embedded_clip, capsys):
+def test_the_tiny_preset_prepares_its_missing_dataset_then_trains(tmp_path, one_short_embedded_clip, capsys, monkeypatch):
     dataset = tmp_path / "data" / "prepared" / "default"
+    monkeypatch.setattr(auto_data, "EMBEDDED_DATASET", str(dataset))  # the preset's folder, in a temporary place
     assert auto_data.default_prepare_config(str(dataset)).defaults  # what prepare_data --defaults does
     run_train(tiny_overrides(dataset, tmp_path / "runs", 1, "--validation.enabled", "false"))
     err = capsys.readouterr().err

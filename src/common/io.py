@@ -93,6 +93,7 @@ def claim_output_folder(
     recognise: Callable[[Path], bool] | None = None,
     also_ours: Iterable[str] = (),
     flag: str = "--out",
+    replaces: bool = True,
 ) -> Path:
     """Check, before any work, that ``target`` may be (re)written as an output of ``kind``.
 
@@ -100,6 +101,9 @@ def claim_output_folder(
     marker names ``kind`` and every name in it, apart from ``also_ours``, is one it wrote; a
     folder from before markers counts when ``recognise(folder)`` says it is one). Refused with
     one line (a UserError): anything else, and a ``target`` that equals or contains an input.
+    ``replaces=False`` is for commands that only add or update their own files in the folder
+    (``prepare_data``, ``evaluate``): other files in a folder of their kind are left alone, so
+    they do not block it.
     """
     target = Path(target)
     resolved = target.resolve()
@@ -133,7 +137,7 @@ def claim_output_folder(
             f"Choose a new folder for {flag}.",
         )
     foreign = sorted(names - written - set(also_ours) - {OUTPUT_MARKER})
-    if foreign:
+    if foreign and replaces:
         raise UserError(
             f"{flag} {target} holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which this command "
             "did not write, so it will not be replaced",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.common.io import check_writable_file
+from src.common.io import check_writable_file, disk_error
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 
@@ -45,20 +45,30 @@ class Mp4Writer:
         if self.width % 2 or self.height % 2:
             rgb = np.pad(rgb, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as error:  # a full disk: remove the partial file and say which folder
+            self.abort()
+            raise disk_error(error, self.path.parent) from None
         self.num_frames += 1
 
     def close(self) -> Path:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        except OSError as error:
+            self.abort()
+            raise disk_error(error, self.path.parent) from None
         os.replace(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
         try:
             self._container.close()
+        except OSError:
+            pass  # closing flushes, which fails again on a full disk; the file goes anyway
         finally:
             self._tmp.unlink(missing_ok=True)
 

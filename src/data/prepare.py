@@ -1,8 +1,11 @@
 """Videos -> a prepared dataset (frames + extracted raw channels in shards, and a manifest).
 
 Resumable: shards are written atomically and skipped when present; a video whose ``video.json``
-exists with the same settings is skipped without decoding. A corrupt or unsupported file is
-reported and skipped. Under ``accelerate launch`` each process takes every ``world``-th video
+exists with the same settings and the same content is skipped without decoding (its content is
+keyed by size and modification time, then by a SHA-256 of the file when those changed, so a video
+fetched again at the same path is prepared again). A corrupt or unsupported file is reported and
+skipped; a full disk stops the run with one line. The output folder is marked as a prepared
+dataset; an existing folder that is not one is refused (``src/common/io.py``). Under ``accelerate launch`` each process takes every ``world``-th video
 (``accelerate.PartialState``); the main process writes the manifest once all are done.
 """
 
@@ -19,7 +22,13 @@ import numpy as np
 
 from src.common.config import parse_resolution, to_dict
 from src.common.errors import UserError
-from src.common.io import atomic_write_json
+from src.common.io import (
+    FULL_DISK_ERRNOS,
+    DiskFullError,
+    atomic_write_json,
+    claim_output_folder,
+    write_output_marker,
+)
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
@@ -81,6 +90,29 @@ def _settings_digest(config: PrepareConfig) -> str:
     return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
+PREPARED_KIND = "prepared dataset"
+
+
+def is_prepared_folder(folder: Path) -> bool:
+    """A dataset folder written before output markers: only what ``prepare_dataset`` writes."""
+    return {child.name for child in folder.iterdir()} <= {"manifest.json", "videos", "failures"}
+
+
+def content_key(path: Path, record: dict | None) -> dict:
+    """The video file's size, modification time and SHA-256; the hash is taken from ``record``
+    (an earlier run's) when size and time are unchanged, else computed from the file."""
+    stat = path.stat()
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    previous = (record or {}).get("source_key") or {}
+    if previous.get("size") == key["size"] and previous.get("mtime_ns") == key["mtime_ns"] and previous.get("sha256"):
+        return key | {"sha256": previous["sha256"]}
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return key | {"sha256": digest.hexdigest()}
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -107,14 +139,21 @@ def prepare_video(
     vid = video_id(path)
     folder = out / "videos" / vid
     record_path = folder / "video.json"
-    digest = _settings_digest(config)
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("settings_digest") == digest and all(
-            (folder / s["file"]).is_file() for s in record["shards"]
+    try:
+        previous = json.loads(record_path.read_text()) if record_path.is_file() else None
+    except (OSError, ValueError):
+        previous = None
+    source_key = content_key(path, previous)
+    # shards are keyed on the settings and on the video's content
+    digest = hashlib.sha1(f"{_settings_digest(config)}:{source_key['sha256']}".encode()).hexdigest()[:16]
+    if previous is not None:
+        if previous.get("settings_digest") == digest and all(
+            (folder / s["file"]).is_file() for s in previous["shards"]
         ):
-            _log_ended_early(record)
-            return record
+            _log_ended_early(previous)
+            return previous
+        if ((previous.get("source_key") or {}).get("sha256") or source_key["sha256"]) != source_key["sha256"]:
+            _log(f"{path} changed since it was prepared into {folder}: preparing it again")
     decode = config.decode_config()
     info = probe_video(path)
     frames, report = decode_video_with_report(path, decode)  # t h w 3
@@ -166,6 +205,7 @@ def prepare_video(
         "shards": shards,
         "decode": report.to_dict(),
         "settings_digest": digest,
+        "source_key": source_key,
     }
     _log_ended_early(record)
     atomic_write_json(record_path, record)
@@ -201,6 +241,13 @@ def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
     return accumulator.stats()
 
 
+def _skip(path: Path, error: Exception, failure_file: Path) -> None:
+    """Report a video that could not be prepared and record why (the manifest lists it)."""
+    message = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    _log(f"skipped {path}: {message}")
+    atomic_write_json(failure_file, {"source": str(path), "error": message})
+
+
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
     import torch
@@ -217,6 +264,10 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     else:
         sources = find_videos(config.videos)
     config.decode_config()  # validate before any work
+    claim_output_folder(out, kind=PREPARED_KIND, recognise=is_prepared_folder, replaces=False)
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_output_marker(out, kind=PREPARED_KIND)
     mine = sources[state.process_index :: state.num_processes]
     extractor = Extractor(config.extract)
     failures_dir = out / "failures"
@@ -228,12 +279,15 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
             prepare_video(path, out, config, extractor, position=1)
             if failure_file.exists():
                 failure_file.unlink()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFullError):
             raise
+        except OSError as error:
+            if error.errno in FULL_DISK_ERRNOS:  # not the video's fault: stop, nothing half-written is kept
+                raise DiskFullError(out) from None
+            _skip(path, error, failure_file)
         except Exception as error:  # report, skip, go on with the other videos
-            message = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            _log(f"skipped {path}: {message}")
-            atomic_write_json(failure_file, {"source": str(path), "error": message})
+            _skip(path, error, failure_file)
+
     state.wait_for_everyone()
     if not state.is_main_process:
         return None

@@ -41,11 +41,11 @@ def shard_name(split: str, index: int) -> str:
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write one shard atomically (a killed run never leaves a half-written shard)."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     tensors = {key: np.ascontiguousarray(arrays[key].astype(STORED_DTYPES[key])) for key in SHARD_KEYS}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(save(tensors, metadata=metadata))  # bytes first: a full disk raises an OSError
 
 
 def read_shard_arrays(path: str | Path) -> dict[str, np.ndarray]:

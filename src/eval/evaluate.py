@@ -135,6 +135,15 @@ def prepared_data(data: str, *, width: int, height: int, fps: float, split: str,
     return Path(config.out)
 
 
+EVALUATION_KIND = "evaluation"
+_EVALUATION_FILES = ("metrics.json", "run.json", "real.mp4", "real.png", "game.mp4", "game.png")
+
+
+def _is_evaluation_folder(folder: Path) -> bool:
+    """An ``evaluate`` output from before output markers: its files and its cached game rides."""
+    return all(child.name in _EVALUATION_FILES or child.name.startswith("game_seed") for child in folder.iterdir())
+
+
 def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
     data = Path(config.data or "data").resolve()
     return Path("runs") / "evaluate" / f"{package_path.resolve().name}-{data.stem}-{config.split}"
@@ -166,7 +175,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     ``OUT/metrics.json``."""
     import torch
 
-    from src.common.io import atomic_write_json
+    from src.common.io import atomic_write_json, claim_output_folder, write_output_marker
     from src.common.video import save_png, write_mp4
     from src.data.prepared import read_manifest
     from src.eval.scoring import (
@@ -187,6 +196,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     package = load_package(resolve_checkpoint(config.checkpoint, cache_dir=cache_dir), renderer=config.renderer)
     out = Path(config.out) if config.out else _default_out(config, package.path)
+    claim_output_folder(out, kind=EVALUATION_KIND, recognise=_is_evaluation_folder, replaces=False)
     dataset = prepared_data(
         config.data, width=package.width, height=package.height, fps=package.fps, split=config.split,
         cache_dir=cache_dir,
@@ -261,6 +271,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         write_mp4(out / "game.mp4", game_video, fps=fps)
         save_png(out / "game.png", frame_strip(game_video, count=4))
     print(format_table(metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"))
+    write_output_marker(out, kind=EVALUATION_KIND)
     print(f"wrote {out / 'metrics.json'}")
     return metrics
 

@@ -297,10 +297,13 @@ def run_fold(
     }
 
 
+GENERALISATION_KIND = "leave-one-clip-out benchmark"
+
+
 def run_generalisation(config: GeneralisationConfig) -> dict:
     """Every fold (or the one ``only`` names); writes ``out/results.json`` and ``out/results.md``
     and returns the results."""
-    from src.common.io import atomic_write_json, atomic_write_text
+    from src.common.io import atomic_write_json, atomic_write_text, claim_output_folder, write_output_marker
     from src.data.decode import find_videos
 
     videos = find_videos(config.videos) if config.videos else default_videos()
@@ -311,6 +314,12 @@ def run_generalisation(config: GeneralisationConfig) -> dict:
     if config.max_steps is None and config.minutes <= 0:
         raise UserError("give a training budget: --minutes > 0 or --max_steps")
     out = Path(config.out)
+    claim_output_folder(
+        out, kind=GENERALISATION_KIND, inputs=videos, replaces=False,
+        recognise=lambda folder: (folder / "results.json").is_file() or (folder / "data").is_dir(),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_output_marker(out, kind=GENERALISATION_KIND)
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {"folds": {}}
     for heldout in select_folds(videos, config.only):

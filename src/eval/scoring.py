@@ -150,6 +150,17 @@ def load_real_clips(
             )
     if num_clips < 1:
         return []
+    # every distinct start frame is one clip: more than that would repeat clips (and their memory)
+    distinct = sum(max(0, s["num_frames"] - clip_frames + 1) for s in segments(manifest, split))
+    if distinct == 0:
+        raise UserError(
+            f"no {split} part of {dataset} has {clip_frames} frames for one clip",
+            "Use fewer --clip_frames, or longer videos / a higher fps.",
+        )
+    if num_clips > distinct:
+        print(f"note: {split} of {dataset} holds {distinct} distinct {clip_frames}-frame clip(s), not {num_clips}: "
+              f"using {distinct}", flush=True)
+        num_clips = distinct
     clips_set = ClipDataset(
         dataset,
         split=split,

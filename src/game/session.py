@@ -250,6 +250,9 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
         check_writable_file(path, what="video", suffixes=(".mp4", ".mkv", ".mov"))
     if config.record_gbuffers is not None:
         check_writable_dir(config.record_gbuffers, what="G-buffer clip")
+        from src.common.gbuffer_io import claim_clip_folder
+
+        claim_clip_folder(config.record_gbuffers)  # before anything is rendered
 
     session = GameSession(config, view_sources=view_sources)
     window = None

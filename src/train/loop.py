@@ -36,6 +36,7 @@ from src.train.data import TrainingData
 from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
 from src.train.package import export_package, sampling_defaults, training_command
+from src.train.run_folder import claim_run_folder, drop_log_records_after, lock_run_folder, release_run_folder
 from src.train.schedule import warmup_steady_cooldown
 from src.train.student import student_objective
 
@@ -179,6 +180,10 @@ class Trainer:
             accelerator.load_state(str(self.resume[1]))
             if self.is_main:
                 print(f"resuming {run_dir} from step {self.state.step}")
+        if self.is_main:
+            dropped = drop_log_records_after(run_dir, self.state.step)  # logged after the checkpoint
+            if dropped:
+                print(f"dropped {dropped} record(s) past step {self.state.step} from {run_dir / 'logs.jsonl'}")
         if config.trackers:
             accelerator.init_trackers(config.run_name, config=_flat_hparams(config))
         self.raw_model = accelerator.unwrap_model(self.model)
@@ -186,7 +191,9 @@ class Trainer:
 
     def _prepare_run_dir(self) -> None:
         run_dir, config = self.run_dir, self.config
+        claim_run_folder(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = lock_run_folder(run_dir)  # before anything in the folder is touched
         ckpt.remove_incomplete(run_dir)
         _check_same_run(run_dir, config)
         atomic_write_text(run_dir / "run_config.yaml", to_yaml(config))
@@ -326,6 +333,8 @@ class Trainer:
         if self.is_main and not (self.run_dir / "package").is_dir() and self.resume is not None:
             self.validate_and_export(state.step)  # a finished run re-run: make sure its package exists
         accelerator.end_training()
+        if self.is_main:
+            release_run_folder(self.lock)
         return self.run_dir
 
 
