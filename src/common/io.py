@@ -186,10 +186,10 @@ def atomic_directory(
         try:
             yield tmp
             write_output_marker(tmp, kind=kind)
-        except DiskFullError:
-            raise DiskFullError(target.parent) from None  # name the output, not the temporary folder
-        except OSError as error:
-            raise disk_error(error, target.parent) from None
+        except Exception as error:
+            if is_full_disk(error, target.parent):  # name the output's folder, not the temporary one
+                raise DiskFullError(target.parent) from None
+            raise
         _normal_permissions(tmp)
         claim_output_folder(target, **claim)
         old = None
@@ -225,6 +225,25 @@ def disk_error(error: OSError, folder: str | Path) -> Exception:
     if getattr(error, "errno", None) in FULL_DISK_ERRNOS:
         return DiskFullError(folder)
     return error
+
+
+def is_full_disk(error: BaseException, folder: str | Path) -> bool:
+    """Whether ``error`` (from any writer: Python, torch, safetensors' Rust) came from a full disk:
+    its errno, its message, or no space left on ``folder``'s file system."""
+    if isinstance(error, DiskFullError) or getattr(error, "errno", None) in FULL_DISK_ERRNOS:
+        return True
+    if not isinstance(error, (OSError, RuntimeError)) and type(error).__name__ != "SafetensorError":
+        return False
+    if "No space left on device" in str(error) or "os error 28" in str(error):
+        return True
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail == 0 or stats.f_bfree == 0
 
 
 def _normal_permissions(folder: Path) -> None:

@@ -1,6 +1,7 @@
 """Video decoding with PyAV: any container FFmpeg's libraries read (mp4, avi, mkv, webm, mov),
 resampled to a target frame rate, optionally trimmed, centre-cropped to the target aspect and
-resized with an antialiasing filter.
+resized with an antialiasing filter. A stream's display rotation (a phone's portrait or upside-down
+recording) is applied first, so frames come out upright.
 
 Frames come back as one ``t h w 3`` uint8 RGB array. Each video is then split in time into a
 training part and a held-out validation part (the last ``val_fraction`` of its frames), so that
@@ -152,6 +153,16 @@ def _declared_frames(stream, container) -> tuple[int | None, bool]:
     return None, False
 
 
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """``image`` (h w c) as it is meant to be shown: turned by its display matrix's ``rotation``
+    (PyAV's ``frame.rotation``, counter-clockwise degrees, as phones write it), as ffmpeg's own
+    autorotate does. Only quarter turns occur in practice; others round to the nearest."""
+    clockwise_quarter_turns = round(-rotation / 90) % 4
+    if clockwise_quarter_turns == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=-clockwise_quarter_turns))
+
+
 def iter_source_frames(
     path: str | Path, *, start_s: float = 0.0, report: DecodeReport | None = None
 ) -> Iterator[tuple[float, np.ndarray]]:
@@ -187,7 +198,7 @@ def iter_source_frames(
             if first_time is not None:
                 time -= first_time
             index += 1
-            yield time, frame.to_ndarray(format="rgb24")
+            yield time, upright(frame.to_ndarray(format="rgb24"), frame.rotation)
         report.reached_end = True
     except av.FFmpegError as error:
         if index == 0:

@@ -23,10 +23,10 @@ import numpy as np
 from src.common.config import parse_resolution, to_dict
 from src.common.errors import UserError
 from src.common.io import (
-    FULL_DISK_ERRNOS,
     DiskFullError,
     atomic_write_json,
     claim_output_folder,
+    is_full_disk,
     write_output_marker,
 )
 from src.conditions.encode import StatsAccumulator
@@ -279,13 +279,11 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
             prepare_video(path, out, config, extractor, position=1)
             if failure_file.exists():
                 failure_file.unlink()
-        except (KeyboardInterrupt, DiskFullError):
+        except KeyboardInterrupt:
             raise
-        except OSError as error:
-            if error.errno in FULL_DISK_ERRNOS:  # not the video's fault: stop, nothing half-written is kept
-                raise DiskFullError(out) from None
-            _skip(path, error, failure_file)
         except Exception as error:  # report, skip, go on with the other videos
+            if is_full_disk(error, out):  # not the video's fault: stop (shards are atomic: none half-written)
+                raise DiskFullError(out) from None
             _skip(path, error, failure_file)
 
     state.wait_for_everyone()

@@ -48,7 +48,12 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(BundleConfig, argv, prog="bundle_package", description=__doc__)
-    members = dict(_pairs(config.renderers, "--renderers"))
+    pairs = _pairs(config.renderers, "--renderers")
+    names = [name for name, _ in pairs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise UserError(f"--renderers names {', '.join(duplicates)} more than once", "Give each renderer its own name.")
+    members = dict(pairs)
     if not members or not config.out:
         raise UserError("give --renderers NAME=PACKAGE ... and --out DIR")
     default = config.default or next(iter(members))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
-from src.common.io import atomic_write_text
+from src.common.io import DiskFullError, atomic_write_text, is_full_disk
 from src.diffusion.flow_matching import resolution_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.eval.curves import plot_run_curves
@@ -339,8 +339,18 @@ class Trainer:
 
 
 def train(config: TrainConfig) -> Path:
-    """Train (or resume) the run described by ``config``; return the run directory."""
-    return Trainer(config).run()
+    """Train (or resume) the run described by ``config``; return the run directory.
+
+    A full disk stops it with one line naming the run folder; the unfinished checkpoint is removed,
+    so a later run resumes from the last complete one."""
+    run_dir = Path(config.runs_dir) / config.run_name
+    try:
+        return Trainer(config).run()
+    except Exception as error:
+        if not is_full_disk(error, run_dir):
+            raise
+        ckpt.remove_incomplete(run_dir)
+        raise DiskFullError(run_dir) from None
 
 
 def _log(run_dir: Path, accelerator: Accelerator, record: dict, step: int) -> None:
