@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from src.common.io import OUTPUT_MARKER
+
     api = HfApi()
     try:
         api.create_repo(config.repo_id, repo_type="model", private=config.private, exist_ok=True)
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             revision=config.revision,
             commit_message=config.commit_message,
             allow_patterns=["*.json", "*.safetensors", "*.md", "*.png", "ncnn/*"],
+            ignore_patterns=[OUTPUT_MARKER],  # says who wrote the local folder; not part of the package
         )
     except HfHubHTTPError as error:
         raise UserError(

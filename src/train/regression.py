@@ -32,6 +32,13 @@ from src.train.package import training_command
 REGRESSION_KIND = "regression baseline"
 
 
+def _is_regression_folder(folder: Path) -> bool:
+    """A regression baseline written before output markers: only the files ``train_regression`` writes."""
+    return {child.name for child in folder.iterdir()} <= {
+        "config.json", "diffusion_pytorch_model.safetensors", "training.json", "package",
+    }
+
+
 @dataclasses.dataclass
 class RegressionTrainConfig:
     """What the regression baseline trains on, for how long, and how."""
@@ -80,7 +87,8 @@ def l1_loss(model: RegressionNet, batch: dict) -> torch.Tensor:
 
 def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> RegressionTrainResult:
     """Train a ``RegressionNet`` with L1 on ``config.dataset``'s train split; save it to ``out_dir``."""
-    claim_output_folder(out_dir, kind=REGRESSION_KIND, inputs=[config.dataset])  # before training
+    claim = dict(kind=REGRESSION_KIND, inputs=[config.dataset], recognise=_is_regression_folder)
+    claim_output_folder(out_dir, **claim)  # before training
     if config.max_steps is None and config.max_seconds is None:
         raise UserError("the regression baseline needs max_steps or max_seconds", "Set one of them.")
     if config.num_threads:
@@ -123,7 +131,7 @@ def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> R
     progress.close()
     model.eval()
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir, kind=REGRESSION_KIND, inputs=[config.dataset]) as staging:
+    with atomic_directory(out_dir, **claim) as staging:
         model.to("cpu").save_pretrained(staging)
         atomic_write_json(
             staging / "training.json",
