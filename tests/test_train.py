@@ -120,7 +120,8 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
     validation = {p for p in files if p.startswith("validation/")}
     assert (
         files
-        == {"run_config.yaml", "logs.jsonl", "command.txt", "curves.png"} | checkpoint | package | samples | validation
+        == {"run_config.yaml", "logs.jsonl", "command.txt", "curves.png", ".lock", "package/.velodream-output.json"}
+        | checkpoint | package | samples | validation
     )
     marker = json.loads((run / "checkpoints/step-0000002/complete.json").read_text())
     assert marker["step"] == 2 and marker["data_position"] == 2
@@ -187,6 +188,8 @@ def test_sigkill_during_training_then_rerun_completes(tiny_dataset, tmp_path):
     assert step >= 1
     run_train(tiny_overrides(tiny_dataset, tmp_path, step + 1, "--validation.enabled", "false"))
     assert latest_checkpoint(tmp_path / "cpu_tiny")[0] == step + 1
+    steps = [r["step"] for r in train_logs(tmp_path / "cpu_tiny") if r["kind"] == "train"]
+    assert steps == list(range(1, step + 2))  # the steps logged after the kept checkpoint are not doubled
 
 
 def test_batches_read_in_worker_processes_are_the_step_batches(tiny_dataset):
