@@ -138,3 +138,28 @@ def test_channel_dropout_zeroes_whole_groups_but_never_all():
         cond, np.random.default_rng(0)
     )
     assert torch.equal(plain, with_zero)
+
+
+def test_encode_game_frame_is_encode_gbuffer_by_default_and_runs_the_transforms_when_asked(road_frames):
+    from src.common.gbuffer import GBuffer
+    from src.conditions.align import encode_game_frame, make_aligner
+    from src.conditions.encode import ConditionStats, encode_gbuffer
+
+    arrays = _game_arrays(road_frames)
+    same = arrays | {"color": np.stack([road_frames[0]] * 3)}
+    gbuffers = [GBuffer(**{k: v[t] for k, v in same.items()}) for t in range(2)]
+    stats, spec = ConditionStats(), ConditionSpec()
+    assert make_aligner(spec) is None
+    plain = encode_game_frame(gbuffers[0], None, spec=spec, stats=stats)
+    assert torch.equal(plain, encode_gbuffer(gbuffers[0], spec, stats))
+
+    spec = ConditionSpec(game_flow="estimated")
+    aligner = make_aligner(spec)
+    first, second = (encode_game_frame(g, aligner, spec=spec, stats=stats) for g in gbuffers)
+    flow = spec.slices()["flow"]
+    assert torch.all(first[flow] == 0) and torch.all(second[flow] == 0)  # the same frame twice: no motion
+    moved = GBuffer(**({k: v[1] for k, v in arrays.items()} | {"color": np.roll(road_frames[0], 3, axis=1)}))
+    third = encode_game_frame(moved, aligner, spec=spec, stats=stats)
+    assert third[flow][0, 16:-16, 16:-16].median() > 0.3  # the DIS flow of a 3 px shift, encoded
+    restarted = encode_game_frame(moved, aligner, spec=spec, stats=stats, new_run=True)
+    assert torch.all(restarted[flow] == 0)

@@ -28,7 +28,9 @@ import dataclasses
 import cv2
 import numpy as np
 
+from src.common.gbuffer import GBuffer
 from src.conditions.depth import GeometricDepth
+from src.conditions.encode import ConditionStats, encode
 from src.conditions.extract import ExtractConfig
 from src.conditions.flat_color import FlatColor
 from src.conditions.flow import DISFlow
@@ -98,6 +100,31 @@ class GameConditionAligner:
             out["depth"] = self._depth(color[None], out["flow"][None])[0].astype(np.float32)
             depth_kind = "inverse_relative"
         return out, depth_kind
+
+
+def make_aligner(spec: ConditionSpec) -> GameConditionAligner | None:
+    """An aligner for ``spec``'s game-side transforms, or None where it asks for none."""
+    return GameConditionAligner(spec) if needs_alignment(spec) else None
+
+
+def encode_game_frame(
+    gbuffer: GBuffer,
+    aligner: GameConditionAligner | None,
+    *,
+    spec: ConditionSpec,
+    stats: ConditionStats,
+    fov_y_deg: float | None = None,
+    new_run: bool = False,
+):
+    """One game G-buffer through the spec's game-side transforms (``aligner``, None: none) and
+    ``encode``: a ``C h w`` tensor. ``new_run`` starts a new ride (the aligner forgets its state)."""
+    if aligner is None:
+        channels, depth_kind = gbuffer.arrays(), gbuffer.depth_kind
+    else:
+        if new_run:
+            aligner.reset()
+        channels, depth_kind = aligner(gbuffer.arrays(), depth_kind=gbuffer.depth_kind)
+    return encode(channels, spec=spec, stats=stats, depth_kind=depth_kind, fov_y_deg=fov_y_deg)
 
 
 def align_game_clip(

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from src.common.gbuffer import GBuffer
-from src.conditions.align import GameConditionAligner, needs_alignment
-from src.conditions.encode import encode, encode_gbuffer
+from src.conditions.align import encode_game_frame, make_aligner
 from src.runtime.package import RendererPackage
 from src.runtime.renderer import Renderer
 
@@ -54,8 +53,7 @@ class NeuralRenderer:
         self.times = StageTimes()
         self._pending: list[torch.Tensor] = []
         # the package's game-side condition transforms (src/conditions/align.py), if it asks for any
-        spec = package.spec
-        self._aligner = GameConditionAligner(spec) if needs_alignment(spec) else None
+        self._aligner = make_aligner(package.spec)
 
     def reset(self) -> None:
         """A new ride: drop the context, any half-collected framelet and the aligner's state."""
@@ -65,11 +63,8 @@ class NeuralRenderer:
             self._aligner.reset()
 
     def encode(self, gbuffer: GBuffer) -> torch.Tensor:
-        if self._aligner is None:
-            return encode_gbuffer(gbuffer, self.package.spec, self.package.stats, fov_y_deg=self.fov_y_deg)
-        channels, depth_kind = self._aligner(gbuffer.arrays(), depth_kind=gbuffer.depth_kind)
-        return encode(
-            channels, spec=self.package.spec, stats=self.package.stats, depth_kind=depth_kind, fov_y_deg=self.fov_y_deg
+        return encode_game_frame(
+            gbuffer, self._aligner, spec=self.package.spec, stats=self.package.stats, fov_y_deg=self.fov_y_deg
         )
 
     def push(self, gbuffer: GBuffer) -> np.ndarray | None:
