@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from src.common.errors import UserError
-from src.conditions.align import GameConditionAligner, align_game_clip, blur_flow, needs_alignment
+from src.conditions.align import GameConditionAligner, align_game_clip, needs_alignment
 from src.conditions.augment import AugmentConfig, ConditionAugmenter
 from src.conditions.depth import GeometricDepth
-from src.conditions.flat_color import FlatColor
 from src.conditions.spec import ConditionSpec
 
 ROAD = Path("/work/shared/data/real_videos/highway_ride_udacity_part1.mp4")
@@ -58,27 +57,6 @@ def test_estimated_flow_finds_a_known_shift_of_a_real_frame(road_frames):
     assert abs(np.median(interior[..., 0]) - 3.0) < 0.5 and abs(np.median(interior[..., 1])) < 0.5
 
 
-def test_blurred_flow_keeps_a_uniform_flow_and_smooths_an_edge():
-    flow = np.zeros((32, 32, 2), np.float32)
-    flow[..., 0] = 2.0
-    assert np.allclose(blur_flow(flow, sigma_px=2.0), flow, atol=1e-5)
-    flow[:, 16:, 0] = 6.0
-    blurred = blur_flow(flow, sigma_px=2.0)
-    assert 2.0 < blurred[0, 16, 0] < 6.0 and 2.0 < blurred[0, 15, 0] < 6.0
-
-
-def test_flattened_raster_is_the_real_extractor_on_the_raster(road_frames):
-    arrays = _game_arrays(road_frames)
-    out, _ = align_game_clip(arrays, ConditionSpec(game_albedo="flattened_raster"))
-    flat = FlatColor()
-    flat.fit(road_frames[:1])  # the palette comes from the ride's first frame
-    for t in range(len(road_frames)):
-        assert np.array_equal(out["albedo"][t], flat.frame(road_frames[t]))
-    assert (
-        len(np.unique(out["albedo"].reshape(-1, 3), axis=0)) <= 12 + 12 * 8
-    )  # a palette, plus median-filter mixes
-
-
 def test_estimated_depth_is_the_real_geometric_extractor(road_frames):
     arrays = _game_arrays(road_frames[:1])
     out, kind = align_game_clip(arrays, ConditionSpec(game_depth="estimated"))
@@ -100,20 +78,18 @@ def test_the_raster_transforms_need_the_colour():
     arrays = _game_arrays(np.zeros((1, 8, 8, 3), np.uint8))
     del arrays["color"]
     with pytest.raises(ValueError, match="color"):
-        GameConditionAligner(ConditionSpec(game_albedo="flattened_raster"))(
-            {k: v[0] for k, v in arrays.items()}
-        )
+        GameConditionAligner(ConditionSpec(game_depth="estimated"))({k: v[0] for k, v in arrays.items()})
 
 
 def test_spec_options_round_trip_and_old_packages_keep_todays_behaviour():
-    spec = ConditionSpec(game_flow="blurred", game_albedo="flattened_raster", flow_blur_fraction=0.05)
+    spec = ConditionSpec(game_flow="estimated", game_depth="estimated")
     assert ConditionSpec.from_dict(spec.to_dict()) == spec
     old = ConditionSpec.from_dict(
         {"channels": ["albedo", "depth", "normals", "flow"], "normals_source": "depth"}
     )
     assert old == ConditionSpec() and not needs_alignment(old)
     with pytest.raises(UserError, match="game_flow"):
-        ConditionSpec(game_flow="raft")
+        ConditionSpec(game_flow="blurred")
 
 
 def test_channel_dropout_zeroes_whole_groups_but_never_all():

@@ -4,19 +4,18 @@ Real-video channels come from weight-free extractors run on pixels (flat colour,
 geometric depth); the game's are exact. A model trained on the first learns to trust only what
 looks alike on both sides. These transforms run the *same* extractor on the game's raster frame
 instead of using the exact channel, so both sides go through one function. Each is chosen per
-channel by the condition spec (``ConditionSpec.game_albedo`` / ``game_flow`` / ``game_depth``);
-``"gbuffer"`` (the default, what every older package does) keeps the exact channel.
+channel by the condition spec (``ConditionSpec.game_flow`` / ``game_depth``); ``"gbuffer"`` (the
+default, what every older package does) keeps the exact channel.
 
-- ``game_albedo="flattened_raster"``: the flat colour of the raster frame, by ``FlatColor`` (the
-  real extractor: lighting flattening, bilateral smoothing, a k-means palette). The palette is
-  fitted on the first frame of a ride, so play can run it frame by frame.
 - ``game_flow="estimated"``: OpenCV DIS between consecutive raster frames (the real extractor),
-  zero on a ride's first frame (as on a real clip's); ``"blurred"``: the exact flow smoothed by a
-  Gaussian of ``flow_blur_fraction`` of the width (DIS's blobby error profile, without its cost).
+  zero on a ride's first frame (as on a real clip's).
 - ``game_depth="estimated"``: the real ``GeometricDepth`` on the raster frame (relative inverse
   depth, so the encoded depth and the normals derived from it come from one function).
 
-``GameConditionAligner`` is stateful (the previous raster frame, the palette): ``reset()`` starts
+Two more were measured and dropped (``src/conditions/README.md``): the flat colour of the raster
+frame by ``FlatColor``, and the exact flow blurred toward DIS's blobby look; both widened the gap.
+
+``GameConditionAligner`` is stateful (the previous raster frame): ``reset()`` starts
 a new ride; ``__call__(channels)`` takes one frame's G-buffer arrays and returns the arrays
 ``encode`` gets, with ``depth_kind``. ``align_game_clip`` runs it over a recorded clip.
 """
@@ -25,35 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 
 from src.common.gbuffer import GBuffer
 from src.conditions.depth import GeometricDepth
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.extract import ExtractConfig
-from src.conditions.flat_color import FlatColor
 from src.conditions.flow import DISFlow
 from src.conditions.spec import ConditionSpec
 
 
 def needs_alignment(spec: ConditionSpec) -> bool:
     """Whether ``spec`` asks for any game-side transform (False: the exact G-buffer, as before)."""
-    return (spec.game_albedo, spec.game_flow, spec.game_depth) != ("gbuffer", "gbuffer", "gbuffer")
-
-
-def needs_raster(spec: ConditionSpec) -> bool:
-    """Whether a transform of ``spec`` runs an extractor on the raster frame."""
-    return spec.game_albedo != "gbuffer" or spec.game_flow == "estimated" or spec.game_depth != "gbuffer"
-
-
-def blur_flow(flow_px: np.ndarray, *, sigma_px: float) -> np.ndarray:
-    """``h w 2`` flow smoothed by a Gaussian of ``sigma_px`` (reflecting borders)."""
-    if sigma_px <= 0:
-        return flow_px.astype(np.float32)
-    return cv2.GaussianBlur(
-        flow_px.astype(np.float32), (0, 0), sigmaX=sigma_px, borderType=cv2.BORDER_REFLECT
-    )
+    return (spec.game_flow, spec.game_depth) != ("gbuffer", "gbuffer")
 
 
 @dataclasses.dataclass
@@ -64,17 +47,13 @@ class GameConditionAligner:
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
 
     def __post_init__(self) -> None:
-        self._flat = FlatColor(
-            num_colors=self.extract.flat_num_colors, lighting_strength=self.extract.flat_lighting_strength
-        )
         self._flow = DISFlow(self.extract.dis_preset)
         self._depth = GeometricDepth(horizon_fraction=self.extract.horizon_fraction)
         self._previous: np.ndarray | None = None
 
     def reset(self) -> None:
-        """A new ride: forget the previous frame and the palette."""
+        """A new ride: forget the previous frame."""
         self._previous = None
-        self._flat.palette_lab = None
 
     def __call__(self, channels: dict[str, np.ndarray], *, depth_kind: str = "metric") -> tuple[dict, str]:
         """One frame's arrays (``color`` h w 3 uint8 and the exact ``albedo``, ``depth``, ``flow``,
@@ -82,10 +61,8 @@ class GameConditionAligner:
         spec = self.spec
         out = dict(channels)
         color = channels.get("color")
-        if color is None and needs_raster(spec):
+        if color is None and needs_alignment(spec):
             raise ValueError("game-side condition transforms from the raster need the G-buffer's color")
-        if spec.game_albedo == "flattened_raster":
-            out["albedo"] = self._flat.frame(color)
         if spec.game_flow == "estimated":
             previous, self._previous = self._previous, color
             out["flow"] = (
@@ -93,9 +70,6 @@ class GameConditionAligner:
                 if previous is None
                 else self._flow(previous, color)
             )
-        elif spec.game_flow == "blurred":
-            width = channels["flow"].shape[1]
-            out["flow"] = blur_flow(channels["flow"], sigma_px=spec.flow_blur_fraction * width)
         if spec.game_depth == "estimated":
             out["depth"] = self._depth(color[None], out["flow"][None])[0].astype(np.float32)
             depth_kind = "inverse_relative"

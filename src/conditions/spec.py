@@ -13,8 +13,7 @@ CHANNEL_WIDTHS: dict[str, int] = {"albedo": 3, "depth": 1, "normals": 3, "flow":
 
 # where the game's channels come from (src/conditions/align.py): the exact G-buffer, or the
 # real-video extractor run on the game's raster frame
-GAME_ALBEDO_SOURCES = ("gbuffer", "flattened_raster")
-GAME_FLOW_SOURCES = ("gbuffer", "estimated", "blurred")
+GAME_FLOW_SOURCES = ("gbuffer", "estimated")
 GAME_DEPTH_SOURCES = ("gbuffer", "estimated")
 
 
@@ -26,14 +25,10 @@ class ConditionSpec:
     """the condition channels the model sees, in order: albedo, depth, normals, flow"""
     normals_source: str = "depth"
     """depth: normals from depth in both domains (they then match); gbuffer: the game's own (game only)"""
-    game_albedo: str = "gbuffer"
-    """the game's flat colour: gbuffer (exact albedo) | flattened_raster (the real extractor on the raster frame)"""
     game_flow: str = "gbuffer"
-    """the game's flow: gbuffer (exact) | estimated (DIS on the raster frames, as real video) | blurred"""
+    """the game's flow: gbuffer (exact) | estimated (DIS on the raster frames, as real video)"""
     game_depth: str = "gbuffer"
     """the game's depth: gbuffer (exact) | estimated (the real geometric extractor on the raster frame)"""
-    flow_blur_fraction: float = 0.03
-    """game_flow=blurred: Gaussian sigma as a fraction of the image width"""
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -46,14 +41,11 @@ class ConditionSpec:
         if self.normals_source not in ("depth", "gbuffer"):
             raise UserError(f"unknown normals_source {self.normals_source!r}", "Use 'depth' or 'gbuffer'.")
         for name, choices in (
-            ("game_albedo", GAME_ALBEDO_SOURCES),
             ("game_flow", GAME_FLOW_SOURCES),
             ("game_depth", GAME_DEPTH_SOURCES),
         ):
             if getattr(self, name) not in choices:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}", f"Use one of {', '.join(choices)}.")
-        if not 0 <= self.flow_blur_fraction <= 0.5:
-            raise UserError(f"flow_blur_fraction must lie in [0, 0.5], got {self.flow_blur_fraction}")
 
     @property
     def num_channels(self) -> int:
