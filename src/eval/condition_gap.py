@@ -33,6 +33,8 @@ class ConditionGapConfig:
     """side of the square patches the classifier sees, in pixels (capped at the frame's smaller side)"""
     patches_per_frame: int = 12
     """random patches drawn from every frame"""
+    max_frames: int = 160
+    """frames used from each side at most, evenly spread (a 3000-frame drift ride would not fit in memory)"""
     train_fraction: float = 0.7
     """the first part of each clip's frames trains the classifier; the rest is held out"""
     steps: int = 200
@@ -63,6 +65,11 @@ def _patches(cond: np.ndarray, *, size: int, per_frame: int, rng: np.random.Gene
         cond[i, :, y : y + size, x : x + size] for i in range(t) for y, x in zip(ys[i], xs[i], strict=True)
     ]
     return np.stack(out).astype(np.float32)
+
+
+def _evenly(frames: np.ndarray, count: int) -> np.ndarray:
+    """``count`` frames spread evenly over ``frames`` (first and last included)."""
+    return frames[np.linspace(0, len(frames) - 1, count).round().astype(int)]
 
 
 def _split(cond: np.ndarray, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +165,7 @@ def condition_gap_accuracy(
     )
     if len(real) < 2 or len(game) < 2:
         raise ValueError("condition_gap_accuracy needs at least 2 frames of each side")
+    real, game = (_evenly(x, min(len(x), config.max_frames)) for x in (real, game))
     size = min(config.patch_size, *real.shape[-2:], *game.shape[-2:])
     rng = np.random.default_rng(config.seed)
     (real_train, real_test), (game_train, game_test) = (
@@ -165,9 +173,8 @@ def condition_gap_accuracy(
     )
     # balance the frame counts on each side of the split so both classes give as many patches
     n_train, n_test = min(len(real_train), len(game_train)), min(len(real_test), len(game_test))
-    pick = lambda x, n: x[np.linspace(0, len(x) - 1, n).round().astype(int)]  # noqa: E731
     sets = [
-        _patches(pick(x, n), size=size, per_frame=config.patches_per_frame, rng=rng)
+        _patches(_evenly(x, n), size=size, per_frame=config.patches_per_frame, rng=rng)
         for x, n in ((real_train, n_train), (game_train, n_train), (real_test, n_test), (game_test, n_test))
     ]
     out = {}
