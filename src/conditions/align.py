@@ -48,7 +48,11 @@ class GameConditionAligner:
 
     def __post_init__(self) -> None:
         self._flow = DISFlow(self.extract.dis_preset)
-        self._depth = GeometricDepth(horizon_fraction=self.extract.horizon_fraction)
+        self._depth = GeometricDepth(  # the real extractor's settings
+            horizon_fraction=self.extract.horizon_fraction,
+            parallax_weight=self.extract.parallax_weight,
+            texture_weight=self.extract.texture_weight,
+        )
         self._previous: np.ndarray | None = None
 
     def reset(self) -> None:
