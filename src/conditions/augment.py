@@ -6,7 +6,10 @@ strength from its range, once per clip (the same for every frame, so the clip st
 
 - every channel: pixelate (downsample + nearest upsample), blur, posterize, noise, clipping;
 - flat colour only, "game-style flattening": quantised colour, flattened lighting, luminance
-  banding, sharpening.
+  banding, sharpening;
+- channel dropout: each channel group (albedo, depth, normals, flow) blanked with its
+  probability (0; normals facing the camera), never all of them, so no single channel can carry
+  everything (off by default).
 
 Input and output: a ``t C h w`` float tensor in [-1, 1] (the output of ``encode``); shapes and the
 range are kept, and normals stay unit length.
@@ -89,6 +92,9 @@ class AugmentConfig:
     scale_crop_probability: float = 0.0
     """chance per clip that the crop reads a region of another size and resizes it to the crop
     (frames and conditions together; flow in pixels scaled by the resize)"""
+    channel_dropout_probability: float = 0.0
+    """chance per clip and per channel group (albedo, depth, normals, flow) of blanking it: 0, the
+    middle of the encoded range (normals: all facing the camera); one group is always kept"""
     scale_crop_range: tuple[float, float] = (0.7, 1.4)
     """range of the region's side over the crop's side, drawn log-uniformly (< 1 zooms in);
     limited by the frame's size"""
@@ -179,6 +185,19 @@ class ConditionAugmenter:
         if normals is not None:
             n = x[:, normals]
             x[:, normals] = n / n.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        if c.channel_dropout_probability > 0:  # drawn last, so the draws above stay as they were
+            x = self._drop_channels(x, rng)
+        return x
+
+    def _drop_channels(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        names = list(self.slices)
+        dropped = [name for name in names if rng.random() < self.config.channel_dropout_probability]
+        if len(dropped) == len(names):  # keep one group, chosen at random
+            dropped.pop(int(rng.integers(len(dropped))))
+        for name in dropped:
+            x[:, self.slices[name]] = 0.0
+            if name == "normals":  # unit length kept: every normal faces the camera (+z), a blank map
+                x[:, self.slices[name].start + 2] = 1.0
         return x
 
 

@@ -13,7 +13,9 @@
   real_psnr, real_ssim, real_flat_psnr, real_flat_ssim, real_swd, real_flat_swd, real_seam_ratio,
   real_video_seam_ratio, real_warp_error, real_video_warp_error, game_swd_to_real,
   game_raster_swd_to_real, game_warp_error, game_raster_warp_error, game_seam_ratio,
-  game_raster_seam_ratio and a few more); a key that could not be measured (no game ride where
+  game_raster_seam_ratio, condition_gap_accuracy and condition_gap_accuracy_<group> (held-out
+  accuracy of a classifier telling the real clips' conditions from the ride's, all channels and
+  per group: src/eval/condition_gap.py) and a few more); a key that could not be measured (no game ride where
   no OpenGL context can be made) is null. ``OUT/run.json``: what was evaluated on what.
   ``OUT/real.png`` / ``OUT/game.png``: a few frames as condition | generated | real (raster);
   ``OUT/real.mp4`` / ``OUT/game.mp4`` the whole clips. Every file is written atomically.
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.errors import UserError
+from src.eval.condition_gap import ConditionGapConfig
 
 DEFAULT_CHECKPOINT = "game/models/default"
 DEFAULT_RENDERER = "default"
@@ -54,6 +57,7 @@ REQUIRED_KEYS = (
     "game_raster_warp_error",
     "game_seam_ratio",
     "game_raster_seam_ratio",
+    "condition_gap_accuracy",
 )
 
 
@@ -98,6 +102,8 @@ class EvaluateConfig:
     """where prepared videos and downloaded packages are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
     num_threads: int | None = None
     """torch CPU threads (default: torch's own choice)"""
+    gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
+    """the classifier behind condition_gap_accuracy (real clips' conditions against the ride's)"""
 
 
 def _video_digest(videos: list[Path], settings: dict) -> str:
@@ -246,6 +252,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         if ride is not None:
             metrics |= game_metrics
             metrics["num_game_frames"] = game_frames
+            metrics |= _condition_gap(clips, ride, spec=package.spec, config=config.gap)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
 
     atomic_write_json(out / "metrics.json", metrics)
@@ -276,6 +283,19 @@ def evaluate(config: EvaluateConfig) -> dict:
     return metrics
 
 
+def _condition_gap(clips: list[dict], ride: dict, *, spec, config: ConditionGapConfig) -> dict:
+    """``condition_gap_accuracy`` and ``condition_gap_accuracy_<group>``: how well a classifier
+    tells the real clips' encoded conditions from the game ride's (0.5 = alike, 1.0 = apart)."""
+    from src.eval.condition_gap import condition_gap_accuracy, gap_metrics
+
+    if not clips or len(ride["cond"]) < 2:
+        return {}
+    real = np.concatenate([np.asarray(c["cond"]) for c in clips])  # t C h w, clips in time order
+    if len(real) < 2:
+        return {}
+    return gap_metrics(condition_gap_accuracy(real, np.asarray(ride["cond"]), spec, config))
+
+
 def _cell(value) -> str:
     if value is None:
         return "-"
@@ -295,6 +315,7 @@ def format_table(metrics: dict, *, title: str = "") -> str:
         ("SWD to real (x1e3)", "game_swd_to_real", "game_raster_swd_to_real", "game_flat_swd_to_real"),
         ("seam ratio (8 px)", "game_seam_ratio", "game_raster_seam_ratio", None),
         ("warp error", "game_warp_error", "game_raster_warp_error", None),
+        ("condition gap (acc.)", "condition_gap_accuracy", None, None),
     ]
     if "game_late_swd_to_real" in metrics:
         rows += [

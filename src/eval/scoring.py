@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.conditions.align import align_game_clip
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.eval.metrics import (
@@ -294,12 +295,15 @@ def load_game_ride(
         print(f"game ride skipped: {type(error).__name__}: {error}")
         return None
     arrays, meta = load_gbuffer_clip(clip_dir)
+    # the spec's game-side transforms run over the whole ride, frame by frame as in play
+    aligned, depth_kind = align_game_clip(arrays, spec, depth_kind=meta.get("depth_kind", "metric"))
     arrays = {key: value[offset_frames:] for key, value in arrays.items()}
+    aligned = {key: value[offset_frames:] for key, value in aligned.items()}
     cond = encode(
-        {k: arrays[k] for k in ("albedo", "depth", "flow", "normals") if k in arrays},
+        {k: aligned[k] for k in ("albedo", "depth", "flow", "normals") if k in aligned},
         spec=spec,
         stats=stats,
-        depth_kind=meta.get("depth_kind", "metric"),
+        depth_kind=depth_kind,
         fov_y_deg=meta.get("fov_y_deg"),
     )  # t C h w
     flow = torch.from_numpy(arrays["flow"].astype(np.float32))

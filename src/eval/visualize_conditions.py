@@ -5,7 +5,10 @@ and a game autopilot ride with the same statistics and ``encode``, then writes i
 ``config.out``: ``conditions.mp4`` (per frame: rows frame | depth | flow | normals | flat
 colour; real clip left, game ride right), ``conditions_grid.png`` (the same rows for a few
 frames), ``histograms.png`` (per encoded channel, real vs game) and ``domain_gap.json`` (1-D
-Wasserstein distance per channel). Views show the encoded conditions, i.e. what the model sees.
+Wasserstein distance per channel, and the held-out accuracy of a classifier trained to tell real
+from game conditions, per channel group and for all channels: ``src/eval/condition_gap.py``).
+Views show the encoded conditions, i.e. what the model sees. ``conditions`` chooses the game-side
+transforms (``src/conditions/align.py``) whose effect on the gap is measured.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from src.conditions.encode import ConditionStats, StatsAccumulator, encode
 from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.spec import ConditionSpec
 from src.data.decode import DecodeConfig, decode_video
+from src.eval.condition_gap import ConditionGapConfig
 
 VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
 
@@ -53,7 +57,11 @@ class VisualizeConditionsConfig:
     grid_frames: int = 4
     """frames of each clip shown in conditions_grid.png"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
-    """the real-video extractors"""
+    """the real-video extractors (also those the game-side transforms run on the raster)"""
+    conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
+    """the condition spec both clips are encoded with, game-side transforms included"""
+    gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
+    """the real-vs-game condition classifier"""
 
 
 def condition_views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) -> list[np.ndarray]:
@@ -95,13 +103,15 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
     from src.common.gbuffer_io import load_gbuffer_clip
     from src.common.video import save_png, write_mp4
+    from src.conditions.align import align_game_clip
     from src.data.prepared import read_manifest
     from src.data.sources import find_embedded_file
+    from src.eval.condition_gap import condition_gap_accuracy
     from src.eval.domain_gap import domain_gap, plot_histograms
     from src.game.recording import record_autopilot_clip
 
     out = Path(config.out)
-    spec = ConditionSpec()
+    spec = config.conditions
     width, height = parse_resolution(config.resolution)
 
     video = Path(config.real_video) if config.real_video else find_embedded_file("bikes.mp4")
@@ -126,7 +136,12 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         )
     )
     game, game_meta = load_gbuffer_clip(game_dir)
+    game_color = game["color"]
+    game, game_depth_kind = align_game_clip(
+        game, spec, depth_kind=game_meta["depth_kind"], extract=config.extract
+    )
     game = {k: v[1:] for k, v in game.items()}  # the first frame has no flow
+    game_color = game_color[1:]
 
     if config.prepared_dir and (Path(config.prepared_dir) / "manifest.json").is_file():
         stats = ConditionStats.from_dict(read_manifest(config.prepared_dir)["stats"])
@@ -139,12 +154,12 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         {k: game[k] for k in ("albedo", "depth", "flow")},
         spec=spec,
         stats=stats,
-        depth_kind=game_meta["depth_kind"],
+        depth_kind=game_depth_kind,
     ).numpy()
 
     num = min(len(real_cond), len(game_cond))
     game_frames = np.stack(
-        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game["color"]]
+        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game_color]
     )
     video_frames = []
     for t in range(num):
@@ -168,6 +183,7 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
 
     distances = domain_gap(real_cond, game_cond, spec)
     plot_histograms(out / "histograms.png", real_cond, game_cond, spec, distances)
+    accuracy = condition_gap_accuracy(real_cond[:num], game_cond[:num], spec, config.gap)
     summary = {
         "metric": "1-D Wasserstein distance between encoded values (range [-1, 1])",
         "real": str(video),
@@ -176,6 +192,9 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         "stats": stats.to_dict(),
         "wasserstein": distances,
         "mean": round(float(np.mean(list(distances.values()))), 5),
+        "classifier": "held-out accuracy of a patch classifier telling real from game (0.5 = alike, 1 = apart)",
+        "condition_gap_accuracy": accuracy,
+        "conditions": spec.to_dict(),
     }
     atomic_write_json(out / "domain_gap.json", summary)
     return summary

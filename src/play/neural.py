@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from src.common.gbuffer import GBuffer
-from src.conditions.encode import encode_gbuffer
+from src.conditions.align import encode_game_frame, make_aligner
 from src.runtime.package import RendererPackage
 from src.runtime.renderer import Renderer
 
@@ -52,14 +52,20 @@ class NeuralRenderer:
         self.frames_per_step = renderer.frames_per_step
         self.times = StageTimes()
         self._pending: list[torch.Tensor] = []
+        # the package's game-side condition transforms (src/conditions/align.py), if it asks for any
+        self._aligner = make_aligner(package.spec)
 
     def reset(self) -> None:
-        """A new ride: drop the context and any half-collected framelet."""
+        """A new ride: drop the context, any half-collected framelet and the aligner's state."""
         self.renderer.reset()
         self._pending.clear()
+        if self._aligner is not None:
+            self._aligner.reset()
 
     def encode(self, gbuffer: GBuffer) -> torch.Tensor:
-        return encode_gbuffer(gbuffer, self.package.spec, self.package.stats, fov_y_deg=self.fov_y_deg)
+        return encode_game_frame(
+            gbuffer, self._aligner, spec=self.package.spec, stats=self.package.stats, fov_y_deg=self.fov_y_deg
+        )
 
     def push(self, gbuffer: GBuffer) -> np.ndarray | None:
         """Add one frame's G-buffer; returns ``f h w 3`` uint8 frames when a step's frames are in."""

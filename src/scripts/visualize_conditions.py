@@ -5,7 +5,8 @@
 Writes ``conditions.mp4`` (per frame: rows frame | depth | flow | normals | flat colour; real clip
 left, game ride right), ``conditions_grid.png`` (the same rows for a few frames),
 ``histograms.png`` (per encoded channel, real vs game) and ``domain_gap.json`` (1-D Wasserstein
-distance per channel). Views show the encoded conditions, i.e. what the model sees.
+distance per channel; held-out accuracy of a real-vs-game condition classifier per channel group).
+Views show the encoded conditions, i.e. what the model sees.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {Path(config.out)}/conditions.mp4, conditions_grid.png, histograms.png, domain_gap.json")
     for name, value in summary["wasserstein"].items():
         print(f"  {name:10s} W1 = {value:.4f}")
+    accuracy = summary["condition_gap_accuracy"]
+    print("  condition-gap classifier, held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from src.conditions.encode import ConditionStats, encode_gbuffer
+from src.conditions.align import encode_game_frame, make_aligner
+from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.eval.metrics import depth_test_mask, warp_error_mask
 
@@ -82,11 +83,17 @@ class GameClips:
                 session.autopilot.reset()
         session._new_run, session._prev_pose = True, None
         conds, colors, flows, depths, restarts = [], [], [], [], []
+        aligner = make_aligner(self.spec)  # the spec's game-side transforms, as in play
         for _ in range(self.frames):
             gbuffer, info, _ = session.frame(None)
             if session.world.game_over:
                 session.restart()
-            conds.append(encode_gbuffer(gbuffer, self.spec, self.stats, fov_y_deg=session.config.camera.fov_y_deg))
+            conds.append(
+                encode_game_frame(
+                    gbuffer, aligner, spec=self.spec, stats=self.stats,
+                    fov_y_deg=session.config.camera.fov_y_deg, new_run=bool(info.new_run),
+                )
+            )
             colors.append(torch.from_numpy(gbuffer.color.copy()))
             flows.append(torch.from_numpy(gbuffer.flow.astype(np.float32)))
             depths.append(torch.from_numpy(gbuffer.depth.astype(np.float32)))
