@@ -30,7 +30,6 @@ the parallel training forward, and a rolling cache supports endless rides.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -41,63 +40,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import Tensor, nn
 
-# -- rotary position embedding ---------------------------------------------------------------
-
-
-def rope_axis_split(head_dim: int) -> tuple[int, int, int]:
-    """How many of the ``head_dim // 2`` rotation frequencies go to (time, rows, columns)."""
-    half = head_dim // 2
-    temporal = half // 4
-    rows = (half - temporal) // 2
-    return temporal, rows, half - temporal - rows
-
-
-def rope_cos_sin(
-    *,
-    head_dim: int,
-    grid_h: int,
-    grid_w: int,
-    temporal_positions: list[int] | tuple[int, ...],
-    theta: float,
-    device: torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> tuple[Tensor, Tensor]:
-    """cos/sin tables, each ``(len(temporal_positions) * grid_h * grid_w, head_dim)``.
-
-    Token order is (time, row, column). Rotate-half layout: frequency ``i`` rotates the
-    pair ``(i, i + head_dim / 2)``; the first frequencies encode time, then rows, then
-    columns. Computed from integer positions, so any grid size works (no table to resize).
-    """
-    n_t, n_h, n_w = rope_axis_split(head_dim)
-
-    def freqs(n: int) -> Tensor:
-        return theta ** (-torch.arange(n, dtype=torch.float64) / max(n, 1))
-
-    t = torch.tensor(list(temporal_positions), dtype=torch.float64)
-    r = torch.arange(grid_h, dtype=torch.float64)
-    c = torch.arange(grid_w, dtype=torch.float64)
-    tt, rr, cc = torch.meshgrid(t, r, c, indexing="ij")
-    angles = torch.cat(
-        [
-            tt.reshape(-1, 1) * freqs(n_t),
-            rr.reshape(-1, 1) * freqs(n_h),
-            cc.reshape(-1, 1) * freqs(n_w),
-        ],
-        dim=-1,
-    )  # N half
-    angles = torch.cat([angles, angles], dim=-1)  # N d
-    return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
-
-
-def rotate_half(x: Tensor) -> Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """``x``: b heads N d; ``cos``/``sin``: N d."""
-    return x * cos + rotate_half(x) * sin
-
+from src.net.attention import Attention, rope_cos_sin
+from src.net.kv_cache import KVCache
 
 # -- building blocks ---------------------------------------------------------------------------
 
@@ -110,43 +54,6 @@ def sigma_embedding(sigma: Tensor, freqs: Tensor) -> Tensor:
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1.0 + scale) + shift
-
-
-class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(
-        self,
-        x: Tensor,  # b N D
-        *,
-        cos_q: Tensor,  # N d
-        sin_q: Tensor,
-        cos_k: Tensor,  # (M + N) d, M = cached tokens
-        sin_k: Tensor,
-        past_k: Tensor | None = None,  # b heads M d (QK-normed, not rotated)
-        past_v: Tensor | None = None,
-        attn_mask: Tensor | None = None,  # bool (N, M+N) or additive float broadcastable
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns (output b N D, this input's keys and values b heads N d, keys unrotated)."""
-        b, n, dim = x.shape
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        q = self.q_norm(q.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
-        k = self.k_norm(k.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
-        v = v.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        keys = k if past_k is None else torch.cat([past_k, k], dim=2)
-        values = v if past_v is None else torch.cat([past_v, v], dim=2)
-        out = F.scaled_dot_product_attention(
-            apply_rope(q, cos_q, sin_q), apply_rope(keys, cos_k, sin_k), values, attn_mask=attn_mask
-        )  # b heads N d
-        out = out.transpose(1, 2).reshape(b, n, dim)
-        return self.proj(out), k, v
 
 
 class DiTBlock(nn.Module):
@@ -175,70 +82,6 @@ class DiTBlock(nn.Module):
         x = x + gate1 * h
         x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
         return x, k, v
-
-
-# -- KV cache ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class KVCache:
-    """Rolling cache of the last ``window_framelets - 1`` context framelets, per block.
-
-    ``keys[i]``/``values[i]``: ``b heads (m L) d`` for block ``i``, ``m = num_framelets``
-    cached framelets of ``L`` tokens each, oldest first. Keys are stored QK-normed but
-    *not* rotated: RoPE is applied with window-relative positions at every step, so
-    entries never need re-indexing when the window rolls.
-    """
-
-    batch: int
-    grid_h: int
-    grid_w: int
-    max_framelets: int  # window_framelets - 1
-    keys: list[Tensor | None]
-    values: list[Tensor | None]
-    num_framelets: int = 0
-
-    @property
-    def tokens_per_framelet(self) -> int:
-        return self.grid_h * self.grid_w
-
-    def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
-        if self.max_framelets == 0:
-            return
-        keep = self.max_framelets * self.tokens_per_framelet
-        for i, (k, v) in enumerate(zip(new_keys, new_values)):
-            old_k, old_v = self.keys[i], self.values[i]
-            k = k if old_k is None else torch.cat([old_k, k], dim=2)
-            v = v if old_v is None else torch.cat([old_v, v], dim=2)
-            self.keys[i], self.values[i] = k[:, :, -keep:], v[:, :, -keep:]
-        self.num_framelets = min(self.num_framelets + 1, self.max_framelets)
-
-    def export_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The fixed-size form used by ``FrameletStep``: ``past_k``, ``past_v``, ``attn_bias``.
-
-        ``past_k``/``past_v``: ``b (blocks heads) (W-1)L d``, empty (oldest) slots zero-filled;
-        ``attn_bias``: ``b L (W L)`` additive bias, ``-1e4`` on empty slots, else 0.
-        """
-        if any(k is None for k in self.keys) and self.num_framelets > 0:
-            raise RuntimeError("inconsistent cache")
-        L = self.tokens_per_framelet
-        ctx = self.max_framelets * L
-        blocks = len(self.keys)
-        ref = next((k for k in self.keys if k is not None), None)
-        if ref is None:
-            raise RuntimeError(
-                "cannot export an empty cache before its shapes are known; use FrameletStep.empty_inputs"
-            )
-        b, heads, _, d = ref.shape
-        past_k = ref.new_zeros(b, blocks * heads, ctx, d)
-        past_v = ref.new_zeros(b, blocks * heads, ctx, d)
-        filled = self.num_framelets * L
-        for i in range(blocks):
-            past_k[:, i * heads : (i + 1) * heads, ctx - filled :] = self.keys[i]
-            past_v[:, i * heads : (i + 1) * heads, ctx - filled :] = self.values[i]
-        bias = ref.new_zeros(b, L, ctx + L)
-        bias[:, :, : ctx - filled] = -1e4
-        return past_k, past_v, bias
 
 
 # -- the model ---------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""The DiT's rolling KV cache (eager generation); ``src/net/export_step.py`` has its fixed-size form."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+
+@dataclasses.dataclass
+class KVCache:
+    """Rolling cache of the last ``window_framelets - 1`` context framelets, per block.
+
+    ``keys[i]``/``values[i]``: ``b heads (m L) d`` for block ``i``, ``m = num_framelets``
+    cached framelets of ``L`` tokens each, oldest first. Keys are stored QK-normed but
+    *not* rotated: RoPE is applied with window-relative positions at every step, so
+    entries never need re-indexing when the window rolls.
+    """
+
+    batch: int
+    grid_h: int
+    grid_w: int
+    max_framelets: int  # window_framelets - 1
+    keys: list[Tensor | None]
+    values: list[Tensor | None]
+    num_framelets: int = 0
+
+    @property
+    def tokens_per_framelet(self) -> int:
+        return self.grid_h * self.grid_w
+
+    def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
+        if self.max_framelets == 0:
+            return
+        keep = self.max_framelets * self.tokens_per_framelet
+        for i, (k, v) in enumerate(zip(new_keys, new_values)):
+            old_k, old_v = self.keys[i], self.values[i]
+            k = k if old_k is None else torch.cat([old_k, k], dim=2)
+            v = v if old_v is None else torch.cat([old_v, v], dim=2)
+            self.keys[i], self.values[i] = k[:, :, -keep:], v[:, :, -keep:]
+        self.num_framelets = min(self.num_framelets + 1, self.max_framelets)
+
+    def export_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The fixed-size form used by ``FrameletStep``: ``past_k``, ``past_v``, ``attn_bias``.
+
+        ``past_k``/``past_v``: ``b (blocks heads) (W-1)L d``, empty (oldest) slots zero-filled;
+        ``attn_bias``: ``b L (W L)`` additive bias, ``-1e4`` on empty slots, else 0.
+        """
+        if any(k is None for k in self.keys) and self.num_framelets > 0:
+            raise RuntimeError("inconsistent cache")
+        L = self.tokens_per_framelet
+        ctx = self.max_framelets * L
+        blocks = len(self.keys)
+        ref = next((k for k in self.keys if k is not None), None)
+        if ref is None:
+            raise RuntimeError(
+                "cannot export an empty cache before its shapes are known; use FrameletStep.empty_inputs"
+            )
+        b, heads, _, d = ref.shape
+        past_k = ref.new_zeros(b, blocks * heads, ctx, d)
+        past_v = ref.new_zeros(b, blocks * heads, ctx, d)
+        filled = self.num_framelets * L
+        for i in range(blocks):
+            past_k[:, i * heads : (i + 1) * heads, ctx - filled :] = self.keys[i]
+            past_v[:, i * heads : (i + 1) * heads, ctx - filled :] = self.values[i]
+        bias = ref.new_zeros(b, L, ctx + L)
+        bias[:, :, : ctx - filled] = -1e4
+        return past_k, past_v, bias
