@@ -56,6 +56,21 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1.0 + scale) + shift
 
 
+def patch_tokens(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A patchifying strided ``conv`` (kernel = stride = p) applied to ``x`` B C h w -> tokens B L D.
+
+    Eagerly it runs as one matrix product over the patches (the same sums as the convolution,
+    about twice as fast on a CPU as its strided form at 224²); under ``torch.jit.trace`` (the
+    ncnn export) it stays a strided convolution, since pnnx drops tensors of rank above 4.
+    """
+    if torch.jit.is_tracing():
+        return conv(x).flatten(2).transpose(1, 2)
+    b, c, h, w = x.shape
+    p = conv.stride[0]
+    patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+    return F.linear(patches, conv.weight.flatten(1), conv.bias)  # B L D
+
+
 class DiTBlock(nn.Module):
     """Pre-norm transformer block with adaLN-Zero (DiT): gates start at zero."""
 
@@ -174,6 +189,9 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         else:
             self.refine = None
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        # how the parallel forward runs its block-causal attention (src/net/attention.py);
+        # every kernel computes the same attention, so this is not part of the config
+        self.block_causal_kernel = "chunked"
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
         self._init_weights()
 
@@ -260,12 +278,19 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
 
     # -- shared pieces: framelet images (4-D) <-> tokens --
 
-    def embed_framelets(self, xf: Tensor, cf: Tensor) -> Tensor:
-        """``xf``: B (f 3) h w, ``cf``: B (f C) h w -> tokens B L D (rows, then columns)."""
-        tokens = self.x_embed(xf) + self.cond_embed(cf)  # B D gh gw
+    def embed_framelets(self, xf: Tensor, cf: Tensor, cond_tokens: Tensor | None = None) -> Tensor:
+        """``xf``: B (f 3) h w, ``cf``: B (f C) h w -> tokens B L D (rows, then columns).
+        ``cond_tokens``: ``embed_condition(cf)`` when the caller already has it."""
+        if cond_tokens is None:
+            cond_tokens = self.embed_condition(cf)
+        tokens = patch_tokens(self.x_embed, xf) + cond_tokens
         if self.stem is not None:
-            tokens = tokens + self.stem(torch.cat([xf, cf], dim=1))
-        return tokens.flatten(2).transpose(1, 2)
+            tokens = tokens + self.stem(torch.cat([xf, cf], dim=1)).flatten(2).transpose(1, 2)
+        return tokens
+
+    def embed_condition(self, cf: Tensor) -> Tensor:
+        """The condition's share of the tokens: ``cf`` B (f C) h w -> B L D."""
+        return patch_tokens(self.cond_embed, cf)
 
     def embed_sigma(self, sigma: Tensor) -> Tensor:
         """``sigma`` b n -> SiLU'd conditioning vectors b n D."""
@@ -321,10 +346,13 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         tokens = rearrange(self.embed_framelets(xf, cf), "(b n) l d -> b (n l) d", b=b)
         c = self.embed_sigma(sigma.to(tokens.dtype))  # b n D
         cos, sin = self.rope_tables(gh, gw, tuple(range(n)), tokens.device, tokens.dtype)
-        framelet_of_token = torch.arange(n, device=tokens.device).repeat_interleave(L)
-        delta = framelet_of_token[:, None] - framelet_of_token[None, :]
-        mask = (delta >= 0) & (delta < cfg.window_framelets)  # N N
-        attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin, attn_mask=None if n == 1 else mask)
+        attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin)
+        if n > 1:  # block-causal: each framelet sees itself and window_framelets - 1 before it
+            attn_kwargs.update(
+                framelet_tokens=L,
+                window_framelets=cfg.window_framelets,
+                block_causal_kernel=self.block_causal_kernel,
+            )
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 tokens, _, _ = torch.utils.checkpoint.checkpoint(
@@ -365,13 +393,18 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         attn_mask: Tensor | None,
         grid_h: int,
         grid_w: int,
+        past_k_rotated: bool = False,
+        cond_tokens: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """One framelet against explicit past keys/values; every tensor has rank <= 4.
+        """One framelet against explicit past keys/values; every tensor has rank <= 4 under
+        tracing (the ncnn export).
 
-        Shared by the eager cache path and the ncnn export wrapper.
+        Shared by the eager cache path and the ncnn export wrapper. ``past_k_rotated``: the past
+        keys already carry RoPE (``cos_k``/``sin_k`` are then unused); ``cond_tokens``: the
+        condition's tokens, when the caller kept them from an earlier step.
         Returns (x0 B (f 3) h w, per-block new keys, per-block new values).
         """
-        tokens = self.embed_framelets(xf, cf)  # B L D
+        tokens = self.embed_framelets(xf, cf, cond_tokens)  # B L D
         c = self.embed_sigma(sigma)  # B 1 D
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
@@ -386,6 +419,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
                 past_k=past_k[i],
                 past_v=past_v[i],
                 attn_mask=attn_mask,
+                past_k_rotated=past_k_rotated,
             )
             new_k.append(k)
             new_v.append(v)
@@ -403,11 +437,13 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         current = cfg.window_framelets - 1
         m = cache.num_framelets
         cos_q, sin_q = self.rope_tables(gh, gw, (current,), x.device, x.dtype)
-        cos_k, sin_k = self.rope_tables(gh, gw, tuple(range(current - m, current + 1)), x.device, x.dtype)
         xf = x.reshape(b, f * x.shape[2], h, w)
         cf = cond.reshape(b, f * cond.shape[2], h, w)
-        past_k = cache.keys if m > 0 else [None] * len(self.blocks)
-        past_v = cache.values if m > 0 else [None] * len(self.blocks)
+        if m > 0:  # the cached keys, rotated to window positions current - m .. current - 1
+            cos_p, sin_p = self.rope_tables(gh, gw, tuple(range(current - m, current)), x.device, x.dtype)
+            past_k, past_v = cache.rotated_past_keys(cos_p, sin_p), cache.values
+        else:
+            past_k = past_v = [None] * len(self.blocks)
         out, new_k, new_v = self.forward_framelet(
             xf,
             cf,
@@ -416,11 +452,13 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
             past_v=past_v,
             cos_q=cos_q,
             sin_q=sin_q,
-            cos_k=cos_k,
-            sin_k=sin_k,
+            cos_k=None,
+            sin_k=None,
             attn_mask=None,
             grid_h=gh,
             grid_w=gw,
+            past_k_rotated=True,
+            cond_tokens=cache.cond_tokens(cond, lambda c: self.embed_condition(c.reshape(b, -1, h, w))),
         )
         return out.reshape(b, f, -1, h, w), new_k, new_v
 
@@ -430,7 +468,9 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         out, _, _ = self._run_cached(x_noisy, cond, sigma, cache)
         return out
 
-    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache) -> Tensor:
+    def denoise_framelet_and_push(
+        self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache
+    ) -> Tensor:
         """``denoise_framelet``, then the keys and values this pass computed (at ``sigma``, attending
         to the cache) enter the cache as the framelet's context: the rollout's
         ``context_from_last_step``, which saves the context pass. Gradients flow through them
@@ -439,7 +479,9 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         cache.append(new_k, new_v)
         return out
 
-    def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor | float, cache: KVCache) -> None:
+    def push_context(
+        self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor | float, cache: KVCache
+    ) -> None:
         """Append a generated framelet to the cache as context.
 
         ``x_ctx_noisy`` b f 3 h w is the sampler's output already re-noised to ``sigma_ctx`` (b,)

@@ -7,6 +7,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from src.net.attention import apply_rope
+
 
 @dataclasses.dataclass
 class KVCache:
@@ -16,6 +18,11 @@ class KVCache:
     cached framelets of ``L`` tokens each, oldest first. Keys are stored QK-normed but
     *not* rotated: RoPE is applied with window-relative positions at every step, so
     entries never need re-indexing when the window rolls.
+
+    Without gradients, two things a framelet's denoising steps share are kept between them
+    (the maths is unchanged, the same tensors are reused): the cached keys rotated to their
+    window positions (they change only when a framelet is appended) and the condition's
+    patch tokens (the same condition is passed at every step).
     """
 
     batch: int
@@ -25,14 +32,36 @@ class KVCache:
     keys: list[Tensor | None]
     values: list[Tensor | None]
     num_framelets: int = 0
+    rotated_keys: list[Tensor] | None = None  # keys with RoPE, until the next append
+    cond_memo: tuple[Tensor, int, Tensor] | None = None  # (cond, its version, its tokens)
 
     @property
     def tokens_per_framelet(self) -> int:
         return self.grid_h * self.grid_w
 
+    def rotated_past_keys(self, cos: Tensor, sin: Tensor) -> list[Tensor]:
+        """The cached keys rotated by the window table ``cos``/``sin`` ((m L) d); kept until the
+        next ``append`` unless gradients are enabled (then computed afresh, as before)."""
+        if torch.is_grad_enabled():
+            return [apply_rope(k, cos, sin) for k in self.keys]
+        if self.rotated_keys is None:
+            self.rotated_keys = [apply_rope(k, cos, sin) for k in self.keys]
+        return self.rotated_keys
+
+    def cond_tokens(self, cond: Tensor, embed) -> Tensor:
+        """``embed(cond)``, reused while the same unchanged ``cond`` tensor comes back with
+        gradients disabled (a framelet's denoising steps)."""
+        if torch.is_grad_enabled():
+            return embed(cond)
+        memo = self.cond_memo
+        if memo is None or memo[0] is not cond or memo[1] != cond._version:
+            memo = self.cond_memo = (cond, cond._version, embed(cond))
+        return memo[2]
+
     def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
         if self.max_framelets == 0:
             return
+        self.rotated_keys = None
         keep = self.max_framelets * self.tokens_per_framelet
         for i, (k, v) in enumerate(zip(new_keys, new_values)):
             old_k, old_v = self.keys[i], self.values[i]
