@@ -192,6 +192,8 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         # how the parallel forward runs its block-causal attention (src/net/attention.py);
         # every kernel computes the same attention, so this is not part of the config
         self.block_causal_kernel = "chunked"
+        # pad the cache to its full window with masked empty slots (compile_inference sets it)
+        self.static_cache = False
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
         self._init_weights()
 
@@ -251,9 +253,11 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         p = self.config.patch_size
         return f"multiples of {p} up to {self.config.max_grid_w * p}x{self.config.max_grid_h * p}"
 
-    def compile_inference(self) -> None:
-        """torch.compile the single-framelet path that generation runs."""
-        self.forward_framelet = torch.compile(self.forward_framelet)
+    def compile_inference(self, **compile_kwargs) -> None:
+        """torch.compile the single-framelet path that generation runs, over a fixed-size cache
+        (``static_cache``) so one graph serves every step of a ride, from the empty cache on."""
+        self.static_cache = True
+        self.forward_framelet = torch.compile(self.forward_framelet, **compile_kwargs)
 
     def resize_positions(self, *, max_grid_h: int, max_grid_w: int, max_framelets: int | None = None) -> None:
         """Allow larger grids (fine-tuning at higher resolution). RoPE is computed from integer
@@ -439,11 +443,16 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         cos_q, sin_q = self.rope_tables(gh, gw, (current,), x.device, x.dtype)
         xf = x.reshape(b, f * x.shape[2], h, w)
         cf = cond.reshape(b, f * cond.shape[2], h, w)
+        attn_mask = None
         if m > 0:  # the cached keys, rotated to window positions current - m .. current - 1
             cos_p, sin_p = self.rope_tables(gh, gw, tuple(range(current - m, current)), x.device, x.dtype)
             past_k, past_v = cache.rotated_past_keys(cos_p, sin_p), cache.values
         else:
             past_k = past_v = [None] * len(self.blocks)
+        if self.static_cache and cache.max_framelets > 0:
+            past_k, past_v, attn_mask = cache.fixed_size(
+                past_k, past_v, heads=cfg.num_heads, head_dim=self.head_dim, like=x
+            )
         out, new_k, new_v = self.forward_framelet(
             xf,
             cf,
@@ -454,7 +463,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
             sin_q=sin_q,
             cos_k=None,
             sin_k=None,
-            attn_mask=None,
+            attn_mask=attn_mask,
             grid_h=gh,
             grid_w=gw,
             past_k_rotated=True,

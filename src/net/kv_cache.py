@@ -9,6 +9,8 @@ from torch import Tensor
 
 from src.net.attention import apply_rope
 
+EMPTY_SLOT_BIAS = -1e4  # exp(-1e4) is 0 in fp32 and fp16: a masked slot gets no weight
+
 
 @dataclasses.dataclass
 class KVCache:
@@ -58,6 +60,33 @@ class KVCache:
             memo = self.cond_memo = (cond, cond._version, embed(cond))
         return memo[2]
 
+    def fixed_size(
+        self,
+        keys: list[Tensor | None],
+        values: list[Tensor | None],
+        *,
+        heads: int,
+        head_dim: int,
+        like: Tensor,
+    ) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """``keys``/``values`` (this cache's, possibly rotated) padded to the full window: the
+        empty (oldest) slots hold zeros and are masked by ``EMPTY_SLOT_BIAS`` in the returned
+        additive bias ``1 1 L (K + L)``, K = (window - 1) L, as in the ncnn export. The same shapes
+        at every step, from the empty cache on: what ``torch.compile`` needs for one graph."""
+        L = self.tokens_per_framelet
+        context = self.max_framelets * L
+        empty = context - self.num_framelets * L
+
+        def pad(t: Tensor | None) -> Tensor:  # a fresh zero block each (no aliased inputs)
+            if not empty:
+                return t
+            zeros = like.new_zeros(self.batch, heads, empty, head_dim)
+            return zeros if t is None else torch.cat([zeros, t], dim=2)
+
+        bias = like.new_zeros(1, 1, L, context + L)
+        bias[..., :empty] = EMPTY_SLOT_BIAS
+        return [pad(k) for k in keys], [pad(v) for v in values], bias
+
     def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
         if self.max_framelets == 0:
             return
@@ -67,7 +96,9 @@ class KVCache:
             old_k, old_v = self.keys[i], self.values[i]
             k = k if old_k is None else torch.cat([old_k, k], dim=2)
             v = v if old_v is None else torch.cat([old_v, v], dim=2)
-            self.keys[i], self.values[i] = k[:, :, -keep:], v[:, :, -keep:]
+            # standard strides, whatever the slice: a compiled step sees one layout every step
+            self.keys[i] = k[:, :, -keep:].clone(memory_format=torch.contiguous_format)
+            self.values[i] = v[:, :, -keep:].clone(memory_format=torch.contiguous_format)
         self.num_framelets = min(self.num_framelets + 1, self.max_framelets)
 
     def export_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,5 +125,5 @@ class KVCache:
             past_k[:, i * heads : (i + 1) * heads, ctx - filled :] = self.keys[i]
             past_v[:, i * heads : (i + 1) * heads, ctx - filled :] = self.values[i]
         bias = ref.new_zeros(b, L, ctx + L)
-        bias[:, :, : ctx - filled] = -1e4
+        bias[:, :, : ctx - filled] = EMPTY_SLOT_BIAS
         return past_k, past_v, bias
