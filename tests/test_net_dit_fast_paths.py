@@ -196,3 +196,20 @@ def test_parallel_forward_is_the_same_with_every_kernel():
             model.block_causal_kernel = kernel
             outputs[kernel] = model(x, cond, sigma)
     assert (outputs["chunked"] - outputs["mask"]).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("decoder", ["patch", "smooth"])
+def test_traced_step_for_the_export_equals_the_eager_step(decoder):
+    """Under tracing (the ncnn export) patches are a strided conv and the patch head a
+    pixel_shuffle; eagerly a matrix product and one rearrange: the same numbers."""
+    model = randomized(VelodreamDiT(**SMALL, decoder=decoder))
+    step = FrameletStep(model, 8, 12).eval()
+    generator = torch.Generator().manual_seed(4)
+    shapes = step.input_shapes()
+    inputs = [torch.randn(shape, generator=generator) for shape in shapes[:5]]
+    inputs.append(FixedKVCache.empty(shapes[3], shapes[5]).attn_bias)
+    with torch.no_grad():
+        eager = step(*inputs)
+        traced = torch.jit.trace(step, tuple(inputs))(*inputs)
+    for a, b in zip(eager, traced):
+        assert (a - b).abs().max().item() < 1e-5

@@ -296,13 +296,20 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         """tokens B L D, ``c`` B 1 D (or B L D), condition B (f C) h w -> x0 B (f 3) h w."""
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)
         out = self.head(modulate(self.final_norm(tokens), shift, scale))  # B L (f 3 p p)
+        p = self.config.patch_size
+        if self.smooth_decoder is None and not torch.jit.is_tracing():  # one copy, not two
+            out = rearrange(out, "b (gh gw) (c p1 p2) -> b c (gh p1) (gw p2)", gh=grid_h, p1=p, p2=p)
+            return self._finish_output(out, cf)
         out = out.transpose(1, 2).reshape(out.shape[0], out.shape[2], grid_h, grid_w)
         if self.smooth_decoder is None:
-            out = F.pixel_shuffle(out, self.config.patch_size)  # B (f 3) h w
+            out = F.pixel_shuffle(out, p)  # B (f 3) h w; the export's form (rank <= 4)
         else:
-            p = self.config.patch_size
             out = F.interpolate(out, size=(grid_h * p, grid_w * p), mode="bilinear", align_corners=False)
             out = self.smooth_decoder(torch.cat([out, cf], dim=1))  # B (f 3) h w
+        return self._finish_output(out, cf)
+
+    def _finish_output(self, out: Tensor, cf: Tensor) -> Tensor:
+        """The decoded B (f 3) h w, plus the albedo residual and the conv refinement when configured."""
         residual = self.config.residual_condition_channels
         if residual is not None:
             c_per_frame = self.config.condition_channels
