@@ -63,6 +63,8 @@ class EqualWorkConfig:
     warmup_framelets: int = 3
     threads: int = 0
     """torch threads (0: torch's default)"""
+    compile: bool = False
+    """torch.compile both (ours: compile_inference over its fixed-size cache); warm-up covers compilation"""
     seed: int = 0
     json_out: str = "runs/bench_equal_work.json"
     """where the numbers go as JSON"""
@@ -213,7 +215,10 @@ def build_system(name: str, config: EqualWorkConfig):
             frames=c.frames_per_framelet,
             cond_channels=c.condition_channels,
         )
-        return randomize(model, c.seed), PlainSampler(model, steps=c.steps, window=c.window_framelets)
+        randomize(model, c.seed)
+        if c.compile:
+            model.denoise = torch.compile(model.denoise)
+        return model, PlainSampler(model, steps=c.steps, window=c.window_framelets)
     if name not in SYSTEMS:
         raise UserError(f"unknown system {name!r}", f"choose from {', '.join(SYSTEMS)}")
     grid = c.resolution // c.patch_size
@@ -232,7 +237,10 @@ def build_system(name: str, config: EqualWorkConfig):
         refine_channels=32 if stem_smooth else 0,
         decoder="smooth" if stem_smooth else "patch",
     )
-    return randomize(model, c.seed), OurSampler(model, steps=c.steps, h=c.resolution, w=c.resolution)
+    randomize(model, c.seed)
+    if c.compile:
+        model.compile_inference()
+    return model, OurSampler(model, steps=c.steps, h=c.resolution, w=c.resolution)
 
 
 @torch.no_grad()
@@ -307,7 +315,8 @@ def format_table(result: dict) -> str:
     lines.append(
         f"(ms per {c['frames_per_framelet']}-frame framelet, median of {c['framelets_per_round']} per round, "
         f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps, window {c['window_framelets']}, "
-        f"{result['machine']['torch_threads']} threads; vs ref = best / reference's best)"
+        f"{result['machine']['torch_threads']} threads{', compiled' if c['compile'] else ''}; "
+        "vs ref = best / reference's best)"
     )
     return "\n".join(lines)
 
