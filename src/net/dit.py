@@ -19,8 +19,11 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
   residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
 * The model predicts x0 (see ``src/diffusion/flow_matching.py``).
 
-Every tensor on the single-framelet path (``denoise_framelet``/``push_context`` and
-``src/net/export_step.py``) has rank <= 4 so pnnx/ncnn can convert it.
+Every tensor on the single-framelet path has rank <= 4 when traced for the ncnn export
+(``src/net/export_step.py``), so pnnx can convert it; eagerly, patchify and unpatchify take a
+faster 6-D route to the same numbers. RoPE and attention live in ``src/net/attention.py``, the
+rolling cache in ``src/net/kv_cache.py``, the cached generation methods in
+``src/net/cached_generation.py``.
 
 Temporal positions are *relative to the window*: the framelet being denoised is always at
 temporal index ``window_framelets - 1`` and cached framelets sit just before it. RoPE
