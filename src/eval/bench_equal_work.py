@@ -46,11 +46,17 @@ class EqualWorkConfig:
     resolution: int = 224
     """square frame size in pixels"""
     hidden_dim: int = 256
+    """token width of both models"""
     num_blocks: int = 4
+    """transformer blocks of both models"""
     num_heads: int = 4
+    """attention heads of both models"""
     patch_size: int = 16
+    """pixels per token side"""
     frames_per_framelet: int = 2
+    """frames generated together as one framelet"""
     condition_channels: int = 9
+    """condition planes per frame (the encoded G-buffer)"""
     window_framelets: int = 3
     """framelets a framelet attends to, itself included"""
     steps: int = 2
@@ -60,12 +66,15 @@ class EqualWorkConfig:
     rounds: int = 3
     """interleaved rounds; each times every system once"""
     framelets_per_round: int = 8
+    """framelets timed per system and round (the round's number is their median)"""
     warmup_framelets: int = 3
+    """untimed framelets per system first (fills the cache; compiles with --compile)"""
     threads: int = 0
     """torch threads (0: torch's default)"""
     compile: bool = False
     """torch.compile both (ours: compile_inference over its fixed-size cache); warm-up covers compilation"""
     seed: int = 0
+    """seed of the random weights and inputs"""
     json_out: str = "runs/bench_equal_work.json"
     """where the numbers go as JSON"""
 
