@@ -12,27 +12,7 @@ from src.diffusion.rollout import sample_framelet
 from src.net.attention import block_causal_attention
 from src.net.dit import VelodreamDiT, patch_tokens
 from src.net.export_step import FixedKVCache, FrameletStep
-
-SMALL = dict(
-    hidden_dim=64,
-    num_blocks=2,
-    num_heads=2,
-    patch_size=4,
-    frames_per_framelet=2,
-    window_framelets=3,
-    max_grid_h=8,
-    max_grid_w=8,
-    stem_channels=8,
-    refine_channels=8,
-)
-
-
-def randomized(model: VelodreamDiT, seed: int = 0) -> VelodreamDiT:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
+from tests.test_net_dit import SMALL, randomized
 
 
 def test_patch_tokens_equal_the_strided_convolution():
