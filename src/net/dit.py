@@ -19,8 +19,11 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
   residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
 * The model predicts x0 (see ``src/diffusion/flow_matching.py``).
 
-Every tensor on the single-framelet path (``denoise_framelet``/``push_context`` and
-``src/net/export_step.py``) has rank <= 4 so pnnx/ncnn can convert it.
+Every tensor on the single-framelet path has rank <= 4 when traced for the ncnn export
+(``src/net/export_step.py``), so pnnx can convert it; eagerly, patchify and unpatchify take a
+faster 6-D route to the same numbers. RoPE and attention live in ``src/net/attention.py``, the
+rolling cache in ``src/net/kv_cache.py``, the cached generation methods in
+``src/net/cached_generation.py``.
 
 Temporal positions are *relative to the window*: the framelet being denoised is always at
 temporal index ``window_framelets - 1`` and cached framelets sit just before it. RoPE
@@ -30,7 +33,6 @@ the parallel training forward, and a rolling cache supports endless rides.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -41,63 +43,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import Tensor, nn
 
-# -- rotary position embedding ---------------------------------------------------------------
-
-
-def rope_axis_split(head_dim: int) -> tuple[int, int, int]:
-    """How many of the ``head_dim // 2`` rotation frequencies go to (time, rows, columns)."""
-    half = head_dim // 2
-    temporal = half // 4
-    rows = (half - temporal) // 2
-    return temporal, rows, half - temporal - rows
-
-
-def rope_cos_sin(
-    *,
-    head_dim: int,
-    grid_h: int,
-    grid_w: int,
-    temporal_positions: list[int] | tuple[int, ...],
-    theta: float,
-    device: torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> tuple[Tensor, Tensor]:
-    """cos/sin tables, each ``(len(temporal_positions) * grid_h * grid_w, head_dim)``.
-
-    Token order is (time, row, column). Rotate-half layout: frequency ``i`` rotates the
-    pair ``(i, i + head_dim / 2)``; the first frequencies encode time, then rows, then
-    columns. Computed from integer positions, so any grid size works (no table to resize).
-    """
-    n_t, n_h, n_w = rope_axis_split(head_dim)
-
-    def freqs(n: int) -> Tensor:
-        return theta ** (-torch.arange(n, dtype=torch.float64) / max(n, 1))
-
-    t = torch.tensor(list(temporal_positions), dtype=torch.float64)
-    r = torch.arange(grid_h, dtype=torch.float64)
-    c = torch.arange(grid_w, dtype=torch.float64)
-    tt, rr, cc = torch.meshgrid(t, r, c, indexing="ij")
-    angles = torch.cat(
-        [
-            tt.reshape(-1, 1) * freqs(n_t),
-            rr.reshape(-1, 1) * freqs(n_h),
-            cc.reshape(-1, 1) * freqs(n_w),
-        ],
-        dim=-1,
-    )  # N half
-    angles = torch.cat([angles, angles], dim=-1)  # N d
-    return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
-
-
-def rotate_half(x: Tensor) -> Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """``x``: b heads N d; ``cos``/``sin``: N d."""
-    return x * cos + rotate_half(x) * sin
-
+from src.net.attention import Attention, rope_cos_sin
+from src.net.cached_generation import CachedGeneration
 
 # -- building blocks ---------------------------------------------------------------------------
 
@@ -112,41 +59,19 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1.0 + scale) + shift
 
 
-class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.proj = nn.Linear(dim, dim)
+def patch_tokens(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A patchifying strided ``conv`` (kernel = stride = p) applied to ``x`` B C h w -> tokens B L D.
 
-    def forward(
-        self,
-        x: Tensor,  # b N D
-        *,
-        cos_q: Tensor,  # N d
-        sin_q: Tensor,
-        cos_k: Tensor,  # (M + N) d, M = cached tokens
-        sin_k: Tensor,
-        past_k: Tensor | None = None,  # b heads M d (QK-normed, not rotated)
-        past_v: Tensor | None = None,
-        attn_mask: Tensor | None = None,  # bool (N, M+N) or additive float broadcastable
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns (output b N D, this input's keys and values b heads N d, keys unrotated)."""
-        b, n, dim = x.shape
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        q = self.q_norm(q.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
-        k = self.k_norm(k.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
-        v = v.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        keys = k if past_k is None else torch.cat([past_k, k], dim=2)
-        values = v if past_v is None else torch.cat([past_v, v], dim=2)
-        out = F.scaled_dot_product_attention(
-            apply_rope(q, cos_q, sin_q), apply_rope(keys, cos_k, sin_k), values, attn_mask=attn_mask
-        )  # b heads N d
-        out = out.transpose(1, 2).reshape(b, n, dim)
-        return self.proj(out), k, v
+    Eagerly it runs as one matrix product over the patches (the same sums as the convolution,
+    about twice as fast on a CPU as its strided form at 224²); under ``torch.jit.trace`` (the
+    ncnn export) it stays a strided convolution, since pnnx drops tensors of rank above 4.
+    """
+    if torch.jit.is_tracing():
+        return conv(x).flatten(2).transpose(1, 2)
+    b, c, h, w = x.shape
+    p = conv.stride[0]
+    patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+    return F.linear(patches, conv.weight.flatten(1), conv.bias)  # B L D
 
 
 class DiTBlock(nn.Module):
@@ -177,74 +102,10 @@ class DiTBlock(nn.Module):
         return x, k, v
 
 
-# -- KV cache ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class KVCache:
-    """Rolling cache of the last ``window_framelets - 1`` context framelets, per block.
-
-    ``keys[i]``/``values[i]``: ``b heads (m L) d`` for block ``i``, ``m = num_framelets``
-    cached framelets of ``L`` tokens each, oldest first. Keys are stored QK-normed but
-    *not* rotated: RoPE is applied with window-relative positions at every step, so
-    entries never need re-indexing when the window rolls.
-    """
-
-    batch: int
-    grid_h: int
-    grid_w: int
-    max_framelets: int  # window_framelets - 1
-    keys: list[Tensor | None]
-    values: list[Tensor | None]
-    num_framelets: int = 0
-
-    @property
-    def tokens_per_framelet(self) -> int:
-        return self.grid_h * self.grid_w
-
-    def append(self, new_keys: list[Tensor], new_values: list[Tensor]) -> None:
-        if self.max_framelets == 0:
-            return
-        keep = self.max_framelets * self.tokens_per_framelet
-        for i, (k, v) in enumerate(zip(new_keys, new_values)):
-            old_k, old_v = self.keys[i], self.values[i]
-            k = k if old_k is None else torch.cat([old_k, k], dim=2)
-            v = v if old_v is None else torch.cat([old_v, v], dim=2)
-            self.keys[i], self.values[i] = k[:, :, -keep:], v[:, :, -keep:]
-        self.num_framelets = min(self.num_framelets + 1, self.max_framelets)
-
-    def export_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The fixed-size form used by ``FrameletStep``: ``past_k``, ``past_v``, ``attn_bias``.
-
-        ``past_k``/``past_v``: ``b (blocks heads) (W-1)L d``, empty (oldest) slots zero-filled;
-        ``attn_bias``: ``b L (W L)`` additive bias, ``-1e4`` on empty slots, else 0.
-        """
-        if any(k is None for k in self.keys) and self.num_framelets > 0:
-            raise RuntimeError("inconsistent cache")
-        L = self.tokens_per_framelet
-        ctx = self.max_framelets * L
-        blocks = len(self.keys)
-        ref = next((k for k in self.keys if k is not None), None)
-        if ref is None:
-            raise RuntimeError(
-                "cannot export an empty cache before its shapes are known; use FrameletStep.empty_inputs"
-            )
-        b, heads, _, d = ref.shape
-        past_k = ref.new_zeros(b, blocks * heads, ctx, d)
-        past_v = ref.new_zeros(b, blocks * heads, ctx, d)
-        filled = self.num_framelets * L
-        for i in range(blocks):
-            past_k[:, i * heads : (i + 1) * heads, ctx - filled :] = self.keys[i]
-            past_v[:, i * heads : (i + 1) * heads, ctx - filled :] = self.values[i]
-        bias = ref.new_zeros(b, L, ctx + L)
-        bias[:, :, : ctx - filled] = -1e4
-        return past_k, past_v, bias
-
-
 # -- the model ---------------------------------------------------------------------------------
 
 
-class VelodreamDiT(ModelMixin, ConfigMixin):
+class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
     """Pixel-space causal video DiT predicting clean frames (x0) from noisy frames + conditions."""
 
     _supports_gradient_checkpointing = True
@@ -331,6 +192,9 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         else:
             self.refine = None
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        # how the parallel forward runs its block-causal attention (src/net/attention.py);
+        # every kernel computes the same attention, so this is not part of the config
+        self.block_causal_kernel = "chunked"
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
         self._init_weights()
 
@@ -390,10 +254,6 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         p = self.config.patch_size
         return f"multiples of {p} up to {self.config.max_grid_w * p}x{self.config.max_grid_h * p}"
 
-    def compile_inference(self) -> None:
-        """torch.compile the single-framelet path that generation runs."""
-        self.forward_framelet = torch.compile(self.forward_framelet)
-
     def resize_positions(self, *, max_grid_h: int, max_grid_w: int, max_framelets: int | None = None) -> None:
         """Allow larger grids (fine-tuning at higher resolution). RoPE is computed from integer
         positions, so no weights change; only the limits stored in the config do."""
@@ -417,12 +277,19 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
 
     # -- shared pieces: framelet images (4-D) <-> tokens --
 
-    def embed_framelets(self, xf: Tensor, cf: Tensor) -> Tensor:
-        """``xf``: B (f 3) h w, ``cf``: B (f C) h w -> tokens B L D (rows, then columns)."""
-        tokens = self.x_embed(xf) + self.cond_embed(cf)  # B D gh gw
+    def embed_framelets(self, xf: Tensor, cf: Tensor, cond_tokens: Tensor | None = None) -> Tensor:
+        """``xf``: B (f 3) h w, ``cf``: B (f C) h w -> tokens B L D (rows, then columns).
+        ``cond_tokens``: ``embed_condition(cf)`` when the caller already has it."""
+        if cond_tokens is None:
+            cond_tokens = self.embed_condition(cf)
+        tokens = patch_tokens(self.x_embed, xf) + cond_tokens
         if self.stem is not None:
-            tokens = tokens + self.stem(torch.cat([xf, cf], dim=1))
-        return tokens.flatten(2).transpose(1, 2)
+            tokens = tokens + self.stem(torch.cat([xf, cf], dim=1)).flatten(2).transpose(1, 2)
+        return tokens
+
+    def embed_condition(self, cf: Tensor) -> Tensor:
+        """The condition's share of the tokens: ``cf`` B (f C) h w -> B L D."""
+        return patch_tokens(self.cond_embed, cf)
 
     def embed_sigma(self, sigma: Tensor) -> Tensor:
         """``sigma`` b n -> SiLU'd conditioning vectors b n D."""
@@ -432,13 +299,20 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         """tokens B L D, ``c`` B 1 D (or B L D), condition B (f C) h w -> x0 B (f 3) h w."""
         shift, scale = self.final_modulation(c).chunk(2, dim=-1)
         out = self.head(modulate(self.final_norm(tokens), shift, scale))  # B L (f 3 p p)
+        p = self.config.patch_size
+        if self.smooth_decoder is None and not torch.jit.is_tracing():  # one copy, not two
+            out = rearrange(out, "b (gh gw) (c p1 p2) -> b c (gh p1) (gw p2)", gh=grid_h, p1=p, p2=p)
+            return self._finish_output(out, cf)
         out = out.transpose(1, 2).reshape(out.shape[0], out.shape[2], grid_h, grid_w)
         if self.smooth_decoder is None:
-            out = F.pixel_shuffle(out, self.config.patch_size)  # B (f 3) h w
+            out = F.pixel_shuffle(out, p)  # B (f 3) h w; the export's form (rank <= 4)
         else:
-            p = self.config.patch_size
             out = F.interpolate(out, size=(grid_h * p, grid_w * p), mode="bilinear", align_corners=False)
             out = self.smooth_decoder(torch.cat([out, cf], dim=1))  # B (f 3) h w
+        return self._finish_output(out, cf)
+
+    def _finish_output(self, out: Tensor, cf: Tensor) -> Tensor:
+        """The decoded B (f 3) h w, plus the albedo residual and the conv refinement when configured."""
         residual = self.config.residual_condition_channels
         if residual is not None:
             c_per_frame = self.config.condition_channels
@@ -478,10 +352,13 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         tokens = rearrange(self.embed_framelets(xf, cf), "(b n) l d -> b (n l) d", b=b)
         c = self.embed_sigma(sigma.to(tokens.dtype))  # b n D
         cos, sin = self.rope_tables(gh, gw, tuple(range(n)), tokens.device, tokens.dtype)
-        framelet_of_token = torch.arange(n, device=tokens.device).repeat_interleave(L)
-        delta = framelet_of_token[:, None] - framelet_of_token[None, :]
-        mask = (delta >= 0) & (delta < cfg.window_framelets)  # N N
-        attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin, attn_mask=None if n == 1 else mask)
+        attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin)
+        if n > 1:  # block-causal: each framelet sees itself and window_framelets - 1 before it
+            attn_kwargs.update(
+                framelet_tokens=L,
+                window_framelets=cfg.window_framelets,
+                block_causal_kernel=self.block_causal_kernel,
+            )
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 tokens, _, _ = torch.utils.checkpoint.checkpoint(
@@ -493,19 +370,7 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         out = self.unembed_framelets(tokens, rearrange(c, "b n d -> (b n) 1 d"), cf, gh, gw)
         return rearrange(out, "(b n) (f c) h w -> b (n f) c h w", b=b, f=f)
 
-    # -- autoregressive generation with a KV cache --
-
-    def new_cache(self, batch: int, h: int, w: int) -> KVCache:
-        gh, gw = self.grid_size(h, w)
-        blocks = len(self.blocks)
-        return KVCache(
-            batch=batch,
-            grid_h=gh,
-            grid_w=gw,
-            max_framelets=self.config.window_framelets - 1,
-            keys=[None] * blocks,
-            values=[None] * blocks,
-        )
+    # -- one framelet against explicit past keys/values (the cached path and the ncnn export) --
 
     def forward_framelet(
         self,
@@ -522,13 +387,18 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
         attn_mask: Tensor | None,
         grid_h: int,
         grid_w: int,
+        past_k_rotated: bool = False,
+        cond_tokens: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """One framelet against explicit past keys/values; every tensor has rank <= 4.
+        """One framelet against explicit past keys/values; every tensor has rank <= 4 under
+        tracing (the ncnn export).
 
-        Shared by the eager cache path and the ncnn export wrapper.
+        Shared by the eager cache path and the ncnn export wrapper. ``past_k_rotated``: the past
+        keys already carry RoPE (``cos_k``/``sin_k`` are then unused); ``cond_tokens``: the
+        condition's tokens, when the caller kept them from an earlier step.
         Returns (x0 B (f 3) h w, per-block new keys, per-block new values).
         """
-        tokens = self.embed_framelets(xf, cf)  # B L D
+        tokens = self.embed_framelets(xf, cf, cond_tokens)  # B L D
         c = self.embed_sigma(sigma)  # B 1 D
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
@@ -543,71 +413,8 @@ class VelodreamDiT(ModelMixin, ConfigMixin):
                 past_k=past_k[i],
                 past_v=past_v[i],
                 attn_mask=attn_mask,
+                past_k_rotated=past_k_rotated,
             )
             new_k.append(k)
             new_v.append(v)
         return self.unembed_framelets(tokens, c, cf, grid_h, grid_w), new_k, new_v
-
-    def _run_cached(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache):
-        cfg = self.config
-        b, f, _, h, w = x.shape
-        if f != cfg.frames_per_framelet:
-            raise ValueError(f"a framelet has {cfg.frames_per_framelet} frames, got {f}")
-        gh, gw = self.grid_size(h, w)
-        if (gh, gw) != (cache.grid_h, cache.grid_w):
-            raise ValueError("the cache was made for another frame size")
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1).expand(b, 1)
-        current = cfg.window_framelets - 1
-        m = cache.num_framelets
-        cos_q, sin_q = self.rope_tables(gh, gw, (current,), x.device, x.dtype)
-        cos_k, sin_k = self.rope_tables(gh, gw, tuple(range(current - m, current + 1)), x.device, x.dtype)
-        xf = x.reshape(b, f * x.shape[2], h, w)
-        cf = cond.reshape(b, f * cond.shape[2], h, w)
-        past_k = cache.keys if m > 0 else [None] * len(self.blocks)
-        past_v = cache.values if m > 0 else [None] * len(self.blocks)
-        out, new_k, new_v = self.forward_framelet(
-            xf,
-            cf,
-            sigma,
-            past_k=past_k,
-            past_v=past_v,
-            cos_q=cos_q,
-            sin_q=sin_q,
-            cos_k=cos_k,
-            sin_k=sin_k,
-            attn_mask=None,
-            grid_h=gh,
-            grid_w=gw,
-        )
-        return out.reshape(b, f, -1, h, w), new_k, new_v
-
-    def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache) -> Tensor:
-        """x0 prediction for one framelet ``x_noisy`` b f 3 h w at noise ``sigma`` (b,), attending
-        to the cached context. Does not modify the cache."""
-        out, _, _ = self._run_cached(x_noisy, cond, sigma, cache)
-        return out
-
-    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: KVCache) -> Tensor:
-        """``denoise_framelet``, then the keys and values this pass computed (at ``sigma``, attending
-        to the cache) enter the cache as the framelet's context: the rollout's
-        ``context_from_last_step``, which saves the context pass. Gradients flow through them
-        when enabled (a distillation rollout)."""
-        out, new_k, new_v = self._run_cached(x_noisy, cond, sigma, cache)
-        cache.append(new_k, new_v)
-        return out
-
-    def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor | float, cache: KVCache) -> None:
-        """Append a generated framelet to the cache as context.
-
-        ``x_ctx_noisy`` b f 3 h w is the sampler's output already re-noised to ``sigma_ctx`` (b,)
-        by ``src.diffusion.flow_matching.add_noise`` -- the noise augmentation the context gets
-        in training (the rollout does the noising, so every backend draws the same noise). Its
-        keys/values, computed at that noise level while attending to the current cache, enter
-        the cache; the oldest framelet beyond ``window_framelets - 1`` is dropped.
-        """
-        if cache.max_framelets == 0:
-            return
-        b = x_ctx_noisy.shape[0]
-        sigma_ctx = torch.as_tensor(sigma_ctx, dtype=x_ctx_noisy.dtype, device=x_ctx_noisy.device).reshape(-1)
-        _, new_k, new_v = self._run_cached(x_ctx_noisy, cond, sigma_ctx.expand(b), cache)
-        cache.append(new_k, new_v)

@@ -33,10 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from src.net.dit import VelodreamDiT
+from src.net.kv_cache import EMPTY_SLOT_BIAS
 
 INPUT_NAMES = ("x_noisy", "cond", "sigma", "past_k", "past_v", "attn_bias")
 OUTPUT_NAMES = ("x0_pred", "new_k", "new_v")
-EMPTY_SLOT_BIAS = -1e4
 
 
 @dataclasses.dataclass

@@ -1,0 +1,22 @@
+"""Time our DiT's framelet against a plain causal DiT of the same shapes (table + JSON).
+
+uv run python -m src.scripts.bench_equal_work
+uv run python -m src.scripts.bench_equal_work --rounds 5 --threads 1
+"""
+
+from __future__ import annotations
+
+from src.common.config import parse_config
+from src.common.errors import script_main
+from src.eval.bench_equal_work import EqualWorkConfig, run_and_report
+
+
+@script_main
+def main(argv=None) -> None:
+    run_and_report(
+        parse_config(EqualWorkConfig, argv, prog="bench_equal_work", description=__doc__.splitlines()[0])
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The CPU preset pair for a 224x224 DiT: the low-resolution stage and the play-resolution
+fine-tune resolve, and run two steps each, the second starting from the first's weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from src.common.config import load_config
+from src.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("dit224_lowres_cpu", "dit224_highres_cpu")
+
+
+@pytest.fixture(autouse=True)
+def _in_repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_both_stages_resolve_to_the_same_patch16_model():
+    configs = [load_config(TrainConfig, "conf/base.yaml", f"conf/{stage}.yaml") for stage in STAGES]
+    low, high = configs
+    assert low.model.overrides == high.model.overrides
+    assert low.model.overrides["patch_size"] == 16 and low.model.overrides["max_grid_h"] == 14
+    assert high.init_from == f"runs/{low.run_name}"
+    assert low.data.dataset != high.data.dataset
+
+
+def run_train(args):
+    from accelerate.state import AcceleratorState, PartialState
+
+    from src.scripts.train_net import main
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()
+    main(args)
+
+
+@pytest.mark.slow
+def test_two_steps_of_each_stage_the_second_from_the_first(tiny_dataset, tmp_path):
+    common = [
+        "--runs_dir", str(tmp_path), "--data.dataset", str(tiny_dataset), "--max_steps", "2",
+        "--data.batch_size", "2", "--checkpoint_every_steps", "2", "--validation.enabled", "false",
+    ]  # fmt: skip
+    run_train(["--conf", "conf/base.yaml", "--conf", "conf/dit224_lowres_cpu.yaml", *common])
+    low_run = tmp_path / "dit224_lowres_cpu"
+    low_weights = load_file(low_run / "package" / "model.safetensors")
+    run_train(
+        [
+            "--conf",
+            "conf/base.yaml",
+            "--conf",
+            "conf/dit224_highres_cpu.yaml",
+            *common,
+            "--init_from",
+            str(low_run),
+        ]
+    )
+    high_run = tmp_path / "dit224_highres_cpu"
+    assert (high_run / "checkpoints" / "step-0000002" / "complete.json").is_file()
+    high_weights = load_file(high_run / "package" / "model.safetensors")
+    assert high_weights.keys() == low_weights.keys()
+    assert high_weights["x_embed.weight"].shape[-1] == 16  # patch 16
