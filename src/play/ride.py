@@ -23,7 +23,15 @@ import numpy as np
 
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
-from src.game.session import FrameInfo, PlayConfig, builtin_view
+from src.game.display import require_visible_display
+from src.game.session import (
+    BUILTIN_VIEWS,
+    FrameInfo,
+    PlayConfig,
+    builtin_view,
+    check_play_config,
+    run_session,
+)
 from src.play.checkpoints import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
 from src.runtime.backends import check_frame_size, make_renderer
@@ -213,16 +221,24 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     return source, (width, height)
 
 
+def check_ride_config(config: RideConfig) -> None:
+    """Raise a UserError for settings of ``play_game`` that cannot work, before a model is loaded
+    or a window opened: a zero frame rate, a negative frame count, no denoising steps, a
+    resolution that is not WIDTHxHEIGHT, or a window asked for where no display can show it.
+    Checks that need the model (a resolution that is not a multiple of its patch or beyond its
+    grid) run once the package is loaded (``neural_frame_size``)."""
+    check_play_config(config)
+    if config.steps is not None and config.steps < 1:
+        raise UserError(f"invalid --steps {config.steps}", "Give at least 1 denoising step per framelet.")
+    if not config.headless:
+        require_visible_display()
+
+
 def ride(config: RideConfig):
     """Run the game with the chosen renderer (see the module docstring)."""
-    from src.game.session import run_session
-    from src.play.checks import check_ride_config
-
     check_ride_config(config)
     if config.renderer == "raster":
         return run_session(config)
-    from src.game.session import BUILTIN_VIEWS
-
     if config.renderer in BUILTIN_VIEWS:
         return run_session(config)
     source, (width, height) = build_neural_source(config)
