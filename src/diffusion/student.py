@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.conditions.encode import downsample_encoded
+from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
-from src.eval.metrics import backward_warp, warp_valid_mask
 
 
 def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:

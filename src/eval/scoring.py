@@ -46,15 +46,8 @@ from torch import Tensor
 
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import (
-    depth_test_mask,
-    psnr,
-    seam_ratio,
-    sliced_wasserstein_distance,
-    ssim,
-    temporal_warp_error,
-    warp_error_mask,
-)
+from src.conditions.warp import depth_test_mask, warp_error_mask
+from src.eval.metrics import psnr, seam_ratio, sliced_wasserstein_distance, ssim, temporal_warp_error
 from src.runtime.renderer import Renderer, render_clip
 
 SEAM_GRID_PX = 8

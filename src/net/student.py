@@ -20,7 +20,7 @@ Inside one step, everything a frame needs from the past is computed from those t
    ``flow_scale``). ``flow_scale`` is the dataset's statistic, stored in the config.
 2. *Disocclusion mask* (1 = the history cannot be trusted): where the warped previous depth is
    nearer than this frame's depth by more than ``disocclusion_tolerance`` (encoded units; the
-   game's depth test of ``src/eval/metrics.py`` on encoded inverse depth), or where the source
+   game's depth test of ``src/conditions/warp.py`` on encoded inverse depth), or where the source
    lies outside the frame. Soft (a clamped ramp), so it stays differentiable and exports as
    plain arithmetic. A new ride's feedback has depth ``EMPTY_HISTORY_DEPTH``, nearer than
    anything, so the first frame is disoccluded everywhere.

@@ -18,7 +18,7 @@ import torch
 
 from src.conditions.encode import ConditionStats, encode_gbuffer
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import depth_test_mask, warp_error_mask
+from src.conditions.warp import depth_test_mask, warp_error_mask
 
 
 class GameClips:
