@@ -199,7 +199,7 @@ def test_box_models_place_unit_meshes():
 
 
 def test_visualisers_return_rgb_uint8_and_the_benchmark_reports_every_resolution():
-    from src.eval.bench_game import BenchGameConfig, format_table, run_bench_game
+    from src.bench.bench_game import BenchGameConfig, format_table, run_bench_game
     from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 
     flow = np.zeros((8, 10, 2), np.float32)
