@@ -7,8 +7,10 @@ An objective is called by the generic loop in ``src/train/loop.py`` once per mic
 ``model`` is whatever the loop trains (possibly wrapped by DDP or torch.compile), ``batch`` holds
 ``frames`` b t 3 h w in [-1, 1] and ``cond`` b t C h w on the training device, and ``generator``
 (CPU) makes every random draw, so a step's loss is a pure function of the weights, the batch and
-the seed. ``logs`` are extra numbers for ``logs.jsonl``. Objectives with modules of their own (a
-critic, a discriminator) will expose them to the loop the same way; this one has none.
+the seed. ``logs`` are extra numbers for ``logs.jsonl``. An objective with state of its own (a
+critic and its optimiser, a discriminator) has ``state_dict``/``load_state_dict`` and is
+checkpointed with the run; this one has none. ``src/train/objectives.py`` builds each objective
+from a run's config (its ``OBJECTIVES`` table).
 """
 
 from __future__ import annotations

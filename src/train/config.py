@@ -201,7 +201,7 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the model"""
     objective: str = "flow_matching"
-    """the training objective (src/train/loop.py OBJECTIVES): flow_matching trains the DiT teacher,
+    """the training objective (src/train/objectives.py OBJECTIVES): flow_matching trains the DiT teacher,
     student the recurrent U-Net student (model.model_class: StudentUNet) from a teacher"""
     teacher: str | None = None
     """the renderer package or run folder whose model teaches this run (objectives that distil)"""

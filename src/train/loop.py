@@ -1,7 +1,7 @@
 """The generic training loop: accelerate, AdamW, warmup-steady-cooldown, EMA, atomic checkpoints,
 resume, logging, validation and package export, written once over a training objective.
 
-The objective (``src/diffusion/objectives.py``) owns everything specific to a way of training --
+The objective (built by ``src/train/objectives.py``, its maths in ``src/diffusion/``) owns everything specific to a way of training --
 noise sampling, noising, the loss -- so a distillation or student objective plugs in here
 without a copy of the loop. ``train(config)`` is everything ``python -m src.scripts.train_net``
 does after parsing.
@@ -27,17 +27,15 @@ from tqdm import tqdm
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
 from src.common.io import atomic_write_text
-from src.diffusion.flow_matching import resolution_shift
-from src.diffusion.objectives import FlowMatchingObjective
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
 from src.train.data import TrainingData
 from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
+from src.train.objectives import build_objective
 from src.train.package import export_package, sampling_defaults, training_command
 from src.train.schedule import warmup_steady_cooldown
-from src.train.student import student_objective
 
 
 class TrainState:
@@ -80,44 +78,6 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
                 f"{run_dir} was trained with a different '{key}' section than this command asks for",
                 "Resume with the same config, or pick a new --run_name.",
             )
-
-
-def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
-    """The teacher's objective, from the ``diffusion`` section."""
-    height, width = data.frame_size
-    diffusion = config.diffusion
-    return FlowMatchingObjective(
-        frames_per_framelet=model.frames_per_step,
-        shift=resolution_shift(height * width, base_pixels=diffusion.shift_base_pixels),
-        sigma_logit_mean=diffusion.sigma_logit_mean,
-        sigma_logit_std=diffusion.sigma_logit_std,
-        clean_context_probability=diffusion.clean_context_probability,
-        context_noise_max=diffusion.context_noise_max,
-        loss_weighting=diffusion.loss_weighting,
-    )
-
-
-def _distill_objective(config, model, data, device):
-    from src.train.distill import distill_objective  # it imports this module: imported on first use
-
-    return distill_objective(config, model, data, device)
-
-
-# config.objective -> builder(config, model, data, device). An objective is called as
-# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
-# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
-OBJECTIVES = {
-    "flow_matching": flow_matching_objective,
-    "distill": _distill_objective,
-    "student": student_objective,
-}
-
-
-def build_objective(config: TrainConfig, model, data: TrainingData, device):
-    """The run's training objective (``src/diffusion/``), by ``config.objective``."""
-    if config.objective not in OBJECTIVES:
-        raise UserError(f"unknown objective '{config.objective}'", f"Choose from {', '.join(OBJECTIVES)}.")
-    return OBJECTIVES[config.objective](config, model, data, device)
 
 
 class Trainer:
