@@ -34,7 +34,7 @@ def rendered_gbuffers():
         from src.game.autopilot import Autopilot
         from src.game.camera import CameraConfig, rider_camera_pose
         from src.game.meshes import build_scene
-        from src.game.renderer import GBufferRenderer
+        from src.game.raster import GBufferRenderer
         from src.game.world import World
 
         world, camera_config, autopilot = World(seed=3), CameraConfig(), Autopilot()

@@ -17,7 +17,7 @@ from src.common.io import atomic_write_json
 from src.game.autopilot import Autopilot
 from src.game.camera import CameraConfig, rider_camera_pose
 from src.game.meshes import build_scene
-from src.game.renderer import GBufferRenderer, create_headless_context
+from src.game.raster import GBufferRenderer, create_headless_context
 from src.game.session import DEFAULT_LEVEL, load_level
 from src.game.world import World
 

@@ -268,7 +268,7 @@ def load_game_ride(
         return None
     import moderngl
 
-    from src.game.renderer import NoOpenGLContextError
+    from src.game.raster import NoOpenGLContextError
 
     try:
         record_ride(clip_dir, size=size, frames=total, seed=seed, fps=fps)

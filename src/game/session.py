@@ -27,7 +27,7 @@ from src.common.gbuffer import GBuffer
 from src.game.autopilot import Autopilot, AutopilotConfig
 from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
 from src.game.meshes import build_scene
-from src.game.renderer import GBufferRenderer
+from src.game.raster import GBufferRenderer
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 from src.game.world import Action, World, WorldConfig, WorldState
 
