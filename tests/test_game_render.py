@@ -11,7 +11,7 @@ from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 from src.common.gbuffer_io import load_gbuffer_clip, save_gbuffer_clip
 from src.game.camera import CameraConfig, CameraPose, project_points, unproject_pixels
 from src.game.meshes import SceneBuilder, box_models, build_scene
-from src.game.raster import GBufferRenderer
+from src.game.raster import GBufferRaster
 from src.game.session import GameSession, PlayConfig
 from src.game.world import World, WorldConfig
 
@@ -21,7 +21,7 @@ CAMERA = CameraConfig(fov_y_deg=60.0, show_handlebar=False)
 
 @pytest.fixture(scope="module")
 def renderer():
-    renderer = GBufferRenderer(WIDTH, HEIGHT, CAMERA)
+    renderer = GBufferRaster(WIDTH, HEIGHT, CAMERA)
     yield renderer
     renderer.release()
 

@@ -27,7 +27,7 @@ from src.common.gbuffer import GBuffer
 from src.game.autopilot import Autopilot, AutopilotConfig
 from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
 from src.game.meshes import build_scene
-from src.game.raster import GBufferRenderer
+from src.game.raster import GBufferRaster
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 from src.game.world import Action, World, WorldConfig, WorldState
 
@@ -134,7 +134,7 @@ class GameSession:
         self.view_sources = list(view_sources)
         self.world = World(config.world, seed=config.seed)
         self.autopilot = Autopilot(config.pilot)
-        self.renderer = GBufferRenderer(self.width, self.height, config.camera,
+        self.renderer = GBufferRaster(self.width, self.height, config.camera,
                                         fog_end_m=config.world.view_distance_m)
         self.runs = 1
         self.best_score_m = 0.0
