@@ -240,7 +240,7 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
 def run_benchmark(config: BenchmarkConfig) -> dict:
     import torch
 
-    from src.play.checkpoints import resolve_checkpoint
+    from src.play.fetch import resolve_checkpoint
     from src.play.ride import RideConfig, neural_frame_size
     from src.runtime.package import load_package
 

@@ -177,7 +177,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         score_game_ride,
         score_real_clips,
     )
-    from src.play.checkpoints import resolve_checkpoint
+    from src.play.fetch import resolve_checkpoint
     from src.runtime.backends import make_renderer
     from src.runtime.package import default_cache_dir, load_package
 

@@ -32,7 +32,7 @@ from src.game.session import (
     check_play_config,
     run_session,
 )
-from src.play.checkpoints import resolve_checkpoint
+from src.play.fetch import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
 from src.runtime.backends import check_frame_size, make_renderer
 from src.runtime.package import RendererPackage, load_package, renderer_names
