@@ -1,7 +1,7 @@
 """The leave-one-clip-out benchmark: does a renderer generalise to a real clip it never saw?
 
 For each clip of ``videos`` (default: the embedded ``bikes.mp4`` and ``vtest.avi`` and the
-first-person road clip in ``../shared/data/real_videos``), or only the one named by ``only``:
+videos in ``data/real_videos/``, such as a first-person road clip), or only the one named by ``only``:
 
 1. prepare the *other* clips as a training set (every frame, no held-out cut) and the left-out
    clip as the evaluation set (``split all``), at one resolution and rate;
@@ -32,7 +32,7 @@ from pathlib import Path
 from src.common.errors import UserError
 
 DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
-ROAD_VIDEOS = "../shared/data/real_videos"  # beside the checkout on the project's machines
+USER_VIDEOS = "data/real_videos"  # where the README puts your own videos
 MODELS = ("dit", "regression", "flat")
 TABLE_COLUMNS = (
     "real_psnr",
@@ -50,7 +50,7 @@ class GeneralisationConfig:
     """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
 
     videos: list[str] = dataclasses.field(default_factory=list)
-    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in ../shared/data/real_videos"""
+    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos"""
     only: str | None = None
     """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
     train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
@@ -89,13 +89,13 @@ class GeneralisationConfig:
 
 
 def default_videos() -> list[Path]:
-    """The embedded street clips and, where it is there, the first-person road clip."""
+    """The embedded street clips and, where the folder exists, the videos in ``data/real_videos``."""
     from src.data.decode import find_videos
     from src.data.sources import embedded_street_videos
 
     videos = embedded_street_videos()
-    if Path(ROAD_VIDEOS).is_dir():
-        videos += find_videos([ROAD_VIDEOS])
+    if Path(USER_VIDEOS).is_dir():
+        videos += find_videos([USER_VIDEOS])
     return videos
 
 

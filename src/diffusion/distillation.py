@@ -34,7 +34,7 @@ checkpointed with the run (``state_dict``). Per call:
    a copy of the teacher at the start, so DMD starts at zero and grows as the student moves)
    and of the discriminator (real video frames only against generated frames), each with its
    own AdamW and learning rate (DMD2's two time-scale rule; about 5 critic steps per generator
-   step keep the critic from oscillating, see the field notes).
+   step keep the critic from oscillating).
 
 Everything random comes from ``generator`` (CPU), and the game clips are a function of their
 index, so a step is a pure function of the weights, the batch and the seed: 2 + 2 resumed

@@ -2,7 +2,7 @@
 
 Trained with L1 (``src/train/regression.py``), it predicts the conditional mean, so it scores
 high PSNR/SSIM on real reconstruction while drawing no detail the conditions do not carry; every
-comparison of a generative renderer keeps it beside the flat-colour input (FIELD_NOTES.md).
+comparison of a generative renderer keeps it beside the flat-colour input.
 
 Contract: ``forward(cond)`` maps ``b t C h w`` encoded conditions (``src/conditions/encode.py``)
 to ``b t 3 h w`` frames in [-1, 1], one independent evaluation per frame (no temporal context,
