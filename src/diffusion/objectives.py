@@ -20,6 +20,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from src.common.framelets import framelet_count
 from src.diffusion.flow_matching import FlowMatchingLoss, add_noise, sample_sigmas_logit_normal, time_shift
 
 
@@ -63,9 +64,8 @@ class FlowMatchingObjective:
     def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w
         b, t = frames.shape[:2]
-        if t % self.frames_per_framelet:
-            raise ValueError(f"{t} frames is not a multiple of {self.frames_per_framelet} frames per framelet")
-        sigma = self.sample_sigmas(b, t // self.frames_per_framelet, generator=generator).to(frames.device)
+        num_framelets = framelet_count(t, self.frames_per_framelet)
+        sigma = self.sample_sigmas(b, num_framelets, generator=generator).to(frames.device)
         noise = torch.randn(frames.shape, generator=generator).to(frames.device)
         prediction = model(add_noise(frames, noise, sigma), cond, sigma)
         return self.loss_fn(prediction.float(), frames, sigma), {}

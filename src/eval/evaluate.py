@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.errors import UserError
+from src.common.framelets import framelet_count
 
 DEFAULT_CHECKPOINT = "game/models/default"
 DEFAULT_RENDERER = "default"
@@ -200,11 +201,9 @@ def evaluate(config: EvaluateConfig) -> dict:
         package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
         device=config.device, seed=config.seed,
     )
-    if config.clip_frames % renderer.frames_per_step:
-        raise UserError(
-            f"--clip_frames {config.clip_frames} is not a multiple of the renderer's {renderer.frames_per_step} "
-            "frames per step"
-        )
+    framelet_count(
+        config.clip_frames, renderer.frames_per_step, what="--clip_frames", whose="the renderer's", error=UserError
+    )
     started = time.perf_counter()
 
     clips = load_real_clips(

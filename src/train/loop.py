@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
+from src.common.framelets import framelet_count
 from src.common.io import atomic_write_text
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
@@ -102,11 +103,9 @@ class Trainer:
             config, process_index=accelerator.process_index, num_processes=accelerator.num_processes
         )
         model = build_model(config, self.data)
-        if config.data.clip_frames % model.frames_per_step:
-            raise UserError(
-                f"data.clip_frames ({config.data.clip_frames}) is not a multiple of the model's "
-                f"frames_per_framelet ({model.frames_per_step})"
-            )
+        framelet_count(
+            config.data.clip_frames, model.frames_per_step, what="data.clip_frames", whose="the model's", error=UserError
+        )
         self.objective = build_objective(config, model, self.data, accelerator.device)
         self.resume = ckpt.latest_checkpoint(run_dir)
         if self.is_main:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from src.common.errors import UserError
+from src.common.framelets import framelet_count
 from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.distillation import DistillationObjective
 from src.diffusion.flow_matching import resolution_shift
@@ -156,11 +157,9 @@ def student_objective(config, model, data, device) -> StudentObjective:
         height=height,
         num_denoising_steps=settings.teacher_denoising_steps,
     )
-    if config.data.clip_frames % renderer.frames_per_step:
-        raise UserError(
-            f"data.clip_frames ({config.data.clip_frames}) is not a multiple of the teacher's "
-            f"{renderer.frames_per_step} frames per step"
-        )
+    framelet_count(
+        config.data.clip_frames, renderer.frames_per_step, what="data.clip_frames", whose="the teacher's", error=UserError
+    )
 
     def teacher(cond: torch.Tensor, seeds: list[int]) -> torch.Tensor:
         clips = [torch.from_numpy(render_clip(renderer, clip, seed=seed)) for clip, seed in zip(cond, seeds)]
