@@ -1,14 +1,11 @@
 """The per-frame play loop: world step -> scene -> G-buffer -> views -> window / recordings.
 
 One loop serves the window, headless recording and benchmarks. Extra views plug in as
-*view sources*: a callable ``source(gbuffer, info) -> {name: h w 3 uint8}`` called once per
-rendered frame (in order, after the built-in views' G-buffer is ready). Names it returns
-join the Tab cycle after the built-in ones (color, depth, flow, normals, semantic, albedo);
-``--renderer NAME`` other than ``raster`` starts on the view called NAME. A source may also
-have ``names`` (the views it will return, checked before the first frame), ``reset()``
-(called when a run restarts, so recurrent state can be dropped) and ``select_views(names)``
-(called before each frame with the views on screen or recorded, so work for views nobody
-sees can be skipped).
+*view sources* (``ViewSource``; a plain function ``(gbuffer, info) -> {name: h w 3 uint8}``
+works too), called once per rendered frame (in order, after the built-in views' G-buffer is
+ready). Names they return join the Tab cycle after the built-in ones (color, depth, flow,
+normals, semantic, albedo); ``--renderer NAME`` other than ``raster`` starts on the view called
+NAME.
 """
 
 from __future__ import annotations
@@ -85,7 +82,42 @@ class FrameInfo:
     view_matrix: np.ndarray  # world -> camera, 4 4 float64
 
 
-ViewSource = Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]
+class ViewSource:
+    """Views added to the built-in ones (play's neural renderers, say). The session calls
+    ``select_views`` before each frame, then the source itself on the frame's G-buffer, ``reset``
+    when a run restarts and ``hud_lines`` for the window; its owner calls ``close``."""
+
+    names: tuple[str, ...] | None = None
+    """the views it returns, checked before the first frame (None: not declared)"""
+
+    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def select_views(self, views: set[str]) -> None:
+        """The views on screen or recorded this frame, so work for views nobody sees can be skipped."""
+
+    def reset(self) -> None:
+        """A run restarted: drop recurrent state."""
+
+    def hud_lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        """Release threads and models."""
+
+
+class FunctionViewSource(ViewSource):
+    """A plain function ``(gbuffer, info) -> views`` as a view source (its names not declared)."""
+
+    def __init__(self, function: Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]):
+        self.function = function
+
+    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
+        return self.function(gbuffer, info)
+
+
+def as_view_source(source: ViewSource | Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]) -> ViewSource:
+    return source if isinstance(source, ViewSource) else FunctionViewSource(source)
 
 
 @dataclasses.dataclass
@@ -131,11 +163,11 @@ class GameSession:
         if config.fps <= 0:
             raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
         self.dt = 1.0 / config.fps
-        self.view_sources = list(view_sources)
+        self.view_sources = [as_view_source(source) for source in view_sources]
         self.world = World(config.world, seed=config.seed)
         self.autopilot = Autopilot(config.pilot)
         self.renderer = GBufferRaster(self.width, self.height, config.camera,
-                                        fog_end_m=config.world.view_distance_m)
+                                      fog_end_m=config.world.view_distance_m)
         self.runs = 1
         self.best_score_m = 0.0
         self.frame_index = 0
@@ -155,8 +187,7 @@ class GameSession:
         self.runs += 1
         self._new_run = True
         for source in self.view_sources:
-            if hasattr(source, "reset"):
-                source.reset()
+            source.reset()
 
     def frame(self, action: Action | None) -> tuple[GBuffer, FrameInfo, dict[str, np.ndarray]]:
         """Step the world (unless a run just started) and render; returns the G-buffer, its info
@@ -229,8 +260,9 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
     from src.common.video import Mp4Writer
 
     check_play_config(config)
-    declared = {name for source in view_sources for name in getattr(source, "names", ())}
-    undeclared = any(not hasattr(source, "names") for source in view_sources)
+    view_sources = [as_view_source(source) for source in view_sources]
+    declared = {name for source in view_sources for name in source.names or ()}
+    undeclared = any(source.names is None for source in view_sources)
     start_view = "color" if config.renderer == "raster" else config.renderer
     if start_view not in BUILTIN_VIEWS and start_view not in declared and not undeclared:
         raise UserError(f"unknown renderer '{config.renderer}'",
@@ -286,8 +318,7 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
             if not paused or latest is None:
                 shown = start_view if rendered == 0 else view_names[view_index]
                 for source in view_sources:
-                    if hasattr(source, "select_views"):
-                        source.select_views({shown, *recordings.values()})
+                    source.select_views({shown, *recordings.values()})
                 latest = session.frame(None if config.autopilot else user_action)
                 gbuffer, info, extra = latest
                 for name in extra:
@@ -313,7 +344,7 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
                     banner = f"CRASH  {session.world.score_m:.0f} m   R to ride again"
                 hud = _hud_lines(session, name, fps, paused)
                 for source in view_sources:
-                    hud += source.hud_lines() if hasattr(source, "hud_lines") else []
+                    hud += source.hud_lines()
                 window.show(_view(name, gbuffer, extra), hud, banner)
                 fps = window.tick(config.fps)
         while writers:

@@ -28,6 +28,7 @@ from src.game.session import (
     BUILTIN_VIEWS,
     FrameInfo,
     PlayConfig,
+    ViewSource,
     builtin_view,
     check_play_config,
     run_session,
@@ -79,7 +80,7 @@ def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
     return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
 
 
-class _NeuralSource:
+class _NeuralSource(ViewSource):
     """Views named after the package's renderers (``neural`` for a plain package; ``student``,
     ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
 
@@ -244,8 +245,7 @@ def ride(config: RideConfig):
     source, (width, height) = build_neural_source(config)
     start = source.names[0] if config.renderer == "neural" else config.renderer
     if start not in source.names:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()
         raise UserError(
             f"unknown renderer '{config.renderer}'",
             "Choose " + ", ".join(["raster", "neural", *[n for n in source.names if n != "neural"]]) + ".",
@@ -254,5 +254,4 @@ def ride(config: RideConfig):
     try:
         return run_session(config, view_sources=[source])
     finally:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()
