@@ -28,15 +28,16 @@ import numpy as np
 from tqdm import tqdm
 
 from src.common.io import atomic_write_json
+from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 
 @dataclasses.dataclass
 class BenchmarkConfig:
     """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
 
-    checkpoint: str = "game/models/default"
+    checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
-    renderers: list[str] = dataclasses.field(default_factory=lambda: ["default"])
+    renderers: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_RENDERER])
     """which renderers of a bundle to time (names from its renderers.json; default: its default)"""
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
     """'model' is the package's play resolution (a bundle's) or its own; others are WIDTHxHEIGHT"""

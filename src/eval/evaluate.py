@@ -33,9 +33,7 @@ import numpy as np
 
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
-
-DEFAULT_CHECKPOINT = "game/models/default"
-DEFAULT_RENDERER = "default"
+from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
 REQUIRED_KEYS = (

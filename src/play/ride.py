@@ -36,9 +36,8 @@ from src.game.session import (
 from src.play.fetch import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
 from src.runtime.backends import check_frame_size, make_renderer
+from src.runtime.defaults import DEFAULT_CHECKPOINT
 from src.runtime.package import RendererPackage, load_package, renderer_names
-
-DEFAULT_CHECKPOINT = "game/models/default"
 
 
 @dataclasses.dataclass
