@@ -70,15 +70,21 @@ def flow_fraction_from_encoded(encoded: Tensor, flow_scale: float) -> Tensor:
 
 
 class ResidualConvBlock(nn.Module):
-    """``x + conv(silu(conv(x)))``, 3x3 at constant width."""
+    """``x + conv(act(conv(x)))``, 3x3 at constant width; ``act`` is SiLU (the student) or tanh-GELU
+    (the regression baseline)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, *, activation: str = "silu"):
         super().__init__()
+        if activation not in ("silu", "gelu_tanh"):
+            raise ValueError(f"unknown activation '{activation}'")
+        self.activation = activation
         self.conv_in = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv_out = nn.Conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv_out(F.silu(self.conv_in(x)))
+    def forward(self, x: Tensor) -> Tensor:  # n c h w
+        hidden = self.conv_in(x)
+        hidden = F.silu(hidden) if self.activation == "silu" else F.gelu(hidden, approximate="tanh")
+        return x + self.conv_out(hidden)
 
 
 class ConvGRU(nn.Module):
