@@ -28,6 +28,8 @@ import numpy as np
 from tqdm import tqdm
 
 from src.common.io import atomic_write_json
+from src.game.display import GameWindow
+from src.game.session import GameSession, PlayConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 
@@ -76,7 +78,6 @@ def _open_files() -> int:
 class _Display:
     def __init__(self, width: int, height: int):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        from src.game.display import GameWindow
 
         self.window = GameWindow(width, height)
 
@@ -97,10 +98,9 @@ def _bench_one(
     package,
     progress_label: str,
 ) -> dict:
-    from src.game.session import GameSession, PlayConfig
-
     neural = None
     if renderer != "raster":
+        # imported here: it pulls diffusers, torch; a script's --help should not wait for that
         from src.play.neural import NeuralRenderer
         from src.play.ride import RideConfig, neural_frame_size
         from src.runtime.backends import make_renderer
@@ -181,7 +181,7 @@ def _bench_one(
 
 def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
     """Ride ``soak_game_minutes`` of game time headless with the neural renderer; report memory."""
-    from src.game.session import GameSession, PlayConfig
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.play.neural import NeuralRenderer
     from src.runtime.backends import make_renderer
 
@@ -241,6 +241,7 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
 def run_benchmark(config: BenchmarkConfig) -> dict:
     import torch
 
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.play.fetch import resolve_checkpoint
     from src.play.ride import RideConfig, neural_frame_size
     from src.runtime.package import load_package

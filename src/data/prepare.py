@@ -24,6 +24,7 @@ from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
 from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
+from src.data.sources import embedded_street_videos
 
 
 @dataclasses.dataclass
@@ -206,8 +207,6 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     import torch
     from accelerate import PartialState
     from tqdm import tqdm
-
-    from src.data.sources import embedded_street_videos
 
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())

@@ -31,8 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.config import to_dict
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
+from src.common.io import atomic_write_json
+from src.common.video import save_png, write_mp4
+from src.data.prepared import SPLITS, read_manifest
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
@@ -109,7 +113,7 @@ def _video_digest(videos: list[Path], settings: dict) -> str:
 def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
     """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
     ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
-    from src.common.config import to_dict
+    # imported here: it pulls cv2, torch; a script's --help should not wait for that
     from src.data.decode import find_videos
     from src.data.prepare import PrepareConfig, prepare_dataset
 
@@ -140,8 +144,6 @@ def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
 
 
 def _check(config: EvaluateConfig) -> None:
-    from src.data.prepared import SPLITS
-
     if not config.data:
         raise UserError("no --data given", "Give a prepared dataset, video files or a folder of videos.")
     if config.split not in SPLITS:
@@ -165,9 +167,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     ``OUT/metrics.json``."""
     import torch
 
-    from src.common.io import atomic_write_json
-    from src.common.video import save_png, write_mp4
-    from src.data.prepared import read_manifest
+    # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
     from src.eval.scoring import (
         frame_strip,
         load_game_ride,

@@ -21,8 +21,12 @@ import numpy as np
 from src.common.config import load_config, parse_resolution, to_dict
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
+from src.common.gbuffer_io import GBufferClipWriter
+from src.common.io import check_writable_dir, check_writable_file
+from src.common.video import Mp4Writer
 from src.game.autopilot import Autopilot, AutopilotConfig
 from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
+from src.game.display import GameWindow
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
@@ -256,9 +260,6 @@ def check_play_config(config: PlayConfig) -> None:
 
 def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring."""
-    from src.common.io import check_writable_dir, check_writable_file
-    from src.common.video import Mp4Writer
-
     check_play_config(config)
     view_sources = [as_view_source(source) for source in view_sources]
     declared = {name for source in view_sources for name in source.names or ()}
@@ -291,8 +292,6 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
         if not config.headless:
             window = (window_factory or _default_window)(session)
         if config.record_gbuffers is not None:
-            from src.common.gbuffer_io import GBufferClipWriter
-
             clip = GBufferClipWriter(config.record_gbuffers, session.clip_meta())
         view_names = list(BUILTIN_VIEWS)
         view_index = 0
@@ -380,6 +379,4 @@ def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarr
 
 
 def _default_window(session: GameSession):
-    from src.game.display import GameWindow
-
     return GameWindow(session.width, session.height, scale=session.config.window_scale, fps=session.config.fps)

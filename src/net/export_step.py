@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from src.net.dit import VelodreamDiT
+from src.net.student import pixel_grid
 
 INPUT_NAMES = ("x_noisy", "cond", "sigma", "past_k", "past_v", "attn_bias")
 OUTPUT_NAMES = ("x0_pred", "new_k", "new_v")
@@ -182,7 +183,6 @@ class RecurrentStep(nn.Module):
 
     def __init__(self, model: nn.Module, h: int, w: int):
         super().__init__()
-        from src.net.student import pixel_grid
 
         model.check_frame_size(h, w)
         self.model = model

@@ -45,6 +45,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from src.common.errors import UserError
+
 # the depth plane of a new ride's feedback: nearer than any encoded depth (those lie in [-1, 1]),
 # so the depth test marks every pixel as disoccluded and the first frame ignores the history
 EMPTY_HISTORY_DEPTH = 2.0
@@ -353,7 +355,5 @@ STUDENT_PRESETS: dict[str, dict] = {
 def build_student(preset: str, **overrides) -> StudentUNet:
     """A freshly initialised student of a named size; keyword arguments override the preset."""
     if preset not in STUDENT_PRESETS:
-        from src.common.errors import UserError
-
         raise UserError(f"unknown student preset {preset!r}", f"Choose from {', '.join(STUDENT_PRESETS)}.")
     return StudentUNet(**{**STUDENT_PRESETS[preset], **overrides})

@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 
+from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
 from src.game.display import require_visible_display
@@ -65,8 +66,6 @@ class RideConfig(PlayConfig):
 
 def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:
     """(width, height) the game renders at for the model: its own, or --resolution."""
-    from src.common.config import parse_resolution
-
     if config.resolution is None and package.play_resolution is None:
         return package.width, package.height
     width, height = parse_resolution(config.resolution or package.play_resolution)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from src.data.prepare import PrepareConfig
+from src.data.prepare import PrepareConfig, prepare_dataset
 from src.train.config import TrainConfig
 
 
@@ -32,8 +32,6 @@ def prepare_defaults_if_missing(config: TrainConfig) -> bool:
         return False
     import torch
     from accelerate import PartialState
-
-    from src.data.prepare import prepare_dataset
 
     state = PartialState(cpu=not torch.cuda.is_available())  # as prepare_dataset makes it
     if state.is_main_process:

@@ -19,6 +19,7 @@ import torch
 from src.conditions.encode import ConditionStats, encode_gbuffer
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
+from src.game.session import GameSession, PlayConfig
 
 
 class GameClips:
@@ -60,8 +61,6 @@ class GameClips:
 
     def _game(self):
         if self._session is None:
-            from src.game.session import GameSession, PlayConfig
-
             self._session = GameSession(
                 PlayConfig(
                     renderer="raster", headless=True, autopilot=True, seed=self.seed,

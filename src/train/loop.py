@@ -37,6 +37,7 @@ from src.train.model_io import build_model, load_weights_from
 from src.train.objectives import build_objective
 from src.train.package import export_package, sampling_defaults, training_command
 from src.train.schedule import warmup_steady_cooldown
+from src.train.validation import run_validation
 
 
 class TrainState:
@@ -195,8 +196,6 @@ class Trainer:
         return model.eval()
 
     def validate_and_export(self, step: int) -> None:
-        from src.train.validation import run_validation
-
         model = self.ema_model()
         sampling = sampling_defaults(self.config, self.data)
         metrics = {}
