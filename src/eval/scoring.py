@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from src.common.errors import UserError
+from src.common.frames import frames_from_uint8, frames_to_uint8
 from src.common.gbuffer_io import load_gbuffer_clip
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.flow import DISFlow
@@ -65,15 +66,9 @@ def to_unit(frames: Tensor) -> Tensor:
     return ((frames.float() + 1) / 2).clamp(0, 1)
 
 
-def to_uint8(frames: Tensor) -> np.ndarray:
-    """``... c h w`` in [-1, 1] -> ``... h w c`` uint8."""
-    unit = to_unit(frames)
-    return (unit.movedim(-3, -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-
-
 def grid_video(columns: list[Tensor]) -> np.ndarray:
     """Columns of ``t 3 h w`` clips in [-1, 1] side by side -> ``t h (k w) 3`` uint8."""
-    return np.concatenate([to_uint8(c) for c in columns], axis=2)
+    return np.concatenate([frames_to_uint8(c) for c in columns], axis=2)
 
 
 def frame_strip(video: np.ndarray, count: int = 4) -> np.ndarray:
@@ -285,7 +280,7 @@ def load_game_ride(
         valid = valid * depth_test_mask(torch.from_numpy(arrays["depth"].astype(np.float32)), flow)
     if "new_run" in arrays:  # a restart: the frame before it is another run
         valid[torch.from_numpy(arrays["new_run"].astype(bool))] = 0
-    raster = torch.from_numpy(arrays["color"]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
+    raster = frames_from_uint8(arrays["color"])
     return {"cond": cond, "raster": raster, "flow_px": flow, "valid_mask": valid}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.common.frames import frames_from_uint8
 from src.conditions.encode import ConditionStats, encode_gbuffer
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
@@ -96,7 +97,7 @@ class GameClips:
         valid[torch.tensor(restarts)] = 0
         return {
             "cond": torch.stack(conds),
-            "raster": torch.stack(colors).float().div(127.5).sub(1).permute(0, 3, 1, 2).contiguous(),
+            "raster": frames_from_uint8(torch.stack(colors)).contiguous(),
             "flow_px": flow,
             "depth_m": depth,
             "valid_mask": valid,
