@@ -19,7 +19,7 @@ UNDOES_AN_EARLIER_LAYER = {
         "checkpoint_every_steps",
         "optim.num_warmup_steps",
         "validation.every_steps",
-        "validation.num_denoising_steps",
+        "sampling.num_denoising_steps",
     },
 }
 
@@ -54,3 +54,17 @@ def test_a_preset_states_only_what_differs_from_the_defaults(preset):
 
 def test_the_base_layer_is_the_defaults():
     assert to_dict(load_config(TrainConfig, CONF / "base.yaml")) == to_dict(TrainConfig())
+
+
+def test_sampling_settings_written_under_validation_by_older_configs_still_load(tmp_path):
+    old = tmp_path / "run_config.yaml"  # as runs wrote it before the sampling section existed
+    old.write_text("validation:\n  num_denoising_steps: 1\n  context_sigma: 0.1\n  context_from_last_step: true\n")
+    config = load_config(TrainConfig, old)
+    assert (config.sampling.num_denoising_steps, config.sampling.context_sigma) == (1, 0.1)
+    assert config.sampling.context_from_last_step is True
+    assert config.validation.num_denoising_steps is None  # one home: read into sampling
+
+
+def test_the_distill_presets_train_for_the_sampling_their_package_ships():
+    config = load_config(TrainConfig, CONF / "base.yaml", CONF / "cpu_tiny.yaml", CONF / "distill_cpu.yaml")
+    assert (config.sampling.num_denoising_steps, config.sampling.context_from_last_step) == (1, True)

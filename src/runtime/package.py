@@ -41,7 +41,7 @@ from src.common.io import atomic_directory, atomic_write_json
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.models import renderer_model_class
-from src.runtime.defaults import DEFAULT_RENDERER
+from src.runtime.defaults import DEFAULT_RENDERER, SamplingDefaults
 
 PACKAGE_FORMAT_VERSION = 1
 REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
@@ -171,17 +171,6 @@ def write_bundle(
         )
         (staging / "README.md").write_text(readme)
     return directory
-
-
-@dataclasses.dataclass
-class SamplingDefaults:
-    """How a package's diffusion model is sampled (``src/diffusion/rollout.py``)."""
-
-    num_denoising_steps: int = 2
-    context_sigma: float = 0.05
-    shift: float = 1.0
-    context_from_last_step: bool = False
-    """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
 
 
 @dataclasses.dataclass

@@ -72,7 +72,7 @@ def game_clip_source(config, data, *, crop: tuple[int, int] | None):
 
 def distill_objective(config, model, data, device) -> DistillationObjective:
     """The ``distill`` objective from ``config.distill``; the student samples as its package will
-    (``validation.num_denoising_steps``, ``validation.context_from_last_step``). The teacher is
+    (``sampling.num_denoising_steps``, ``sampling.context_from_last_step``). The teacher is
     ``config.teacher`` (a renderer package or a run folder) loaded into the run's own
     architecture (the student starts from the same weights with ``init_from``); game clips come
     from ``GameClips`` at the dataset's frame size, cropped like the real clips."""
@@ -93,9 +93,9 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
     return DistillationObjective(
         teacher=teacher,
         frames_per_framelet=model.frames_per_step,
-        num_denoising_steps=config.validation.num_denoising_steps,
-        context_from_last_step=config.validation.context_from_last_step,
-        context_sigma=config.validation.context_sigma,
+        num_denoising_steps=config.sampling.num_denoising_steps,
+        context_from_last_step=config.sampling.context_from_last_step,
+        context_sigma=config.sampling.context_sigma,
         shift=shift,
         fake_score_recipe=flow_matching_objective(config, model, data, device),
         ode_weight=distill.ode_weight,

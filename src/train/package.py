@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -123,13 +124,11 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
 
 
 def sampling_defaults(config, data) -> SamplingDefaults:
-    """The sampling settings a run's package ships with (validation's, at the data's time shift)."""
+    """The sampling settings a run's package ships with: its ``sampling`` section, at the data's
+    time shift."""
     height, width = data.frame_size
-    return SamplingDefaults(
-        num_denoising_steps=config.validation.num_denoising_steps,
-        context_sigma=config.validation.context_sigma,
-        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
-        context_from_last_step=config.validation.context_from_last_step,
+    return dataclasses.replace(
+        config.sampling, shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
     )
 
 
