@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from src.eval.bench_equal_work import EqualWorkConfig, PlainCausalDiT, randomize, run_and_report
+from src.bench.equal_work import EqualWorkConfig, PlainCausalDiT, randomize, run_and_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from src.common.errors import UserError
-from src.play.checkpoints import check_package, resolve_checkpoint
+from src.play.fetch import check_package, resolve_checkpoint
 
 
 def make_package_archive() -> bytes:

@@ -34,11 +34,11 @@ def rendered_gbuffers():
         from src.game.autopilot import Autopilot
         from src.game.camera import CameraConfig, rider_camera_pose
         from src.game.meshes import build_scene
-        from src.game.renderer import GBufferRenderer
+        from src.game.raster import GBufferRaster
         from src.game.world import World
 
         world, camera_config, autopilot = World(seed=3), CameraConfig(), Autopilot()
-        renderer = GBufferRenderer(48, 32, camera_config)
+        renderer = GBufferRaster(48, 32, camera_config)
     except Exception as error:
         pytest.skip(f"game renderer not available here: {error}")
     previous = rider_camera_pose(world.state(), camera_config)

@@ -61,7 +61,7 @@ def test_flow_of_a_clip_starts_with_zero_and_uses_the_previous_frame():
 
 @pytest.mark.slow
 def test_flow_and_depth_on_a_game_ride_are_within_the_documented_bounds(game_clip):
-    from src.eval.extractors import evaluate_game_clip
+    from src.bench.extractors import evaluate_game_clip
 
     result = evaluate_game_clip(game_clip, ExtractConfig())
     assert result["flow_epe_px"] < result["flow_epe_zero_baseline_px"]
@@ -70,8 +70,8 @@ def test_flow_and_depth_on_a_game_ride_are_within_the_documented_bounds(game_cli
 
 
 def test_geometric_depth_ranks_aloe_depth():
+    from src.bench.extractors import evaluate_aloe
     from src.common.errors import UserError
-    from src.eval.extractors import evaluate_aloe
 
     try:
         result = evaluate_aloe(ExtractConfig(), width=160)

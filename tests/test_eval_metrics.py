@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.eval.metrics import (
-    depth_test_mask,
-    forward_backward_mask,
-    psnr,
-    seam_ratio,
-    sliced_wasserstein_distance,
-    ssim,
-    temporal_warp_error,
-    warp_error_mask,
-)
+from src.conditions.warp import depth_test_mask, forward_backward_mask, warp_error_mask
+from src.eval.metrics import psnr, seam_ratio, sliced_wasserstein_distance, ssim, temporal_warp_error
 
 
 def _real_frames(name: str, *, resolution: str, count: int, fps: float = 2.0) -> torch.Tensor:

@@ -108,7 +108,7 @@ def test_unconverted_layer_types_are_found(tmp_path):
 
 
 class ComplexRope(nn.Module):
-    """The complex-number RoPE form pnnx cannot convert (FIELD_NOTES)."""
+    """The complex-number RoPE form (``view_as_complex``), which pnnx cannot convert."""
 
     def forward(self, x):
         rotation = torch.polar(torch.ones(8, 4), torch.arange(32.0).reshape(8, 4))

@@ -46,7 +46,7 @@ def test_the_window_runs_a_few_frames_under_the_dummy_video_driver(monkeypatch):
     monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
     calls = []
 
-    def extra_view(gbuffer, info):  # the hook issue 5 plugs the neural renderer into
+    def extra_view(gbuffer, info):  # the hook play plugs the neural renderer into
         calls.append(info.frame_index)
         return {"inverted": 255 - gbuffer.color}
 

@@ -7,7 +7,7 @@ import torch
 
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import backward_warp
+from src.conditions.warp import backward_warp
 from src.train.game_clips import GameClips
 
 

@@ -86,8 +86,8 @@ def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
 
 
 def test_only_names_one_clip():
+    from src.bench.generalisation import select_folds
     from src.common.errors import UserError
-    from src.eval.generalisation import select_folds
 
     videos = [Path("/x/bikes.mp4"), Path("/x/vtest.avi"), Path("/y/highway_ride_udacity_part1.mp4")]
     assert select_folds(videos, "highway") == [videos[2]]

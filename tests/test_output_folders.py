@@ -209,7 +209,7 @@ def test_train_net_refuses_a_run_folder_that_is_not_a_run(tmp_path):
 def test_a_download_leaves_the_users_files_in_the_cache(tmp_path):
     import hashlib
 
-    from src.play.checkpoints import resolve_checkpoint
+    from src.play.fetch import resolve_checkpoint
     from tests.test_checkpoint_download import ArchiveServer, make_package_archive
 
     (tmp_path / "notes.txt").write_text("mine")
@@ -308,7 +308,7 @@ def test_a_one_renderer_bundle_archived_without_a_folder_downloads(package, tmp_
     import io
     import tarfile
 
-    from src.play.checkpoints import resolve_checkpoint
+    from src.play.fetch import resolve_checkpoint
     from src.runtime.package import load_package
     from tests.test_checkpoint_download import ArchiveServer
 

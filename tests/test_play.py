@@ -23,7 +23,7 @@ def _in_repo_root(monkeypatch):
 
 
 def test_the_bundled_package_is_complete_and_small():
-    from src.play.checkpoints import check_package
+    from src.play.fetch import check_package
     from src.runtime.package import load_package
 
     check_package(BUNDLED)

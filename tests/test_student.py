@@ -17,7 +17,7 @@ import torch
 
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import backward_warp
+from src.conditions.warp import backward_warp
 from src.net.student import build_student, flow_fraction_from_encoded, initial_feedback
 from src.runtime.backends import make_renderer
 from src.runtime.package import SamplingDefaults, load_package, write_package

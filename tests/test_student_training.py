@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from src.conditions.warp import backward_warp
 from src.diffusion.student import StudentObjective, temporal_loss
-from src.eval.metrics import backward_warp
 from src.net.student import build_student
 
 ROOT = Path(__file__).resolve().parents[1]

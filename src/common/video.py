@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.common.io import check_writable_file, disk_error
+from src.common.io import atomic_write_bytes, check_writable_file, disk_error
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 
@@ -100,7 +100,6 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"PNG encoding failed for {path}")
-    from src.common.io import atomic_write_bytes
 
     atomic_write_bytes(path, encoded.tobytes())
     return Path(path)

@@ -31,6 +31,7 @@ import torch
 
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
+from src.common.io import atomic_write_json
 from src.conditions.normals import normals_from_depth
 from src.conditions.spec import ConditionSpec
 
@@ -62,8 +63,6 @@ class ConditionStats:
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
-        from src.common.io import atomic_write_json
-
         atomic_write_json(path, self.to_dict())
 
     @classmethod

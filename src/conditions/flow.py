@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from src.common.errors import UserError
+
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -25,8 +27,6 @@ class DISFlow:
 
     def __init__(self, preset: str = "medium", finest_scale: int = 0):
         if preset not in DIS_PRESETS:
-            from src.common.errors import UserError
-
             raise UserError(f"unknown DIS preset {preset!r}", f"Choose from {', '.join(DIS_PRESETS)}.")
         self.preset = preset
         self.finest_scale = finest_scale

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from src.common.errors import UserError
+from src.common.config import parse_resolution
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts")
 
@@ -223,8 +224,6 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
 
 def decode_video_with_report(path: str | Path, config: DecodeConfig) -> tuple[np.ndarray, DecodeReport]:
     """``decode_video`` plus how much of the stream decoded against what the container declares."""
-    from src.common.config import parse_resolution
-
     width, height = parse_resolution(config.resolution)
     out: list[np.ndarray] = []
     previous: tuple[float, np.ndarray] | None = None

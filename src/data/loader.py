@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.common.errors import UserError
+from src.common.frames import frames_from_uint8
 from src.conditions.augment import (
     AugmentConfig,
     ConditionAugmenter,
@@ -192,7 +193,7 @@ class ClipDataset(Dataset):
 
     def clip_from_raw(self, raw: dict, index: int) -> dict:
         """The training/validation item for a clip already read with ``raw_clip(index)``."""
-        frames = torch.from_numpy(raw["frames"]).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)  # t 3 h w
+        frames = frames_from_uint8(raw["frames"])  # t 3 h w
         channels = {
             "albedo": raw["albedo"],
             "depth": raw["depth"].astype(np.float32),

@@ -32,6 +32,7 @@ from src.common.io import (
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
+from src.data import sources as embedded
 from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
 
 
@@ -254,13 +255,11 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     from accelerate import PartialState
     from tqdm import tqdm
 
-    from src.data.sources import embedded_street_videos
-
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())
     out = Path(config.out)
     if config.defaults and not config.videos:
-        sources = embedded_street_videos()
+        sources = embedded.embedded_street_videos()  # read through the module: tests replace it
     else:
         sources = find_videos(config.videos)
     config.decode_config()  # validate before any work

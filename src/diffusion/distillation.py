@@ -34,7 +34,7 @@ checkpointed with the run (``state_dict``). Per call:
    a copy of the teacher at the start, so DMD starts at zero and grows as the student moves)
    and of the discriminator (real video frames only against generated frames), each with its
    own AdamW and learning rate (DMD2's two time-scale rule; about 5 critic steps per generator
-   step keep the critic from oscillating, see the field notes).
+   step keep the critic from oscillating).
 
 Everything random comes from ``generator`` (CPU), and the game clips are a function of their
 index, so a step is a pure function of the weights, the batch and the seed: 2 + 2 resumed
@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.common.framelets import framelet_count
 from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
 from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
@@ -252,8 +253,7 @@ class DistillationObjective:
         student = unwrap(model)
         frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w (real clips)
         b, t, _, h, w = frames.shape
-        if t % self.f:
-            raise ValueError(f"{t} frames is not a multiple of {self.f} frames per framelet")
+        framelet_count(t, self.f)
         sources = [REAL_VIDEO] * b
         if self.game_clips_per_batch:
             game_cond = self.game_batch(self.game_clips_per_batch, generator)

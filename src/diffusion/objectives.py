@@ -7,8 +7,10 @@ An objective is called by the generic loop in ``src/train/loop.py`` once per mic
 ``model`` is whatever the loop trains (possibly wrapped by DDP or torch.compile), ``batch`` holds
 ``frames`` b t 3 h w in [-1, 1] and ``cond`` b t C h w on the training device, and ``generator``
 (CPU) makes every random draw, so a step's loss is a pure function of the weights, the batch and
-the seed. ``logs`` are extra numbers for ``logs.jsonl``. Objectives with modules of their own (a
-critic, a discriminator) will expose them to the loop the same way; this one has none.
+the seed. ``logs`` are extra numbers for ``logs.jsonl``. An objective with state of its own (a
+critic and its optimiser, a discriminator) has ``state_dict``/``load_state_dict`` and is
+checkpointed with the run; this one has none. ``src/train/objectives.py`` builds each objective
+from a run's config (its ``OBJECTIVES`` table).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from src.common.framelets import framelet_count
 from src.diffusion.flow_matching import FlowMatchingLoss, add_noise, sample_sigmas_logit_normal, time_shift
 
 
@@ -61,9 +64,8 @@ class FlowMatchingObjective:
     def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w
         b, t = frames.shape[:2]
-        if t % self.frames_per_framelet:
-            raise ValueError(f"{t} frames is not a multiple of {self.frames_per_framelet} frames per framelet")
-        sigma = self.sample_sigmas(b, t // self.frames_per_framelet, generator=generator).to(frames.device)
+        num_framelets = framelet_count(t, self.frames_per_framelet)
+        sigma = self.sample_sigmas(b, num_framelets, generator=generator).to(frames.device)
         noise = torch.randn(frames.shape, generator=generator).to(frames.device)
         prediction = model(add_noise(frames, noise, sigma), cond, sigma)
         return self.loss_fn(prediction.float(), frames, sigma), {}

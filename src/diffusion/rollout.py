@@ -25,6 +25,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from src.common.framelets import framelet_count
 from src.diffusion.flow_matching import add_noise
 
 
@@ -118,8 +119,7 @@ def rollout_framelets(
     """
     b, t, _, h, w = cond.shape
     f = frames_per_framelet
-    if t % f:
-        raise ValueError(f"{t} frames is not a multiple of {f} frames per framelet")
+    framelet_count(t, f)
     cache = cache if cache is not None else model.new_cache(b, h, w)
     out = []
     for start in range(0, t, f):

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.conditions.encode import downsample_encoded
+from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
-from src.eval.metrics import backward_warp, warp_valid_mask
 
 
 def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:
@@ -62,7 +62,7 @@ def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: T
 class StudentObjective:
     """See the module docstring. ``teacher(cond b t C H W, seeds) -> b t 3 H W`` and
     ``game_clips(index, count) -> dict`` (cond, flow_px, valid_mask) are given by the builder
-    (``src/train/student.py``), so this module needs neither the runtime nor the game."""
+    (``src/train/objectives.py``), so this module needs neither the runtime nor the game."""
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from src.common.io import atomic_path
 from src.conditions.spec import CHANNEL_WIDTHS, ConditionSpec
 
 
@@ -41,8 +42,6 @@ def plot_histograms(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from src.common.io import atomic_path
 
     names = channel_names(spec)
     real = np.moveaxis(np.asarray(real), -3, 0).reshape(len(names), -1)

@@ -33,11 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from src.common.config import to_dict
 from src.common.errors import UserError
+from src.common.framelets import framelet_count
+from src.common.io import atomic_write_json, claim_output_folder, write_output_marker
+from src.common.video import save_png, write_mp4
+from src.data.prepared import SPLITS, read_manifest
 from src.eval.condition_gap import ConditionGapConfig
-
-DEFAULT_CHECKPOINT = "game/models/default"
-DEFAULT_RENDERER = "default"
+from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
 REQUIRED_KEYS = (
@@ -116,7 +119,7 @@ def _video_digest(videos: list[Path], settings: dict) -> str:
 def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
     """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
     ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
-    from src.common.config import to_dict
+    # imported here: it pulls cv2, torch; a script's --help should not wait for that
     from src.data.decode import find_videos
     from src.data.prepare import PrepareConfig, prepare_dataset
 
@@ -156,8 +159,6 @@ def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
 
 
 def _check(config: EvaluateConfig) -> None:
-    from src.data.prepared import SPLITS
-
     if not config.data:
         raise UserError("no --data given", "Give a prepared dataset, video files or a folder of videos.")
     if config.split not in SPLITS:
@@ -181,9 +182,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     ``OUT/metrics.json``."""
     import torch
 
-    from src.common.io import atomic_write_json, claim_output_folder, write_output_marker
-    from src.common.video import save_png, write_mp4
-    from src.data.prepared import read_manifest
+    # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
     from src.eval.scoring import (
         frame_strip,
         load_game_ride,
@@ -192,7 +191,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         score_game_ride,
         score_real_clips,
     )
-    from src.play.checkpoints import resolve_checkpoint
+    from src.play.fetch import resolve_checkpoint
     from src.runtime.backends import make_renderer
     from src.runtime.package import default_cache_dir, load_package
 
@@ -216,11 +215,9 @@ def evaluate(config: EvaluateConfig) -> dict:
         package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
         device=config.device, seed=config.seed,
     )
-    if config.clip_frames % renderer.frames_per_step:
-        raise UserError(
-            f"--clip_frames {config.clip_frames} is not a multiple of the renderer's {renderer.frames_per_step} "
-            "frames per step"
-        )
+    framelet_count(
+        config.clip_frames, renderer.frames_per_step, what="--clip_frames", whose="the renderer's", error=UserError
+    )
     started = time.perf_counter()
 
     clips = load_real_clips(

@@ -44,18 +44,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.common.errors import UserError
+from src.common.frames import frames_from_uint8, frames_to_uint8
+from src.common.gbuffer_io import load_gbuffer_clip
 from src.conditions.align import align_game_clip
 from src.conditions.encode import ConditionStats, encode
+from src.conditions.flow import DISFlow
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import (
-    depth_test_mask,
-    psnr,
-    seam_ratio,
-    sliced_wasserstein_distance,
-    ssim,
-    temporal_warp_error,
-    warp_error_mask,
-)
+from src.conditions.warp import depth_test_mask, warp_error_mask
+from src.data.loader import ClipDataset
+from src.data.prepared import read_manifest, segments
+from src.eval.metrics import psnr, seam_ratio, sliced_wasserstein_distance, ssim, temporal_warp_error
+from src.game.raster import NoOpenGLContextError
+from src.game.recording import record_autopilot_clip
 from src.runtime.renderer import Renderer, render_clip
 
 SEAM_GRID_PX = 8
@@ -66,15 +67,9 @@ def to_unit(frames: Tensor) -> Tensor:
     return ((frames.float() + 1) / 2).clamp(0, 1)
 
 
-def to_uint8(frames: Tensor) -> np.ndarray:
-    """``... c h w`` in [-1, 1] -> ``... h w c`` uint8."""
-    unit = to_unit(frames)
-    return (unit.movedim(-3, -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-
-
 def grid_video(columns: list[Tensor]) -> np.ndarray:
     """Columns of ``t 3 h w`` clips in [-1, 1] side by side -> ``t h (k w) 3`` uint8."""
-    return np.concatenate([to_uint8(c) for c in columns], axis=2)
+    return np.concatenate([frames_to_uint8(c) for c in columns], axis=2)
 
 
 def frame_strip(video: np.ndarray, count: int = 4) -> np.ndarray:
@@ -109,8 +104,6 @@ def forward_flow(frames: np.ndarray, *, dis_preset: str = "medium") -> Tensor:
     """``t h w 2`` forward flow of ``t h w 3`` uint8 frames: entry t is the motion
     ``x_t - x_{t-1}`` at pixels of frame t-1 (entry 0 zero), by the same DIS extractor run the
     other way; what ``warp_error_mask`` needs for its forward-backward occlusion check."""
-    from src.conditions.flow import DISFlow
-
     dis = DISFlow(dis_preset)
     out = np.zeros(frames.shape[:3] + (2,), np.float32)
     for t in range(1, len(frames)):
@@ -136,10 +129,6 @@ def load_real_clips(
     t h w 2 (with ``with_forward_flow``), ``video`` (its source's id) and ``start`` (its first
     frame in the split's segment).
     """
-    from src.common.errors import UserError
-    from src.data.loader import ClipDataset
-    from src.data.prepared import read_manifest, segments
-
     manifest = read_manifest(dataset)
     width, height = (int(v) for v in manifest["resolution"])
     if num_clips is None:
@@ -251,8 +240,6 @@ def score_real_clips(
 def record_ride(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
     """Record an autopilot ride's exact G-buffers (headless) into ``directory``: the one place
     evaluation and validation record rides."""
-    from src.game.recording import record_autopilot_clip
-
     height, width = size
     return record_autopilot_clip(directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps)))
 
@@ -276,8 +263,6 @@ def load_game_ride(
     t h w 2 (exact) and ``valid_mask`` t h w (motion boundaries, disocclusions and restarts left
     out), or None where no OpenGL context can be made (a GPU server without EGL), saying so.
     """
-    from src.common.gbuffer_io import load_gbuffer_clip
-
     height, width = size
     total = offset_frames + frames
     fps_name = f"{fps:g}".replace(".", "p")
@@ -286,8 +271,6 @@ def load_game_ride(
         print(f"game ride skipped: {frames} frames asked for")
         return None
     import moderngl
-
-    from src.game.renderer import NoOpenGLContextError
 
     try:
         record_ride(clip_dir, size=size, frames=total, seed=seed, fps=fps)
@@ -312,7 +295,7 @@ def load_game_ride(
         valid = valid * depth_test_mask(torch.from_numpy(arrays["depth"].astype(np.float32)), flow)
     if "new_run" in arrays:  # a restart: the frame before it is another run
         valid[torch.from_numpy(arrays["new_run"].astype(bool))] = 0
-    raster = torch.from_numpy(arrays["color"]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
+    raster = frames_from_uint8(arrays["color"])
     return {"cond": cond, "raster": raster, "flow_px": flow, "valid_mask": valid}
 
 

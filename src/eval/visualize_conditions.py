@@ -20,12 +20,19 @@ import cv2
 import numpy as np
 
 from src.common.config import parse_resolution
+from src.common.gbuffer_io import load_gbuffer_clip
 from src.common.io import atomic_write_json
+from src.common.video import save_png, write_mp4
 from src.conditions.encode import ConditionStats, StatsAccumulator, encode
 from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.spec import ConditionSpec
 from src.data.decode import DecodeConfig, decode_video
+from src.data.prepared import read_manifest
+from src.data.sources import find_embedded_file
 from src.eval.condition_gap import ConditionGapConfig
+from src.eval.domain_gap import domain_gap, plot_histograms
+from src.game.recording import record_autopilot_clip
+from src.game.visualize import colorize_depth, colorize_flow, colorize_normals
 
 VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
 
@@ -66,8 +73,6 @@ class VisualizeConditionsConfig:
 
 def condition_views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) -> list[np.ndarray]:
     """frame | depth | flow | normals | flat colour views of one encoded frame (``C h w``)."""
-    from src.game.visualize import colorize_depth, colorize_flow, colorize_normals
-
     s = spec.slices()
     h, w = cond.shape[-2:]
     blank = np.zeros((h, w, 3), np.uint8)
@@ -101,14 +106,8 @@ def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -
 
 def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
-    from src.common.gbuffer_io import load_gbuffer_clip
-    from src.common.video import save_png, write_mp4
     from src.conditions.align import align_game_clip
-    from src.data.prepared import read_manifest
-    from src.data.sources import find_embedded_file
     from src.eval.condition_gap import condition_gap_accuracy
-    from src.eval.domain_gap import domain_gap, plot_histograms
-    from src.game.recording import record_autopilot_clip
 
     out = Path(config.out)
     spec = config.conditions

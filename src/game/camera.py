@@ -71,9 +71,6 @@ class Intrinsics:
     def projection_matrix(self) -> np.ndarray:
         return perspective(self.fov_y_deg, self.width / self.height, self.near_m, self.far_m)
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True)
 class CameraPose:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.errors import UserError
+from src.common.video import Mp4Writer, save_png
 from src.game.world import Action
 
 # SDL's video drivers that show nothing: chosen silently when no display can be reached
@@ -264,8 +265,6 @@ class GameWindow:
 
     def save_screenshot(self) -> Path:
         """Save the window's contents as a PNG under the capture folder; prints and returns its path."""
-        from src.common.video import save_png
-
         path = save_png(_capture_path(self.capture_dir, ".png"), self.screen_rgb())
         self.last_screenshot = path
         print(f"screenshot: {path}", flush=True)
@@ -273,8 +272,6 @@ class GameWindow:
 
     def start_recording(self, width: int, height: int) -> Path:
         """Start an mp4 of the shown view at ``width`` x ``height`` (the view's own size)."""
-        from src.common.video import Mp4Writer
-
         path = _capture_path(self.capture_dir, ".mp4")
         self.capture_dir.mkdir(parents=True, exist_ok=True)
         self.recorder = Mp4Writer(path, fps=self.fps, width=width, height=height)

@@ -1,14 +1,11 @@
 """The per-frame play loop: world step -> scene -> G-buffer -> views -> window / recordings.
 
 One loop serves the window, headless recording and benchmarks. Extra views plug in as
-*view sources*: a callable ``source(gbuffer, info) -> {name: h w 3 uint8}`` called once per
-rendered frame (in order, after the built-in views' G-buffer is ready). Names it returns
-join the Tab cycle after the built-in ones (color, depth, flow, normals, semantic, albedo);
-``--renderer NAME`` other than ``raster`` starts on the view called NAME. A source may also
-have ``names`` (the views it will return, checked before the first frame), ``reset()``
-(called when a run restarts, so recurrent state can be dropped) and ``select_views(names)``
-(called before each frame with the views on screen or recorded, so work for views nobody
-sees can be skipped).
+*view sources* (``ViewSource``; a plain function ``(gbuffer, info) -> {name: h w 3 uint8}``
+works too), called once per rendered frame (in order, after the built-in views' G-buffer is
+ready). Names they return join the Tab cycle after the built-in ones (color, depth, flow,
+normals, semantic, albedo); ``--renderer NAME`` other than ``raster`` starts on the view called
+NAME.
 """
 
 from __future__ import annotations
@@ -24,10 +21,14 @@ import numpy as np
 from src.common.config import load_config, parse_resolution, to_dict
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
+from src.common.gbuffer_io import GBufferClipWriter, claim_clip_folder
+from src.common.io import check_writable_dir, check_writable_file
+from src.common.video import Mp4Writer
 from src.game.autopilot import Autopilot, AutopilotConfig
 from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
+from src.game.display import GameWindow
 from src.game.meshes import build_scene
-from src.game.renderer import GBufferRenderer
+from src.game.raster import GBufferRaster
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 from src.game.world import Action, World, WorldConfig, WorldState
 
@@ -85,7 +86,42 @@ class FrameInfo:
     view_matrix: np.ndarray  # world -> camera, 4 4 float64
 
 
-ViewSource = Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]
+class ViewSource:
+    """Views added to the built-in ones (play's neural renderers, say). The session calls
+    ``select_views`` before each frame, then the source itself on the frame's G-buffer, ``reset``
+    when a run restarts and ``hud_lines`` for the window; its owner calls ``close``."""
+
+    names: tuple[str, ...] | None = None
+    """the views it returns, checked before the first frame (None: not declared)"""
+
+    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def select_views(self, views: set[str]) -> None:
+        """The views on screen or recorded this frame, so work for views nobody sees can be skipped."""
+
+    def reset(self) -> None:
+        """A run restarted: drop recurrent state."""
+
+    def hud_lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        """Release threads and models."""
+
+
+class FunctionViewSource(ViewSource):
+    """A plain function ``(gbuffer, info) -> views`` as a view source (its names not declared)."""
+
+    def __init__(self, function: Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]):
+        self.function = function
+
+    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
+        return self.function(gbuffer, info)
+
+
+def as_view_source(source: ViewSource | Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]) -> ViewSource:
+    return source if isinstance(source, ViewSource) else FunctionViewSource(source)
 
 
 @dataclasses.dataclass
@@ -131,11 +167,11 @@ class GameSession:
         if config.fps <= 0:
             raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
         self.dt = 1.0 / config.fps
-        self.view_sources = list(view_sources)
+        self.view_sources = [as_view_source(source) for source in view_sources]
         self.world = World(config.world, seed=config.seed)
         self.autopilot = Autopilot(config.pilot)
-        self.renderer = GBufferRenderer(self.width, self.height, config.camera,
-                                        fog_end_m=config.world.view_distance_m)
+        self.renderer = GBufferRaster(self.width, self.height, config.camera,
+                                      fog_end_m=config.world.view_distance_m)
         self.runs = 1
         self.best_score_m = 0.0
         self.frame_index = 0
@@ -155,8 +191,7 @@ class GameSession:
         self.runs += 1
         self._new_run = True
         for source in self.view_sources:
-            if hasattr(source, "reset"):
-                source.reset()
+            source.reset()
 
     def frame(self, action: Action | None) -> tuple[GBuffer, FrameInfo, dict[str, np.ndarray]]:
         """Step the world (unless a run just started) and render; returns the G-buffer, its info
@@ -225,12 +260,40 @@ def check_play_config(config: PlayConfig) -> None:
 
 def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring."""
-    from src.common.io import check_writable_dir, check_writable_file
-    from src.common.video import Mp4Writer
-
     check_play_config(config)
-    declared = {name for source in view_sources for name in getattr(source, "names", ())}
-    undeclared = any(not hasattr(source, "names") for source in view_sources)
+    view_sources = [as_view_source(source) for source in view_sources]
+    start_view, recordings = _check_views_and_outputs(config, view_sources)
+    session = GameSession(config, view_sources=view_sources)
+    window = None
+    outputs = _Outputs(config, recordings)
+    try:
+        if not config.headless:
+            window = (window_factory or _default_window)(session)
+        outputs.open_clip(session)
+        loop = _LoopState()
+        while config.frames is None or loop.rendered < config.frames:
+            if window is not None and _handle_inputs(window, session, loop):
+                break
+            if session.world.game_over and (config.headless or config.autopilot):
+                session.restart()
+            if not loop.paused or loop.latest is None:
+                _render_next(config, session, view_sources, loop, start_view=start_view, outputs=outputs)
+            if window is not None:
+                _show(config, window, session, view_sources, loop)
+        outputs.close()
+    finally:
+        outputs.abort()
+        if window is not None:
+            window.close()
+        session.release()
+    return _result(session)
+
+
+def _check_views_and_outputs(config: PlayConfig, view_sources: list[ViewSource]) -> tuple[str, dict[str, str]]:
+    """The view to start on and the recordings (path -> view name), after checking that the views
+    asked for exist and that every output can be written."""
+    declared = {name for source in view_sources for name in source.names or ()}
+    undeclared = any(source.names is None for source in view_sources)
     start_view = "color" if config.renderer == "raster" else config.renderer
     if start_view not in BUILTIN_VIEWS and start_view not in declared and not undeclared:
         raise UserError(f"unknown renderer '{config.renderer}'",
@@ -250,88 +313,116 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
         check_writable_file(path, what="video", suffixes=(".mp4", ".mkv", ".mov"))
     if config.record_gbuffers is not None:
         check_writable_dir(config.record_gbuffers, what="G-buffer clip")
-        from src.common.gbuffer_io import claim_clip_folder
-
         claim_clip_folder(config.record_gbuffers)  # before anything is rendered
+    return start_view, recordings
 
-    session = GameSession(config, view_sources=view_sources)
-    window = None
-    writers: dict = {}  # path -> Mp4Writer, opened at the first frame, when the view's size is known
-    clip = None
-    try:
-        if not config.headless:
-            window = (window_factory or _default_window)(session)
-        if config.record_gbuffers is not None:
-            from src.common.gbuffer_io import GBufferClipWriter
 
-            clip = GBufferClipWriter(config.record_gbuffers, session.clip_meta())
-        view_names = list(BUILTIN_VIEWS)
-        view_index = 0
-        paused = False
-        fps = 0.0
-        rendered = 0
-        latest: tuple[GBuffer, FrameInfo, dict] | None = None
-        while config.frames is None or rendered < config.frames:
-            user_action = Action()
-            if window is not None:
-                inputs = window.poll()
-                if inputs.quit:
-                    break
-                paused ^= inputs.toggle_pause
-                if inputs.restart:
-                    session.restart()
-                    paused = False
-                if inputs.view_step:
-                    view_index = (view_index + inputs.view_step) % len(view_names)
-                user_action = inputs.action
-            if session.world.game_over and (config.headless or config.autopilot):
-                session.restart()
-            if not paused or latest is None:
-                shown = start_view if rendered == 0 else view_names[view_index]
-                for source in view_sources:
-                    if hasattr(source, "select_views"):
-                        source.select_views({shown, *recordings.values()})
-                latest = session.frame(None if config.autopilot else user_action)
-                gbuffer, info, extra = latest
-                for name in extra:
-                    if name not in view_names:
-                        view_names.append(name)
-                if rendered == 0 and start_view != "color":
-                    if start_view not in view_names:
-                        raise UserError(f"unknown renderer '{config.renderer}'", "Choose raster.")
-                    view_index = view_names.index(start_view)
-                rendered += 1
-                for path, view_name in recordings.items():
-                    image = _view(view_name, gbuffer, extra)
-                    if path not in writers:
-                        writers[path] = Mp4Writer(path, fps=config.fps, width=image.shape[1], height=image.shape[0])
-                    writers[path].write(image)
-                if clip is not None:
-                    clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
-            if window is not None:
-                gbuffer, info, extra = latest
-                name = view_names[view_index]
-                banner = None
-                if session.world.game_over or not session.world.alive:
-                    banner = f"CRASH  {session.world.score_m:.0f} m   R to ride again"
-                hud = _hud_lines(session, name, fps, paused)
-                for source in view_sources:
-                    hud += source.hud_lines() if hasattr(source, "hud_lines") else []
-                window.show(_view(name, gbuffer, extra), hud, banner)
-                fps = window.tick(config.fps)
-        while writers:
-            writers.pop(next(iter(writers))).close()
-        if clip is not None:
-            clip.close()
-            clip = None
-    finally:
-        for writer in writers.values():
+class _Outputs:
+    """The ride's recordings: one mp4 per recorded view (opened at the first frame, when the view's
+    size is known) and the G-buffer clip; ``close`` finishes them, ``abort`` drops what is left."""
+
+    def __init__(self, config: PlayConfig, recordings: dict[str, str]):
+        self.config = config
+        self.recordings = recordings
+        self.writers: dict = {}  # path -> Mp4Writer
+        self.clip = None
+
+    def open_clip(self, session: GameSession) -> None:
+        if self.config.record_gbuffers is not None:
+            self.clip = GBufferClipWriter(self.config.record_gbuffers, session.clip_meta())
+
+    def write(self, gbuffer: GBuffer, info: FrameInfo, extra: dict[str, np.ndarray]) -> None:
+        for path, view_name in self.recordings.items():
+            image = _view(view_name, gbuffer, extra)
+            if path not in self.writers:
+                self.writers[path] = Mp4Writer(path, fps=self.config.fps, width=image.shape[1], height=image.shape[0])
+            self.writers[path].write(image)
+        if self.clip is not None:
+            self.clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
+
+    def close(self) -> None:
+        while self.writers:
+            self.writers.pop(next(iter(self.writers))).close()
+        if self.clip is not None:
+            self.clip.close()
+            self.clip = None
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
             writer.abort()
-        if clip is not None:
-            clip.abort()
-        if window is not None:
-            window.close()
-        session.release()
+        if self.clip is not None:
+            self.clip.abort()
+
+
+@dataclasses.dataclass
+class _LoopState:
+    """What the play loop carries from frame to frame."""
+
+    view_names: list[str] = dataclasses.field(default_factory=lambda: list(BUILTIN_VIEWS))
+    view_index: int = 0
+    paused: bool = False
+    fps: float = 0.0
+    rendered: int = 0
+    latest: tuple[GBuffer, FrameInfo, dict] | None = None
+    user_action: Action = dataclasses.field(default_factory=Action)
+
+
+def _handle_inputs(window, session: GameSession, loop: _LoopState) -> bool:
+    """Apply the window's keys (pause, restart, Tab) and keep the steering; True when it closes."""
+    inputs = window.poll()
+    if inputs.quit:
+        return True
+    loop.paused ^= inputs.toggle_pause
+    if inputs.restart:
+        session.restart()
+        loop.paused = False
+    if inputs.view_step:
+        loop.view_index = (loop.view_index + inputs.view_step) % len(loop.view_names)
+    loop.user_action = inputs.action
+    return False
+
+
+def _render_next(
+    config: PlayConfig,
+    session: GameSession,
+    view_sources: list[ViewSource],
+    loop: _LoopState,
+    *,
+    start_view: str,
+    outputs: _Outputs,
+) -> None:
+    """Step and render one frame, let the view sources add theirs, and record it."""
+    shown = start_view if loop.rendered == 0 else loop.view_names[loop.view_index]
+    for source in view_sources:
+        source.select_views({shown, *outputs.recordings.values()})
+    loop.latest = session.frame(None if config.autopilot else loop.user_action)
+    gbuffer, info, extra = loop.latest
+    for name in extra:
+        if name not in loop.view_names:
+            loop.view_names.append(name)
+    if loop.rendered == 0 and start_view != "color":
+        if start_view not in loop.view_names:
+            raise UserError(f"unknown renderer '{config.renderer}'", "Choose raster.")
+        loop.view_index = loop.view_names.index(start_view)
+    loop.rendered += 1
+    outputs.write(gbuffer, info, extra)
+
+
+def _show(config: PlayConfig, window, session: GameSession, view_sources: list[ViewSource], loop: _LoopState) -> None:
+    """Draw the current view with the HUD (and the crash banner) and keep the frame rate."""
+    gbuffer, info, extra = loop.latest
+    name = loop.view_names[loop.view_index]
+    banner = None
+    if session.world.game_over or not session.world.alive:
+        banner = f"CRASH  {session.world.score_m:.0f} m   R to ride again"
+    hud = _hud_lines(session, name, loop.fps, loop.paused)
+    for source in view_sources:
+        hud += source.hud_lines()
+    window.show(_view(name, gbuffer, extra), hud, banner)
+    loop.fps = window.tick(config.fps)
+
+
+def _result(session: GameSession) -> SessionResult:
     n = max(1, session.frame_index)
     return SessionResult(
         frames=session.frame_index, runs=session.runs, score_m=session.world.score_m,
@@ -352,6 +443,4 @@ def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarr
 
 
 def _default_window(session: GameSession):
-    from src.game.display import GameWindow
-
     return GameWindow(session.width, session.height, scale=session.config.window_scale, fps=session.config.fps)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M, GBuffer
+from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 
 # a perceptual-ish "turbo"-like ramp: near = warm, far = cool; 9 control points
 _DEPTH_RAMP = np.array([
@@ -70,20 +70,6 @@ def colorize_normals(normals: np.ndarray) -> np.ndarray:
 def colorize_semantic(semantic: np.ndarray) -> np.ndarray:
     """Class ids (h w uint8) -> the fixed palette above."""
     return SEMANTIC_PALETTE[np.asarray(semantic, np.uint8)]
-
-
-def gbuffer_views(gbuffer: GBuffer, *, near_m: float = 1.0, far_m: float = 300.0) -> dict[str, np.ndarray]:
-    """The standard named views of one G-buffer, in Tab order."""
-    views = {
-        "color": gbuffer.color,
-        "depth": colorize_depth(gbuffer.depth, kind=gbuffer.depth_kind, near_m=near_m, far_m=far_m),
-        "flow": colorize_flow(gbuffer.flow),
-        "normals": colorize_normals(gbuffer.normals),
-    }
-    if gbuffer.semantic is not None:
-        views["semantic"] = colorize_semantic(gbuffer.semantic)
-    views["albedo"] = gbuffer.albedo
-    return views
 
 
 def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from src.net.dit import VelodreamDiT
 from src.net.kv_cache import EMPTY_SLOT_BIAS
+from src.net.student import pixel_grid
 
 INPUT_NAMES = ("x_noisy", "cond", "sigma", "past_k", "past_v", "attn_bias")
 OUTPUT_NAMES = ("x0_pred", "new_k", "new_v")
@@ -182,7 +183,6 @@ class RecurrentStep(nn.Module):
 
     def __init__(self, model: nn.Module, h: int, w: int):
         super().__init__()
-        from src.net.student import pixel_grid
 
         model.check_frame_size(h, w)
         self.model = model

@@ -11,6 +11,7 @@ training builds its model from the run's spec instead (``src/train/model_io.py``
 
 from __future__ import annotations
 
+from src.common.errors import UserError
 from src.net.dit import VelodreamDiT
 
 DIT_PRESETS: dict[str, dict] = {
@@ -62,7 +63,5 @@ DIT_PRESETS: dict[str, dict] = {
 def build_dit(preset: str, **overrides) -> VelodreamDiT:
     """A freshly initialised DiT of a named size; keyword arguments override the preset."""
     if preset not in DIT_PRESETS:
-        from src.common.errors import UserError
-
         raise UserError(f"unknown DiT preset {preset!r}", f"Choose from {', '.join(DIT_PRESETS)}.")
     return VelodreamDiT(**{**DIT_PRESETS[preset], **overrides})

@@ -2,7 +2,7 @@
 
 Trained with L1 (``src/train/regression.py``), it predicts the conditional mean, so it scores
 high PSNR/SSIM on real reconstruction while drawing no detail the conditions do not carry; every
-comparison of a generative renderer keeps it beside the flat-colour input (FIELD_NOTES.md).
+comparison of a generative renderer keeps it beside the flat-colour input.
 
 Contract: ``forward(cond)`` maps ``b t C h w`` encoded conditions (``src/conditions/encode.py``)
 to ``b t 3 h w`` frames in [-1, 1], one independent evaluation per frame (no temporal context,
@@ -19,18 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
-
-class ResidualConvBlock(nn.Module):
-    """``x + conv(gelu(conv(x)))`` with 3x3 convolutions at constant width."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv_in = nn.Conv2d(channels, channels, 3, padding=1)
-        self.act = nn.GELU(approximate="tanh")
-        self.conv_out = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:  # n c h w
-        return x + self.conv_out(self.act(self.conv_in(x)))
+from src.net.student import ResidualConvBlock
 
 
 class RegressionNet(ModelMixin, ConfigMixin):
@@ -64,7 +53,7 @@ class RegressionNet(ModelMixin, ConfigMixin):
             nn.Conv2d(condition_channels * factor * factor, hidden_channels, 3, padding=1),
             nn.GELU(approximate="tanh"),
         )
-        self.blocks = nn.Sequential(*(ResidualConvBlock(hidden_channels) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(*(ResidualConvBlock(hidden_channels, activation="gelu_tanh") for _ in range(num_blocks)))
         self.head = nn.Conv2d(hidden_channels, image_channels * factor * factor, 3, padding=1)
         self.pixel_shuffle = nn.PixelShuffle(factor)
         nn.init.zeros_(self.head.weight)  # start as the identity on the flat colour

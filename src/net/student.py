@@ -20,7 +20,7 @@ Inside one step, everything a frame needs from the past is computed from those t
    ``flow_scale``). ``flow_scale`` is the dataset's statistic, stored in the config.
 2. *Disocclusion mask* (1 = the history cannot be trusted): where the warped previous depth is
    nearer than this frame's depth by more than ``disocclusion_tolerance`` (encoded units; the
-   game's depth test of ``src/eval/metrics.py`` on encoded inverse depth), or where the source
+   game's depth test of ``src/conditions/warp.py`` on encoded inverse depth), or where the source
    lies outside the frame. Soft (a clamped ramp), so it stays differentiable and exports as
    plain arithmetic. A new ride's feedback has depth ``EMPTY_HISTORY_DEPTH``, nearer than
    anything, so the first frame is disoccluded everywhere.
@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
+
+from src.common.errors import UserError
 
 # the depth plane of a new ride's feedback: nearer than any encoded depth (those lie in [-1, 1]),
 # so the depth test marks every pixel as disoccluded and the first frame ignores the history
@@ -70,15 +72,21 @@ def flow_fraction_from_encoded(encoded: Tensor, flow_scale: float) -> Tensor:
 
 
 class ResidualConvBlock(nn.Module):
-    """``x + conv(silu(conv(x)))``, 3x3 at constant width."""
+    """``x + conv(act(conv(x)))``, 3x3 at constant width; ``act`` is SiLU (the student) or tanh-GELU
+    (the regression baseline)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, *, activation: str = "silu"):
         super().__init__()
+        if activation not in ("silu", "gelu_tanh"):
+            raise ValueError(f"unknown activation '{activation}'")
+        self.activation = activation
         self.conv_in = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv_out = nn.Conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv_out(F.silu(self.conv_in(x)))
+    def forward(self, x: Tensor) -> Tensor:  # n c h w
+        hidden = self.conv_in(x)
+        hidden = F.silu(hidden) if self.activation == "silu" else F.gelu(hidden, approximate="tanh")
+        return x + self.conv_out(hidden)
 
 
 class ConvGRU(nn.Module):
@@ -347,7 +355,5 @@ STUDENT_PRESETS: dict[str, dict] = {
 def build_student(preset: str, **overrides) -> StudentUNet:
     """A freshly initialised student of a named size; keyword arguments override the preset."""
     if preset not in STUDENT_PRESETS:
-        from src.common.errors import UserError
-
         raise UserError(f"unknown student preset {preset!r}", f"Choose from {', '.join(STUDENT_PRESETS)}.")
     return StudentUNet(**{**STUDENT_PRESETS[preset], **overrides})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from src.common.frames import frames_to_uint8
 from src.common.gbuffer import GBuffer
 from src.conditions.align import encode_game_frame, make_aligner
 from src.runtime.package import RendererPackage
@@ -37,11 +38,6 @@ class StageTimes:
             "encode_ms": float(np.mean(self.encode_ms)) if self.encode_ms else 0.0,
             "model_ms": float(np.mean(self.model_ms)) if self.model_ms else 0.0,
         }
-
-
-def frames_to_uint8(frames: np.ndarray) -> np.ndarray:
-    """``f 3 h w`` in [-1, 1] -> ``f h w 3`` uint8."""
-    return ((np.clip(frames, -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 class NeuralRenderer:

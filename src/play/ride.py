@@ -21,15 +21,24 @@ import dataclasses
 
 import numpy as np
 
+from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
-from src.game.session import FrameInfo, PlayConfig, builtin_view
-from src.play.checkpoints import resolve_checkpoint
+from src.game.display import require_visible_display
+from src.game.session import (
+    BUILTIN_VIEWS,
+    FrameInfo,
+    PlayConfig,
+    ViewSource,
+    builtin_view,
+    check_play_config,
+    run_session,
+)
+from src.play.fetch import resolve_checkpoint
 from src.play.neural import NeuralRenderer, NeuralWorker
 from src.runtime.backends import check_frame_size, make_renderer
+from src.runtime.defaults import DEFAULT_CHECKPOINT
 from src.runtime.package import RendererPackage, load_package, renderer_names
-
-DEFAULT_CHECKPOINT = "game/models/default"
 
 
 @dataclasses.dataclass
@@ -57,8 +66,6 @@ class RideConfig(PlayConfig):
 
 def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:
     """(width, height) the game renders at for the model: its own, or --resolution."""
-    from src.common.config import parse_resolution
-
     if config.resolution is None and package.play_resolution is None:
         return package.width, package.height
     width, height = parse_resolution(config.resolution or package.play_resolution)
@@ -71,7 +78,7 @@ def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
     return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
 
 
-class _NeuralSource:
+class _NeuralSource(ViewSource):
     """Views named after the package's renderers (``neural`` for a plain package; ``student``,
     ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
 
@@ -213,23 +220,30 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     return source, (width, height)
 
 
+def check_ride_config(config: RideConfig) -> None:
+    """Raise a UserError for settings of ``play_game`` that cannot work, before a model is loaded
+    or a window opened: a zero frame rate, a negative frame count, no denoising steps, a
+    resolution that is not WIDTHxHEIGHT, or a window asked for where no display can show it.
+    Checks that need the model (a resolution that is not a multiple of its patch or beyond its
+    grid) run once the package is loaded (``neural_frame_size``)."""
+    check_play_config(config)
+    if config.steps is not None and config.steps < 1:
+        raise UserError(f"invalid --steps {config.steps}", "Give at least 1 denoising step per framelet.")
+    if not config.headless:
+        require_visible_display()
+
+
 def ride(config: RideConfig):
     """Run the game with the chosen renderer (see the module docstring)."""
-    from src.game.session import run_session
-    from src.play.checks import check_ride_config
-
     check_ride_config(config)
     if config.renderer == "raster":
         return run_session(config)
-    from src.game.session import BUILTIN_VIEWS
-
     if config.renderer in BUILTIN_VIEWS:
         return run_session(config)
     source, (width, height) = build_neural_source(config)
     start = source.names[0] if config.renderer == "neural" else config.renderer
     if start not in source.names:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()
         raise UserError(
             f"unknown renderer '{config.renderer}'",
             "Choose " + ", ".join(["raster", "neural", *[n for n in source.names if n != "neural"]]) + ".",
@@ -238,5 +252,4 @@ def ride(config: RideConfig):
     try:
         return run_session(config, view_sources=[source])
     finally:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()

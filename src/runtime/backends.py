@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from src.common.errors import UserError
+from src.runtime.ncnn_backend import load_ncnn_step
 from src.runtime.package import RendererPackage, SamplingDefaults
 from src.runtime.renderer import DiffusionRenderer, DirectRenderer, RecurrentRenderer, Renderer
 
@@ -146,7 +147,6 @@ def make_renderer(
             num_denoising_steps=num_denoising_steps,
             seed=seed,
         )
-    from src.runtime.ncnn_backend import load_ncnn_step
 
     use_vulkan = resolve_ncnn_device(device)
     runner = load_ncnn_step(

@@ -41,12 +41,12 @@ from src.common.io import atomic_directory, atomic_write_json, claim_output_fold
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.models import renderer_model_class
+from src.runtime.defaults import DEFAULT_RENDERER, SamplingDefaults
 
 PACKAGE_FORMAT_VERSION = 1
 REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
 BUNDLE_FILE = "renderers.json"
 BUNDLE_FORMAT_VERSION = 1
-DEFAULT_RENDERER = "default"  # names a package's (or bundle's) default renderer wherever a name is asked
 # config keys renamed since packages were first written: old name -> new name
 _RENAMED_CONFIG_KEYS = {"frames_per_token": "frames_per_framelet"}
 
@@ -210,17 +210,6 @@ def write_bundle(
         )
         (staging / "README.md").write_text(readme)
     return directory
-
-
-@dataclasses.dataclass
-class SamplingDefaults:
-    """How a package's diffusion model is sampled (``src/diffusion/rollout.py``)."""
-
-    num_denoising_steps: int = 2
-    context_sigma: float = 0.05
-    shift: float = 1.0
-    context_from_last_step: bool = False
-    """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
 
 
 @dataclasses.dataclass

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.common.framelets import framelet_count
 from src.conditions.encode import downsample_encoded
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import CachedDenoiser, rollout_framelets
@@ -173,7 +174,6 @@ def render_clip(renderer: Renderer, cond: np.ndarray | Tensor, *, seed: int | No
     ``t 3 h w`` in [-1, 1]."""
     cond = torch.as_tensor(cond)
     f = renderer.frames_per_step
-    if cond.shape[0] % f:
-        raise ValueError(f"{cond.shape[0]} frames is not a multiple of the renderer's {f} frames per step")
+    framelet_count(cond.shape[0], f, whose="the renderer's")
     renderer.reset(seed)
     return np.concatenate([renderer.step(cond[i : i + f]) for i in range(0, cond.shape[0], f)])

@@ -23,6 +23,7 @@ class BaselinePackageConfig:
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(BaselinePackageConfig, argv, prog="baseline_package", description=__doc__)
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.train.package import write_flat_color_package
 
     print(f"wrote {write_flat_color_package(config.out, dataset=config.data)}")

@@ -6,9 +6,9 @@ uv run python -m src.scripts.bench_equal_work --rounds 5 --threads 1
 
 from __future__ import annotations
 
+from src.bench.equal_work import EqualWorkConfig, run_and_report
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.bench_equal_work import EqualWorkConfig, run_and_report
 
 
 @script_main

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
+from src.bench.bench_game import BenchGameConfig, run_bench_game_and_report
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.bench_game import BenchGameConfig, run_bench_game_and_report
 
 
 @script_main

@@ -1,4 +1,4 @@
-"""The leave-one-clip-out benchmark (src/eval/generalisation.py): for each clip, train the DiT,
+"""The leave-one-clip-out benchmark (src/bench/generalisation.py): for each clip, train the DiT,
 the regression baseline and the flat baseline on the others and evaluate them on it.
 
     uv run python -m src.scripts.bench_generalisation --minutes 30
@@ -13,15 +13,14 @@ OUT/results.md beside OUT/results.json. Re-running the same command resumes.
 
 from __future__ import annotations
 
+from src.bench.generalisation import GeneralisationConfig, run_generalisation
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.generalisation import GeneralisationConfig
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(GeneralisationConfig, argv, prog="bench_generalisation", description=__doc__)
-    from src.eval.generalisation import run_generalisation
 
     run_generalisation(config)
 

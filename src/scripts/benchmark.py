@@ -6,9 +6,9 @@ uv run python -m src.scripts.benchmark --backends '[ncnn]' --steps '[1]' --soak_
 
 from __future__ import annotations
 
+from src.bench.bench_play import BenchmarkConfig, run_and_report
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.bench_play import BenchmarkConfig, run_and_report
 
 
 @script_main

@@ -10,7 +10,7 @@ import dataclasses
 
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
-from src.play.checkpoints import resolve_checkpoint
+from src.play.fetch import resolve_checkpoint
 
 
 @dataclasses.dataclass

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from src.bench.extractors import EvalExtractorsConfig, evaluate_extractors, format_table
 from src.common.config import parse_config, to_dict
 from src.common.errors import script_main
 from src.common.io import atomic_write_json
-from src.eval.extractors import EvalExtractorsConfig, evaluate_extractors, format_table
 
 
 @script_main

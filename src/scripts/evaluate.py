@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.evaluate import EvaluateConfig
+from src.eval.evaluate import EvaluateConfig, evaluate
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(EvaluateConfig, argv, prog="evaluate", description=__doc__)
-    from src.eval.evaluate import evaluate
 
     evaluate(config)
 

@@ -9,7 +9,7 @@ import dataclasses
 
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
-from src.play.checkpoints import check_package
+from src.play.fetch import check_package
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from src.train.config import TrainConfig
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(TrainConfig, argv, prog="train_net", description=__doc__)
+    # imported here: it pulls accelerate, cv2, diffusers; a script's --help should not wait for that
     from src.train.auto_data import prepare_defaults_if_missing
     from src.train.loop import train
 

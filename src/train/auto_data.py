@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from src.common.errors import UserError
-from src.data.prepare import PrepareConfig
+from src.data.prepare import PrepareConfig, prepare_dataset
 from src.train.config import TrainConfig
 
 EMBEDDED_DATASET = "data/prepared/default"  # the one folder train_net prepares the embedded clips into
@@ -43,8 +43,6 @@ def prepare_defaults_if_missing(config: TrainConfig) -> bool:
         )
     import torch
     from accelerate import PartialState
-
-    from src.data.prepare import prepare_dataset
 
     state = PartialState(cpu=not torch.cuda.is_available())  # as prepare_dataset makes it
     if state.is_main_process:

@@ -8,7 +8,6 @@ ignored (and cleaned) on resume, so the previous checkpoint is used.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -67,6 +66,3 @@ def finalize_checkpoint(run_dir: Path, step: int, *, extra: dict, keep_last: int
         shutil.rmtree(old, ignore_errors=True)
     return final
 
-
-def read_marker(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / COMPLETE_MARKER).read_text())

@@ -7,6 +7,7 @@ from typing import Any
 
 from src.conditions.augment import AugmentConfig
 from src.conditions.spec import ConditionSpec
+from src.runtime.defaults import SamplingDefaults
 
 
 @dataclasses.dataclass
@@ -125,13 +126,12 @@ class ValidationConfig:
     """held-out real clips generated at each validation"""
     rollout_frames: int = 16
     """frames per generated validation rollout"""
-    num_denoising_steps: int = 2
-    """sampling steps per framelet in validation (and the package's default)"""
-    context_sigma: float = 0.05
-    """noise level of the context framelets during generation (and the package's default)"""
-    context_from_last_step: bool = False
-    """keep the last denoising pass's keys/values as context, no context pass (distilled models;
-    the package's default, and what the distill objective trains for)"""
+    num_denoising_steps: int | None = None
+    """moved to sampling.num_denoising_steps; a value here is still read into it (old configs)"""
+    context_sigma: float | None = None
+    """moved to sampling.context_sigma; a value here is still read into it (old configs)"""
+    context_from_last_step: bool | None = None
+    """moved to sampling.context_from_last_step; a value here is still read into it (old configs)"""
     game_rollout_frames: int = 32
     """frames of the game autopilot ride generated at each validation"""
     game_seed: int = 7
@@ -143,8 +143,8 @@ class ValidationConfig:
 @dataclasses.dataclass
 class DistillConfig:
     """The few-step distillation objective (``objective: distill``, src/diffusion/distillation.py).
-    The student is trained for the package's sampling: ``validation.num_denoising_steps`` steps,
-    ``validation.context_from_last_step``."""
+    The student is trained for the package's sampling: ``sampling.num_denoising_steps`` steps,
+    ``sampling.context_from_last_step``."""
 
     ode_weight: float = 1.0
     """regression onto the teacher's ODE result from the same noise (the initialisation and baseline)"""
@@ -201,7 +201,7 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the model"""
     objective: str = "flow_matching"
-    """the training objective (src/train/loop.py OBJECTIVES): flow_matching trains the DiT teacher,
+    """the training objective (src/train/objectives.py OBJECTIVES): flow_matching trains the DiT teacher,
     student the recurrent U-Net student (model.model_class: StudentUNet) from a teacher"""
     teacher: str | None = None
     """the renderer package or run folder whose model teaches this run (objectives that distil)"""
@@ -217,7 +217,18 @@ class TrainConfig:
     """noise levels of the flow-matching objective"""
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     """losses of the student objective (objective: student)"""
+    sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
+    """how the model is sampled: in validation, in its package, and what distillation trains for
+    (the shift is set from the frame size)"""
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     """validation rollouts on real held-out clips and a game ride"""
     distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
     """few-step distillation (objective: distill)"""
+
+    def __post_init__(self) -> None:
+        # configs written before the sampling section had these under validation: read them there
+        for key in ("num_denoising_steps", "context_sigma", "context_from_last_step"):
+            value = getattr(self.validation, key)
+            if value is not None:
+                setattr(self.sampling, key, value)
+                setattr(self.validation, key, None)

@@ -12,6 +12,7 @@ from pathlib import Path
 from src.conditions.encode import ConditionStats
 from src.data.loader import ClipDataset, NotEnoughFramesError, step_batches
 from src.data.prepared import read_manifest
+from src.eval.scoring import load_game_ride, load_real_clips
 
 
 class TrainingData:
@@ -51,8 +52,6 @@ class TrainingData:
     def validation_clips(self, count: int, frames: int) -> list[dict]:
         """``count`` fixed held-out clips of ``frames`` whole frames (``src/eval/scoring.py``:
         ``load_real_clips``): frames, cond, flow_px, forward_flow_px."""
-        from src.eval.scoring import load_real_clips
-
         if count <= 0:
             return []
         frames = frames - frames % 2
@@ -79,8 +78,6 @@ class TrainingData:
         Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
         be made (a GPU server without EGL), which the logs then say.
         """
-        from src.eval.scoring import load_game_ride
-
         return load_game_ride(
             cache_dir,
             size=self.frame_size,

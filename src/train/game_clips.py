@@ -16,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.common.frames import frames_from_uint8
 from src.conditions.align import encode_game_frame, make_aligner
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
-from src.eval.metrics import depth_test_mask, warp_error_mask
+from src.conditions.warp import depth_test_mask, warp_error_mask
+from src.game.session import GameSession, PlayConfig
 
 
 class GameClips:
@@ -61,8 +63,6 @@ class GameClips:
 
     def _game(self):
         if self._session is None:
-            from src.game.session import GameSession, PlayConfig
-
             self._session = GameSession(
                 PlayConfig(
                     renderer="raster", headless=True, autopilot=True, seed=self.seed,
@@ -104,7 +104,7 @@ class GameClips:
         valid[torch.tensor(restarts)] = 0
         return {
             "cond": torch.stack(conds),
-            "raster": torch.stack(colors).float().div(127.5).sub(1).permute(0, 3, 1, 2).contiguous(),
+            "raster": frames_from_uint8(torch.stack(colors)).contiguous(),
             "flow_px": flow,
             "depth_m": depth,
             "valid_mask": valid,

@@ -1,7 +1,7 @@
 """The generic training loop: accelerate, AdamW, warmup-steady-cooldown, EMA, atomic checkpoints,
 resume, logging, validation and package export, written once over a training objective.
 
-The objective (``src/diffusion/objectives.py``) owns everything specific to a way of training --
+The objective (built by ``src/train/objectives.py``, its maths in ``src/diffusion/``) owns everything specific to a way of training --
 noise sampling, noising, the loss -- so a distillation or student objective plugs in here
 without a copy of the loop. ``train(config)`` is everything ``python -m src.scripts.train_net``
 does after parsing.
@@ -26,19 +26,19 @@ from tqdm import tqdm
 
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
+from src.common.framelets import framelet_count
 from src.common.io import DiskFullError, atomic_write_text, is_full_disk
-from src.diffusion.flow_matching import resolution_shift
-from src.diffusion.objectives import FlowMatchingObjective
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
 from src.train.data import TrainingData
 from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
+from src.train.objectives import build_objective
 from src.train.package import export_package, sampling_defaults, training_command
 from src.train.run_folder import claim_run_folder, drop_log_records_after, lock_run_folder, release_run_folder
 from src.train.schedule import warmup_steady_cooldown
-from src.train.student import student_objective
+from src.train.validation import run_validation
 
 
 class TrainState:
@@ -83,44 +83,6 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
             )
 
 
-def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
-    """The teacher's objective, from the ``diffusion`` section."""
-    height, width = data.frame_size
-    diffusion = config.diffusion
-    return FlowMatchingObjective(
-        frames_per_framelet=model.frames_per_step,
-        shift=resolution_shift(height * width, base_pixels=diffusion.shift_base_pixels),
-        sigma_logit_mean=diffusion.sigma_logit_mean,
-        sigma_logit_std=diffusion.sigma_logit_std,
-        clean_context_probability=diffusion.clean_context_probability,
-        context_noise_max=diffusion.context_noise_max,
-        loss_weighting=diffusion.loss_weighting,
-    )
-
-
-def _distill_objective(config, model, data, device):
-    from src.train.distill import distill_objective  # it imports this module: imported on first use
-
-    return distill_objective(config, model, data, device)
-
-
-# config.objective -> builder(config, model, data, device). An objective is called as
-# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
-# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
-OBJECTIVES = {
-    "flow_matching": flow_matching_objective,
-    "distill": _distill_objective,
-    "student": student_objective,
-}
-
-
-def build_objective(config: TrainConfig, model, data: TrainingData, device):
-    """The run's training objective (``src/diffusion/``), by ``config.objective``."""
-    if config.objective not in OBJECTIVES:
-        raise UserError(f"unknown objective '{config.objective}'", f"Choose from {', '.join(OBJECTIVES)}.")
-    return OBJECTIVES[config.objective](config, model, data, device)
-
-
 class Trainer:
     """One run: the model, its objective, AdamW, the schedule, EMA and the counters, prepared by
     accelerate and registered for checkpointing once. ``run()`` trains to ``max_steps``."""
@@ -143,11 +105,9 @@ class Trainer:
             config, process_index=accelerator.process_index, num_processes=accelerator.num_processes
         )
         model = build_model(config, self.data)
-        if config.data.clip_frames % model.frames_per_step:
-            raise UserError(
-                f"data.clip_frames ({config.data.clip_frames}) is not a multiple of the model's "
-                f"frames_per_framelet ({model.frames_per_step})"
-            )
+        framelet_count(
+            config.data.clip_frames, model.frames_per_step, what="data.clip_frames", whose="the model's", error=UserError
+        )
         self.objective = build_objective(config, model, self.data, accelerator.device)
         self.resume = ckpt.latest_checkpoint(run_dir)
         if self.is_main:
@@ -243,8 +203,6 @@ class Trainer:
         return model.eval()
 
     def validate_and_export(self, step: int) -> None:
-        from src.train.validation import run_validation
-
         model = self.ema_model()
         sampling = sampling_defaults(self.config, self.data)
         metrics = {}

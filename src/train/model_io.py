@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from src.common.errors import UserError
-from src.net.presets import build_dit
+from src.net.presets import DIT_PRESETS, build_dit
+from src.net.student import build_student
 from src.train import checkpoint as ckpt
 
 
@@ -34,7 +35,6 @@ def build_dit_model(config, data):
     overrides.setdefault(
         "residual_condition_channels", list(range(albedo.start, albedo.stop)) if albedo is not None else None
     )
-    from src.net.presets import DIT_PRESETS
 
     if config.model.preset not in DIT_PRESETS:
         raise UserError(
@@ -50,8 +50,6 @@ def build_dit_model(config, data):
 def build_student_model(config, data):
     """The run's student: preset + overrides, told where the run's spec puts albedo, depth and
     flow, and the dataset's flow scale (it decodes the encoded flow to warp its last frame)."""
-    from src.net.student import build_student
-
     slices = config.conditions.slices()
     albedo, depth, flow = slices.get("albedo"), slices.get("depth"), slices.get("flow")
     overrides = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -10,7 +11,21 @@ from pathlib import Path
 
 from src.common.config import load_config, to_dict
 from src.common.errors import UserError
-from src.runtime.package import SamplingDefaults, claim_package_folder, write_package
+from src.conditions.encode import ConditionStats
+from src.conditions.spec import ConditionSpec
+from src.data.prepared import read_manifest
+from src.diffusion.flow_matching import resolution_shift
+from src.net.flat_color import FlatColorRenderer
+from src.runtime.package import (
+    SamplingDefaults,
+    claim_package_folder,
+    load_package,
+    write_bundle,
+    write_package,
+)
+from src.train import checkpoint as ckpt
+from src.train.config import TrainConfig
+from src.train.model_io import build_model, load_weights_from
 
 
 def training_command() -> str:
@@ -115,15 +130,11 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
 
 
 def sampling_defaults(config, data) -> SamplingDefaults:
-    """The sampling settings a run's package ships with (validation's, at the data's time shift)."""
-    from src.diffusion.flow_matching import resolution_shift
-
+    """The sampling settings a run's package ships with: its ``sampling`` section, at the data's
+    time shift."""
     height, width = data.frame_size
-    return SamplingDefaults(
-        num_denoising_steps=config.validation.num_denoising_steps,
-        context_sigma=config.validation.context_sigma,
-        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
-        context_from_last_step=config.validation.context_from_last_step,
+    return dataclasses.replace(
+        config.sampling, shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
     )
 
 
@@ -202,10 +213,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[
     """Write a renderer package from the newest complete checkpoint of a training run (its EMA
     weights, the run's config and newest validation metrics) into ``out_dir`` (default
     ``RUN/package``); returns the package folder and the checkpoint's step."""
-    from src.train import checkpoint as ckpt
-    from src.train.config import TrainConfig
+    # imported here: the training data pulls opencv, which export_package's --help need not wait for
     from src.train.data import TrainingData
-    from src.train.model_io import build_model, load_weights_from
 
     run = Path(run_dir)
     if not (run / "run_config.yaml").is_file():
@@ -232,17 +241,10 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
     """A flat-colour baseline package (``FlatColorRenderer``) for a prepared dataset: its
     normalisation statistics, frame size and fps, and the albedo planes of ``spec`` (default:
     the standard spec). It has no weights, so it needs no training."""
-    from src.conditions.encode import ConditionStats
-    from src.conditions.spec import ConditionSpec
-    from src.data.prepared import read_manifest
-    from src.net.flat_color import FlatColorRenderer
-
     claim_package_folder(out_dir, inputs=[dataset])
     spec = spec or ConditionSpec()
     albedo = spec.slices().get("albedo")
     if albedo is None:
-        from src.common.errors import UserError
-
         raise UserError("the flat-colour baseline needs the albedo channel in the condition spec")
     manifest = read_manifest(dataset)
     width, height = (int(v) for v in manifest["resolution"])
@@ -292,8 +294,6 @@ BUNDLE_CARD_METRICS = (
 def bundle_card(members: dict[str, Path], *, default: str, play_resolution: str | None, evaluations: dict) -> str:
     """The bundle's README: what each renderer is, its size, its own card, and the ``evaluate``
     numbers given per renderer (``evaluations``: name -> {label: metrics.json path})."""
-    from src.runtime.package import load_package
-
     lines = [
         "# Velodream renderer bundle",
         "",
@@ -342,7 +342,7 @@ def bundle_packages(
     readme_extra: str = "",
 ) -> Path:
     """A bundle of packages or runs (a run contributes its ``package`` folder) into ``out_dir``."""
-    from src.runtime.package import claim_bundle_folder, write_bundle
+    from src.runtime.package import claim_bundle_folder
 
     packages = {name: package_folder(source) for name, source in members.items()}
     claim_bundle_folder(out_dir, inputs=[*members.values(), *packages.values()])  # before the packages load

@@ -25,6 +25,7 @@ from src.common.io import atomic_directory, atomic_write_json, claim_output_fold
 from src.conditions.augment import AugmentConfig
 from src.conditions.spec import ConditionSpec
 from src.data.loader import ClipDataset
+from src.data.prepared import read_manifest
 from src.net.regression import RegressionNet
 from src.runtime.package import SamplingDefaults, write_package
 from src.train.package import training_command
@@ -221,8 +222,6 @@ def write_regression_package(
 
 
 def _frame_size(dataset: str | Path) -> tuple[int, int]:
-    from src.data.prepared import read_manifest
-
     width, height = read_manifest(dataset)["resolution"]
     return int(height), int(width)
 

@@ -17,10 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from src.common.config import parse_resolution
 from src.common.errors import UserError
+from src.common.gbuffer_io import load_gbuffer_clip
 from src.conditions.depth import GeometricDepth
 from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.flow import DISFlow, end_point_error
+from src.data.sources import find_embedded_file
+from src.game.recording import record_autopilot_clip
 
 
 @dataclasses.dataclass
@@ -73,8 +77,6 @@ def _row_prior(extract: ExtractConfig) -> GeometricDepth:
 
 def evaluate_game_clip(directory: str | Path, extract: ExtractConfig) -> dict:
     """Flow EPE and depth rank correlation of the extractors on one recorded game clip."""
-    from src.common.gbuffer_io import load_gbuffer_clip
-
     arrays, meta = load_gbuffer_clip(directory)
     color, flow_true, depth_m = arrays["color"], arrays["flow"], arrays["depth"]
     new_run = arrays.get("new_run", np.zeros(len(color), np.uint8))
@@ -133,8 +135,6 @@ def evaluate_game_clip(directory: str | Path, extract: ExtractConfig) -> dict:
 
 
 def evaluate_aloe(extract: ExtractConfig, *, width: int = 320) -> dict:
-    from src.data.sources import find_embedded_file
-
     image = cv2.cvtColor(cv2.imread(str(find_embedded_file("aloeL.jpg"))), cv2.COLOR_BGR2RGB)
     disparity = cv2.imread(str(find_embedded_file("aloeGT.png")), cv2.IMREAD_UNCHANGED)
     if disparity.ndim == 3:
@@ -164,9 +164,6 @@ def evaluate_extractors(config: EvalExtractorsConfig, *, work_dir: str | Path) -
         "aloe": evaluate_aloe(config.extract, width=config.aloe_width),
     }
     if not config.skip_game:
-        from src.common.config import parse_resolution
-        from src.game.recording import record_autopilot_clip
-
         width, height = parse_resolution(config.game_resolution)
         clips = [Path(config.game_clip)] if config.game_clip else [
             record_autopilot_clip(Path(work_dir) / f"game-seed{seed}", width=width, height=height,

@@ -17,7 +17,7 @@ from src.common.io import atomic_write_json
 from src.game.autopilot import Autopilot
 from src.game.camera import CameraConfig, rider_camera_pose
 from src.game.meshes import build_scene
-from src.game.renderer import GBufferRenderer, create_headless_context
+from src.game.raster import GBufferRaster, create_headless_context
 from src.game.session import DEFAULT_LEVEL, load_level
 from src.game.world import World
 
@@ -48,7 +48,7 @@ def bench_resolution(config: BenchGameConfig, resolution: str, ctx) -> dict:
     width, height = parse_resolution(resolution)
     world = World(load_level(config.level), seed=config.seed)
     pilot = Autopilot()
-    renderer = GBufferRenderer(width, height, config.camera, ctx=ctx)
+    renderer = GBufferRaster(width, height, config.camera, ctx=ctx)
     times: dict[str, list[float]] = {"world_step": [], "scene_build": [], "draw": [], "readback": []}
     prev_pose = rider_camera_pose(world.state(), config.camera)
     try:

@@ -1,4 +1,4 @@
-"""The G-buffer renderer: one offscreen moderngl framebuffer with four colour targets.
+"""The G-buffer rasteriser (`GBufferRaster`): one offscreen moderngl framebuffer with four colour targets.
 
 Targets (rendered upside down so that row 0 read back is the top of the image):
 
@@ -56,7 +56,7 @@ def create_headless_context(backend: str = "egl"):
     )
 
 
-class GBufferRenderer:
+class GBufferRaster:
     """Renders a ``Scene`` from a camera into a ``GBuffer`` at ``width`` x ``height``."""
 
     def __init__(self, width: int, height: int, camera: CameraConfig | None = None, *, ctx=None,

@@ -1,7 +1,7 @@
 """The leave-one-clip-out benchmark: does a renderer generalise to a real clip it never saw?
 
 For each clip of ``videos`` (default: the embedded ``bikes.mp4`` and ``vtest.avi`` and the
-first-person road clip in ``../shared/data/real_videos``), or only the one named by ``only``:
+videos in ``data/real_videos/``, such as a first-person road clip), or only the one named by ``only``:
 
 1. prepare the *other* clips as a training set (every frame, no held-out cut) and the left-out
    clip as the evaluation set (``split all``), at one resolution and rate;
@@ -29,10 +29,15 @@ import json
 import time
 from pathlib import Path
 
+from src.common.config import load_config
 from src.common.errors import UserError
+from src.common.io import atomic_write_json, atomic_write_text, claim_output_folder, write_output_marker
+from src.data.prepared import read_manifest, segments
+from src.data.sources import embedded_street_videos
+from src.eval.evaluate import EvaluateConfig, evaluate
 
 DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
-ROAD_VIDEOS = "../shared/data/real_videos"  # beside the checkout on the project's machines
+USER_VIDEOS = "data/real_videos"  # where the README puts your own videos
 MODELS = ("dit", "regression", "flat")
 TABLE_COLUMNS = (
     "real_psnr",
@@ -50,7 +55,7 @@ class GeneralisationConfig:
     """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
 
     videos: list[str] = dataclasses.field(default_factory=list)
-    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in ../shared/data/real_videos"""
+    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos"""
     only: str | None = None
     """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
     train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
@@ -89,13 +94,13 @@ class GeneralisationConfig:
 
 
 def default_videos() -> list[Path]:
-    """The embedded street clips and, where it is there, the first-person road clip."""
+    """The embedded street clips and, where the folder exists, the videos in ``data/real_videos``."""
+    # imported here: it pulls cv2; a script's --help should not wait for that
     from src.data.decode import find_videos
-    from src.data.sources import embedded_street_videos
 
     videos = embedded_street_videos()
-    if Path(ROAD_VIDEOS).is_dir():
-        videos += find_videos([ROAD_VIDEOS])
+    if Path(USER_VIDEOS).is_dir():
+        videos += find_videos([USER_VIDEOS])
     return videos
 
 
@@ -116,6 +121,7 @@ def select_folds(videos: list[Path], only: str | None) -> list[Path]:
 
 def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path:
     """``videos`` prepared at the benchmark's size and rate with every frame in the train split."""
+    # imported here: it pulls cv2, torch; a script's --help should not wait for that
     from src.data.prepare import PrepareConfig, prepare_dataset
 
     if not (out / "manifest.json").is_file():
@@ -130,7 +136,7 @@ def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path
 
 def load_train_presets(config: GeneralisationConfig):
     """The DiT's ``TrainConfig`` as its presets say."""
-    from src.common.config import load_config
+    # imported here: it pulls torch; a script's --help should not wait for that
     from src.train.config import TrainConfig
 
     return load_config(TrainConfig, *config.train_conf)
@@ -172,6 +178,7 @@ def logged_train_windows(run_dir: Path, *, batch_size: int) -> list[tuple[int, f
 
 def train_dit(config: GeneralisationConfig, *, dataset: Path, run_dir: Path) -> tuple[Path, dict]:
     """Train (or resume) the DiT for this fold; returns its package and what the training took."""
+    # imported here: it pulls accelerate, cv2, diffusers, torch; a script's --help should not wait for that
     from src.train.loop import train
 
     budget_file = run_dir.parent / "dit_budget.json"
@@ -190,7 +197,6 @@ def train_dit(config: GeneralisationConfig, *, dataset: Path, run_dir: Path) -> 
         windows = logged_train_windows(run_dir, batch_size=probe.data.batch_size)[1:]
         seconds_per_step = sum(s for _, s in windows) / max(1, sum(n for n, _ in windows))
         max_steps = max(config.probe_steps + 1, round(config.minutes * 60 / seconds_per_step))
-        from src.common.io import atomic_write_json
 
         atomic_write_json(budget_file, {"max_steps": max_steps, "probe_seconds_per_step": seconds_per_step})
     train_config = dit_train_config(config, dataset=dataset, run_dir=run_dir, max_steps=max_steps)
@@ -204,6 +210,7 @@ def train_regression_baseline(
     config: GeneralisationConfig, *, dataset: Path, out_dir: Path, seconds: float, dit_config
 ) -> tuple[Path, dict]:
     """The regression baseline for ``seconds`` with the DiT's data settings (kept if trained)."""
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.train.regression import RegressionTrainConfig, train_regression
 
     record_file = out_dir / "training.json"
@@ -231,9 +238,6 @@ def train_regression_baseline(
 
 def evaluate_model(config: GeneralisationConfig, *, package: Path, heldout: Path, out: Path) -> dict:
     """``evaluate`` of ``package`` on every frame of the left-out clip (kept if done)."""
-    from src.data.prepared import read_manifest, segments
-    from src.eval.evaluate import EvaluateConfig, evaluate
-
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     fitting = sum(s["num_frames"] // config.clip_frames for s in segments(read_manifest(heldout), "all"))
@@ -259,6 +263,7 @@ def run_fold(
     """Train the three models without ``heldout_video`` and evaluate them on it (without the
     regression baseline when ``config.regression`` is false: ``previous``, this fold's earlier
     results, then supplies its numbers)."""
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.train.package import write_flat_color_package
 
     out = Path(config.out)
@@ -303,7 +308,7 @@ GENERALISATION_KIND = "leave-one-clip-out benchmark"
 def run_generalisation(config: GeneralisationConfig) -> dict:
     """Every fold (or the one ``only`` names); writes ``out/results.json`` and ``out/results.md``
     and returns the results."""
-    from src.common.io import atomic_write_json, atomic_write_text, claim_output_folder, write_output_marker
+    # imported here: it pulls cv2; a script's --help should not wait for that
     from src.data.decode import find_videos
 
     videos = find_videos(config.videos) if config.videos else default_videos()

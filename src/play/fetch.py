@@ -1,4 +1,4 @@
-"""Checkpoint sources: where a renderer package comes from.
+"""Package sources: where a renderer package comes from (`--checkpoint` of play, evaluate and export).
 
 A source is one of
 - a local package directory (``game/models/default``, ``runs/cpu_tiny/package``);

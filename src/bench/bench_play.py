@@ -28,15 +28,18 @@ import numpy as np
 from tqdm import tqdm
 
 from src.common.io import atomic_write_json
+from src.game.display import GameWindow
+from src.game.session import GameSession, PlayConfig
+from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 
 @dataclasses.dataclass
 class BenchmarkConfig:
     """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
 
-    checkpoint: str = "game/models/default"
+    checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
-    renderers: list[str] = dataclasses.field(default_factory=lambda: ["default"])
+    renderers: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_RENDERER])
     """which renderers of a bundle to time (names from its renderers.json; default: its default)"""
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
     """'model' is the package's play resolution (a bundle's) or its own; others are WIDTHxHEIGHT"""
@@ -75,7 +78,6 @@ def _open_files() -> int:
 class _Display:
     def __init__(self, width: int, height: int):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        from src.game.display import GameWindow
 
         self.window = GameWindow(width, height)
 
@@ -96,10 +98,9 @@ def _bench_one(
     package,
     progress_label: str,
 ) -> dict:
-    from src.game.session import GameSession, PlayConfig
-
     neural = None
     if renderer != "raster":
+        # imported here: it pulls diffusers, torch; a script's --help should not wait for that
         from src.play.neural import NeuralRenderer
         from src.play.ride import RideConfig, neural_frame_size
         from src.runtime.backends import make_renderer
@@ -180,7 +181,7 @@ def _bench_one(
 
 def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
     """Ride ``soak_game_minutes`` of game time headless with the neural renderer; report memory."""
-    from src.game.session import GameSession, PlayConfig
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.play.neural import NeuralRenderer
     from src.runtime.backends import make_renderer
 
@@ -240,7 +241,8 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
 def run_benchmark(config: BenchmarkConfig) -> dict:
     import torch
 
-    from src.play.checkpoints import resolve_checkpoint
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
+    from src.play.fetch import resolve_checkpoint
     from src.play.ride import RideConfig, neural_frame_size
     from src.runtime.package import load_package
 

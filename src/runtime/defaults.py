@@ -1,0 +1,23 @@
+"""The default package and renderer names and the default sampling, in one light module (no
+torch): scripts read them for their flags' defaults before anything heavy is imported."""
+
+import dataclasses
+
+DEFAULT_CHECKPOINT = "game/models/default"  # the bundled package: what play, evaluate and the benchmark use
+DEFAULT_RENDERER = "default"  # names a package's (or bundle's) default renderer wherever a name is asked
+
+
+@dataclasses.dataclass
+class SamplingDefaults:
+    """How a package's diffusion model is sampled (``src/diffusion/rollout.py``). A training run's
+    ``sampling`` section is this: its validation samples so, its package ships it, and the
+    ``distill`` objective trains the student for it."""
+
+    num_denoising_steps: int = 2
+    """sampling steps per framelet"""
+    context_sigma: float = 0.05
+    """noise level of the context framelets during generation"""
+    shift: float = 1.0
+    """time shift of the sampling schedule (a training run writes its frames' resolution shift)"""
+    context_from_last_step: bool = False
+    """the last denoising pass's keys/values are the context (no context pass; distilled models)"""

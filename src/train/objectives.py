@@ -1,0 +1,210 @@
+"""Every training objective of a run, built from its config: the one ``OBJECTIVES`` table.
+
+``config.objective`` names a builder ``(config, model, data, device) -> objective``; the objective
+classes themselves (the loss maths) live in ``src/diffusion/``:
+
+- ``flow_matching``: the DiT teacher (``FlowMatchingObjective``, the ``diffusion`` section);
+- ``distill``: the few-step DiT (``DistillationObjective``, the ``distill`` section), from a
+  teacher package or run, with game clips rendered on the fly for its discriminator;
+- ``student``: the recurrent U-Net student (``StudentObjective``, the ``student`` section), from
+  a teacher renderer, game clips and a PatchGAN.
+
+Adding an objective: write its class in ``src/diffusion/``, a builder here, and one entry in
+``OBJECTIVES``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from src.common.errors import UserError
+from src.common.framelets import framelet_count
+from src.diffusion.discriminator import PatchDiscriminator
+from src.diffusion.distillation import DistillationObjective
+from src.diffusion.flow_matching import resolution_shift
+from src.diffusion.objectives import FlowMatchingObjective
+from src.diffusion.student import StudentObjective
+from src.runtime.backends import torch_renderer
+from src.runtime.package import load_package
+from src.runtime.renderer import render_clip
+from src.train.config import TrainConfig
+from src.train.data import TrainingData
+from src.train.game_clips import GameClips
+from src.train.model_io import build_model, load_weights_from
+from src.train.package import package_folder
+
+
+def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
+    """The teacher's objective, from the ``diffusion`` section."""
+    height, width = data.frame_size
+    diffusion = config.diffusion
+    return FlowMatchingObjective(
+        frames_per_framelet=model.frames_per_step,
+        shift=resolution_shift(height * width, base_pixels=diffusion.shift_base_pixels),
+        sigma_logit_mean=diffusion.sigma_logit_mean,
+        sigma_logit_std=diffusion.sigma_logit_std,
+        clean_context_probability=diffusion.clean_context_probability,
+        context_noise_max=diffusion.context_noise_max,
+        loss_weighting=diffusion.loss_weighting,
+    )
+
+
+def game_clip_source(config, data, *, crop: tuple[int, int] | None):
+    """``game_batch(count, generator)`` -> cond count t C h w: game clips rendered on the fly at
+    the dataset's frame size, encoded with the run's spec and statistics, randomly cropped like
+    the real clips. Clip indices come from ``generator``, so a step's clips are a function of
+    its seed."""
+    height, width = data.frame_size
+    clips = GameClips.for_run(config, data, seed=config.seed)
+
+    def game_batch(count: int, generator: torch.Generator) -> torch.Tensor:
+        index = int(torch.randint(1 << 30, (1,), generator=generator))
+        cond = clips.batch(index, count)["cond"]  # count t C H W
+        if crop is None or tuple(crop) == (height, width):
+            return cond
+        ch, cw = crop
+        top = int(torch.randint(height - ch + 1, (1,), generator=generator))
+        left = int(torch.randint(width - cw + 1, (1,), generator=generator))
+        return cond[..., top : top + ch, left : left + cw]
+
+    return game_batch
+
+
+def distill_objective(config, model, data, device) -> DistillationObjective:
+    """The ``distill`` objective from ``config.distill``; the student samples as its package will
+    (``sampling.num_denoising_steps``, ``sampling.context_from_last_step``). The teacher is
+    ``config.teacher`` (a renderer package or a run folder) loaded into the run's own
+    architecture (the student starts from the same weights with ``init_from``); game clips come
+    from ``GameClips`` at the dataset's frame size, cropped like the real clips."""
+    if not config.teacher:
+        raise UserError(
+            "objective distill needs a teacher", "Pass --teacher PACKAGE_OR_RUN (e.g. game/models/default/dit)."
+        )
+    teacher = build_model(config, data)
+    load_weights_from(teacher, config.teacher)
+    height, width = data.frame_size
+    distill = config.distill
+    shift = resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
+    game_batch = None
+    if distill.game_clips_per_batch > 0:
+        game_batch = game_clip_source(
+            config, data, crop=tuple(config.data.crop) if config.data.crop else None
+        )
+    return DistillationObjective(
+        teacher=teacher,
+        frames_per_framelet=model.frames_per_step,
+        num_denoising_steps=config.sampling.num_denoising_steps,
+        context_from_last_step=config.sampling.context_from_last_step,
+        context_sigma=config.sampling.context_sigma,
+        shift=shift,
+        fake_score_recipe=flow_matching_objective(config, model, data, device),
+        ode_weight=distill.ode_weight,
+        ode_teacher_steps=distill.ode_teacher_steps,
+        dmd_weight=distill.dmd_weight,
+        dmd_sigma_range=tuple(distill.dmd_sigma_range),
+        real_x0_weight=distill.real_x0_weight,
+        gan_weight=distill.gan_weight,
+        game_clips_per_batch=distill.game_clips_per_batch,
+        game_batch=game_batch,
+        critic_steps=distill.critic_steps,
+        critic_learning_rate=distill.critic_learning_rate,
+        discriminator_learning_rate=distill.discriminator_learning_rate,
+        discriminator_channels=distill.discriminator_channels,
+        device=device,
+    )
+
+
+def _teacher_package(source: str):
+    return load_package(package_folder(source))
+
+
+def student_objective(config, model, data, device) -> StudentObjective:
+    """The ``student`` objective from ``config.student`` and ``config.teacher``: the teacher is any
+    renderer package (or a run folder's package) rendering through the same renderer interface as
+    play (``torch_renderer`` + ``render_clip``), each clip from a new ride with a seed drawn by the
+    objective, on the training device. It must take the run's condition channels; a teacher encoded
+    with other statistics still runs, with a warning, because the run's conditions are what it is
+    given."""
+    settings = config.student
+    if config.model.model_class != "StudentUNet":
+        raise UserError(
+            f"objective student trains a StudentUNet, not {config.model.model_class}",
+            "Set model.model_class: StudentUNet (conf/student_cpu.yaml does).",
+        )
+    if not config.teacher:
+        raise UserError(
+            "objective student needs a teacher",
+            "Pass --teacher game/models/default/dit (a renderer package or run folder).",
+        )
+    package = _teacher_package(config.teacher)
+    if tuple(package.spec.channels) != tuple(config.conditions.channels):
+        raise UserError(
+            f"the teacher {config.teacher} takes conditions {list(package.spec.channels)}, "
+            f"this run {list(config.conditions.channels)}",
+            "Train the student on the teacher's condition channels.",
+        )
+    if package.stats != data.stats:
+        print(
+            f"note: the teacher {config.teacher} was trained with other condition statistics than "
+            f"{config.data.dataset}; it is given the run's conditions"
+        )
+    height, width = tuple(config.data.crop) if config.data.crop else data.frame_size
+    teacher_model = package.model.to(device).eval().requires_grad_(False)
+    renderer = torch_renderer(
+        teacher_model,
+        sampling=package.sampling,
+        width=width,
+        height=height,
+        num_denoising_steps=settings.teacher_denoising_steps,
+    )
+    framelet_count(
+        config.data.clip_frames, renderer.frames_per_step, what="data.clip_frames", whose="the teacher's", error=UserError
+    )
+
+    def teacher(cond: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        clips = [torch.from_numpy(render_clip(renderer, clip, seed=seed)) for clip, seed in zip(cond, seeds)]
+        return torch.stack(clips).to(cond.device)
+
+    game_clips = None
+    if settings.game_clips_per_batch > 0:
+        game_clips = GameClips.for_run(config, data, seed=settings.game_seed, size=(height, width)).batch
+    discriminator = None
+    if settings.adversarial_weight > 0:
+        # its own seed: the same initial discriminator whatever was drawn before it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            discriminator = PatchDiscriminator(
+                channels=settings.discriminator_channels, layers=settings.discriminator_layers
+            )
+        discriminator = discriminator.to(device)
+    return StudentObjective(
+        teacher=teacher,
+        game_clips=game_clips,
+        game_clips_per_batch=settings.game_clips_per_batch,
+        upscale=model.upscale,
+        teacher_weight=settings.teacher_weight,
+        real_weight=settings.real_weight,
+        temporal_weight=settings.temporal_weight,
+        adversarial_weight=settings.adversarial_weight,
+        feedback_corruption_probability=settings.feedback_corruption_probability,
+        feedback_noise_max=settings.feedback_noise_max,
+        discriminator=discriminator,
+        discriminator_learning_rate=settings.discriminator_learning_rate,
+    )
+
+
+# config.objective -> builder(config, model, data, device). An objective is called as
+# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
+# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
+OBJECTIVES = {
+    "flow_matching": flow_matching_objective,
+    "distill": distill_objective,
+    "student": student_objective,
+}
+
+
+def build_objective(config: TrainConfig, model, data: TrainingData, device):
+    """The run's training objective (``src/diffusion/``), by ``config.objective``."""
+    if config.objective not in OBJECTIVES:
+        raise UserError(f"unknown objective '{config.objective}'", f"Choose from {', '.join(OBJECTIVES)}.")
+    return OBJECTIVES[config.objective](config, model, data, device)
