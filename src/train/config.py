@@ -138,6 +138,9 @@ class ValidationConfig:
     """the seed of the game autopilot ride rendered once per run for validation"""
     enabled: bool = True
     """run validation at all (the package is exported either way)"""
+    feature_metrics: bool = False
+    """also KID on the standard Inception features and ST-LPIPS (evaluate's keys; about 0.3 s per
+    frame on a CPU core, so off by default; grid peaks are always measured)"""
 
 
 @dataclasses.dataclass

