@@ -61,13 +61,11 @@ REQUIRED_KEYS = (
     "game_seam_ratio",
     "game_raster_seam_ratio",
     # realism and fidelity as the field measures them (src/eval/inception.py, src/eval/lpips.py)
-    # and grid artefacts at every period (grid_peak); the FID keys are null below 2048 frames
+    # and grid artefacts at every period (grid_peak); null with feature_metrics off
     "real_kid",
     "real_kid_std",
     "real_flat_kid",
     "real_flat_kid_std",
-    "real_fid",
-    "real_flat_fid",
     "real_lpips",
     "real_flat_lpips",
     "real_grid_peak",
@@ -77,11 +75,11 @@ REQUIRED_KEYS = (
     "game_kid_to_real_std",
     "game_raster_kid_to_real",
     "game_raster_kid_to_real_std",
-    "game_fid_to_real",
-    "game_raster_fid_to_real",
     "game_grid_peak",
     "game_raster_grid_peak",
 )
+# also in every metrics.json, null unless both sets hold 2048 frames (FID_MIN_FRAMES)
+FID_KEYS = ("real_fid", "real_flat_fid", "game_fid_to_real", "game_raster_fid_to_real")
 
 
 @dataclasses.dataclass
@@ -247,7 +245,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.feature_metrics:
         features = FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
     real = score_real_clips(renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features)
-    metrics: dict = {key: None for key in REQUIRED_KEYS} | real.metrics
+    metrics: dict = {key: None for key in REQUIRED_KEYS + FID_KEYS} | real.metrics
     metrics["num_real_clips"] = len(clips)
     metrics["num_real_frames"] = len(clips) * config.clip_frames
 
