@@ -103,6 +103,7 @@ def test_frames_are_resized_for_inception_as_pil_bicubic_on_floats():
 # the networks, read from the installed wheels
 
 
+@pytest.mark.slow
 def test_inception_loads_offline_from_the_wheel_gives_the_same_features_twice_and_tells_sets_apart():
     from src.eval.inception import InceptionFeatures
 
@@ -178,3 +179,29 @@ def test_real_video_scores_near_a_game_raster_ride(tmp_path):
     raster_peak, real_peak = grid_peak(raster), grid_peak(real)
     assert 0.5 < real_peak < 10 and 0.5 < raster_peak < 10, (real_peak, raster_peak)
     assert max(real_peak, raster_peak) < 3 * min(real_peak, raster_peak)
+
+
+def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
+    from src.diffusion.student import StudentObjective
+    from src.eval.lpips import PerceptualLoss
+    from src.net.student import build_student
+
+    torch.manual_seed(0)
+    model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
+    generator = torch.Generator().manual_seed(0)
+    cond = torch.rand(1, 2, 9, 24, 24, generator=generator) * 2 - 1
+    frames = (0.5 * cond[:, :, :3] + 0.3 * cond[:, :, 3:6]).tanh()
+    batch = {"frames": frames, "cond": cond}
+    perceptual = PerceptualLoss()
+    losses = {}
+    for weight in (0.0, 2.0):
+        objective = StudentObjective(
+            teacher=lambda c, seeds: (0.5 * c[:, :, :3] + 0.3 * c[:, :, 3:6]).tanh(), game_clips=None,
+            game_clips_per_batch=0, adversarial_weight=0.0, perceptual_weight=weight, perceptual=perceptual,
+        )  # fmt: skip
+        with torch.no_grad():
+            losses[weight], logs = objective(model, batch, generator=torch.Generator().manual_seed(1))
+    assert logs["perceptual"] > 0
+    assert float(losses[2.0] - losses[0.0]) == pytest.approx(2 * logs["perceptual"], rel=1e-4)
+    with pytest.raises(ValueError, match="perceptual distance"):
+        StudentObjective(teacher=None, game_clips=None, game_clips_per_batch=0, perceptual_weight=1.0)

@@ -35,6 +35,7 @@ from src.eval.inception import packaged_file
 STLPIPS_PACKAGE = "stlpips_pytorch"
 STLPIPS_ALEX_FILE = "weights/vST0.0/alex_shift_tolerant.pth"
 ALEX_CHANNELS = (64, 192, 384, 256, 256)
+MIN_SIZE_PX = 21  # smaller frames leave the last blur's reflection padding wider than its map
 
 
 class BlurDownsample(nn.Module):
@@ -106,7 +107,7 @@ class LinearHead(nn.Module):
 
 class STLPIPSAlex(nn.Module):
     """ST-LPIPS (AlexNet): ``forward(a, b)`` with ``n 3 h w`` in [-1, 1] -> ``n`` distances.
-    Frames need at least 16 pixels a side (the trunk subsamples three times)."""
+    Frames need at least ``MIN_SIZE_PX`` pixels a side (the trunk subsamples three times)."""
 
     def __init__(self):
         super().__init__()

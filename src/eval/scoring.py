@@ -71,6 +71,7 @@ from src.eval.inception import (
     frechet_inception_distance,
     kernel_inception_distance,
 )
+from src.eval.lpips import MIN_SIZE_PX as LPIPS_MIN_SIZE_PX
 from src.eval.lpips import STLPIPS
 from src.eval.metrics import (
     depth_test_mask,
@@ -153,8 +154,8 @@ class FeatureScorer:
         }
 
     def mean_lpips(self, frames: Tensor, reference: Tensor) -> float | None:
-        """Mean ST-LPIPS of frame i to reference frame i; None for frames under 16 px a side."""
-        if min(frames.shape[-2:]) < 16:
+        """Mean ST-LPIPS of frame i to reference frame i; None for frames too small for it."""
+        if min(frames.shape[-2:]) < LPIPS_MIN_SIZE_PX:
             return None
         return float(self.lpips(frames, reference).mean())
 

@@ -97,6 +97,8 @@ class StudentConfig:
     """ReCoNet's output temporal loss under the game's exact flow: change as much as the teacher"""
     adversarial_weight: float = 0.05
     """hinge GAN loss of a PatchGAN that compares the student's frames with real frames"""
+    perceptual_weight: float = 0.0
+    """ST-LPIPS (src/eval/lpips.py) to the real frames (real clips) and the teacher's (game clips)"""
     game_clips_per_batch: int = 2
     """game clips rendered on the fly next to the real clips of each batch (0: real clips only)"""
     game_seed: int = 0

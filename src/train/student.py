@@ -15,6 +15,7 @@ import torch
 from src.common.errors import UserError
 from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.student import StudentObjective
+from src.eval.lpips import PerceptualLoss
 
 
 def _teacher_package(source: str):
@@ -93,6 +94,8 @@ def student_objective(config, model, data, device) -> StudentObjective:
         real_weight=settings.real_weight,
         temporal_weight=settings.temporal_weight,
         adversarial_weight=settings.adversarial_weight,
+        perceptual_weight=settings.perceptual_weight,
+        perceptual=PerceptualLoss().to(device) if settings.perceptual_weight > 0 else None,
         feedback_corruption_probability=settings.feedback_corruption_probability,
         feedback_noise_max=settings.feedback_noise_max,
         discriminator=discriminator,
