@@ -14,8 +14,9 @@
   real_video_seam_ratio, real_warp_error, real_video_warp_error, game_swd_to_real,
   game_raster_swd_to_real, game_warp_error, game_raster_warp_error, game_seam_ratio,
   game_raster_seam_ratio, the KID/FID/ST-LPIPS and grid-peak keys and a few more); a key that
-  could not be measured (no game ride where no OpenGL context can be made; FID below 2048 frames
-  per set; KID/LPIPS with ``feature_metrics`` off) is null. ``OUT/run.json``: what was evaluated on what.
+  could not be measured (no game ride where no OpenGL context can be made; FID below 2048
+  frames per set; KID/LPIPS with ``feature_metrics`` off) is null. ``OUT/run.json``: what was
+  evaluated on what.
   ``OUT/real.png`` / ``OUT/game.png``: a few frames as condition | generated | real (raster);
   ``OUT/real.mp4`` / ``OUT/game.mp4`` the whole clips. Every file is written atomically.
 - Bad input (no package, no videos, an unknown renderer or split, clips longer than the data)
@@ -124,7 +125,7 @@ class EvaluateConfig:
     num_threads: int | None = None
     """torch CPU threads (default: torch's own choice)"""
     feature_metrics: bool = True
-    """KID/FID on the standard Inception features and ST-LPIPS (about 0.3 s per frame on a CPU
+    """KID/FID on the standard Inception features and ST-LPIPS (about 0.5 s per frame on a CPU
     core); false leaves those keys null"""
 
 

@@ -85,7 +85,7 @@ class GeneralisationConfig:
     num_threads: int | None = None
     """torch CPU threads for training and evaluation (default: torch's own choice)"""
     feature_metrics: bool = False
-    """KID on Inception features and ST-LPIPS in each evaluation (about 0.3 s per frame on a CPU core)"""
+    """KID on Inception features and ST-LPIPS in each evaluation (about 0.5 s per frame on a CPU core)"""
     out: str = "runs/generalisation"
     """where the data, models, evaluations and tables go"""
 

@@ -141,7 +141,7 @@ class ValidationConfig:
     enabled: bool = True
     """run validation at all (the package is exported either way)"""
     feature_metrics: bool = False
-    """also KID on the standard Inception features and ST-LPIPS (evaluate's keys; about 0.3 s per
+    """also KID on the standard Inception features and ST-LPIPS (evaluate's keys; about 0.5 s per
     frame on a CPU core, so off by default; grid peaks are always measured)"""
 
 
