@@ -205,3 +205,34 @@ def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
     assert float(losses[2.0] - losses[0.0]) == pytest.approx(2 * logs["perceptual"], rel=1e-4)
     with pytest.raises(ValueError, match="perceptual distance"):
         StudentObjective(teacher=None, game_clips=None, game_clips_per_batch=0, perceptual_weight=1.0)
+
+
+def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips():
+    from src.diffusion.distillation import DistillationObjective
+    from src.diffusion.objectives import FlowMatchingObjective
+    from src.net.presets import build_dit
+
+    torch.manual_seed(0)
+    tiny = dict(hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2)
+    teacher, student = build_dit("tiny", **tiny), build_dit("tiny", **tiny)
+    generator = torch.Generator().manual_seed(0)
+    cond = torch.rand(2, 2, 9, 16, 16, generator=generator) * 2 - 1
+    batch = {"frames": (0.5 * cond[:, :, :3]).tanh(), "cond": cond}
+    seen = []
+
+    def distance(prediction, target):  # a stand-in distance: 16-px frames are too small for ST-LPIPS
+        seen.append((prediction.shape, target.equal(batch["frames"])))
+        return (prediction - target).abs().mean()
+
+    losses = {}
+    for weight in (0.0, 3.0):
+        objective = DistillationObjective(
+            teacher=teacher, frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
+            context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+            ode_weight=0.0, dmd_weight=0.0, real_x0_weight=1.0, gan_weight=0.0, perceptual_weight=weight,
+            perceptual=distance,
+        )  # fmt: skip
+        with torch.no_grad():
+            losses[weight], logs = objective(student, batch, generator=torch.Generator().manual_seed(1))
+    assert seen == [(batch["frames"].shape, True)]  # the generated real clips against their frames
+    assert float(losses[3.0] - losses[0.0]) == pytest.approx(3 * logs["perceptual_loss"], rel=1e-4)

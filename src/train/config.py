@@ -163,6 +163,8 @@ class DistillConfig:
     """paired supervision on the real clips: the student's frames against the real frames"""
     gan_weight: float = 0.05
     """the generator's adversarial term (a discriminator of real video frames against generated ones)"""
+    perceptual_weight: float = 0.0
+    """ST-LPIPS (src/eval/lpips.py) of the student's frames to the real frames (real clips), beside real_x0"""
     game_clips_per_batch: int = 2
     """game G-buffer clips rendered on the fly and added to every batch (generated, never real)"""
     critic_steps: int = 5

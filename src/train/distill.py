@@ -12,6 +12,7 @@ import torch
 from src.common.errors import UserError
 from src.diffusion.distillation import DistillationObjective
 from src.diffusion.flow_matching import resolution_shift
+from src.eval.lpips import PerceptualLoss
 from src.train.model_io import build_model, load_weights_from
 
 
@@ -71,6 +72,8 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         dmd_sigma_range=tuple(distill.dmd_sigma_range),
         real_x0_weight=distill.real_x0_weight,
         gan_weight=distill.gan_weight,
+        perceptual_weight=distill.perceptual_weight,
+        perceptual=PerceptualLoss().to(device) if distill.perceptual_weight > 0 else None,
         game_clips_per_batch=distill.game_clips_per_batch,
         game_batch=game_batch,
         critic_steps=distill.critic_steps,
