@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+# imported before any test makes an EGL context: importing triton (diffusers -> torch._dynamo)
+# after one exists in the process crashes it
+from src.diffusion.distillation import DistillationObjective
+from src.diffusion.objectives import FlowMatchingObjective
+from src.diffusion.student import StudentObjective
 from src.eval.inception import (
     INCEPTION_DIM,
     frechet_inception_distance,
@@ -19,6 +24,8 @@ from src.eval.inception import (
     mmd2_unbiased,
 )
 from src.eval.metrics import grid_peak, grid_peaks
+from src.net.presets import build_dit
+from src.net.student import build_student
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -182,9 +189,7 @@ def test_real_video_scores_near_a_game_raster_ride(tmp_path):
 
 
 def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
-    from src.diffusion.student import StudentObjective
     from src.eval.lpips import PerceptualLoss
-    from src.net.student import build_student
 
     torch.manual_seed(0)
     model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
@@ -208,9 +213,6 @@ def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
 
 
 def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips():
-    from src.diffusion.distillation import DistillationObjective
-    from src.diffusion.objectives import FlowMatchingObjective
-    from src.net.presets import build_dit
 
     torch.manual_seed(0)
     tiny = dict(hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2)
