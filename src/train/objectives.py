@@ -24,6 +24,7 @@ from src.diffusion.distillation import DistillationObjective
 from src.diffusion.flow_matching import resolution_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.student import StudentObjective
+from src.eval.lpips import PerceptualLoss
 from src.runtime.backends import torch_renderer
 from src.runtime.package import load_package
 from src.runtime.renderer import render_clip
@@ -104,6 +105,8 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         dmd_sigma_range=tuple(distill.dmd_sigma_range),
         real_x0_weight=distill.real_x0_weight,
         gan_weight=distill.gan_weight,
+        perceptual_weight=distill.perceptual_weight,
+        perceptual=PerceptualLoss().to(device) if distill.perceptual_weight > 0 else None,
         game_clips_per_batch=distill.game_clips_per_batch,
         game_batch=game_batch,
         critic_steps=distill.critic_steps,
@@ -186,6 +189,8 @@ def student_objective(config, model, data, device) -> StudentObjective:
         real_weight=settings.real_weight,
         temporal_weight=settings.temporal_weight,
         adversarial_weight=settings.adversarial_weight,
+        perceptual_weight=settings.perceptual_weight,
+        perceptual=PerceptualLoss().to(device) if settings.perceptual_weight > 0 else None,
         feedback_corruption_probability=settings.feedback_corruption_probability,
         feedback_noise_max=settings.feedback_noise_max,
         discriminator=discriminator,

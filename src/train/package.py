@@ -288,6 +288,8 @@ BUNDLE_CARD_METRICS = (
     "real_psnr", "real_flat_psnr", "real_ssim", "real_flat_ssim", "real_swd", "real_flat_swd",
     "real_seam_ratio", "real_warp_error", "real_video_warp_error", "game_swd_to_real",
     "game_raster_swd_to_real", "game_seam_ratio", "game_warp_error",
+    "real_kid", "real_flat_kid", "real_lpips", "real_flat_lpips", "game_kid_to_real", "game_raster_kid_to_real",
+    "real_grid_peak", "real_video_grid_peak", "game_grid_peak", "game_raster_grid_peak",
 )  # fmt: skip
 
 

@@ -10,7 +10,8 @@ Three kinds of numbers go into ``logs.jsonl``, because each alone misleads:
     game's exact flow (flicker), with the real clip's own warp error as the reference;
 (c) realism of the game ride: the multi-scale sliced Wasserstein distance of local patch
     statistics between generated game frames and real held-out frames, with the raster
-    frames' distance as the reference (lower = more like real video).
+    frames' distance as the reference (lower = more like real video); with
+    ``validation.feature_metrics`` also KID to the real frames and ST-LPIPS, as ``evaluate``.
 
 Grids (condition | generated | real or raster) are written as mp4 and PNG under ``samples/``.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from src.common.video import save_png, write_mp4
-from src.eval.scoring import frame_strip, score_game_ride, score_real_clips
+from src.eval.scoring import FeatureScorer, frame_strip, score_game_ride, score_real_clips
 from src.runtime.backends import torch_renderer
 
 
@@ -36,10 +37,12 @@ def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -
     samples_dir = run_dir / "samples"
     height, width = data.frame_size
     renderer = torch_renderer(model, sampling=sampling, width=width, height=height)
+    device = next(model.parameters(), torch.zeros(0)).device  # the flat baseline has no weights
+    features = FeatureScorer(device=str(device)) if val.feature_metrics else None  # KID, LPIPS
 
     # (a) real held-out clips
     clips = data.validation_clips(val.num_real_clips, val.rollout_frames)
-    real = score_real_clips(renderer, clips, spec=data.spec)
+    real = score_real_clips(renderer, clips, spec=data.spec, features=features)
     metrics: dict[str, float] = {k: v for k, v in real.metrics.items() if v is not None}
     if real.rows:
         video = np.concatenate(real.rows, axis=1)  # clips stacked vertically
@@ -55,7 +58,7 @@ def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -
     )
     if game is not None:
         game_metrics, video = score_game_ride(
-            renderer, game, spec=data.spec, real_frames=real.real_frames if real.rows else None
+            renderer, game, spec=data.spec, real_frames=real.real_frames if real.rows else None, features=features
         )
         metrics.update({k: v for k, v in game_metrics.items() if v is not None})
         write_mp4(samples_dir / f"game_step{step:07d}.mp4", video, fps=data.fps)
