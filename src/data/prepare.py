@@ -30,6 +30,11 @@ from src.data.decode import DecodeConfig, decode_video_with_report, find_videos,
 class PrepareConfig:
     """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "fps": "(0, inf)", "start_s": "[0, inf)", "end_s": "(0, inf)", "val_fraction": "[0, 1)",
+        "max_frames": "[1, inf)", "shard_frames": "[1, inf)", "stats_pixels_per_frame": "[1, inf)",
+    }
+
     videos: list[str] = dataclasses.field(default_factory=list)
     """video files or folders (searched recursively): --videos a.mp4 b.mp4 dir"""
     out: str = "data/prepared/default"

@@ -36,6 +36,10 @@ DEFAULT_CHECKPOINT = "game/models/default"
 class RideConfig(PlayConfig):
     """``play_game``: the game options plus the neural renderer's."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "steps": "[1, inf)",
+    }
+
     renderer: str = "neural"
     """neural (the package's default renderer), a renderer of a bundle by name (student, dit), or
     raster (plain G-buffer colours); Tab cycles the bundle's renderers, side by side and raster"""
