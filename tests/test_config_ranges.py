@@ -122,7 +122,7 @@ def test_every_numeric_field_declares_a_range_and_refuses_a_value_outside_it(scr
     with pytest.raises(UserError) as error:
         check_ranges(config)  # what parse_config runs on every parsed config
     line = error.value.one_line()
-    assert "\n" not in line and f"--{key} " in line and "out of range" in line, line
+    assert "\n" not in line and f"invalid --{key} " in line and "out of range" in line, line
 
 
 @pytest.mark.parametrize("script", sorted({case[0] for case in CASES}))
@@ -188,7 +188,7 @@ def test_a_script_process_prints_one_line(tmp_path):
         timeout=300,
     )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "--optim.ema_decay 2.0 is out of range" in result.stderr
+    assert result.stderr.count("\n") == 1 and "invalid --optim.ema_decay 2.0: out of range" in result.stderr
 
 
 def test_bare_preset_names_resolve_against_conf(tmp_path, monkeypatch):

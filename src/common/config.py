@@ -290,7 +290,7 @@ def check_ranges(config: Any, prefix: str = "") -> None:
                 shown = str(list(value)) if isinstance(value, (list, tuple)) else str(value)
                 each = "each value of " if isinstance(value, (list, tuple)) else ""
                 raise UserError(
-                    f"--{key} {shown} is out of range: {each}{key} must be {interval.describe()}",
+                    f"invalid --{key} {shown}: out of range, {each}{key} must be {interval.describe()}",
                     "Change it on the command line or in the --conf file that sets it.",
                 )
 
