@@ -225,7 +225,7 @@ def _extract(archive: Path, destination: Path) -> None:
             with tarfile.open(archive) as tarred:
                 tarred.extractall(destination, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile) as error:
-        raise UserError(f"the downloaded archive could not be unpacked: {error}") from None
+        raise UserError(f"the downloaded archive could not be unpacked: {str(error).splitlines()[0]}") from None
 
 
 def _package_root(directory: Path) -> Path:

@@ -1,0 +1,47 @@
+"""Commands that meet a network or a file they cannot use say so in one line (exit code 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+
+import pytest
+
+from src.common.errors import UserError
+from src.play.checkpoints import resolve_checkpoint
+from tests.test_checkpoint_download import ArchiveServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_publish_without_a_reachable_hub_is_one_line(monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from src.scripts.publish_checkpoint import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(ROOT / "game/models/default/student"), "--repo-id", "someone/velodream-test"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Hugging Face Hub"), err
+
+
+@pytest.mark.parametrize("payload", [b"<html><body>Not Found</body></html>\n", bytes(range(256)) * 64])
+def test_a_url_that_is_not_an_archive_is_one_plain_line(payload, tmp_path):
+    digest = hashlib.sha256(payload).hexdigest()
+    with ArchiveServer(payload) as url, pytest.raises(UserError) as error:
+        resolve_checkpoint(f"{url}#sha256={digest}", cache_dir=tmp_path)
+    line = error.value.one_line()
+    assert "\n" not in line and "is not a tar or zip archive" in line, line
+    assert "method" not in line and "ReadError" not in line  # not tarfile's list of attempts
