@@ -25,8 +25,6 @@ from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
 from src.game.session import FrameInfo, PlayConfig, builtin_view
 from src.play.checkpoints import resolve_checkpoint
-from src.play.neural import NeuralRenderer, NeuralWorker
-from src.runtime.backends import check_frame_size, make_renderer
 from src.runtime.package import RendererPackage, load_package, renderer_names
 
 DEFAULT_CHECKPOINT = "game/models/default"
@@ -62,6 +60,7 @@ class RideConfig(PlayConfig):
 def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:
     """(width, height) the game renders at for the model: its own, or --resolution."""
     from src.common.config import parse_resolution
+    from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
 
     if config.resolution is None and package.play_resolution is None:
         return package.width, package.height
@@ -78,12 +77,14 @@ def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
 class _NeuralSource:
     """Views named after the package's renderers (``neural`` for a plain package; ``student``,
     ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
+    ``renderers`` maps view names to ``src.play.neural.NeuralRenderer`` (not imported here: it
+    imports torch, and jsonargparse would run a TYPE_CHECKING import while reading RideConfig).
 
     Only the renderers whose views are on screen or recorded run (the session calls
     ``select_views`` before each frame); a renderer that comes back on screen starts a fresh
     context, since the frames it missed would make its history wrong."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         self.renderers = renderers
         self.names = (*renderers, "side_by_side")
         self.active = set(renderers)
@@ -114,7 +115,7 @@ class _NeuralSource:
 class SyncNeuralSource(_NeuralSource):
     """Generates every step in order (headless recording); a DiT's view lags one frame."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         super().__init__(renderers)
         self._queues: dict[str, list[np.ndarray]] = {name: [] for name in renderers}
 
@@ -146,8 +147,10 @@ class ThreadedNeuralSource(_NeuralSource):
     """Hands G-buffers to one NeuralWorker thread per running renderer; shows their newest frames
     (the window)."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         super().__init__(renderers)
+        from src.play.neural import NeuralWorker  # imports torch: loaded once a model plays
+
         self.workers = {name: NeuralWorker(renderer) for name, renderer in renderers.items()}
         self.ride_ids = dict.fromkeys(renderers, 0)
 
@@ -184,6 +187,8 @@ class ThreadedNeuralSource(_NeuralSource):
 def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
     """Every renderer of the package (one, called ``neural``, for a plain package; a bundle's by
     their names, its default first) and the (width, height) the game renders at for them."""
+    from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
+
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     names = renderer_names(package_dir)
     packages = {name: load_package(package_dir, renderer=name) for name in names} or {
@@ -201,6 +206,11 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
 def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
     """Resolve and load the package, build a backend per renderer; returns the source and
     (width, height)."""
+    # the renderers and backends import torch (seconds): loaded here, so --help and the checks
+    # before a model loads answer at once
+    from src.play.neural import NeuralRenderer
+    from src.runtime.backends import make_renderer
+
     packages, (width, height) = load_renderers(config)
     renderers = {
         name: NeuralRenderer(
