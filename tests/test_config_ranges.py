@@ -37,6 +37,7 @@ SCRIPT_CONFIGS = {
     "visualize_conditions": "VisualizeConditionsConfig",
     "bench_generalisation": "GeneralisationConfig",
     "publish_checkpoint": "PublishConfig",
+    "bench_startup": "BenchStartupConfig",
 }
 
 
