@@ -45,3 +45,38 @@ def test_a_url_that_is_not_an_archive_is_one_plain_line(payload, tmp_path):
     line = error.value.one_line()
     assert "\n" not in line and "is not a tar or zip archive" in line, line
     assert "method" not in line and "ReadError" not in line  # not tarfile's list of attempts
+
+
+@pytest.mark.parametrize(
+    ("preset", "command"),
+    [
+        ("pretrain_lowres", "--videos data/real_videos --out data/prepared/lowres_224 --resolution 224x224 --fps 24"),
+        ("pretrain_highres", "--videos data/real_videos --out data/prepared/highres_320 --resolution 320x320 --fps 24"),
+        ("cpu_tiny", "--defaults --out data/prepared/default"),
+    ],
+)
+def test_a_missing_dataset_names_the_command_that_makes_it(preset, command, tmp_path, monkeypatch):
+    from src.common.config import load_config
+    from src.data.prepared import read_manifest
+    from src.train.config import TrainConfig
+
+    config = load_config(TrainConfig, "base.yaml", f"{preset}.yaml")
+    monkeypatch.chdir(tmp_path)  # a fresh clone: no data/
+    with pytest.raises(UserError) as error:
+        read_manifest(config.data.dataset)
+    line = error.value.one_line()
+    assert f"`uv run python -m src.scripts.prepare_data {command}`" in line, line
+    if preset != "cpu_tiny":
+        assert "data/real_videos/" in line and "--defaults" not in line
+
+
+def test_baseline_package_without_data_gives_the_prepare_command(tmp_path, monkeypatch, capsys):
+    from src.scripts.baseline_package import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", "data/prepared/highres_320", "--out", str(tmp_path / "flat")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "--out data/prepared/highres_320 --resolution 320x320 --fps 24" in err
+    assert not (tmp_path / "flat").exists()
