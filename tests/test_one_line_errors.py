@@ -80,3 +80,27 @@ def test_baseline_package_without_data_gives_the_prepare_command(tmp_path, monke
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
     assert "--out data/prepared/highres_320 --resolution 320x320 --fps 24" in err
     assert not (tmp_path / "flat").exists()
+
+
+def test_steps_for_the_student_alone_is_refused(monkeypatch, capsys):
+    from src.scripts.play_game import main
+
+    monkeypatch.chdir(ROOT)
+    args = ["--checkpoint", "game/models/default/student", "--headless", "--autopilot", "--frames", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--steps", "2", "--record", "runs/never_written.mp4"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--steps 2 has no effect: renderer neural makes one pass per frame" in err
+    assert not (ROOT / "runs/never_written.mp4").exists()
+
+
+def test_steps_with_a_bundle_names_the_renderers_that_ignore_it(capsys):
+    from src.play.ride import check_steps_apply
+    from src.runtime.package import load_package
+
+    packages = {name: load_package(ROOT / "game/models/default", renderer=name) for name in ("student", "dit")}
+    check_steps_apply(2, packages)
+    assert capsys.readouterr().err.strip() == "note: --steps 2 applies to dit; student makes one pass per frame"
+    check_steps_apply(None, packages)
+    assert capsys.readouterr().err == ""

@@ -18,6 +18,7 @@ Views added: ``neural`` and ``side_by_side`` (neural | raster | depth G-buffer).
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 
@@ -203,6 +204,25 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
     return packages, (width, height)
 
 
+def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -> None:
+    """``--steps`` sets the denoising steps of diffusion renderers; a one-pass renderer (the student,
+    the flat-colour baseline) has none. Refuse it when no renderer would use it; say once which
+    ones ignore it when some would."""
+    if steps is None:
+        return
+    one_pass = [name for name, package in packages.items() if package.model.renderer_kind != "diffusion"]
+    if len(one_pass) == len(packages):
+        raise UserError(
+            f"--steps {steps} has no effect: renderer {', '.join(one_pass)} makes one pass per frame, "
+            "with no denoising steps",
+            "Leave out --steps, or play a diffusion renderer (a DiT package, or --renderer dit of the bundle).",
+        )
+    if one_pass:
+        used = [name for name in packages if name not in one_pass]
+        print(f"note: --steps {steps} applies to {', '.join(used)}; {', '.join(one_pass)} makes one pass "
+              "per frame", file=sys.stderr, flush=True)
+
+
 def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
     """Resolve and load the package, build a backend per renderer; returns the source and
     (width, height)."""
@@ -212,6 +232,7 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     from src.runtime.backends import make_renderer
 
     packages, (width, height) = load_renderers(config)
+    check_steps_apply(config.steps, packages)
     renderers = {
         name: NeuralRenderer(
             package,
