@@ -1,7 +1,8 @@
 """The leave-one-clip-out benchmark: does a renderer generalise to a real clip it never saw?
 
 For each clip of ``videos`` (default: the embedded ``bikes.mp4`` and ``vtest.avi`` and the
-first-person road clip in ``../shared/data/real_videos``), or only the one named by ``only``:
+videos in ``data/real_videos`` (the README's first-person highway drive) or, on the project's
+machines, ``../shared/data/real_videos``), or only the one named by ``only``:
 
 1. prepare the *other* clips as a training set (every frame, no held-out cut) and the left-out
    clip as the evaluation set (``split all``), at one resolution and rate;
@@ -32,7 +33,8 @@ from pathlib import Path
 from src.common.errors import UserError
 
 DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
-ROAD_VIDEOS = "../shared/data/real_videos"  # beside the checkout on the project's machines
+# the user's videos (README: train, step 1), then the road clip beside the checkout on the project's machines
+ROAD_VIDEOS = ("data/real_videos", "../shared/data/real_videos")
 MODELS = ("dit", "regression", "flat")
 TABLE_COLUMNS = (
     "real_psnr",
@@ -57,7 +59,7 @@ class GeneralisationConfig:
     }
 
     videos: list[str] = dataclasses.field(default_factory=list)
-    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in ../shared/data/real_videos"""
+    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos (or ../shared/data/real_videos)"""
     only: str | None = None
     """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
     train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
@@ -96,13 +98,14 @@ class GeneralisationConfig:
 
 
 def default_videos() -> list[Path]:
-    """The embedded street clips and, where it is there, the first-person road clip."""
+    """The embedded street clips and the videos of the ROAD_VIDEOS folders that are there."""
     from src.data.decode import find_videos
     from src.data.sources import embedded_street_videos
 
     videos = embedded_street_videos()
-    if Path(ROAD_VIDEOS).is_dir():
-        videos += find_videos([ROAD_VIDEOS])
+    for folder in ROAD_VIDEOS:
+        if Path(folder).is_dir():
+            videos += find_videos([folder])
     return videos
 
 
