@@ -107,7 +107,7 @@ def prepare_video(
     path: Path, out: Path, config: PrepareConfig, extractor: Extractor, *, position: int = 0
 ) -> dict:
     """Decode, split, extract and shard one video; returns its record (also saved as video.json)."""
-    from tqdm import tqdm
+    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     vid = video_id(path)
     folder = out / "videos" / vid
@@ -210,8 +210,8 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
     import torch
     from accelerate import PartialState
-    from tqdm import tqdm
 
+    from src.common.progress import tqdm  # plain lines when the output is not a terminal
     from src.data.sources import embedded_street_videos
 
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from src.common.io import atomic_write_json
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
 
 @dataclasses.dataclass

@@ -29,10 +29,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from src.common.errors import UserError
 from src.common.io import atomic_directory
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.play.archives import check_archive_members
 from src.runtime.package import REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
 

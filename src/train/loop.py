@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm import tqdm
 
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
 from src.common.io import atomic_write_text
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.diffusion.flow_matching import resolution_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.eval.curves import plot_run_curves
