@@ -104,3 +104,13 @@ def test_steps_with_a_bundle_names_the_renderers_that_ignore_it(capsys):
     assert capsys.readouterr().err.strip() == "note: --steps 2 applies to dit; student makes one pass per frame"
     check_steps_apply(None, packages)
     assert capsys.readouterr().err == ""
+
+
+def test_a_slow_first_step_on_the_cpu_is_one_line_with_the_measured_time():
+    from src.train.loop import cpu_step_note
+
+    note = cpu_step_note(41.0, 200_000)
+    assert "\n" not in note and "41.0 s" in note and "200,000 steps" in note and "94.9 days" in note
+    assert "conf/cpu_tiny.yaml" in note
+    assert "3.1 hours" in cpu_step_note(2.5, 4500)
+    assert cpu_step_note(0.4, 6000) is None  # the CPU presets' steps: no note
