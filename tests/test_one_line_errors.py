@@ -50,8 +50,14 @@ def test_a_url_that_is_not_an_archive_is_one_plain_line(payload, tmp_path):
 @pytest.mark.parametrize(
     ("preset", "command"),
     [
-        ("pretrain_lowres", "--videos data/real_videos --out data/prepared/lowres_224 --resolution 224x224 --fps 24"),
-        ("pretrain_highres", "--videos data/real_videos --out data/prepared/highres_320 --resolution 320x320 --fps 24"),
+        (
+            "pretrain_lowres",
+            "--videos data/real_videos --out data/prepared/lowres_224 --resolution 224x224 --fps 24",
+        ),
+        (
+            "pretrain_highres",
+            "--videos data/real_videos --out data/prepared/highres_320 --resolution 320x320 --fps 24",
+        ),
         ("cpu_tiny", "--defaults --out data/prepared/default"),
     ],
 )
@@ -99,9 +105,13 @@ def test_steps_with_a_bundle_names_the_renderers_that_ignore_it(capsys):
     from src.play.ride import check_steps_apply
     from src.runtime.package import load_package
 
-    packages = {name: load_package(ROOT / "game/models/default", renderer=name) for name in ("student", "dit")}
+    packages = {
+        name: load_package(ROOT / "game/models/default", renderer=name) for name in ("student", "dit")
+    }
     check_steps_apply(2, packages)
-    assert capsys.readouterr().err.strip() == "note: --steps 2 applies to dit; student makes one pass per frame"
+    assert (
+        capsys.readouterr().err.strip() == "note: --steps 2 applies to dit; student makes one pass per frame"
+    )
     check_steps_apply(None, packages)
     assert capsys.readouterr().err == ""
 
@@ -114,3 +124,78 @@ def test_a_slow_first_step_on_the_cpu_is_one_line_with_the_measured_time():
     assert "conf/cpu_tiny.yaml" in note
     assert "3.1 hours" in cpu_step_note(2.5, 4500)
     assert cpu_step_note(0.4, 6000) is None  # the CPU presets' steps: no note
+
+
+def _record_built_renderers(monkeypatch) -> list[int]:
+    """Wrap the real make_renderer; returns the list of (width, height, model class) built."""
+    import src.runtime.backends as backends
+
+    built = []
+    real = backends.make_renderer
+
+    def recording(package, **kwargs):
+        built.append(type(package.model).__name__)
+        return real(package, **kwargs)
+
+    monkeypatch.setattr(backends, "make_renderer", recording)
+    return built
+
+
+def test_only_the_renderers_that_run_are_checked_and_built(monkeypatch, tmp_path, capsys):
+    from src.scripts.play_game import main
+
+    monkeypatch.chdir(ROOT)
+    built = _record_built_renderers(monkeypatch)
+    # 104x104: a multiple of the DiT's patch (8), not of the student's 16; headless, only the DiT runs
+    main(
+        [
+            "--renderer",
+            "dit",
+            "--resolution",
+            "104x104",
+            "--headless",
+            "--autopilot",
+            "--frames",
+            "2",
+            "--record",
+            str(tmp_path / "dit.mp4"),
+        ]
+    )
+    assert built == ["VelodreamDiT"] and (tmp_path / "dit.mp4").is_file()
+    assert "student" not in capsys.readouterr().err
+
+
+def test_a_renderer_that_must_run_and_cannot_is_named(monkeypatch, tmp_path, capsys):
+    from src.scripts.play_game import main
+
+    monkeypatch.chdir(ROOT)
+    built = _record_built_renderers(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:  # side by side runs every renderer, the student too
+        main(
+            [
+                "--renderer",
+                "dit",
+                "--resolution",
+                "104x104",
+                "--headless",
+                "--autopilot",
+                "--frames",
+                "2",
+                "--record_side_by_side",
+                str(tmp_path / "sbs.mp4"),
+            ]
+        )
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: renderer student: ") and "104x104 is not a multiple of 16" in err
+    assert built == [] and not (tmp_path / "sbs.mp4").exists()
+
+
+def test_in_a_window_a_renderer_that_cannot_render_the_size_is_left_out_with_a_note(monkeypatch, capsys):
+    from src.play.ride import RideConfig, load_renderers
+
+    monkeypatch.chdir(ROOT)
+    packages, size = load_renderers(RideConfig(renderer="dit", resolution="104x104"))
+    assert list(packages) == ["dit"] and size == (104, 104)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("note: renderer student is left out of the views") and len(err.splitlines()) == 1

@@ -185,22 +185,48 @@ class ThreadedNeuralSource(_NeuralSource):
             worker.close()
 
 
+def renderers_that_run(config: RideConfig, names: list[str]) -> tuple[set[str], set[str]]:
+    """(the renderers that must run, the ones that may run) of a package whose renderers are
+    ``names`` (its default first). Must: the starting view and the recorded ones. May: in a window
+    every renderer (Tab shows each), headless nothing more."""
+    start = names[0] if config.renderer == "neural" else config.renderer
+    views = {start, config.record_view or start}
+    if config.record_side_by_side or "side_by_side" in views:
+        views |= set(names)
+    must = {name for name in names if name in views}
+    return must, (set(names) if not config.headless else must)
+
+
 def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
-    """Every renderer of the package (one, called ``neural``, for a plain package; a bundle's by
-    their names, its default first) and the (width, height) the game renders at for them."""
+    """The renderers of the package that this ride runs (one, called ``neural``, for a plain
+    package; a bundle's by their names, its default first) and the (width, height) the game
+    renders at for them. A renderer that must run (shown at the start, or recorded) and cannot
+    render that size is an error that names it; one that Tab could show is left out, with a note."""
     from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
 
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
-    names = renderer_names(package_dir)
-    packages = {name: load_package(package_dir, renderer=name) for name in names} or {
-        "neural": load_package(package_dir)
+    names = renderer_names(package_dir) or ["neural"]
+    must, may = renderers_that_run(config, names)
+    if not must:
+        may = must = {names[0]}  # an unknown --renderer: ride() names the renderers there are
+    packages = {
+        name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names if name in may
     }
-    width, height = neural_frame_size(config, next(iter(packages.values())))
-    for name, package in packages.items():
+    first = next(name for name in packages if name in must)
+    try:
+        width, height = neural_frame_size(config, packages[first])
+    except UserError as error:
+        raise UserError(f"renderer {first}: {error.message}", error.hint) from None
+    for name in list(packages):
         try:
-            check_frame_size(package.model, width, height)
+            check_frame_size(packages[name].model, width, height)
         except UserError as error:
-            raise UserError(f"renderer {name}: {error.message}", error.hint) from None
+            if name in must:
+                raise UserError(f"renderer {name}: {error.message}", error.hint) from None
+            del packages[name]
+            print(f"note: renderer {name} is left out of the views: it cannot render "
+                  f"{error.message.removeprefix('the model cannot render ')}"
+                  f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})", file=sys.stderr, flush=True)
     return packages, (width, height)
 
 
