@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -75,6 +76,35 @@ def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
     return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
 
 
+class LazyRenderers(Mapping):
+    """View name -> renderer, each built (backend, export) the first time it is asked for: a
+    bundle member that never comes on screen costs nothing."""
+
+    def __init__(self, names: list[str], build: Callable[[str], object]):
+        self._names, self._build, self._built = list(names), build, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> list[str]:
+        return list(self._built)
+
+
+def _built(renderers) -> list[str]:
+    """The renderers built so far (all of a plain dict)."""
+    return renderers.built() if isinstance(renderers, LazyRenderers) else list(renderers)
+
+
 class _NeuralSource:
     """Views named after the package's renderers (``neural`` for a plain package; ``student``,
     ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
@@ -127,7 +157,11 @@ class SyncNeuralSource(_NeuralSource):
 
     def reset(self) -> None:
         for name in self.renderers:
-            self._restart(name)
+            if name in _built(self.renderers):
+                self._restart(name)
+            else:
+                self._queues[name].clear()
+                self._last[name] = None
 
     def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
         for name in self.active:
@@ -150,10 +184,13 @@ class ThreadedNeuralSource(_NeuralSource):
 
     def __init__(self, renderers: dict[str, object]):
         super().__init__(renderers)
+        self.workers = LazyRenderers(list(renderers), self._start_worker)  # a thread once it runs
+        self.ride_ids = dict.fromkeys(renderers, 0)
+
+    def _start_worker(self, name: str):
         from src.play.neural import NeuralWorker  # imports torch: loaded once a model plays
 
-        self.workers = {name: NeuralWorker(renderer) for name, renderer in renderers.items()}
-        self.ride_ids = dict.fromkeys(renderers, 0)
+        return NeuralWorker(self.renderers[name])
 
     def _restart(self, name: str) -> None:
         self.ride_ids[name] += 1  # the worker resets before its next step
@@ -181,8 +218,8 @@ class ThreadedNeuralSource(_NeuralSource):
         return lines
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            worker.close()
+        for name in self.workers.built():
+            self.workers[name].close()
 
 
 def renderers_that_run(config: RideConfig, names: list[str]) -> tuple[set[str], set[str]]:
@@ -198,35 +235,38 @@ def renderers_that_run(config: RideConfig, names: list[str]) -> tuple[set[str], 
 
 
 def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
-    """The renderers of the package that this ride runs (one, called ``neural``, for a plain
-    package; a bundle's by their names, its default first) and the (width, height) the game
-    renders at for them. A renderer that must run (shown at the start, or recorded) and cannot
-    render that size is an error that names it; one that Tab could show is left out, with a note."""
+    """The renderers of the package (one, called ``neural``, for a plain package; a bundle's by
+    their names, its default first) and the (width, height) the game renders at for them. Only the
+    renderers that run are checked against that size: one that must run (shown at the start, or
+    recorded) and cannot is an error that names it; any other that cannot is left out of the views
+    (with a note in a window, where Tab would show it)."""
     from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
 
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     names = renderer_names(package_dir) or ["neural"]
+    if config.renderer not in ("neural", "side_by_side", *names):
+        raise UserError(
+            f"unknown renderer '{config.renderer}'",
+            "Choose " + ", ".join(["raster", "neural", *[n for n in names if n != "neural"]]) + ".",
+        )
     must, may = renderers_that_run(config, names)
-    if not must:
-        may = must = {names[0]}  # an unknown --renderer: ride() names the renderers there are
-    packages = {
-        name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names if name in may
-    }
-    first = next(name for name in packages if name in must)
+    packages = {name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names}
+    first = next(name for name in names if name in must)
     try:
         width, height = neural_frame_size(config, packages[first])
     except UserError as error:
         raise UserError(f"renderer {first}: {error.message}", error.hint) from None
-    for name in list(packages):
+    for name in names:
         try:
             check_frame_size(packages[name].model, width, height)
         except UserError as error:
             if name in must:
                 raise UserError(f"renderer {name}: {error.message}", error.hint) from None
             del packages[name]
-            print(f"note: renderer {name} is left out of the views: it cannot render "
-                  f"{error.message.removeprefix('the model cannot render ')}"
-                  f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})", file=sys.stderr, flush=True)
+            if name in may:
+                print(f"note: renderer {name} is left out of the views: it cannot render "
+                      f"{error.message.removeprefix('the model cannot render ')}"
+                      f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})", file=sys.stderr, flush=True)
     return packages, (width, height)
 
 
@@ -259,8 +299,10 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
 
     packages, (width, height) = load_renderers(config)
     check_steps_apply(config.steps, packages)
-    renderers = {
-        name: NeuralRenderer(
+
+    def build(name: str):
+        package = packages[name]
+        return NeuralRenderer(
             package,
             make_renderer(
                 package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
@@ -268,8 +310,10 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
             ),
             fov_y_deg=config.camera.fov_y_deg,
         )
-        for name, package in packages.items()
-    }
+
+    renderers = LazyRenderers(list(packages), build)  # each built when its view first runs
+    for name in renderers_that_run(config, list(packages))[0]:
+        renderers[name]  # the views shown or recorded from the start: built now, so errors come first
     source = SyncNeuralSource(renderers) if config.headless else ThreadedNeuralSource(renderers)
     return source, (width, height)
 
