@@ -127,7 +127,7 @@ def test_a_slow_first_step_on_the_cpu_is_one_line_with_the_measured_time():
 
 
 def _record_built_renderers(monkeypatch) -> list[int]:
-    """Wrap the real make_renderer; returns the list of (width, height, model class) built."""
+    """Wrap the real make_renderer; returns the list of the model classes it builds."""
     import src.runtime.backends as backends
 
     built = []
@@ -141,26 +141,16 @@ def _record_built_renderers(monkeypatch) -> list[int]:
     return built
 
 
+# 104x104: a multiple of the DiT's patch (8), not of the student's 16
+DIT_AT_104 = ["--renderer", "dit", "--resolution", "104x104", "--headless", "--autopilot", "--frames", "2"]
+
+
 def test_only_the_renderers_that_run_are_checked_and_built(monkeypatch, tmp_path, capsys):
     from src.scripts.play_game import main
 
     monkeypatch.chdir(ROOT)
     built = _record_built_renderers(monkeypatch)
-    # 104x104: a multiple of the DiT's patch (8), not of the student's 16; headless, only the DiT runs
-    main(
-        [
-            "--renderer",
-            "dit",
-            "--resolution",
-            "104x104",
-            "--headless",
-            "--autopilot",
-            "--frames",
-            "2",
-            "--record",
-            str(tmp_path / "dit.mp4"),
-        ]
-    )
+    main([*DIT_AT_104, "--record", str(tmp_path / "dit.mp4")])  # headless, only the DiT runs
     assert built == ["VelodreamDiT"] and (tmp_path / "dit.mp4").is_file()
     assert "student" not in capsys.readouterr().err
 
@@ -171,20 +161,7 @@ def test_a_renderer_that_must_run_and_cannot_is_named(monkeypatch, tmp_path, cap
     monkeypatch.chdir(ROOT)
     built = _record_built_renderers(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:  # side by side runs every renderer, the student too
-        main(
-            [
-                "--renderer",
-                "dit",
-                "--resolution",
-                "104x104",
-                "--headless",
-                "--autopilot",
-                "--frames",
-                "2",
-                "--record_side_by_side",
-                str(tmp_path / "sbs.mp4"),
-            ]
-        )
+        main([*DIT_AT_104, "--record_side_by_side", str(tmp_path / "sbs.mp4")])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: renderer student: ") and "104x104 is not a multiple of 16" in err
