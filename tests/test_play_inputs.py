@@ -58,7 +58,10 @@ def test_bad_values_fail_before_a_model_is_loaded(args, message, capsys, monkeyp
     ("512x512", "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (256x256)"),
 ])
 def test_resolutions_the_bundled_model_cannot_render(resolution, message, capsys):
-    assert message in _one_error_line(capsys, ["--headless", "--frames", "2", "--resolution", resolution])
+    # side by side runs every renderer of the bundle, so each one is checked (play checks only the
+    # renderers that run: test_one_line_errors.py)
+    args = ["--headless", "--frames", "2", "--renderer", "side_by_side", "--resolution", resolution]
+    assert message in _one_error_line(capsys, args)
 
 
 def _without_display() -> dict[str, str]:

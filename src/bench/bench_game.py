@@ -26,6 +26,10 @@ from src.game.world import World
 class BenchGameConfig:
     """``bench_game``: time the world and the G-buffer renderer per frame."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "frames": "[1, inf)", "warmup_frames": "[0, inf)", "fps": "[1, inf)", "seed": "[0, inf)",
+    }
+
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
     """WIDTHxHEIGHT render sizes to time: --resolutions 224x224 320x320"""
     frames: int = 200

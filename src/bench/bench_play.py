@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from src.common.io import atomic_write_json
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
 from src.game.session import GameSession, PlayConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
@@ -36,6 +36,11 @@ from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 @dataclasses.dataclass
 class BenchmarkConfig:
     """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "steps": "[1, inf)", "frames": "[1, inf)", "warmup_frames": "[0, inf)",
+        "soak_game_minutes": "[0, inf)", "soak_fps": "[1, inf)", "seed": "[0, inf)",
+    }
 
     checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""

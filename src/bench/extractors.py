@@ -31,6 +31,11 @@ from src.game.recording import record_autopilot_clip
 class EvalExtractorsConfig:
     """``eval_extractors``: where the ground truth comes from and where results go."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "game_frames": "[2, inf)", "game_seeds": "[0, inf)", "game_fps": "(0, inf)",
+        "aloe_width": "[8, inf)",
+    }
+
     out: str = "runs/eval_extractors/extractors.json"
     """the JSON file for the results (recorded game rides go beside it, in game_clips/)"""
     game_clip: str | None = None

@@ -54,6 +54,13 @@ TABLE_COLUMNS = (
 class GeneralisationConfig:
     """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "minutes": "(0, inf)", "max_steps": "[1, inf)", "probe_steps": "[1, inf)",
+        "regression_max_steps": "[1, inf)", "fps": "(0, inf)", "clip_frames": "[1, inf)",
+        "max_clips": "[1, inf)", "game_frames": "[0, inf)", "steps": "[1, inf)", "seed": "[0, inf)",
+        "num_threads": "[1, inf)",
+    }
+
     videos: list[str] = dataclasses.field(default_factory=list)
     """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos"""
     only: str | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import sys
 import types
@@ -154,10 +155,43 @@ def _rewrite_shortcuts(argv: Sequence[str], config_cls: type, positional: Sequen
     return out
 
 
+PRESET_DIR = Path(__file__).resolve().parents[2] / "conf"
+"""The project's presets: ``--conf base.yaml`` (or ``--conf base``) means ``conf/base.yaml``."""
+
+
+def resolve_conf_path(path: str) -> str:
+    """A ``--conf`` file as given when it exists, else the preset of that name in ``conf/``.
+
+    A bare name (``base``, ``base.yaml``, ``conf/base.yaml``) that is neither is a UserError
+    that lists the presets there are.
+    """
+    if Path(path).is_file():
+        return path
+    name = Path(path).name
+    if Path(path).parent in (Path("."), Path("conf")):
+        for candidate in (PRESET_DIR / name, PRESET_DIR / f"{name}.yaml"):
+            if candidate.is_file():
+                return str(candidate)
+    presets = ", ".join(sorted(file.stem for file in PRESET_DIR.glob("*.yaml")))
+    raise UserError(
+        f"config file not found: {path}",
+        f"Give a YAML file's path or a preset of conf/: {presets}.",
+    )
+
+
+def _resolve_conf_args(argv: list[str]) -> list[str]:
+    """Every ``--conf FILE`` / ``--conf=FILE`` of ``argv`` with FILE resolved by resolve_conf_path."""
+    out = list(argv)
+    for index, arg in enumerate(out):
+        if arg == "--conf" and index + 1 < len(out):
+            out[index + 1] = resolve_conf_path(out[index + 1])
+        elif arg.startswith("--conf="):
+            out[index] = "--conf=" + resolve_conf_path(arg.split("=", 1)[1])
+    return out
+
+
 def _load_yaml_file(path: str) -> Any:
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"config file not found: {path}", "Check the path given to --conf.")
+    file = Path(resolve_conf_path(path))
     try:
         return yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as error:
@@ -188,6 +222,79 @@ def _clean_message(error: Exception) -> str:
     return text
 
 
+_INTERVAL = re.compile(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A numeric field's allowed range, written ``"[1, inf)"``: square brackets include the end."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        match = _INTERVAL.fullmatch(text)
+        if not match:
+            raise ValueError(f"not an interval: {text!r} (write it like '[0, 1]' or '(0, inf)')")
+        return cls(float(match.group(2)), float(match.group(3)), match.group(1) == "[", match.group(4) == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return bool(above and below)  # NaN is in no interval
+
+    def describe(self) -> str:
+        def number(x: float) -> str:
+            return str(int(x)) if x.is_integer() else repr(x)
+
+        low = f"{'>=' if self.low_closed else '>'} {number(self.low)}" if math.isfinite(self.low) else ""
+        high = f"{'<=' if self.high_closed else '<'} {number(self.high)}" if math.isfinite(self.high) else ""
+        if low and high:
+            return f"{low} and {high}"
+        return low or high or "a finite number"
+
+
+def field_ranges(config_cls: type) -> dict[str, Interval]:
+    """The declared ranges of a config dataclass's numeric fields (its ``RANGES`` mapping).
+
+    Every numeric field (int, float, and tuples or lists of them) of a config that a script parses
+    declares its range once, in its class body: ``RANGES = {"learning_rate": "(0, inf)"}``
+    (a subclass adds its own fields' ranges to its bases'). The parser refuses a value outside it
+    with one line (check_ranges).
+    """
+    ranges: dict[str, Interval] = {}
+    for cls in reversed(config_cls.__mro__):
+        for name, text in vars(cls).get("RANGES", {}).items():
+            ranges[name] = Interval.parse(text)
+    return ranges
+
+
+def check_ranges(config: Any, prefix: str = "") -> None:
+    """Raise a one-line UserError for the first numeric field of ``config`` outside its range."""
+    ranges = field_ranges(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{prefix}{field.name}.")
+            continue
+        interval = ranges.get(field.name)
+        if interval is None or value is None or isinstance(value, bool):
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and item not in interval:
+                key = f"{prefix}{field.name}"
+                shown = str(list(value)) if isinstance(value, (list, tuple)) else str(value)
+                each = "each value of " if isinstance(value, (list, tuple)) else ""
+                raise UserError(
+                    f"invalid --{key} {shown}: out of range, {each}{key} must be {interval.describe()}",
+                    "Change it on the command line or in the --conf file that sets it.",
+                )
+
+
 Layer = Mapping[str, Any] | str | Path
 """A config layer: a dict of field values, or a YAML file of them (no wrapper key)."""
 
@@ -216,7 +323,7 @@ def parse_config(
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _rewrite_shortcuts(argv, config_cls, positional)
     print_config = "--print_config" in argv
-    argv = [arg for arg in argv if arg != "--print_config"]
+    argv = _resolve_conf_args([arg for arg in argv if arg != "--print_config"])
     files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--conf"]
     files += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--conf=")]
     for path in files:
@@ -227,6 +334,7 @@ def parse_config(
     if len(fixed) < len(base_layers):
         layers = [layer(config) if callable(layer) else layer for layer in base_layers]
         config = _parse(config_cls, _layer_args(config_cls, layers) + argv, files, prog, description)
+    check_ranges(config)
     if print_config:
         sys.stdout.write(to_yaml(config))
         sys.stdout.flush()

@@ -39,6 +39,18 @@ from src.conditions.spec import ConditionSpec
 class AugmentConfig:
     """Probabilities and strength ranges of the training-time condition augmentations."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "pixelate_probability": "[0, 1]", "pixelate_factor": "[1, inf)", "blur_probability": "[0, 1]",
+        "blur_sigma_px": "[0, inf)", "posterize_probability": "[0, 1]", "posterize_levels": "[2, inf)",
+        "noise_probability": "[0, 1]", "noise_std": "[0, inf)", "clip_probability": "[0, 1]",
+        "clip_level": "(0, 1]", "quantize_color_probability": "[0, 1]", "quantize_color_levels": "[2, inf)",
+        "flatten_lighting_probability": "[0, 1]", "flatten_lighting_strength": "[0, 1]",
+        "banding_probability": "[0, 1]", "banding_levels": "[2, inf)", "sharpen_probability": "[0, 1]",
+        "sharpen_amount": "[0, inf)", "flip_probability": "[0, 1]", "colour_jitter_probability": "[0, 1]",
+        "hue_shift_deg": "[-180, 180]", "saturation_factor": "[0, inf)", "brightness_factor": "[0, inf)",
+        "scale_crop_probability": "[0, 1]", "scale_crop_range": "(0, inf)",
+    }
+
     enabled: bool = True
     """apply the augmentations to training clips at all"""
     pixelate_probability: float = 0.2

@@ -40,6 +40,11 @@ from src.data.decode import DecodeConfig, decode_video_with_report, find_videos,
 class PrepareConfig:
     """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "fps": "(0, inf)", "start_s": "[0, inf)", "end_s": "(0, inf)", "val_fraction": "[0, 1)",
+        "max_frames": "[1, inf)", "shard_frames": "[1, inf)", "stats_pixels_per_frame": "[1, inf)",
+    }
+
     videos: list[str] = dataclasses.field(default_factory=list)
     """video files or folders (searched recursively): --videos a.mp4 b.mp4 dir"""
     out: str = "data/prepared/default"
@@ -135,7 +140,7 @@ def prepare_video(
     path: Path, out: Path, config: PrepareConfig, extractor: Extractor, *, position: int = 0
 ) -> dict:
     """Decode, split, extract and shard one video; returns its record (also saved as video.json)."""
-    from tqdm import tqdm
+    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     vid = video_id(path)
     folder = out / "videos" / vid
@@ -253,7 +258,9 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
     import torch
     from accelerate import PartialState
-    from tqdm import tqdm
+
+    from src.common.progress import tqdm  # plain lines when the output is not a terminal
+    from src.data.sources import embedded_street_videos
 
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())

@@ -15,6 +15,7 @@ float16 (``x_t - x_{t-1}``, pixels), ``albedo`` t h w 3 uint8 flat colour. Chann
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +56,29 @@ def read_shard_arrays(path: str | Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
+DEFAULT_DATASET = "data/prepared/default"  # what `prepare_data --defaults` fills (conf/cpu_tiny.yaml)
+
+
+def prepare_hint(directory: str | Path) -> str:
+    """What to run to make the dataset ``directory``: the embedded clips for the default dataset,
+    else the user's own videos from data/real_videos/ at the size the dataset's name gives
+    (``lowres_224`` -> 224x224; the GPU presets train at 24 fps)."""
+    directory = Path(directory)
+    if directory == Path(DEFAULT_DATASET):
+        return f"Run `uv run python -m src.scripts.prepare_data --defaults --out {directory}` first."
+    size = re.search(r"_(\d{2,4})$", directory.name)
+    resolution = f"{size.group(1)}x{size.group(1)}" if size else "WxH"
+    return (
+        f"Put your videos in data/real_videos/ and run `uv run python -m src.scripts.prepare_data --videos "
+        f"data/real_videos --out {directory} --resolution {resolution} --fps 24` first (the size and rate "
+        f"to train at; the comment at the top of each GPU preset in conf/ names its own)."
+    )
+
+
 def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.is_file():
-        raise UserError(
-            f"no prepared dataset at {directory} (manifest.json missing)",
-            "Run `uv run python -m src.scripts.prepare_data --defaults --out DIR` first.",
-        )
+        raise UserError(f"no prepared dataset at {directory} (manifest.json missing)", prepare_hint(directory))
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise UserError(

@@ -95,6 +95,12 @@ FID_KEYS = ("real_fid", "real_flat_fid", "game_fid_to_real", "game_raster_fid_to
 class EvaluateConfig:
     """``evaluate``: score a renderer package on real clips and on a game ride."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "clip_frames": "[2, inf)", "num_clips": "[1, inf)", "game_frames": "[0, inf)",
+        "game_offset_frames": "[0, inf)", "drift_ride_frames": "[0, inf)", "game_seed": "[0, inf)",
+        "steps": "[1, inf)", "seed": "[0, inf)", "num_threads": "[1, inf)",
+    }
+
     checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package: a folder, hf://owner/repo[@revision] or https://...#sha256=..."""
     data: str | None = None

@@ -270,7 +270,7 @@ def score_real_clips(
 ) -> RealScores:
     """Render every clip from a fresh context (clip i with seed ``seed + i``) and score it (see
     the module docstring for the keys; the KID/FID/LPIPS ones with ``features``)."""
-    from tqdm import tqdm
+    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     psnrs, ssims, flat_psnrs, flat_ssims = [], [], [], []
     warp = {"generated": [], "flat": [], "video": []}

@@ -41,6 +41,11 @@ VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
 class VisualizeConditionsConfig:
     """``visualize_conditions``: which real clip and game ride to compare, and where to write."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "start_s": "[0, inf)", "game_seed": "[0, inf)", "frames": "[2, inf)", "fps": "(0, inf)",
+        "scale": "[1, inf)", "grid_frames": "[1, inf)",
+    }
+
     out: str = "runs/visualize_conditions"
     """the folder for conditions.mp4, conditions_grid.png, histograms.png and domain_gap.json"""
     real_video: str | None = None

@@ -18,6 +18,11 @@ from src.game.world import Action, World
 class AutopilotConfig:
     """How the autopilot picks a line through traffic and steers to it."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "lookahead_s": "(0, inf)", "side_margin_m": "[0, inf)", "oncoming_penalty_s": "[0, inf)",
+        "switch_bonus_s": "(-inf, inf)", "steer_gain_per_m": "(0, inf)", "brake_below_s": "[0, inf)",
+    }
+
     lookahead_s: float = 6.0
     """how far ahead in time vehicles count"""
     side_margin_m: float = 0.45

@@ -22,6 +22,12 @@ import numpy as np
 class CameraConfig:
     """The first-person rider camera."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "fov_y_deg": "(0, 180)", "near_m": "(0, inf)", "far_m": "(0, inf)", "eye_height_m": "(0, inf)",
+        "pitch_deg": "[-90, 90]", "head_bob_amplitude_m": "[0, inf)", "lean_roll_fraction": "[0, inf)",
+        "look_into_turn_deg_per_mps": "(-inf, inf)",
+    }
+
     fov_y_deg: float = 70.0
     """vertical field of view in degrees"""
     near_m: float = 0.25

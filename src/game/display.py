@@ -14,8 +14,11 @@ turns that into a one-line error that names the headless command instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +55,31 @@ def _no_display_error(driver: str | None) -> UserError:
     )
 
 
+# What SDL writes to stderr while it tries its Wayland driver with no usable runtime folder: it then
+# goes on to X11 or finds no display (which require_visible_display reports itself), so the line
+# tells the user nothing they can act on.
+SDL_NOISE = ("XDG_RUNTIME_DIR is invalid or not set in the environment.",)
+
+
+@contextlib.contextmanager
+def _without_sdl_noise():
+    """Run SDL's video initialisation with its stderr (fd 2) held back; pass on every line that
+    is not one of SDL_NOISE."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines():
+                if not any(noise in line for noise in SDL_NOISE):
+                    print(line, file=sys.stderr)
+
+
 def require_visible_display() -> None:
     """Raise a UserError unless SDL can open a window someone can see.
 
@@ -66,7 +94,8 @@ def require_visible_display() -> None:
 
     was_initialised = pygame.display.get_init()
     try:
-        pygame.display.init()
+        with _without_sdl_noise():
+            pygame.display.init()
         driver = pygame.display.get_driver()
     except pygame.error:
         driver = None
@@ -109,7 +138,8 @@ class GameWindow:
 
         self.pygame = pygame
         try:
-            pygame.display.init()
+            with _without_sdl_noise():
+                pygame.display.init()
             if not os.environ.get("SDL_VIDEODRIVER") and pygame.display.get_driver() in INVISIBLE_DRIVERS:
                 driver = pygame.display.get_driver()
                 pygame.display.quit()

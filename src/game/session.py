@@ -41,6 +41,10 @@ BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
 class PlayConfig:
     """``play_game``: ride the boulevard in a window, or render/record it headless."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "frames": "[1, inf)", "seed": "[0, inf)", "fps": "[1, inf)", "window_scale": "[0, inf)",
+    }
+
     renderer: str = "raster"
     """which view starts on screen: raster, or a view a source adds"""
     headless: bool = False

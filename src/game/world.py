@@ -20,6 +20,25 @@ import numpy as np
 class WorldConfig:
     """Every tunable of the world; ``game/levels/*.yaml`` override these (no wrapper key)."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "lanes_per_direction": "[1, inf)", "lane_width_m": "(0, inf)", "curb_width_m": "[0, inf)",
+        "curb_height_m": "[0, inf)", "sidewalk_width_m": "[0, inf)", "lane_marking_length_m": "(0, inf)",
+        "lane_marking_gap_m": "[0, inf)", "lane_marking_width_m": "(0, inf)", "view_distance_m": "(0, inf)",
+        "keep_behind_m": "[0, inf)", "building_width_range_m": "(0, inf)",
+        "building_height_range_m": "(0, inf)", "building_depth_range_m": "(0, inf)",
+        "building_setback_range_m": "[0, inf)", "building_gap_range_m": "[0, inf)",
+        "lamp_spacing_m": "(0, inf)", "tree_spacing_m": "(0, inf)", "bike_width_m": "(0, inf)",
+        "bike_length_m": "(0, inf)", "start_lane": "[0, inf)", "start_speed_mps": "[0, inf)",
+        "speed_ramp_mps_per_s": "[0, inf)", "max_cruise_speed_mps": "(0, inf)",
+        "pedal_speed_gain": "[0, inf)", "brake_speed_gain": "[0, inf)", "acceleration_mps2": "(0, inf)",
+        "braking_mps2": "(0, inf)", "max_lateral_speed_mps": "(0, inf)", "lateral_response_s": "(0, inf)",
+        "lean_rad_per_mps": "(-inf, inf)", "crash_duration_s": "[0, inf)", "max_vehicles": "[0, inf)",
+        "spawn_rate_per_s": "[0, inf)", "initial_vehicles": "[0, inf)", "safe_start_m": "[0, inf)",
+        "same_direction_speed_range_mps": "[0, inf)", "oncoming_speed_range_mps": "[0, inf)",
+        "car_share": "[0, 1]", "taxi_share": "[0, 1]", "lane_jitter_m": "[0, inf)",
+        "min_vehicle_gap_m": "[0, inf)",
+    }
+
     # road layout
     lanes_per_direction: int = 3
     """traffic lanes on each side of the centre line"""

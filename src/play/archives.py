@@ -56,5 +56,11 @@ def check_archive_members(archive: str | Path, *, source: str | None = None) -> 
                     raise _reject(archive, member.name, f"is a hard link (to {member.linkname})", source)
                 if not (member.isfile() or member.isdir()):
                     raise _reject(archive, member.name, "is not a plain file or folder", source)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
-        raise UserError(f"the downloaded archive could not be read: {error}") from None
+    except (tarfile.ReadError, zipfile.BadZipFile) as error:
+        # tarfile's message lists every compression it tried, one line each: say it plainly instead
+        raise UserError(
+            f"{source or archive.name} is not a tar or zip archive ({str(error).splitlines()[0].rstrip(':')})",
+            "A checkpoint URL must point to a .tar.gz, .tar or .zip of a renderer package folder.",
+        ) from None
+    except (tarfile.TarError, EOFError) as error:
+        raise UserError(f"the downloaded archive could not be read: {str(error).splitlines()[0]}") from None

@@ -29,10 +29,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from src.common.errors import UserError
 from src.common.io import FULL_DISK_ERRNOS, DiskFullError, atomic_directory
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.play.archives import check_archive_members
 from src.runtime.package import BUNDLE_FILE, REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
 
@@ -227,7 +226,7 @@ def _extract(archive: Path, destination: Path) -> None:
             with tarfile.open(archive) as tarred:
                 tarred.extractall(destination, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile) as error:
-        raise UserError(f"the downloaded archive could not be unpacked: {error}") from None
+        raise UserError(f"the downloaded archive could not be unpacked: {str(error).splitlines()[0]}") from None
 
 
 def _package_root(directory: Path) -> Path:

@@ -18,6 +18,8 @@ Views added: ``neural`` and ``side_by_side`` (neural | raster | depth G-buffer).
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -45,6 +47,10 @@ from src.runtime.package import RendererPackage, load_package, renderer_names
 class RideConfig(PlayConfig):
     """``play_game``: the game options plus the neural renderer's."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "steps": "[1, inf)",
+    }
+
     renderer: str = "neural"
     """neural (the package's default renderer), a renderer of a bundle by name (student, dit), or
     raster (plain G-buffer colours); Tab cycles the bundle's renderers, side by side and raster"""
@@ -66,6 +72,8 @@ class RideConfig(PlayConfig):
 
 def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:
     """(width, height) the game renders at for the model: its own, or --resolution."""
+    from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
+
     if config.resolution is None and package.play_resolution is None:
         return package.width, package.height
     width, height = parse_resolution(config.resolution or package.play_resolution)
@@ -78,15 +86,46 @@ def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
     return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
 
 
+class LazyRenderers(Mapping):
+    """View name -> renderer, each built (backend, export) the first time it is asked for: a
+    bundle member that never comes on screen costs nothing."""
+
+    def __init__(self, names: list[str], build: Callable[[str], object]):
+        self._names, self._build, self._built = list(names), build, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> list[str]:
+        return list(self._built)
+
+
+def _built(renderers) -> list[str]:
+    """The renderers built so far (all of a plain dict)."""
+    return renderers.built() if isinstance(renderers, LazyRenderers) else list(renderers)
+
+
 class _NeuralSource(ViewSource):
     """Views named after the package's renderers (``neural`` for a plain package; ``student``,
     ``dit``, ... for a bundle) and ``side_by_side`` (every renderer | raster | depth).
+    ``renderers`` maps view names to ``src.play.neural.NeuralRenderer`` (not imported here: it
+    imports torch, and jsonargparse would run a TYPE_CHECKING import while reading RideConfig).
 
     Only the renderers whose views are on screen or recorded run (the session calls
     ``select_views`` before each frame); a renderer that comes back on screen starts a fresh
     context, since the frames it missed would make its history wrong."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         self.renderers = renderers
         self.names = (*renderers, "side_by_side")
         self.active = set(renderers)
@@ -117,7 +156,7 @@ class _NeuralSource(ViewSource):
 class SyncNeuralSource(_NeuralSource):
     """Generates every step in order (headless recording); a DiT's view lags one frame."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         super().__init__(renderers)
         self._queues: dict[str, list[np.ndarray]] = {name: [] for name in renderers}
 
@@ -128,7 +167,11 @@ class SyncNeuralSource(_NeuralSource):
 
     def reset(self) -> None:
         for name in self.renderers:
-            self._restart(name)
+            if name in _built(self.renderers):
+                self._restart(name)
+            else:
+                self._queues[name].clear()
+                self._last[name] = None
 
     def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
         for name in self.active:
@@ -149,10 +192,14 @@ class ThreadedNeuralSource(_NeuralSource):
     """Hands G-buffers to one NeuralWorker thread per running renderer; shows their newest frames
     (the window)."""
 
-    def __init__(self, renderers: dict[str, NeuralRenderer]):
+    def __init__(self, renderers: dict[str, object]):
         super().__init__(renderers)
-        self.workers = {name: NeuralWorker(renderer) for name, renderer in renderers.items()}
+        self.workers = LazyRenderers(list(renderers), self._start_worker)  # a thread once it runs
         self.ride_ids = dict.fromkeys(renderers, 0)
+
+    def _start_worker(self, name: str):
+
+        return NeuralWorker(self.renderers[name])
 
     def _restart(self, name: str) -> None:
         self.ride_ids[name] += 1  # the worker resets before its next step
@@ -180,33 +227,88 @@ class ThreadedNeuralSource(_NeuralSource):
         return lines
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            worker.close()
+        for name in self.workers.built():
+            self.workers[name].close()
+
+
+def renderers_that_run(config: RideConfig, names: list[str]) -> tuple[set[str], set[str]]:
+    """(the renderers that must run, the ones that may run) of a package whose renderers are
+    ``names`` (its default first). Must: the starting view and the recorded ones. May: in a window
+    every renderer (Tab shows each), headless nothing more."""
+    start = names[0] if config.renderer == "neural" else config.renderer
+    views = {start, config.record_view or start}
+    if config.record_side_by_side or "side_by_side" in views:
+        views |= set(names)
+    must = {name for name in names if name in views}
+    return must, (set(names) if not config.headless else must)
 
 
 def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
-    """Every renderer of the package (one, called ``neural``, for a plain package; a bundle's by
-    their names, its default first) and the (width, height) the game renders at for them."""
+    """The renderers of the package (one, called ``neural``, for a plain package; a bundle's by
+    their names, its default first) and the (width, height) the game renders at for them. Only the
+    renderers that run are checked against that size: one that must run (shown at the start, or
+    recorded) and cannot is an error that names it; any other that cannot is left out of the views
+    (with a note in a window, where Tab would show it)."""
+
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
-    names = renderer_names(package_dir)
-    packages = {name: load_package(package_dir, renderer=name) for name in names} or {
-        "neural": load_package(package_dir)
-    }
-    width, height = neural_frame_size(config, next(iter(packages.values())))
-    for name, package in packages.items():
+    names = renderer_names(package_dir) or ["neural"]
+    if config.renderer not in ("neural", "side_by_side", *names):
+        raise UserError(
+            f"unknown renderer '{config.renderer}'",
+            "Choose " + ", ".join(["raster", "neural", *[n for n in names if n != "neural"]]) + ".",
+        )
+    must, may = renderers_that_run(config, names)
+    packages = {name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names}
+    first = next(name for name in names if name in must)
+    try:
+        width, height = neural_frame_size(config, packages[first])
+    except UserError as error:
+        raise UserError(f"renderer {first}: {error.message}", error.hint) from None
+    for name in names:
         try:
-            check_frame_size(package.model, width, height)
+            check_frame_size(packages[name].model, width, height)
         except UserError as error:
-            raise UserError(f"renderer {name}: {error.message}", error.hint) from None
+            if name in must:
+                raise UserError(f"renderer {name}: {error.message}", error.hint) from None
+            del packages[name]
+            if name in may:
+                print(f"note: renderer {name} is left out of the views: it cannot render "
+                      f"{error.message.removeprefix('the model cannot render ')}"
+                      f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})", file=sys.stderr, flush=True)
     return packages, (width, height)
+
+
+def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -> None:
+    """``--steps`` sets the denoising steps of diffusion renderers; a one-pass renderer (the student,
+    the flat-colour baseline) has none. Refuse it when no renderer would use it; say once which
+    ones ignore it when some would."""
+    if steps is None:
+        return
+    one_pass = [name for name, package in packages.items() if package.model.renderer_kind != "diffusion"]
+    if len(one_pass) == len(packages):
+        raise UserError(
+            f"--steps {steps} has no effect: renderer {', '.join(one_pass)} makes one pass per frame, "
+            "with no denoising steps",
+            "Leave out --steps, or play a diffusion renderer (a DiT package, or --renderer dit of the bundle).",
+        )
+    if one_pass:
+        used = [name for name in packages if name not in one_pass]
+        print(f"note: --steps {steps} applies to {', '.join(used)}; {', '.join(one_pass)} makes one pass "
+              "per frame", file=sys.stderr, flush=True)
 
 
 def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
     """Resolve and load the package, build a backend per renderer; returns the source and
     (width, height)."""
+    # the renderers and backends import torch (seconds): loaded here, so --help and the checks
+    # before a model loads answer at once
+
     packages, (width, height) = load_renderers(config)
-    renderers = {
-        name: NeuralRenderer(
+    check_steps_apply(config.steps, packages)
+
+    def build(name: str):
+        package = packages[name]
+        return NeuralRenderer(
             package,
             make_renderer(
                 package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
@@ -214,8 +316,10 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
             ),
             fov_y_deg=config.camera.fov_y_deg,
         )
-        for name, package in packages.items()
-    }
+
+    renderers = LazyRenderers(list(packages), build)  # each built when its view first runs
+    for name in renderers_that_run(config, list(packages))[0]:
+        renderers[name]  # the views shown or recorded from the start: built now, so errors come first
     source = SyncNeuralSource(renderers) if config.headless else ThreadedNeuralSource(renderers)
     return source, (width, height)
 

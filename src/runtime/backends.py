@@ -42,11 +42,11 @@ def resolve_device(device: str) -> str:
 
 def resolve_ncnn_device(device: str) -> bool:
     """ncnn runs on the CPU for --device cpu, on Vulkan for --device vulkan/cuda/gpu, auto = Vulkan if any."""
+    if device in ("cpu",):
+        return False  # before get_gpu_count: that starts Vulkan, which prints its device lines
     import ncnn
 
     gpus = ncnn.get_gpu_count()
-    if device in ("cpu",):
-        return False
     if device == "auto":
         return gpus > 0
     if gpus == 0:
@@ -135,7 +135,9 @@ def make_renderer(
     check_frame_size(model, width, height)
     if backend == "torch":
         device = resolve_device(device)
-        model = model.to(device=device, dtype=_DTYPES[dtype]).eval()
+        # torch's own Module.to: diffusers' ModelMixin.to warns on every dtype argument that
+        # "modules ... should be kept in float32: []" even when, as here, there are none
+        model = torch.nn.Module.to(model, device=device, dtype=_DTYPES[dtype]).eval()
         if compile:
             model.compile_inference()
         return torch_renderer(

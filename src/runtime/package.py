@@ -30,18 +30,18 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-
-import torch
-from diffusers.models.modeling_utils import ModelMixin
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory, atomic_write_json, claim_output_folder
-from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
-from src.net.models import renderer_model_class
 from src.runtime.defaults import DEFAULT_RENDERER, SamplingDefaults
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.models.modeling_utils import ModelMixin
+
+    from src.conditions.encode import ConditionStats
 
 PACKAGE_FORMAT_VERSION = 1
 REQUIRED_PACKAGE_FILES = ("config.json", "model.safetensors", "conditions.json")
@@ -254,6 +254,9 @@ def write_package(
     """
     import shutil
 
+    import torch  # torch and safetensors load when a package is written or read, not at import
+    from safetensors.torch import save
+
     directory = Path(directory)
     state = {
         name: tensor.detach().to("cpu", torch.float32).contiguous()
@@ -303,6 +306,14 @@ def load_package(
     """Read a package written by ``write_package`` (or the member ``renderer`` of a bundle, by
     default its default): any registered model class, its EMA weights, the condition spec and
     statistics. Every way a package can be broken is a one-line UserError."""
+    # The model classes import torch, einops and diffusers (seconds): they load when a package is
+    # read, so that commands which only parse, check or download start at once.
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from src.conditions.encode import ConditionStats
+    from src.net.models import renderer_model_class
+
     bundle_dir = Path(directory)
     directory, name, bundle = resolve_renderer(directory, renderer)
     meta = _read_json(directory / "conditions.json", directory)

@@ -2,7 +2,7 @@
 
     uv run python -m src.scripts.evaluate --checkpoint game/models/default --data data/prepared/default
     uv run python -m src.scripts.evaluate --checkpoint game/models/default \
-        --data ../shared/data/real_videos --split all --out runs/evaluate/road
+        --data data/real_videos --split all --out runs/evaluate/road
 
 Writes OUT/metrics.json (a flat JSON object), OUT/run.json, OUT/real.png, OUT/game.png and the
 mp4s, and prints the numbers beside the flat-colour input's, the real video's and the raster's.

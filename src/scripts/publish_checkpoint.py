@@ -28,6 +28,13 @@ class PublishConfig:
     """the commit message of the upload"""
 
 
+def _is_network_error(error: Exception) -> bool:
+    """Offline mode, no network, DNS: an OSError, or an error of the HTTP client the hub library
+    talks through (requests, httpx or httpx2 by its version), none of which is ours to import."""
+    client = type(error).__module__.split(".")[0]
+    return isinstance(error, OSError) or client in ("requests", "urllib3", "httpx", "httpx2", "httpcore")
+
+
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(
@@ -38,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
             "a package and --repo-id are required", "Usage: publish_checkpoint PACKAGE --repo-id OWNER/NAME"
         )
     package = check_package(config.package)
+    # huggingface_hub (and the httpx it talks through) load only for an upload: a fast --help
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -59,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
             f"uploading to {config.repo_id} failed: {str(error).splitlines()[0]}",
             "Log in with `huggingface-cli login` or set HF_TOKEN.",
         ) from None
-    except (ConnectionError, OSError) as error:  # offline mode, no network, DNS
+    except Exception as error:
+        if not _is_network_error(error):
+            raise
         raise UserError(
             f"cannot reach the Hugging Face Hub to upload {config.repo_id}: {str(error).splitlines()[0]}",
             "Check the connection (and that HF_HUB_OFFLINE is not set).",

@@ -26,6 +26,11 @@ class ModelConfig:
 class DataConfig:
     """The prepared dataset and how training clips are cut from it."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "clip_frames": "[1, inf)", "frame_skip": "[1, inf)", "crop": "[1, inf)", "batch_size": "[1, inf)",
+        "num_workers": "[0, inf)",
+    }
+
     dataset: str = "data/prepared/default"
     """a prepared dataset folder written by prepare_data"""
     prepare_defaults_if_missing: bool = False
@@ -47,6 +52,12 @@ class DataConfig:
 @dataclasses.dataclass
 class OptimConfig:
     """AdamW, the warmup-steady-cooldown learning rate, gradient clipping and EMA."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "betas": "[0, 1)",
+        "num_warmup_steps": "[0, inf)", "num_cooldown_steps": "[0, inf)", "final_lr_fraction": "[0, 1]",
+        "max_grad_norm": "(0, inf)", "gradient_accumulation_steps": "[1, inf)", "ema_decay": "[0, 1)",
+    }
 
     learning_rate: float = 3e-4
     """AdamW learning rate after the warmup"""
@@ -72,6 +83,11 @@ class OptimConfig:
 class DiffusionConfig:
     """The flow-matching objective's noise levels."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "sigma_logit_mean": "(-inf, inf)", "sigma_logit_std": "(0, inf)", "shift_base_pixels": "[1, inf)",
+        "context_noise_max": "[0, 1]", "clean_context_probability": "[0, 1]",
+    }
+
     sigma_logit_mean: float = 0.0
     """mean of the logit-normal distribution of training noise levels (before the time shift)"""
     sigma_logit_std: float = 1.0
@@ -89,6 +105,14 @@ class DiffusionConfig:
 @dataclasses.dataclass
 class StudentConfig:
     """The student objective (``objective: student``): what the recurrent student learns from."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "teacher_weight": "[0, inf)", "real_weight": "[0, inf)", "temporal_weight": "[0, inf)",
+        "adversarial_weight": "[0, inf)", "game_clips_per_batch": "[0, inf)", "game_seed": "[0, inf)",
+        "feedback_corruption_probability": "[0, 1]", "feedback_noise_max": "[0, inf)",
+        "discriminator_channels": "[1, inf)", "discriminator_layers": "[1, inf)",
+        "discriminator_learning_rate": "(0, inf)", "teacher_denoising_steps": "[1, inf)",
+    }
 
     teacher_weight: float = 1.0
     """L1 to the teacher's rollout of the same conditions (real and game clips)"""
@@ -122,6 +146,12 @@ class StudentConfig:
 class ValidationConfig:
     """Validation rollouts of the EMA model on held-out real clips and a game ride."""
 
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "every_steps": "[1, inf)", "num_real_clips": "[0, inf)", "rollout_frames": "[1, inf)",
+        "num_denoising_steps": "[1, inf)", "context_sigma": "[0, 1]", "game_rollout_frames": "[0, inf)",
+        "game_seed": "[0, inf)",
+    }
+
     every_steps: int = 500
     """validate and export the package every this many steps (and at the last step)"""
     num_real_clips: int = 4
@@ -150,6 +180,13 @@ class DistillConfig:
     """The few-step distillation objective (``objective: distill``, src/diffusion/distillation.py).
     The student is trained for the package's sampling: ``sampling.num_denoising_steps`` steps,
     ``sampling.context_from_last_step``."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "ode_weight": "[0, inf)", "ode_teacher_steps": "[1, inf)", "dmd_weight": "[0, inf)",
+        "dmd_sigma_range": "(0, 1)", "real_x0_weight": "[0, inf)", "gan_weight": "[0, inf)",
+        "game_clips_per_batch": "[0, inf)", "critic_steps": "[0, inf)", "critic_learning_rate": "(0, inf)",
+        "discriminator_learning_rate": "(0, inf)", "discriminator_channels": "[1, inf)",
+    }
 
     ode_weight: float = 1.0
     """regression onto the teacher's ODE result from the same noise (the initialisation and baseline)"""
@@ -180,6 +217,11 @@ class DistillConfig:
 @dataclasses.dataclass
 class TrainConfig:
     """``train_net``: one training run (re-running the same command resumes it)."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "seed": "[0, inf)", "max_steps": "[1, inf)", "log_every_steps": "[1, inf)",
+        "checkpoint_every_steps": "[1, inf)", "keep_last_checkpoints": "[1, inf)", "num_threads": "[1, inf)",
+    }
 
     run_name: str = "run"
     """the run folder is runs_dir/run_name; re-running the same command resumes it"""

@@ -6,8 +6,11 @@ its step, so a resumed run continues with exactly the batches it would have seen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+
+import torch
 
 from src.conditions.encode import ConditionStats
 from src.data.loader import ClipDataset, NotEnoughFramesError, step_batches
@@ -47,7 +50,12 @@ class TrainingData:
     def batches(self, start_index: int = 0) -> Iterator[dict]:
         """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, computed in
         ``data.num_workers`` DataLoader worker processes (0: in this one)."""
-        return step_batches(self.train_batch, start_index=start_index, num_workers=self.config.data.num_workers)
+        workers = self.config.data.num_workers
+        if workers and not torch.cuda.is_available():
+            # a GPU preset's workers on a machine without a GPU: no more than its cores (torch's
+            # DataLoader warns about each worker past that)
+            workers = min(workers, os.cpu_count() or 1)
+        return step_batches(self.train_batch, start_index=start_index, num_workers=workers)
 
     def validation_clips(self, count: int, frames: int) -> list[dict]:
         """``count`` fixed held-out clips of ``frames`` whole frames (``src/eval/scoring.py``:

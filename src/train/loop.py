@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,12 +23,12 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm import tqdm
 
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import DiskFullError, atomic_write_text, is_full_disk
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
@@ -259,8 +260,15 @@ class Trainer:
         # batches are a pure function of their index: read on from the resume step (in DataLoader
         # workers when data.num_workers > 0)
         batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
+        first_step = True
         while state.step < config.max_steps:
+            step_start = time.perf_counter()
             loss, grad_norm, samples, objective_logs = self.train_step(state.step, batches)
+            if first_step and self.is_main and accelerator.device.type == "cpu":
+                note = cpu_step_note(time.perf_counter() - step_start, config.max_steps - state.step)
+                if note:
+                    progress.write(note, file=sys.stderr)
+            first_step = False
             self.ema.update(self.raw_model)
             state.step += 1
             state.samples_seen += samples
@@ -294,6 +302,23 @@ class Trainer:
         if self.is_main:
             release_run_folder(self.lock)
         return self.run_dir
+
+
+SLOW_CPU_STEP_S = 2.0  # a first step slower than this on the CPU: a preset made for GPUs
+
+
+def cpu_step_note(step_s: float, steps_left: int) -> str | None:
+    """One line for a run on the CPU whose first step is slow (a GPU preset without a GPU): what a
+    step took and what the run would take; None for a step that is fast enough."""
+    if step_s < SLOW_CPU_STEP_S:
+        return None
+    hours = step_s * steps_left / 3600
+    total = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+    return (
+        f"note: no GPU: the first step took {step_s:.1f} s on the CPU, so {steps_left:,} steps would take "
+        f"about {total}; this preset is made for a GPU (conf/cpu_tiny.yaml, distill_cpu.yaml and "
+        "student_cpu.yaml train on a CPU)"
+    )
 
 
 def train(config: TrainConfig) -> Path:

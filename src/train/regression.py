@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory, atomic_write_json, claim_output_folder
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.conditions.augment import AugmentConfig
 from src.conditions.spec import ConditionSpec
 from src.data.loader import ClipDataset
