@@ -26,8 +26,9 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      frames against the student's frames of all clips): texture the L1 terms average away.
 
 The discriminator and its optimiser live here and are checkpointed with the run
-(``state_dict``/``load_state_dict``). Under data parallelism each process trains its own
-discriminator on its own batches.
+(``state_dict``/``load_state_dict``). Under data parallelism each process shows the
+discriminator its own batches and their gradients are averaged over the ranks before each of its
+steps, so every rank holds the same discriminator.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from torch import Tensor, nn
 
 from src.conditions.encode import downsample_encoded
 from src.diffusion.discriminator import discriminator_optimizer
+from src.diffusion.parallel import all_reduce_gradients
 from src.eval.metrics import backward_warp, warp_valid_mask
 
 
@@ -122,6 +124,7 @@ class StudentObjective:
         loss = F.relu(1.0 - discriminator(real)).mean() + F.relu(1.0 + discriminator(fake.detach())).mean()
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        all_reduce_gradients(discriminator)
         self.discriminator_optimizer.step()
         return float(loss.detach())
 
