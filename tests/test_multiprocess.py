@@ -62,7 +62,8 @@ def test_distillation_on_two_ranks_keeps_student_and_critics_identical_and_resum
         return [
             "--conf", "conf/base.yaml", "--conf", "conf/cpu_tiny.yaml",
             *distill_args(tiny_dataset, runs, tiny_teacher_run, steps, "--checkpoint_every_steps", "1",
-                          "--optim.gradient_accumulation_steps", "2"),
+                          "--optim.gradient_accumulation_steps", "2", "--distill.critic_steps", "1",
+                          "--distill.game_clips_per_batch", "0"),
         ]  # fmt: skip
 
     launch_two(*args(tmp_path / "straight", 2))
