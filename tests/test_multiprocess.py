@@ -17,9 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.test_distillation import _flat, distill_args, tiny_teacher_run  # noqa: F401 (fixture)
+from tests import test_distillation
+from tests.test_distillation import _flat, distill_args
 from tests.test_student_training import student_args
 from tests.test_train import ROOT, train_logs
+
+tiny_teacher_run = test_distillation.tiny_teacher_run  # the fixture: a 2-step teacher run
 
 LAUNCH_TWO = [
     sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

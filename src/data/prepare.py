@@ -23,7 +23,8 @@ from src.common.io import atomic_write_json
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
-from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
+from src.data.decode import DecodeConfig, decode_video_with_report, probe_video, split_index
+from src.data.download import download_video, expand_video_sources, is_url, url_video_id
 
 
 @dataclasses.dataclass
@@ -31,7 +32,8 @@ class PrepareConfig:
     """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
 
     videos: list[str] = dataclasses.field(default_factory=list)
-    """video files or folders (searched recursively): --videos a.mp4 b.mp4 dir"""
+    """video files, folders (searched recursively), lists of them (.txt/.urls) or URLs (downloaded with
+    yt-dlp into the cache, resumably): --videos a.mp4 dir https://host/ride.mp4"""
     out: str = "data/prepared/default"
     """the prepared dataset folder to write (re-running resumes it)"""
     defaults: bool = False
@@ -73,6 +75,11 @@ def video_id(path: Path) -> str:
     return f"{stem}-{digest}"
 
 
+def source_video_id(source: str | Path) -> str:
+    """The id of a video file or of a URL's download (known before it is downloaded)."""
+    return url_video_id(source) if is_url(source) else video_id(Path(source))
+
+
 def _settings_digest(config: PrepareConfig) -> str:
     values = to_dict(config.decode_config()) | {
         "extract": to_dict(config.extract),
@@ -99,12 +106,19 @@ def _shard_done(path: Path, digest: str) -> bool:
 
 
 def prepare_video(
-    path: Path, out: Path, config: PrepareConfig, extractor: Extractor, *, position: int = 0
+    path: Path,
+    out: Path,
+    config: PrepareConfig,
+    extractor: Extractor,
+    *,
+    position: int = 0,
+    url: str | None = None,
 ) -> dict:
-    """Decode, split, extract and shard one video; returns its record (also saved as video.json)."""
+    """Decode, split, extract and shard one video; returns its record (also saved as video.json).
+    ``url``: where ``path`` was downloaded from (its id then comes from the URL)."""
     from tqdm import tqdm
 
-    vid = video_id(path)
+    vid = source_video_id(url or path)
     folder = out / "videos" / vid
     record_path = folder / "video.json"
     digest = _settings_digest(config)
@@ -156,6 +170,7 @@ def prepare_video(
     record = {
         "id": vid,
         "source": str(path),
+        **({"url": url} if url else {}),
         "source_info": dataclasses.asdict(info),
         "num_frames": num_frames,
         "split_index": first_val,
@@ -215,7 +230,7 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     if config.defaults and not config.videos:
         sources = embedded_street_videos()
     else:
-        sources = find_videos(config.videos)
+        sources = expand_video_sources(config.videos)
     config.decode_config()  # validate before any work
     mine = sources[state.process_index :: state.num_processes]
     extractor = Extractor(config.extract)
@@ -223,16 +238,19 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     for path in tqdm(
         mine, desc=f"videos (process {state.process_index})", unit="video", disable=len(mine) < 2
     ):
-        failure_file = failures_dir / f"{video_id(path)}.json"
+        failure_file = failures_dir / f"{source_video_id(path)}.json"
         try:
-            prepare_video(path, out, config, extractor, position=1)
+            if is_url(path):  # a failed download is one line, like a corrupt file; the others go on
+                prepare_video(download_video(path), out, config, extractor, position=1, url=path)
+            else:
+                prepare_video(path, out, config, extractor, position=1)
             if failure_file.exists():
                 failure_file.unlink()
         except KeyboardInterrupt:
             raise
         except Exception as error:  # report, skip, go on with the other videos
             message = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            _log(f"skipped {path}: {message}")
+            tqdm.write(f"skipped {path}: {message}", file=sys.stderr)  # its own line, not inside the bar
             atomic_write_json(failure_file, {"source": str(path), "error": message})
     state.wait_for_everyone()
     if not state.is_main_process:
@@ -240,8 +258,8 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
 
     records, skipped = [], []
     for path in sources:
-        record_path = out / "videos" / video_id(path) / "video.json"
-        failure_file = failures_dir / f"{video_id(path)}.json"
+        record_path = out / "videos" / source_video_id(path) / "video.json"
+        failure_file = failures_dir / f"{source_video_id(path)}.json"
         if record_path.is_file():
             records.append(json.loads(record_path.read_text()))
         elif failure_file.is_file():
