@@ -35,6 +35,8 @@ def test_bench_data_times_each_worker_count_and_counts_the_model_flops(tiny_data
         assert (row["batch_size"], row["clip_frames"], row["frame_size"]) == (2, 4, [32, 32])
         assert row["clips_per_s"] > 0
         assert row["frames_per_s"] == pytest.approx(4 * row["clips_per_s"])
+    stages = report["stages"]
+    assert stages["read_ms_per_frame"] > 0 and stages["encode_augment_ms_per_frame"] > 0
     flops = report["flops"]
     assert flops["training_flops_per_clip"] == 3 * flops["forward_flops_per_clip"]
     # at least the transformer's linear layers: 24 D^2 FLOPs per token per block (qkv 3, out 1,

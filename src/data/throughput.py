@@ -82,6 +82,32 @@ def measure_loader(config: BenchDataConfig, num_workers: int) -> dict:
     }
 
 
+def measure_stages(config: BenchDataConfig, clips: int = 4) -> dict:
+    """Where a clip's time goes, in this process: reading and cropping the shards (with the joint
+    augmentations: ``ClipDataset.raw_clip``), then encoding and the condition augmentations
+    (``clip_from_raw``). Seconds per frame of each stage, and the frames per second a loader
+    would reach if it only read (the rest moved onto the GPU)."""
+    from src.train.data import TrainingData
+
+    dataset = TrainingData(_train_config(config, 0))._train
+    dataset[0]  # file handles and caches
+    read = encode = 0.0
+    frames = 0
+    for index in range(1, clips + 1):
+        start = time.perf_counter()
+        raw = dataset.raw_clip(index)
+        middle = time.perf_counter()
+        item = dataset.clip_from_raw(raw, index)
+        read, encode = read + middle - start, encode + time.perf_counter() - middle
+        frames += item["frames"].shape[0]
+    return {
+        "clips": clips,
+        "read_ms_per_frame": 1000 * read / frames,
+        "encode_augment_ms_per_frame": 1000 * encode / frames,
+        "read_only_frames_per_s": frames / read,
+    }
+
+
 def training_flops_per_clip(config: BenchDataConfig) -> dict:
     """The preset model's FLOPs for one training clip at the dataset's frame size: the forward
     pass counted by ``torch.utils.flop_counter`` (a multiply-add is 2 FLOPs) on the CPU, the
@@ -129,6 +155,7 @@ def run_benchmark(config: BenchDataConfig) -> dict:
         "torch_threads": torch.get_num_threads(),
         "measured_unix": int(time.time()),
         "loader": rows,
+        "stages": measure_stages(config),
     }
     if config.count_flops:
         report["flops"] = training_flops_per_clip(config)
@@ -147,6 +174,12 @@ def format_report(report: dict) -> str:
             f"| {row['num_workers']} | {row['batch_size']} | {row['clip_frames']} | {w}x{h} | "
             f"{row['clips_per_s']:.2f} | {row['frames_per_s']:.1f} | {row['ms_per_batch']:.0f} |"
         )
+    stages = report["stages"]
+    lines.append(
+        f"\nper frame, one process: reading + cropping {stages['read_ms_per_frame']:.1f} ms, encoding + "
+        f"condition augmentations {stages['encode_augment_ms_per_frame']:.1f} ms "
+        f"(reading alone: {stages['read_only_frames_per_s']:.0f} frames/s)"
+    )
     flops = report.get("flops")
     if flops:
         lines.append(
