@@ -131,7 +131,16 @@ def prepare_video(
             return record
     decode = config.decode_config()
     info = probe_video(path)
-    frames, report = decode_video_with_report(path, decode)  # t h w 3
+    # frames decoded, then frames extracted: the expected count from the container's duration
+    expected = None
+    if info.duration_s:
+        end = min(info.duration_s, decode.end_s) if decode.end_s is not None else info.duration_s
+        expected = max(0, round((end - decode.start_s) * decode.fps))
+        expected = min(expected, decode.max_frames) if decode.max_frames is not None else expected
+    decoding = tqdm(total=expected, desc=f"{vid} decode", unit="frame", position=position, leave=False,
+                    dynamic_ncols=True)  # fmt: skip
+    frames, report = decode_video_with_report(path, decode, on_frame=decoding.update)  # t h w 3
+    decoding.close()
     num_frames = len(frames)
     first_val = split_index(num_frames, decode.val_fraction)
     if num_frames < 2:
@@ -152,7 +161,7 @@ def prepare_video(
                     "num_frames": stop - start,
                 }
             )
-    bar = tqdm(total=num_frames, desc=vid, unit="frame", position=position, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=num_frames, desc=f"{vid} extract", unit="frame", position=position, leave=False, dynamic_ncols=True)
     for shard in shards:
         start, stop = shard["start"], shard["start"] + shard["num_frames"]
         if not _shard_done(folder / shard["file"], digest):
