@@ -11,7 +11,7 @@ validation never sees a training frame.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -222,8 +222,11 @@ def decode_video(path: str | Path, config: DecodeConfig) -> np.ndarray:
     return decode_video_with_report(path, config)[0]
 
 
-def decode_video_with_report(path: str | Path, config: DecodeConfig) -> tuple[np.ndarray, DecodeReport]:
-    """``decode_video`` plus how much of the stream decoded against what the container declares."""
+def decode_video_with_report(
+    path: str | Path, config: DecodeConfig, *, on_frame: Callable[[], None] | None = None
+) -> tuple[np.ndarray, DecodeReport]:
+    """``decode_video`` plus how much of the stream decoded against what the container declares.
+    ``on_frame`` is called once per output frame (a progress bar)."""
     width, height = parse_resolution(config.resolution)
     out: list[np.ndarray] = []
     previous: tuple[float, np.ndarray] | None = None
@@ -246,6 +249,8 @@ def decode_video_with_report(path: str | Path, config: DecodeConfig) -> tuple[np
             target = output_time(len(out))
             nearer_previous = previous is not None and abs(previous[0] - target) < abs(time - target)
             out.append(center_crop_resize(previous[1] if nearer_previous else frame, width, height))
+            if on_frame is not None:
+                on_frame()
         previous = (time, frame)
     if not out:
         raise UserError(

@@ -34,6 +34,8 @@ from src.conditions.extract import ExtractConfig, Extractor
 from src.data import prepared
 from src.data import sources as embedded
 from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
+from src.data.decode import DecodeConfig, decode_video_with_report, probe_video, split_index
+from src.data.download import download_video, expand_video_sources, is_url, url_video_id
 
 
 @dataclasses.dataclass
@@ -46,7 +48,8 @@ class PrepareConfig:
     }
 
     videos: list[str] = dataclasses.field(default_factory=list)
-    """video files or folders (searched recursively): --videos a.mp4 b.mp4 dir"""
+    """video files, folders (searched recursively), lists of them (.txt/.urls) or URLs (downloaded with
+    yt-dlp into the cache, resumably): --videos a.mp4 dir https://host/ride.mp4"""
     out: str = "data/prepared/default"
     """the prepared dataset folder to write (re-running resumes it)"""
     defaults: bool = False
@@ -86,6 +89,11 @@ def video_id(path: Path) -> str:
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)[:40]
     return f"{stem}-{digest}"
+
+
+def source_video_id(source: str | Path) -> str:
+    """The id of a video file or of a URL's download (known before it is downloaded)."""
+    return url_video_id(source) if is_url(source) else video_id(Path(source))
 
 
 def _settings_digest(config: PrepareConfig) -> str:
@@ -137,12 +145,19 @@ def _shard_done(path: Path, digest: str) -> bool:
 
 
 def prepare_video(
-    path: Path, out: Path, config: PrepareConfig, extractor: Extractor, *, position: int = 0
+    path: Path,
+    out: Path,
+    config: PrepareConfig,
+    extractor: Extractor,
+    *,
+    position: int = 0,
+    url: str | None = None,
 ) -> dict:
-    """Decode, split, extract and shard one video; returns its record (also saved as video.json)."""
+    """Decode, split, extract and shard one video; returns its record (also saved as video.json).
+    ``url``: where ``path`` was downloaded from (its id then comes from the URL)."""
     from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
-    vid = video_id(path)
+    vid = source_video_id(url or path)
     folder = out / "videos" / vid
     record_path = folder / "video.json"
     try:
@@ -162,7 +177,16 @@ def prepare_video(
             _log(f"{path} changed since it was prepared into {folder}: preparing it again")
     decode = config.decode_config()
     info = probe_video(path)
-    frames, report = decode_video_with_report(path, decode)  # t h w 3
+    # frames decoded, then frames extracted: the expected count from the container's duration
+    expected = None
+    if info.duration_s:
+        end = min(info.duration_s, decode.end_s) if decode.end_s is not None else info.duration_s
+        expected = max(0, round((end - decode.start_s) * decode.fps))
+        expected = min(expected, decode.max_frames) if decode.max_frames is not None else expected
+    decoding = tqdm(total=expected, desc=f"{vid} decode", unit="frame", position=position, leave=False,
+                    dynamic_ncols=True)  # fmt: skip
+    frames, report = decode_video_with_report(path, decode, on_frame=decoding.update)  # t h w 3
+    decoding.close()
     num_frames = len(frames)
     first_val = split_index(num_frames, decode.val_fraction)
     if num_frames < 2:
@@ -183,7 +207,7 @@ def prepare_video(
                     "num_frames": stop - start,
                 }
             )
-    bar = tqdm(total=num_frames, desc=vid, unit="frame", position=position, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=num_frames, desc=f"{vid} extract", unit="frame", position=position, leave=False, dynamic_ncols=True)
     for shard in shards:
         start, stop = shard["start"], shard["start"] + shard["num_frames"]
         if not _shard_done(folder / shard["file"], digest):
@@ -201,6 +225,7 @@ def prepare_video(
     record = {
         "id": vid,
         "source": str(path),
+        **({"url": url} if url else {}),
         "source_info": dataclasses.asdict(info),
         "num_frames": num_frames,
         "split_index": first_val,
@@ -268,7 +293,7 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     if config.defaults and not config.videos:
         sources = embedded.embedded_street_videos()  # read through the module: tests replace it
     else:
-        sources = find_videos(config.videos)
+        sources = expand_video_sources(config.videos)
     config.decode_config()  # validate before any work
     claim_output_folder(out, kind=PREPARED_KIND, recognise=is_prepared_folder, replaces=False)
     if state.is_main_process:
@@ -280,9 +305,12 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     for path in tqdm(
         mine, desc=f"videos (process {state.process_index})", unit="video", disable=len(mine) < 2
     ):
-        failure_file = failures_dir / f"{video_id(path)}.json"
+        failure_file = failures_dir / f"{source_video_id(path)}.json"
         try:
-            prepare_video(path, out, config, extractor, position=1)
+            if is_url(path):  # a failed download is one line, like a corrupt file; the others go on
+                prepare_video(download_video(path), out, config, extractor, position=1, url=path)
+            else:
+                prepare_video(path, out, config, extractor, position=1)
             if failure_file.exists():
                 failure_file.unlink()
         except KeyboardInterrupt:
@@ -298,8 +326,8 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
 
     records, skipped = [], []
     for path in sources:
-        record_path = out / "videos" / video_id(path) / "video.json"
-        failure_file = failures_dir / f"{video_id(path)}.json"
+        record_path = out / "videos" / source_video_id(path) / "video.json"
+        failure_file = failures_dir / f"{source_video_id(path)}.json"
         if record_path.is_file():
             records.append(json.loads(record_path.read_text()))
         elif failure_file.is_file():

@@ -56,6 +56,7 @@ from src.common.framelets import framelet_count
 from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
 from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
+from src.diffusion.parallel import all_reduce_gradients
 from src.diffusion.rollout import randn_like_on, sample_framelet
 
 REAL_VIDEO = "real_video"
@@ -101,7 +102,14 @@ class DistillationObjective:
     ``teacher``: the frozen x0-predicting denoiser (parallel ``teacher(x, cond, sigma b n)`` and
     the ``CachedDenoiser`` methods); ``game_batch(count, generator)``: game clips' ``cond``
     (count t C h w) at the training frame size, or None for none.
+
+    Under data parallelism the rollout calls the student's cached methods, not the DDP wrapper,
+    so DDP never sees the student's backward: ``model_gradients_need_averaging`` tells the loop
+    to average the student's gradients over the ranks itself before its optimiser step. The critics'
+    gradients are averaged here, before each of their steps.
     """
+
+    model_gradients_need_averaging = True
 
     def __init__(
         self,
@@ -231,7 +239,7 @@ class DistillationObjective:
                     )
                     self.fake_optimizer.zero_grad(set_to_none=True)
                     fake_loss.backward()
-                _all_reduce_gradients(self.fake_score)
+                all_reduce_gradients(self.fake_score)
                 torch.nn.utils.clip_grad_norm_(self.fake_score.parameters(), 1.0)
                 self.fake_optimizer.step()
                 logs["fake_score_loss"] = float(fake_loss.detach())
@@ -247,7 +255,7 @@ class DistillationObjective:
                     d_loss = per_image[labels == 1].mean() + per_image[labels == 0].mean()
                     self.discriminator_optimizer.zero_grad(set_to_none=True)
                     d_loss.backward()
-                _all_reduce_gradients(self.discriminator)
+                all_reduce_gradients(self.discriminator)
                 self.discriminator_optimizer.step()
                 logs["discriminator_loss"] = float(d_loss.detach())
                 logs["discriminator_real_accuracy"] = float((logits[labels == 1] > 0).float().mean())
@@ -315,14 +323,3 @@ class DistillationObjective:
         logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})
         return loss, logs
 
-
-def _all_reduce_gradients(module: nn.Module) -> None:
-    """Average a critic's gradients over data-parallel ranks (the loop's DDP covers only the student)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for param in module.parameters():
-        if param.grad is not None:
-            dist.all_reduce(param.grad)
-            param.grad /= dist.get_world_size()

@@ -29,8 +29,9 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      frames against the student's frames of all clips): texture the L1 terms average away.
 
 The discriminator and its optimiser live here and are checkpointed with the run
-(``state_dict``/``load_state_dict``). Under data parallelism each process trains its own
-discriminator on its own batches.
+(``state_dict``/``load_state_dict``). Under data parallelism each process shows the
+discriminator its own batches and their gradients are averaged over the ranks before each of its
+steps, so every rank holds the same discriminator.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from torch import Tensor, nn
 from src.conditions.encode import downsample_encoded
 from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
+from src.diffusion.parallel import all_reduce_gradients
 
 
 def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:
@@ -130,6 +132,7 @@ class StudentObjective:
         loss = F.relu(1.0 - discriminator(real)).mean() + F.relu(1.0 + discriminator(fake.detach())).mean()
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        all_reduce_gradients(discriminator)
         self.discriminator_optimizer.step()
         return float(loss.detach())
 

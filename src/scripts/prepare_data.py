@@ -3,7 +3,11 @@
     uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default
     uv run python -m src.scripts.prepare_data --videos data/real_videos --out data/prepared/mine \
         --resolution 96x96 --fps 10
+    uv run python -m src.scripts.prepare_data --videos dir https://host/ride.mp4 --out data/prepared/mine
     accelerate launch --num_processes 4 -m src.scripts.prepare_data --videos DIR --out OUT   # split videos
+
+A URL is downloaded with yt-dlp into the cache (resumably) and prepared like a file; a folder may
+hold *.urls lists (one URL or path a line). A video or URL that fails is one line; the others go on.
 
 Re-running the same command resumes (finished shards and videos are skipped).
 """

@@ -29,6 +29,7 @@ from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import DiskFullError, atomic_write_text, is_full_disk
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
+from src.diffusion.parallel import all_reduce_gradients
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
@@ -184,6 +185,9 @@ class Trainer:
             with accelerator.accumulate(self.model), accelerator.autocast():
                 loss, logs = self.objective(self.forward, batch, generator=generator)
                 accelerator.backward(loss)
+                if accelerator.sync_gradients and getattr(self.objective, "model_gradients_need_averaging", False):
+                    # the objective ran the model around DDP (cached rollouts): average here instead
+                    all_reduce_gradients(self.raw_model)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
                 self.optimizer.step()
@@ -220,17 +224,26 @@ class Trainer:
         accelerator = self.accelerator
         if accelerator.num_processes == 1:
             return
-        sums = torch.stack([p.detach().float().sum() for p in self.raw_model.parameters()])
-        gathered = accelerator.gather(sums[None]).reshape(accelerator.num_processes, -1)
-        difference = float((gathered - gathered[0:1]).abs().max())
-        self.log(
-            {
-                "step": step,
-                "kind": "ranks",
-                "num_processes": accelerator.num_processes,
-                "max_param_sum_difference": difference,
-            }
-        )
+
+        def max_difference(tensors: list[torch.Tensor]) -> float:
+            # per tensor its sum and its sum of squares, gathered from every rank
+            local = torch.stack([s for t in tensors for s in (t.double().sum(), t.double().square().sum())])
+            gathered = accelerator.gather(local[None].to(accelerator.device))
+            gathered = gathered.reshape(accelerator.num_processes, -1)
+            return float((gathered - gathered[0:1]).abs().max())
+
+        record = {
+            "step": step,
+            "kind": "ranks",
+            "num_processes": accelerator.num_processes,
+            "max_param_sum_difference": max_difference([p.detach() for p in self.raw_model.parameters()]),
+        }
+        if hasattr(self.objective, "state_dict"):
+            # the objective's own modules and optimisers (critics, discriminators) must agree too
+            state = _state_tensors(self.objective.state_dict())
+            if state:
+                record["max_objective_state_sum_difference"] = max_difference(state)
+        self.log(record)
 
     def save_checkpoint(self, step: int) -> None:
         self.check_ranks_agree(step)
@@ -345,6 +358,19 @@ def _log(run_dir: Path, accelerator: Accelerator, record: dict, step: int) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         accelerator.log(numbers, step=step)
+
+
+def _state_tensors(state) -> list[torch.Tensor]:
+    """Every tensor (numbers as tensors) of a nested state dict, in a fixed order."""
+    if isinstance(state, dict):
+        return [t for key in sorted(state, key=str) for t in _state_tensors(state[key])]
+    if isinstance(state, (list, tuple)):
+        return [t for value in state for t in _state_tensors(value)]
+    if isinstance(state, torch.Tensor):
+        return [state.detach()]
+    if isinstance(state, (int, float)) and not isinstance(state, bool):
+        return [torch.tensor(float(state))]
+    return []
 
 
 def _flat_hparams(config: TrainConfig) -> dict:

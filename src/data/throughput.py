@@ -1,0 +1,191 @@
+"""How fast the training data path delivers clips, against what a GPU step consumes.
+
+``measure_loader`` reads training batches from a prepared dataset exactly as ``train_net`` does
+(``TrainingData.batches``: crops, frame skips, joint and condition augmentations, encoding),
+with 0, 1, 2... DataLoader workers, and reports clips and frames per second after a warm-up.
+``training_flops_per_clip`` counts a model's training FLOPs for one clip with torch's FLOP
+counter (forward, and backward as twice the forward), so the two can be compared:
+``frames/s a GPU consumes = GPU FLOP/s x utilisation / FLOPs per frame``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import torch
+
+
+@dataclasses.dataclass
+class BenchDataConfig:
+    """``bench_data``: loader throughput per worker count, and the model's FLOPs per clip."""
+
+    dataset: str = "data/prepared/lowres_224"
+    """a prepared dataset (prepare_data), e.g. at 224x224 and 24 fps"""
+    presets: list[str] = dataclasses.field(default_factory=lambda: ["conf/base.yaml", "conf/pretrain_lowres.yaml"])
+    """the training presets whose data settings (clip length, crop, augmentations) are measured"""
+    workers: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    """DataLoader worker counts to measure"""
+    batches: int = 20
+    """batches timed per worker count (after the warm-up)"""
+    warmup_batches: int = 3
+    """batches read before the clock starts (worker start-up, file caches)"""
+    batch_size: int | None = None
+    """clips per batch (None: the preset's data.batch_size)"""
+    count_flops: bool = True
+    """also count the preset model's training FLOPs per clip at the dataset's frame size"""
+    out: str = "runs/bench_data.json"
+    """the JSON report to write"""
+
+
+def _train_config(config: BenchDataConfig, num_workers: int):
+    from src.common.config import load_config
+    from src.train.config import TrainConfig
+
+    overrides = ["--data.dataset", config.dataset, "--data.num_workers", str(num_workers)]
+    if config.batch_size is not None:
+        overrides += ["--data.batch_size", str(config.batch_size)]
+    return load_config(TrainConfig, *config.presets, overrides=overrides)
+
+
+def measure_loader(config: BenchDataConfig, num_workers: int) -> dict:
+    """Clips and frames per second of ``TrainingData.batches`` with ``num_workers`` workers."""
+    from src.train.data import TrainingData
+
+    data = TrainingData(_train_config(config, num_workers))
+    batches = data.batches(0)
+    try:
+        for _ in range(config.warmup_batches):
+            next(batches)
+        clips = frames = 0
+        start = time.perf_counter()
+        for _ in range(config.batches):
+            batch = next(batches)
+            b, t = batch["frames"].shape[:2]
+            clips, frames = clips + b, frames + b * t
+        elapsed = time.perf_counter() - start
+    finally:
+        batches.close()  # stops the DataLoader's workers
+    height, width = batch["frames"].shape[-2:]
+    return {
+        "num_workers": num_workers,
+        "batch_size": int(b),
+        "clip_frames": int(t),
+        "frame_size": [int(height), int(width)],
+        "cond_channels": int(batch["cond"].shape[2]),
+        "batches": config.batches,
+        "seconds": elapsed,
+        "clips_per_s": clips / elapsed,
+        "frames_per_s": frames / elapsed,
+        "ms_per_batch": 1000 * elapsed / config.batches,
+    }
+
+
+def measure_stages(config: BenchDataConfig, clips: int = 4) -> dict:
+    """Where a clip's time goes, in this process: reading and cropping the shards (with the joint
+    augmentations: ``ClipDataset.raw_clip``), then encoding and the condition augmentations
+    (``clip_from_raw``). Seconds per frame of each stage, and the frames per second a loader
+    would reach if it only read (the rest moved onto the GPU)."""
+    from src.train.data import TrainingData
+
+    dataset = TrainingData(_train_config(config, 0))._train
+    dataset[0]  # file handles and caches
+    read = encode = 0.0
+    frames = 0
+    for index in range(1, clips + 1):
+        start = time.perf_counter()
+        raw = dataset.raw_clip(index)
+        middle = time.perf_counter()
+        item = dataset.clip_from_raw(raw, index)
+        read, encode = read + middle - start, encode + time.perf_counter() - middle
+        frames += item["frames"].shape[0]
+    return {
+        "clips": clips,
+        "read_ms_per_frame": 1000 * read / frames,
+        "encode_augment_ms_per_frame": 1000 * encode / frames,
+        "read_only_frames_per_s": frames / read,
+    }
+
+
+def training_flops_per_clip(config: BenchDataConfig) -> dict:
+    """The preset model's FLOPs for one training clip at the dataset's frame size: the forward
+    pass counted by ``torch.utils.flop_counter`` (a multiply-add is 2 FLOPs) on the CPU, the
+    backward taken as twice the forward (weights' and inputs' gradients)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from src.train.data import TrainingData
+    from src.train.model_io import build_model
+
+    train_config = _train_config(config, 0)
+    data = TrainingData(train_config)
+    height, width = tuple(train_config.data.crop) if train_config.data.crop else data.frame_size
+    t = train_config.data.clip_frames
+    model = build_model(train_config, data).eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    x = torch.zeros(1, t, 3, height, width)
+    cond = torch.zeros(1, t, train_config.conditions.num_channels, height, width)
+    sigma = torch.full((1, t // model.frames_per_step), 0.5)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:  # one real forward pass on the CPU (the meta device is slower here)
+        model(x, cond, sigma)
+    forward = int(counter.get_total_flops())
+    by_op = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return {
+        "model": f"{train_config.model.model_class} {train_config.model.preset}",
+        "parameters": parameters,
+        "clip_frames": t,
+        "frame_size": [height, width],
+        "forward_flops_per_clip": forward,
+        "training_flops_per_clip": 3 * forward,
+        "training_flops_per_frame": 3 * forward / t,
+        "forward_flops_by_op": by_op,
+    }
+
+
+def run_benchmark(config: BenchDataConfig) -> dict:
+    """Every worker count in turn, the FLOP count, and the host's facts; written to ``out``."""
+    from src.common.io import atomic_write_json
+
+    rows = [measure_loader(config, workers) for workers in config.workers]
+    report = {
+        "dataset": config.dataset,
+        "presets": config.presets,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "measured_unix": int(time.time()),
+        "loader": rows,
+        "stages": measure_stages(config),
+    }
+    if config.count_flops:
+        report["flops"] = training_flops_per_clip(config)
+    atomic_write_json(config.out, report)
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        "| workers | batch | clip frames | size | clips/s | frames/s | ms/batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report["loader"]:
+        h, w = row["frame_size"]
+        lines.append(
+            f"| {row['num_workers']} | {row['batch_size']} | {row['clip_frames']} | {w}x{h} | "
+            f"{row['clips_per_s']:.2f} | {row['frames_per_s']:.1f} | {row['ms_per_batch']:.0f} |"
+        )
+    stages = report["stages"]
+    lines.append(
+        f"\nper frame, one process: reading + cropping {stages['read_ms_per_frame']:.1f} ms, encoding + "
+        f"condition augmentations {stages['encode_augment_ms_per_frame']:.1f} ms "
+        f"(reading alone: {stages['read_only_frames_per_s']:.0f} frames/s)"
+    )
+    flops = report.get("flops")
+    if flops:
+        lines.append(
+            f"\n{flops['model']} ({flops['parameters'] / 1e6:.1f}M parameters) at "
+            f"{flops['frame_size'][1]}x{flops['frame_size'][0]}: {flops['forward_flops_per_clip'] / 1e12:.3f} "
+            f"TFLOP forward per {flops['clip_frames']}-frame clip; training (x3) "
+            f"{flops['training_flops_per_frame'] / 1e9:.1f} GFLOP per frame"
+        )
+    return "\n".join(lines)
