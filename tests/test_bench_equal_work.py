@@ -4,15 +4,13 @@ one line; the plain reference's cached generation equals its own full causal for
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
+import pytest
 import torch
 
 from src.bench.equal_work import EqualWorkConfig, PlainCausalDiT, randomize, run_and_report
+from src.scripts.bench_equal_work import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(
     resolution=32,
     hidden_dim=32,
@@ -51,24 +49,11 @@ def test_reference_attends_to_its_context():
     assert not torch.allclose(with_context, alone)  # the context is attended to
 
 
-def test_bad_resolution_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.scripts.bench_equal_work",
-            "--resolution",
-            "100",
-            "--json_out",
-            str(tmp_path / "x"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+def test_bad_resolution_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resolution", "100", "--json_out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "error: resolution 100 is not a multiple of patch_size 16. pick a resolution that the patch size divides"
     ]
     assert not (tmp_path / "x").exists()
