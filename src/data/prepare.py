@@ -1,5 +1,9 @@
 """Videos -> a prepared dataset (frames + extracted raw channels in shards, and a manifest).
 
+A video is streamed, never held whole: its decoded frames go to a temporary raw file beside its
+shards, the flat-colour palette is fitted on the 16 evenly spaced training frames it samples, and
+the conditions are extracted one shard at a time, so peak memory does not grow with its length.
+
 Resumable: shards are written atomically and skipped when present; a video whose ``video.json``
 exists with the same settings is skipped without decoding. A corrupt or unsupported file is
 reported and skipped. Under ``accelerate launch`` each process takes every ``world``-th video
