@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def prepare_video(
     folder.mkdir(parents=True, exist_ok=True)
     # decoded frames stream to a raw file beside the shards and are read back one shard at a time,
     # so memory stays flat in the video's length (the split needs the frame count first)
-    with _FrameSpool(folder / f".frames-{os.getpid()}.u8.tmp") as spool:
+    with _FrameSpool(folder) as spool:
         report = DecodeReport(str(path))
         for frame in iter_video_frames(path, decode, report=report):
             spool.append(frame)
@@ -217,21 +218,20 @@ def prepare_video(
 
 class _FrameSpool:
     """Equal-sized uint8 frames appended to a raw file and read back by index range (copies, not a
-    memory map, so pages read do not stay in the process's memory). The file is this process's own
-    (its name carries the process id) and is removed on exit, also when preparing fails."""
+    memory map, so pages read do not stay in the process's memory). The file is an unnamed temporary
+    file in ``folder`` (on the dataset's disk, not in a RAM-backed /tmp): it has no name to leave
+    behind, and its space is freed when it is closed or the process ends, even when killed."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, folder: Path):
         self.shape: tuple[int, ...] | None = None
         self.count = 0
-        self.file = open(path, "w+b")  # noqa: SIM115 (closed in __exit__)
+        self.file = tempfile.TemporaryFile(dir=folder, prefix=".frames-", suffix=".u8.tmp")  # noqa: SIM115
 
     def __enter__(self) -> _FrameSpool:
         return self
 
     def __exit__(self, *exc) -> None:
         self.file.close()
-        self.path.unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return self.count
@@ -253,7 +253,7 @@ class _FrameSpool:
         self.file.seek(start * frame_bytes)
         frames = np.empty((stop - start, *self.shape), np.uint8)
         if self.file.readinto(memoryview(frames).cast("B")) != frames.nbytes:
-            raise OSError(f"{self.path} is shorter than the {self.count} frames written to it")
+            raise OSError(f"the temporary frame file is shorter than the {self.count} frames written to it")
         return frames
 
 
