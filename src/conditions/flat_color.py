@@ -10,6 +10,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+FIT_FRAMES = 16
+"""the palette is fitted on at most this many evenly spaced frames of a video"""
+
+
+def fit_frame_indices(num_frames: int) -> np.ndarray:
+    """Which of a video's ``num_frames`` frames the palette is fitted on: at most ``FIT_FRAMES``,
+    evenly spaced from the first to the last (so a caller can hold only these in memory)."""
+    return np.linspace(0, num_frames - 1, min(FIT_FRAMES, num_frames)).round().astype(int)
+
 
 class FlatColor:
     name = "flat_color"
@@ -52,9 +61,11 @@ class FlatColor:
         return image8
 
     def fit(self, frames: np.ndarray) -> None:
-        """Fit the palette on pixels sampled from up to 16 frames of a video (``t h w 3`` uint8)."""
+        """Fit the palette on pixels sampled from up to ``FIT_FRAMES`` frames of a video (``t h w 3``
+        uint8). Given exactly the frames ``fit_frame_indices`` picks, it uses all of them, so the
+        palette equals the one fitted on the whole video."""
         rng = np.random.default_rng(self.seed)
-        picks = np.linspace(0, len(frames) - 1, min(16, len(frames))).round().astype(int)
+        picks = fit_frame_indices(len(frames))
         pixels = []
         for i in picks:
             lab = cv2.cvtColor(self._flatten(frames[i]), cv2.COLOR_RGB2LAB).reshape(-1, 3)

@@ -3,7 +3,8 @@ resampled to a target frame rate, optionally trimmed, centre-cropped to the targ
 resized with an antialiasing filter. A stream's display rotation (a phone's portrait or upside-down
 recording) is applied first, so frames come out upright.
 
-Frames come back as one ``t h w 3`` uint8 RGB array. Each video is then split in time into a
+Frames come back as one ``t h w 3`` uint8 RGB array (``decode_video``) or one at a time
+(``iter_video_frames``, memory flat in the video's length). Each video is then split in time into a
 training part and a held-out validation part (the last ``val_fraction`` of its frames), so that
 validation never sees a training frame.
 """
@@ -226,38 +227,51 @@ def decode_video_with_report(
     path: str | Path, config: DecodeConfig, *, on_frame: Callable[[], None] | None = None
 ) -> tuple[np.ndarray, DecodeReport]:
     """``decode_video`` plus how much of the stream decoded against what the container declares.
-    ``on_frame`` is called once per output frame (a progress bar)."""
-    width, height = parse_resolution(config.resolution)
-    out: list[np.ndarray] = []
-    previous: tuple[float, np.ndarray] | None = None
+    ``on_frame`` is called once per output frame (a progress bar). Holds the whole video in memory:
+    ``iter_video_frames`` streams it instead."""
     report = DecodeReport(str(path))
+    out = []
+    for frame in iter_video_frames(path, config, report=report):
+        out.append(frame)
+        if on_frame is not None:
+            on_frame()
+    return np.stack(out), report
+
+
+def iter_video_frames(
+    path: str | Path, config: DecodeConfig, *, report: DecodeReport | None = None
+) -> Iterator[np.ndarray]:
+    """The output frames of ``decode_video`` one at a time (h w 3 uint8), holding at most two
+    source frames and no output frame in memory; ``report`` is filled in as decoding goes."""
+    width, height = parse_resolution(config.resolution)
+    emitted = 0
+    previous: tuple[float, np.ndarray] | None = None
+    report = report if report is not None else DecodeReport(str(path))
 
     def output_time(k: int) -> float:
         return config.start_s + k / config.fps
 
     def finished() -> bool:  # the trim end is exclusive: [start_s, end_s)
-        if config.max_frames is not None and len(out) >= config.max_frames:
+        if config.max_frames is not None and emitted >= config.max_frames:
             return True
-        return config.end_s is not None and output_time(len(out)) >= config.end_s - 1e-9
+        return config.end_s is not None and output_time(emitted) >= config.end_s - 1e-9
 
     for time, frame in iter_source_frames(path, start_s=config.start_s, report=report):
         if finished():
             report.reached_end = False  # trimmed: the rest was not decoded
             break
         # emit every output time that lies before this frame, choosing the nearer neighbour
-        while not finished() and time >= output_time(len(out)) - 1e-6:
-            target = output_time(len(out))
+        while not finished() and time >= output_time(emitted) - 1e-6:
+            target = output_time(emitted)
             nearer_previous = previous is not None and abs(previous[0] - target) < abs(time - target)
-            out.append(center_crop_resize(previous[1] if nearer_previous else frame, width, height))
-            if on_frame is not None:
-                on_frame()
+            emitted += 1
+            yield center_crop_resize(previous[1] if nearer_previous else frame, width, height)
         previous = (time, frame)
-    if not out:
+    if not emitted:
         raise UserError(
             f"{path}: no frames between {config.start_s}s and {config.end_s or 'the end'}",
             "Check start_s/end_s against the video's length.",
         )
-    return np.stack(out), report
 
 
 def split_index(num_frames: int, val_fraction: float) -> int:

@@ -1,5 +1,9 @@
 """Videos -> a prepared dataset (frames + extracted raw channels in shards, and a manifest).
 
+A video is streamed, never held whole: its decoded frames go to a temporary raw file beside its
+shards, the flat-colour palette is fitted on the 16 evenly spaced training frames it samples, and
+the conditions are extracted one shard at a time, so peak memory does not grow with its length.
+
 Resumable: shards are written atomically and skipped when present; a video whose ``video.json``
 exists with the same settings and the same content is skipped without decoding (its content is
 keyed by size and modification time, then by a SHA-256 of the file when those changed, so a video
@@ -14,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +37,12 @@ from src.common.io import (
 )
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import ExtractConfig, Extractor
+from src.conditions.flat_color import fit_frame_indices
 from src.data import prepared
 from src.data import sources as embedded
 from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
 from src.data.decode import DecodeConfig, decode_video_with_report, probe_video, split_index
+from src.data.decode import DecodeConfig, DecodeReport, iter_video_frames, probe_video, split_index
 from src.data.download import download_video, expand_video_sources, is_url, url_video_id
 
 
@@ -185,43 +193,56 @@ def prepare_video(
         expected = min(expected, decode.max_frames) if decode.max_frames is not None else expected
     decoding = tqdm(total=expected, desc=f"{vid} decode", unit="frame", position=position, leave=False,
                     dynamic_ncols=True)  # fmt: skip
-    frames, report = decode_video_with_report(path, decode, on_frame=decoding.update)  # t h w 3
-    decoding.close()
-    num_frames = len(frames)
-    first_val = split_index(num_frames, decode.val_fraction)
-    if num_frames < 2:
-        raise UserError(
-            f"{path}: only {num_frames} frame(s) after resampling", "Use a longer video or a higher fps."
-        )
-    extractor.fit(frames[:first_val] if first_val > 0 else frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    # decoded frames stream to a raw file beside the shards and are read back one shard at a time,
+    # so memory stays flat in the video's length (the split needs the frame count first)
+    with _FrameSpool(folder) as spool:
+        report = DecodeReport(str(path))
+        for frame in iter_video_frames(path, decode, report=report):
+            spool.append(frame)
+            decoding.update()
+        decoding.close()
+        num_frames = len(spool)
+        first_val = split_index(num_frames, decode.val_fraction)
+        if num_frames < 2:
+            raise UserError(
+                f"{path}: only {num_frames} frame(s) after resampling", "Use a longer video or a higher fps."
+            )
+        # the palette sees the same few evenly spaced training frames as when fitted on all of them
+        fit_count = first_val if first_val > 0 else num_frames
+        extractor.fit(np.stack([spool.read(int(i), int(i) + 1)[0] for i in fit_frame_indices(fit_count)]))
 
-    shards = []
-    for split, lo, hi in (("train", 0, first_val), ("val", first_val, num_frames)):
-        for index, start in enumerate(range(lo, hi, config.shard_frames)):
-            stop = min(start + config.shard_frames, hi)
-            shards.append(
-                {
-                    "file": prepared.shard_name(split, index),
-                    "split": split,
-                    "start": start,
-                    "num_frames": stop - start,
-                }
-            )
-    bar = tqdm(total=num_frames, desc=f"{vid} extract", unit="frame", position=position, leave=False, dynamic_ncols=True)
-    for shard in shards:
-        start, stop = shard["start"], shard["start"] + shard["num_frames"]
-        if not _shard_done(folder / shard["file"], digest):
-            # the val part starts a new clip: its first flow would otherwise look at a train frame
-            previous = frames[start - 1] if start > 0 and start != first_val else None
-            channels = extractor.extract(frames[start:stop], previous)
-            channels["frames"] = frames[start:stop]
-            prepared.write_shard(
-                folder / shard["file"],
-                channels,
-                {"video": vid, "split": shard["split"], "start": str(start), "settings_digest": digest},
-            )
-        bar.update(stop - start)
-    bar.close()
+        shards = []
+        for split, lo, hi in (("train", 0, first_val), ("val", first_val, num_frames)):
+            for index, start in enumerate(range(lo, hi, config.shard_frames)):
+                stop = min(start + config.shard_frames, hi)
+                shards.append(
+                    {
+                        "file": prepared.shard_name(split, index),
+                        "split": split,
+                        "start": start,
+                        "num_frames": stop - start,
+                    }
+                )
+        bar = tqdm(total=num_frames, desc=f"{vid} extract", unit="frame", position=position, leave=False,
+                   dynamic_ncols=True)  # fmt: skip
+        for shard in shards:
+            start, stop = shard["start"], shard["start"] + shard["num_frames"]
+            if not _shard_done(folder / shard["file"], digest):
+                # the val part starts a new clip: its first flow would otherwise look at a train frame
+                with_previous = start > 0 and start != first_val
+                frames = spool.read(start - 1 if with_previous else start, stop)
+                previous = frames[0] if with_previous else None
+                frames = frames[1:] if with_previous else frames
+                channels = extractor.extract(frames, previous)
+                channels["frames"] = frames
+                prepared.write_shard(
+                    folder / shard["file"],
+                    channels,
+                    {"video": vid, "split": shard["split"], "start": str(start), "settings_digest": digest},
+                )
+            bar.update(stop - start)
+        bar.close()
     record = {
         "id": vid,
         "source": str(path),
@@ -241,6 +262,47 @@ def prepare_video(
     _log_ended_early(record)
     atomic_write_json(record_path, record)
     return record
+
+
+class _FrameSpool:
+    """Equal-sized uint8 frames appended to a raw file and read back by index range (copies, not a
+    memory map, so pages read do not stay in the process's memory). The file is an unnamed temporary
+    file in ``folder`` (on the dataset's disk, not in a RAM-backed /tmp): it has no name to leave
+    behind, and its space is freed when it is closed or the process ends, even when killed."""
+
+    def __init__(self, folder: Path):
+        self.shape: tuple[int, ...] | None = None
+        self.count = 0
+        self.file = tempfile.TemporaryFile(dir=folder, prefix=".frames-", suffix=".u8.tmp")  # noqa: SIM115
+
+    def __enter__(self) -> _FrameSpool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.shape is None:
+            self.shape = frame.shape
+        elif frame.shape != self.shape:
+            raise ValueError(f"frame shape {frame.shape} differs from the first frame's {self.shape}")
+        self.file.seek(0, os.SEEK_END)
+        self.file.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        self.count += 1
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as a ``t h w c`` uint8 array."""
+        assert self.shape is not None and 0 <= start < stop <= self.count
+        frame_bytes = int(np.prod(self.shape))
+        self.file.flush()
+        self.file.seek(start * frame_bytes)
+        frames = np.empty((stop - start, *self.shape), np.uint8)
+        if self.file.readinto(memoryview(frames).cast("B")) != frames.nbytes:
+            raise OSError(f"the temporary frame file is shorter than the {self.count} frames written to it")
+        return frames
 
 
 def _log_ended_early(record: dict) -> None:

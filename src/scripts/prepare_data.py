@@ -9,7 +9,9 @@
 A URL is downloaded with yt-dlp into the cache (resumably) and prepared like a file; a folder may
 hold *.urls lists (one URL or path a line). A video or URL that fails is one line; the others go on.
 
-Re-running the same command resumes (finished shards and videos are skipped).
+Re-running the same command resumes (finished shards and videos are skipped). Memory does not grow
+with a video's length: decoded frames stream to a temporary unnamed file beside the shards (about
+150 KB of disk per 224² frame, freed when the video is done) and are read back one shard at a time.
 """
 
 from __future__ import annotations
