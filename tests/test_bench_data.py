@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from src.data.throughput import BenchDataConfig, format_report, run_benchmark
+from src.bench.data_throughput import BenchDataConfig, format_report, run_benchmark
 
 TINY_PRESET = """
 model:

@@ -229,11 +229,11 @@ def _enospc(*args, **kwargs):
 
 
 def test_a_full_disk_while_writing_a_package_keeps_the_old_one(package, tmp_path, monkeypatch):
-    import src.runtime.package as package_module
+    import safetensors.torch  # write_package imports its serialiser when it writes
 
     out = _package(tmp_path / "out")
     before = (out / "model.safetensors").read_bytes()
-    monkeypatch.setattr(package_module, "save", lambda *a, **k: _enospc())
+    monkeypatch.setattr(safetensors.torch, "save", lambda *a, **k: _enospc())
     with pytest.raises(DiskFullError) as error:
         _package(out, seed=1)
     assert error.value.one_line().startswith(f"the disk holding {tmp_path} is full")
@@ -272,7 +272,7 @@ def test_a_full_disk_while_recording_removes_the_partial_video(tmp_path, monkeyp
 def test_a_full_disk_while_downloading_is_not_a_connection_problem(tmp_path, monkeypatch):
     import hashlib
 
-    from src.play import checkpoints
+    from src.play import fetch as checkpoints
     from tests.test_checkpoint_download import ArchiveServer, make_package_archive
 
     monkeypatch.setattr(checkpoints, "_download_range", _enospc)

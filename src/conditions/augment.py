@@ -47,7 +47,7 @@ class AugmentConfig:
         "flatten_lighting_probability": "[0, 1]", "flatten_lighting_strength": "[0, 1]",
         "banding_probability": "[0, 1]", "banding_levels": "[2, inf)", "sharpen_probability": "[0, 1]",
         "sharpen_amount": "[0, inf)", "flip_probability": "[0, 1]", "colour_jitter_probability": "[0, 1]",
-        "hue_shift_deg": "[-180, 180]", "saturation_factor": "[0, inf)", "brightness_factor": "[0, inf)",
+        "hue_shift_deg": "[-180, 180]", "channel_dropout_probability": "[0, 1]", "saturation_factor": "[0, inf)", "brightness_factor": "[0, inf)",
         "scale_crop_probability": "[0, 1]", "scale_crop_range": "(0, inf)",
     }
 

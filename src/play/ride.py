@@ -37,8 +37,6 @@ from src.game.session import (
     run_session,
 )
 from src.play.fetch import resolve_checkpoint
-from src.play.neural import NeuralRenderer, NeuralWorker
-from src.runtime.backends import check_frame_size, make_renderer
 from src.runtime.defaults import DEFAULT_CHECKPOINT
 from src.runtime.package import RendererPackage, load_package, renderer_names
 
@@ -198,6 +196,7 @@ class ThreadedNeuralSource(_NeuralSource):
         self.ride_ids = dict.fromkeys(renderers, 0)
 
     def _start_worker(self, name: str):
+        from src.play.neural import NeuralWorker  # imports torch: loaded once a model plays
 
         return NeuralWorker(self.renderers[name])
 
@@ -249,6 +248,8 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
     renderers that run are checked against that size: one that must run (shown at the start, or
     recorded) and cannot is an error that names it; any other that cannot is left out of the views
     (with a note in a window, where Tab would show it)."""
+    from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
+
 
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     names = renderer_names(package_dir) or ["neural"]
@@ -302,6 +303,8 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     (width, height)."""
     # the renderers and backends import torch (seconds): loaded here, so --help and the checks
     # before a model loads answer at once
+    from src.play.neural import NeuralRenderer
+    from src.runtime.backends import make_renderer
 
     packages, (width, height) = load_renderers(config)
     check_steps_apply(config.steps, packages)

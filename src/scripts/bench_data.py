@@ -1,6 +1,6 @@
 """Training-data throughput: clips and frames per second from a prepared dataset, with the
 training augmentations, for 0, 1, 2... loader workers; and the model's training FLOPs per frame
-(src/data/throughput.py). Prints a table and writes JSON.
+(src/bench/data_throughput.py). Prints a table and writes JSON.
 
     uv run python -m src.scripts.bench_data --dataset data/prepared/lowres_224 --out runs/bench_data.json
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
-from src.data.throughput import BenchDataConfig, format_report, run_benchmark
+from src.bench.data_throughput import BenchDataConfig, format_report, run_benchmark
 
 
 @script_main

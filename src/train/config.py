@@ -112,6 +112,7 @@ class StudentConfig:
         "feedback_corruption_probability": "[0, 1]", "feedback_noise_max": "[0, inf)",
         "discriminator_channels": "[1, inf)", "discriminator_layers": "[1, inf)",
         "discriminator_learning_rate": "(0, inf)", "teacher_denoising_steps": "[1, inf)",
+        "perceptual_weight": "[0, inf)",
     }
 
     teacher_weight: float = 1.0
@@ -186,6 +187,7 @@ class DistillConfig:
         "dmd_sigma_range": "(0, 1)", "real_x0_weight": "[0, inf)", "gan_weight": "[0, inf)",
         "game_clips_per_batch": "[0, inf)", "critic_steps": "[0, inf)", "critic_learning_rate": "(0, inf)",
         "discriminator_learning_rate": "(0, inf)", "discriminator_channels": "[1, inf)",
+        "perceptual_weight": "[0, inf)",
     }
 
     ode_weight: float = 1.0
