@@ -51,10 +51,16 @@ def _zip(evil_name: str, *, symlink_to: str | None = None) -> bytes:
 ESCAPING = {
     "tar ../": (".tar.gz", lambda: _tar_member("package/../../evil.txt"), "outside the package folder"),
     "tar absolute": (".tar.gz", lambda: _tar_member("/tmp/velodream-evil.txt"), "outside the package folder"),
-    "tar symlink": (".tar.gz", lambda: _tar_member("package/link", kind=tarfile.SYMTYPE, link="/etc/passwd"),
-                    "symbolic link"),
-    "tar hardlink": (".tar.gz", lambda: _tar_member("package/hard", kind=tarfile.LNKTYPE, link="../../evil.txt"),
-                     "hard link"),
+    "tar symlink": (
+        ".tar.gz",
+        lambda: _tar_member("package/link", kind=tarfile.SYMTYPE, link="/etc/passwd"),
+        "symbolic link",
+    ),
+    "tar hardlink": (
+        ".tar.gz",
+        lambda: _tar_member("package/hard", kind=tarfile.LNKTYPE, link="../../evil.txt"),
+        "hard link",
+    ),
     "tar device": (".tar.gz", lambda: _tar_member("package/dev", kind=tarfile.CHRTYPE), "not a plain file"),
     "zip ../": (".zip", lambda: _zip("../evil.txt"), "outside the package folder"),
     "zip absolute": (".zip", lambda: _zip("/tmp/velodream-evil.txt"), "outside the package folder"),

@@ -11,7 +11,9 @@ from src.scripts.bench_startup import main
 
 def test_bench_startup_times_real_commands_and_writes_json(tmp_path, capsys):
     out = tmp_path / "startup.json"
-    main(["--scripts", "download_checkpoint", "--rounds", "1", "--no_display", "false", "--json_out", str(out)])
+    main(
+        ["--scripts", "download_checkpoint", "--rounds", "1", "--no_display", "false", "--json_out", str(out)]
+    )
     result = json.loads(out.read_text())
     (row,) = result["rows"]
     assert row["command"] == "download_checkpoint --help" and len(row["runs_s"]) == 1

@@ -149,4 +149,7 @@ def test_bundle_package_writes_a_bundle_with_a_card_of_every_renderer(bundle, tm
     assert "| `student` | road clip | 21.5 |" in card and "[dit/README.md](dit/README.md)" in card
     with pytest.raises(SystemExit) as exit_info:
         main(["--renderers", f"dit={bundle / 'dit'}", "--default", "unet", "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 2 and "--default unet is not one of the renderers (dit)" in capsys.readouterr().err
+    assert (
+        exit_info.value.code == 2
+        and "--default unet is not one of the renderers (dit)" in capsys.readouterr().err
+    )

@@ -114,12 +114,15 @@ def test_base_layers_come_before_the_users_files_and_overrides(tmp_path):
     base_file = write(tmp_path, "base.yaml", "name: from_base_file\nmax_steps: 2\n")
     user_file = write(tmp_path, "user.yaml", "max_steps: 4\n")
     layers = [{"name": "from_dict", "optimizer": {"learning_rate": 0.5, "num_warmup_steps": 1}}, base_file]
-    config = parse_config(ExampleConfig, ["--conf", user_file, "--optimizer.num_warmup_steps", "3"],
-                          base_layers=layers)
+    config = parse_config(
+        ExampleConfig, ["--conf", user_file, "--optimizer.num_warmup_steps", "3"], base_layers=layers
+    )
     assert config.name == "from_base_file" and config.max_steps == 4  # later layers and the user win
     assert config.optimizer == OptimizerConfig(learning_rate=0.5, num_warmup_steps=3)
     # a layer can depend on what the user asked for (play_game's --level)
-    derived = parse_config(ExampleConfig, ["--name", "x"], base_layers=[lambda c: {"init_from": f"runs/{c.name}"}])
+    derived = parse_config(
+        ExampleConfig, ["--name", "x"], base_layers=[lambda c: {"init_from": f"runs/{c.name}"}]
+    )
     assert derived.init_from == "runs/x" and derived.name == "x"
     with pytest.raises(UserError, match="unknown config key 'nmae' in a base layer"):
         parse_config(ExampleConfig, [], base_layers=[{"nmae": "typo"}])

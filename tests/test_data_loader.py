@@ -23,8 +23,11 @@ def _train_clips(prepared_dir, *, frame_skip=(1, 2), **kwargs) -> ClipDataset:
 
 def _train_batches(prepared_dir, *, batch_size, start_step=0, num_workers=0, **kwargs):
     dataset = _train_clips(prepared_dir, **kwargs)
-    return step_batches(functools.partial(dataset.batch_at, batch_size=batch_size), start_index=start_step,
-                        num_workers=num_workers), dataset
+    return step_batches(
+        functools.partial(dataset.batch_at, batch_size=batch_size),
+        start_index=start_step,
+        num_workers=num_workers,
+    ), dataset
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +72,9 @@ def test_batch_at_step_is_deterministic_and_resumable(prepared_dir):
 
 def test_val_clips_are_fixed_unaugmented_and_from_held_out_frames(prepared_dir):
     def val_loader(seed: int, augment: AugmentConfig | None = None) -> DataLoader:
-        clips = ClipDataset(prepared_dir, split="val", clip_frames=2, crop=32, seed=seed, augment=augment,
-                            num_val_clips=5)
+        clips = ClipDataset(
+            prepared_dir, split="val", clip_frames=2, crop=32, seed=seed, augment=augment, num_val_clips=5
+        )
         return DataLoader(clips, batch_size=4, shuffle=False)
 
     loader = val_loader(0, AugmentConfig())

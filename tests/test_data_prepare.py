@@ -185,8 +185,12 @@ def test_a_video_cut_in_the_middle_of_its_stream_is_reported_and_recorded(tmp_pa
     assert records["cut.mp4"]["decode"]["ended_early"] is True
     assert records["cut.mp4"]["decode"]["decoded_source_frames"] == decoded
     assert records["cut.mp4"]["decode"]["expected_source_frames"] == 50
-    assert records["whole.mp4"]["decode"] == {"decoded_source_frames": 50, "expected_source_frames": 50,
-                                              "ended_early": False, "decode_error": None}
+    assert records["whole.mp4"]["decode"] == {
+        "decoded_source_frames": 50,
+        "expected_source_frames": 50,
+        "ended_early": False,
+        "decode_error": None,
+    }
     assert [item["source"] for item in manifest["ended_early"]] == [str(cut)]
     # the decoded part is kept (10 fps of a 25 fps source)
     assert records["cut.mp4"]["num_frames"] == pytest.approx(decoded * 10 / 25, abs=1)

@@ -121,7 +121,9 @@ def tiny_teacher_run(tiny_dataset, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_distilling_resumes_exactly_and_its_package_samples_in_one_pass(tiny_dataset, tiny_teacher_run, tmp_path):
+def test_distilling_resumes_exactly_and_its_package_samples_in_one_pass(
+    tiny_dataset, tiny_teacher_run, tmp_path
+):
     import json
 
     from safetensors.torch import load_file
@@ -141,7 +143,9 @@ def test_distilling_resumes_exactly_and_its_package_samples_in_one_pass(tiny_dat
     for name in ("model.safetensors", "custom_checkpoint_2.pkl"):  # the student; the critics (objective)
         a = resumed / "checkpoints/step-0000004" / name
         b = straight / "checkpoints/step-0000004" / name
-        load = load_file if name.endswith(".safetensors") else lambda p: _flat(torch.load(p, weights_only=True))
+        load = (
+            load_file if name.endswith(".safetensors") else lambda p: _flat(torch.load(p, weights_only=True))
+        )
         left, right = load(a), load(b)
         assert left.keys() == right.keys() and len(left) > 0
         for key in left:

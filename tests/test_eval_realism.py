@@ -55,7 +55,10 @@ def video_frames(path: Path, count: int, size: int) -> torch.Tensor:
 
 def test_unbiased_mmd_matches_a_direct_double_sum():
     generator = torch.Generator().manual_seed(0)
-    x, y = torch.randn(5, 3, generator=generator).double(), torch.randn(4, 3, generator=generator).double() + 0.5
+    x, y = (
+        torch.randn(5, 3, generator=generator).double(),
+        torch.randn(4, 3, generator=generator).double() + 0.5,
+    )
 
     def k(a, b):
         return (float(a @ b) / 3 + 1) ** 3
@@ -68,7 +71,10 @@ def test_unbiased_mmd_matches_a_direct_double_sum():
 
 def test_kid_is_about_zero_for_one_distribution_and_large_for_another():
     generator = torch.Generator().manual_seed(1)
-    a, b = torch.randn(300, 16, generator=generator).double(), torch.randn(300, 16, generator=generator).double()
+    a, b = (
+        torch.randn(300, 16, generator=generator).double(),
+        torch.randn(300, 16, generator=generator).double(),
+    )
     shifted = b + 1.0
     same = kernel_inception_distance(a, b, num_subsets=20, subset_size=200)
     other = kernel_inception_distance(a, shifted, num_subsets=20, subset_size=200)
@@ -141,7 +147,9 @@ def test_stlpips_is_zero_for_the_same_frames_and_grows_with_noise():
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(frames.shape, generator=generator)
     assert distance(frames, frames).abs().max() < 1e-6
-    values = [float(distance(frames, (frames + level * noise).clamp(0, 1)).mean()) for level in (0.02, 0.1, 0.3)]
+    values = [
+        float(distance(frames, (frames + level * noise).clamp(0, 1)).mean()) for level in (0.02, 0.1, 0.3)
+    ]
     assert 0 < values[0] < values[1] < values[2]
     # shift-tolerant: a one-pixel shift costs less than faint noise does
     assert float(distance(frames, frames.roll(1, dims=-1)).mean()) < values[1]
@@ -215,7 +223,9 @@ def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
 def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips():
 
     torch.manual_seed(0)
-    tiny = dict(hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2)
+    tiny = dict(
+        hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2
+    )
     teacher, student = build_dit("tiny", **tiny), build_dit("tiny", **tiny)
     generator = torch.Generator().manual_seed(0)
     cond = torch.rand(2, 2, 9, 16, 16, generator=generator) * 2 - 1

@@ -78,7 +78,9 @@ def step_inputs(model: VelodreamDiT):
     frames, conds, noise = ride_inputs(2)
     cache = model.new_cache(1, H, W)
     with torch.no_grad():
-        model.push_context(add_noise(frames[0], noise[0], torch.tensor([0.1])), conds[0], torch.tensor([0.1]), cache)
+        model.push_context(
+            add_noise(frames[0], noise[0], torch.tensor([0.1])), conds[0], torch.tensor([0.1]), cache
+        )
         expected = model.denoise_framelet(frames[1], conds[1], torch.tensor([0.6]), cache)
     past_k, past_v, bias = cache.export_tensors()  # one of two slots filled: the bias masks one
     return (flat(frames[1]), flat(conds[1]), torch.tensor([[0.6]]), past_k, past_v, bias), flat(expected)

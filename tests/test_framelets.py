@@ -18,4 +18,7 @@ def test_a_partial_framelet_names_what_and_whose():
         framelet_count(3, 2)
     with pytest.raises(UserError) as error:
         framelet_count(7, 2, what="data.clip_frames", whose="the teacher's", error=UserError)
-    assert error.value.one_line() == "data.clip_frames (7) is not a multiple of 2 frames per framelet (the teacher's)"
+    assert (
+        error.value.one_line()
+        == "data.clip_frames (7) is not a multiple of 2 frames per framelet (the teacher's)"
+    )

@@ -23,9 +23,25 @@ def test_headless_autopilot_records_a_decodable_mp4_and_the_gbuffers(tmp_path):
     import av
 
     video, clip = tmp_path / "x.mp4", tmp_path / "gbuffers"
-    command = [sys.executable, "-m", "src.scripts.play_game", "--renderer", "raster", "--headless", "--autopilot",
-               "--frames", "48",
-               "--record", str(video), "--record_gbuffers", str(clip), "--resolution", "96x64", "--seed", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "src.scripts.play_game",
+        "--renderer",
+        "raster",
+        "--headless",
+        "--autopilot",
+        "--frames",
+        "48",
+        "--record",
+        str(video),
+        "--record_gbuffers",
+        str(clip),
+        "--resolution",
+        "96x64",
+        "--seed",
+        "2",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     with av.open(str(video)) as container:
@@ -63,13 +79,16 @@ def test_level_and_overrides_layer_in_order(tmp_path):
     assert config.world.lanes_per_direction == 2 and config.world.max_vehicles == 7 and config.seed == 3
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--resolution", "320by240"], "invalid resolution"),
-    (["--level", "game/levels/no_such_level.yaml"], "level file not found"),
-    (["--record", "{file}/x.mp4"], "cannot write video"),
-    (["--record_gbuffers", "{file}/clip"], "G-buffer clip"),
-    (["--frames", "0"], "invalid --frames"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--resolution", "320by240"], "invalid resolution"),
+        (["--level", "game/levels/no_such_level.yaml"], "level file not found"),
+        (["--record", "{file}/x.mp4"], "cannot write video"),
+        (["--record_gbuffers", "{file}/clip"], "G-buffer clip"),
+        (["--frames", "0"], "invalid --frames"),
+    ],
+)
 def test_bad_input_gives_one_clear_error_line(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     a_file = tmp_path / "a_file"
@@ -87,14 +106,27 @@ def test_the_autopilot_recorder_writes_what_record_gbuffers_writes_and_reuses_it
     from src.game.recording import record_autopilot_clip
 
     clip = record_autopilot_clip(tmp_path / "clip", width=64, height=48, frames=6, seed=4, fps=10)
-    run_session(PlayConfig(headless=True, autopilot=True, frames=6, seed=4, resolution="64x48", fps=10,
-                           record_gbuffers=str(tmp_path / "cli")))
+    run_session(
+        PlayConfig(
+            headless=True,
+            autopilot=True,
+            frames=6,
+            seed=4,
+            resolution="64x48",
+            fps=10,
+            record_gbuffers=str(tmp_path / "cli"),
+        )
+    )
     arrays, meta = load_gbuffer_clip(clip)
     expected, expected_meta = load_gbuffer_clip(tmp_path / "cli")
     assert meta == expected_meta and meta["depth_kind"] == "metric" and "fov_y_deg" in meta
     assert all(np.array_equal(arrays[key], expected[key]) for key in expected)
     # the first frame is rendered before the world steps: a new run, no motion
-    assert arrays["new_run"][0] == 1 and not arrays["new_run"][1:].any() and np.abs(arrays["flow"][0]).max() < 1e-3
+    assert (
+        arrays["new_run"][0] == 1
+        and not arrays["new_run"][1:].any()
+        and np.abs(arrays["flow"][0]).max() < 1e-3
+    )
     stamp = (clip / "meta.json").stat().st_mtime_ns
     assert record_autopilot_clip(clip, width=64, height=48, frames=6, seed=4, fps=10) == clip
     assert (clip / "meta.json").stat().st_mtime_ns == stamp  # complete and matching: reused

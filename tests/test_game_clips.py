@@ -12,7 +12,9 @@ from src.train.game_clips import GameClips
 
 
 def test_clips_are_a_function_of_the_index_and_their_flow_warps_the_raster():
-    clips = GameClips(width=96, height=64, frames=5, fps=10, spec=ConditionSpec(), stats=ConditionStats(), seed=3)
+    clips = GameClips(
+        width=96, height=64, frames=5, fps=10, spec=ConditionSpec(), stats=ConditionStats(), seed=3
+    )
     try:
         a, b, again = clips.clip(0), clips.clip(1), clips.clip(0)
         batch = clips.batch(0, 2)
@@ -23,6 +25,7 @@ def test_clips_are_a_function_of_the_index_and_their_flow_warps_the_raster():
     assert not torch.equal(a["raster"], b["raster"])
     assert torch.equal(batch["cond"][1], b["cond"])
     assert a["flow_px"][1:].abs().mean() > 0.05  # the rider moves from the first frame on
+
     # the flow follows the game's convention (x_t - x_{t-1} at pixels of t): frame t-1 moved along
     # it is closer to frame t than moved along the flow with either axis reversed
     def error(flow):

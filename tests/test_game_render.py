@@ -51,8 +51,9 @@ def test_ground_depth_equals_the_ray_plane_distance(renderer):
     pixels, rows, cols = _pixel_grid(4)
     intr = renderer.intrinsics
     rotation = pose.camera_to_world()[:3, :3]
-    ray_view = np.stack([(pixels[:, 0] - intr.cx) / intr.fx, -(pixels[:, 1] - intr.cy) / intr.fy,
-                         -np.ones(len(pixels))], -1)  # axis depth 1
+    ray_view = np.stack(
+        [(pixels[:, 0] - intr.cx) / intr.fx, -(pixels[:, 1] - intr.cy) / intr.fy, -np.ones(len(pixels))], -1
+    )  # axis depth 1
     ray_world = ray_view @ rotation.T
     hits = ray_world[:, 1] < -1e-3
     expected = -pose.position[1] / ray_world[hits, 1]  # the axis depth where the ray meets y = 0
@@ -68,7 +69,9 @@ def test_static_flow_equals_reprojection_with_both_cameras(renderer):
     world = _static_world()
     prev = CameraPose((2.0, 1.62, -30.0), yaw_rad=0.02, pitch_rad=-0.07, roll_rad=0.01)
     now = CameraPose((2.15, 1.58, -30.6), yaw_rad=-0.01, pitch_rad=-0.06, roll_rad=-0.02)
-    gbuffer = renderer.render(build_scene(world, now, prev, show_handlebar=False), now.view_matrix(), prev.view_matrix())
+    gbuffer = renderer.render(
+        build_scene(world, now, prev, show_handlebar=False), now.view_matrix(), prev.view_matrix()
+    )
     pixels, rows, cols = _pixel_grid()
     depth = gbuffer.depth[rows, cols]
     solid = depth < 250
@@ -82,7 +85,9 @@ def test_static_flow_equals_reprojection_with_both_cameras(renderer):
     # the sky is at infinity: only the rotation moves it
     sky = gbuffer.semantic[rows, cols] == SEMANTIC_CLASSES["sky"]
     assert sky.sum() > 50
-    far_points = unproject_pixels(pixels[sky], np.full(sky.sum(), 1e7), now.view_matrix(), renderer.intrinsics)
+    far_points = unproject_pixels(
+        pixels[sky], np.full(sky.sum(), 1e7), now.view_matrix(), renderer.intrinsics
+    )
     far_prev, _ = project_points(far_points, prev.view_matrix(), renderer.intrinsics)
     np.testing.assert_allclose(gbuffer.flow[rows[sky], cols[sky]], pixels[sky] - far_prev, atol=0.1)
 
@@ -93,7 +98,9 @@ def test_a_moving_car_has_its_own_flow_with_the_x_t_minus_x_t_1_sign(renderer):
     size = np.array([1.8, 1.5, 4.4])
 
     def add_car(builder):
-        builder.add_boxes([car_now], [size], (0.8, 0.1, 0.1), "vehicle", prev_centres=[car_now - displacement])
+        builder.add_boxes(
+            [car_now], [size], (0.8, 0.1, 0.1), "vehicle", prev_centres=[car_now - displacement]
+        )
 
     gbuffer = renderer.render(_ground_scene(add_car), pose.view_matrix(), pose.view_matrix())
     car = gbuffer.semantic == SEMANTIC_CLASSES["vehicle"]
@@ -125,11 +132,21 @@ def test_ground_normals_point_up_and_semantics_sit_where_the_camera_says(rendere
         s_mid = building.s_start_m + building.width_m / 2
         if building.height_m < 16 or not 60 < s_mid < 110:
             continue
-        x_face = building.side * (world.road_half_width_m + world.config.curb_width_m
-                                  + world.config.sidewalk_width_m + building.setback_m)
-        pixel, depth = project_points(np.array([[x_face, 12.0, -s_mid]]), pose.view_matrix(), renderer.intrinsics)
+        x_face = building.side * (
+            world.road_half_width_m
+            + world.config.curb_width_m
+            + world.config.sidewalk_width_m
+            + building.setback_m
+        )
+        pixel, depth = project_points(
+            np.array([[x_face, 12.0, -s_mid]]), pose.view_matrix(), renderer.intrinsics
+        )
         col, row = int(pixel[0, 0]), int(pixel[0, 1])
-        if 0 <= col < WIDTH and 0 <= row < HEIGHT and abs(gbuffer.depth[row, col] - depth[0]) < 0.05 * depth[0]:
+        if (
+            0 <= col < WIDTH
+            and 0 <= row < HEIGHT
+            and abs(gbuffer.depth[row, col] - depth[0]) < 0.05 * depth[0]
+        ):
             assert gbuffer.semantic[row, col] == SEMANTIC_CLASSES["building"]
             checked += 1
     assert checked >= 1
@@ -205,13 +222,19 @@ def test_visualisers_return_rgb_uint8_and_the_benchmark_reports_every_resolution
     flow = np.zeros((8, 10, 2), np.float32)
     flow[:, :5, 0] = 3.0  # right
     flow[:, 5:, 0] = -3.0  # left
-    images = [colorize_depth(np.full((8, 10), 20.0, np.float32)), colorize_flow(flow),
-              colorize_normals(np.zeros((8, 10, 3), np.float32)), colorize_semantic(np.zeros((8, 10), np.uint8))]
+    images = [
+        colorize_depth(np.full((8, 10), 20.0, np.float32)),
+        colorize_flow(flow),
+        colorize_normals(np.zeros((8, 10, 3), np.float32)),
+        colorize_semantic(np.zeros((8, 10), np.uint8)),
+    ]
     for image in images:
         assert image.shape == (8, 10, 3) and image.dtype == np.uint8
     assert not np.array_equal(images[1][0, 0], images[1][0, 9])  # opposite motions, different hues
     assert np.all(colorize_depth(np.full((2, 2), SKY_DEPTH_M, np.float32)) == 0)
-    result = run_bench_game(BenchGameConfig(resolutions=["32x32", "48x32"], frames=3, warmup_frames=1, json_out=""))
+    result = run_bench_game(
+        BenchGameConfig(resolutions=["32x32", "48x32"], frames=3, warmup_frames=1, json_out="")
+    )
     assert [row["resolution"] for row in result["results"]] == ["32x32", "48x32"]
     assert all(row["render_readback_ms_median"] > 0 for row in result["results"])
     assert "48x32" in format_table(result)

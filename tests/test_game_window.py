@@ -90,8 +90,12 @@ def xvfb_display():
         assert not os.environ.get("CI"), "CI installs xvfb (.ci/run)"
         pytest.skip("Xvfb is not installed here (apt-get install xvfb)")
     read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     try:
         with os.fdopen(read_end) as ready:
@@ -114,8 +118,14 @@ def test_window_keys_on_a_real_x_server(xvfb_display, tmp_path):
     import cv2
 
     captures = tmp_path / "captures"
-    done = subprocess.run([sys.executable, "-c", WINDOW_SCRIPT, str(captures)], cwd=ROOT, env=_on_display(xvfb_display),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WINDOW_SCRIPT, str(captures)],
+        cwd=ROOT,
+        env=_on_display(xvfb_display),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["driver"] == "x11" and found["size"] == [672, 672]  # 96 x 7, about 720 tall
@@ -126,8 +136,15 @@ def test_window_keys_on_a_real_x_server(xvfb_display, tmp_path):
     assert found["fullscreen"] == [800, 600] and found["windowed_again"] == [900, 300]
     assert found["hud_without_keys"] == ["hud", "H: keys"]
     keys = found["hud_with_keys"]
-    for line in ("F11: full screen", "F12: screenshot (PNG)", "V: start / stop recording (mp4)", "N: smooth / nearest scaling",
-                 "H: hide these keys", "Esc: quit", "scaling: smooth"):
+    for line in (
+        "F11: full screen",
+        "F12: screenshot (PNG)",
+        "V: start / stop recording (mp4)",
+        "N: smooth / nearest scaling",
+        "H: hide these keys",
+        "Esc: quit",
+        "scaling: smooth",
+    ):
         assert line in keys
     assert any(line.startswith("REC ") for line in found["hud_recording"])
     # the screenshot is the window's contents, its path printed
@@ -172,8 +189,14 @@ def test_a_ride_in_a_window_saves_a_screenshot_with_the_key_list(xvfb_display, t
     import cv2
 
     captures = tmp_path / "captures"
-    done = subprocess.run([sys.executable, "-c", RIDE_SCRIPT, str(captures), "40"], cwd=ROOT,
-                          env=_on_display(xvfb_display), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", RIDE_SCRIPT, str(captures), "40"],
+        cwd=ROOT,
+        env=_on_display(xvfb_display),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (screenshot,) = captures.glob("*.png")
     assert f"screenshot: {screenshot}" in done.stdout

@@ -80,8 +80,19 @@ def test_steering_has_inertia_and_the_curb_stops_the_bike():
 def test_hitting_a_vehicle_crashes_and_ends_the_run():
     config = WorldConfig(spawn_rate_per_s=0.0)
     world = World(config, seed=0)
-    world.vehicles = [Vehicle("car", 2, world.x_m, world.s_m + 8.0, 0.0, 0.0, (1, 0, 0),
-                              prev_s_m=world.s_m + 8.0, prev_x_m=world.x_m)]
+    world.vehicles = [
+        Vehicle(
+            "car",
+            2,
+            world.x_m,
+            world.s_m + 8.0,
+            0.0,
+            0.0,
+            (1, 0, 0),
+            prev_s_m=world.s_m + 8.0,
+            prev_x_m=world.x_m,
+        )
+    ]
     steps = 0
     while world.alive and steps < 300:
         world.step(Action(), 1 / 30)

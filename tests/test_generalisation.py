@@ -30,7 +30,9 @@ def two_clips(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("clips")
     for name in ("bikes.mp4", "vtest.avi"):
-        frames = decode_video(find_embedded_file(name), DecodeConfig(resolution="48x32", fps=8.0, max_frames=16))
+        frames = decode_video(
+            find_embedded_file(name), DecodeConfig(resolution="48x32", fps=8.0, max_frames=16)
+        )
         write_mp4(folder / f"{Path(name).stem}.mp4", frames, fps=8.0)
     return sorted(folder.iterdir())
 
@@ -38,7 +40,10 @@ def two_clips(tmp_path_factory):
 def bench(*args: str, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "src.scripts.bench_generalisation", *args, "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -46,9 +51,28 @@ def bench(*args: str, out: Path) -> subprocess.CompletedProcess:
 def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY_DIT)
-    args = ["--videos", *map(str, two_clips), "--train_conf", "conf/base.yaml", "conf/cpu_tiny.yaml", str(preset),
-            "--max_steps", "2", "--regression_max_steps", "2", "--resolution", "32x32", "--fps", "8",
-            "--clip_frames", "8", "--game_frames", "4", "--num_threads", "1"]
+    args = [
+        "--videos",
+        *map(str, two_clips),
+        "--train_conf",
+        "conf/base.yaml",
+        "conf/cpu_tiny.yaml",
+        str(preset),
+        "--max_steps",
+        "2",
+        "--regression_max_steps",
+        "2",
+        "--resolution",
+        "32x32",
+        "--fps",
+        "8",
+        "--clip_frames",
+        "8",
+        "--game_frames",
+        "4",
+        "--num_threads",
+        "1",
+    ]
     done = bench(*args, out=tmp_path / "out")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -73,8 +97,12 @@ def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
     again = bench(*args, "--only", "vtest", out=tmp_path / "out")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["folds"] == results["folds"] | {
-        "vtest": {**results["folds"]["vtest"], "seconds": json.loads(
-            (tmp_path / "out" / "results.json").read_text())["folds"]["vtest"]["seconds"]}
+        "vtest": {
+            **results["folds"]["vtest"],
+            "seconds": json.loads((tmp_path / "out" / "results.json").read_text())["folds"]["vtest"][
+                "seconds"
+            ],
+        }
     }
 
     # --regression false (a DiT lever tried quickly) keeps the fold's earlier regression numbers

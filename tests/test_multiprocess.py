@@ -50,7 +50,9 @@ def assert_ranks_agree(run_dir, *, with_objective_state: bool) -> None:
 def assert_same_checkpoint(a, b) -> None:
     """The model and the objective's state (critics, discriminators, their optimisers)."""
     for name in ("model.safetensors", "custom_checkpoint_2.pkl"):
-        load = load_file if name.endswith(".safetensors") else lambda p: _flat(torch.load(p, weights_only=True))
+        load = (
+            load_file if name.endswith(".safetensors") else lambda p: _flat(torch.load(p, weights_only=True))
+        )
         left, right = load(a / name), load(b / name)
         assert left.keys() == right.keys() and len(left) > 0
         for key in left:

@@ -61,7 +61,9 @@ def test_a_video_fetched_again_at_the_same_path_is_prepared_again(tmp_path, caps
 
     video = tmp_path / "ride.mp4"
     write_mp4(video, _frames(8), fps=8)  # the truncated download
-    config = PrepareConfig(videos=[str(video)], out=str(tmp_path / "data"), resolution="32x16", fps=8, val_fraction=0.25)
+    config = PrepareConfig(
+        videos=[str(video)], out=str(tmp_path / "data"), resolution="32x16", fps=8, val_fraction=0.25
+    )
     assert prepare_dataset(config)["videos"][0]["num_frames"] == 8
     prepare_dataset(config)  # unchanged: resumed from its record
     assert "changed since" not in capsys.readouterr().err
@@ -85,7 +87,11 @@ def test_an_ncnn_export_follows_the_weights_it_came_from(tmp_path, capsys, monke
     from tests.test_output_folders import _package
 
     def export_weights(model, out_dir, height, width, *, name):
-        paths = {"param": out_dir / f"{name}.ncnn.param", "bin": out_dir / f"{name}.ncnn.bin", "shapes": out_dir / f"{name}.json"}
+        paths = {
+            "param": out_dir / f"{name}.ncnn.param",
+            "bin": out_dir / f"{name}.ncnn.bin",
+            "shapes": out_dir / f"{name}.json",
+        }
         paths["param"].write_text("7767517\n")
         paths["bin"].write_bytes(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
         paths["shapes"].write_text("{}")
@@ -97,15 +103,22 @@ def test_an_ncnn_export_follows_the_weights_it_came_from(tmp_path, capsys, monke
     param, weights, _ = ncnn_backend.ensure_export(load_package(directory), 32, 48)
     first = weights.read_bytes()
     assert sorted(p.name for p in param.parent.iterdir()) == sorted(
-        [".velodream-output.json", "source.json", param.name, weights.name, "recurrent_step.json"])
+        [".velodream-output.json", "source.json", param.name, weights.name, "recurrent_step.json"]
+    )
     assert ncnn_backend.ensure_export(load_package(directory), 32, 48)[1].read_bytes() == first  # kept
     assert "other weights" not in capsys.readouterr().out
     state = load_file(directory / "model.safetensors")  # a git pull changes the weights in place
-    save_file({k: v + 0.5 if v.is_floating_point() else v for k, v in state.items()}, directory / "model.safetensors")
+    save_file(
+        {k: v + 0.5 if v.is_floating_point() else v for k, v in state.items()},
+        directory / "model.safetensors",
+    )
     param, weights, _ = ncnn_backend.ensure_export(load_package(directory), 32, 48)
     assert "was made from other weights or config: exporting again" in capsys.readouterr().out
     assert weights.read_bytes() != first
-    assert weights.read_bytes() == export_weights(load_package(directory).model, tmp_path, 32, 48, name="x")["bin"].read_bytes()
+    assert (
+        weights.read_bytes()
+        == export_weights(load_package(directory).model, tmp_path, 32, 48, name="x")["bin"].read_bytes()
+    )
 
 
 def test_a_mistyped_dataset_is_one_line_not_the_embedded_clips(tmp_path):
@@ -133,7 +146,9 @@ def test_a_second_trainer_on_one_run_gets_one_line_and_a_stale_lock_is_taken_ove
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(UserError, match=f"the run {run} is in use by another train_net \\(pid {holder.pid} on "):
+        with pytest.raises(
+            UserError, match=f"the run {run} is in use by another train_net \\(pid {holder.pid} on "
+        ):
             lock_run_folder(run)
     finally:
         holder.kill()
@@ -153,7 +168,9 @@ def test_a_resumed_run_drops_the_log_records_past_its_checkpoint(tmp_path):
 
     log = tmp_path / "logs.jsonl"
     records = [{"step": s, "kind": "train"} for s in (2, 4, 6, 8)] + [{"step": 4, "kind": "validation"}]
-    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 10, "ki')  # cut off by the crash
+    log.write_text(
+        "".join(json.dumps(r) + "\n" for r in records) + '{"step": 10, "ki'
+    )  # cut off by the crash
     assert drop_log_records_after(tmp_path, 4) == 3
     assert [json.loads(line) for line in log.read_text().splitlines()] == [records[0], records[1], records[4]]
     assert drop_log_records_after(tmp_path, 4) == 0
@@ -164,7 +181,9 @@ def test_evaluate_clamps_num_clips_to_the_clips_there_are(tiny_dataset, capsys):
     from src.eval.scoring import load_real_clips
 
     torch.manual_seed(0)
-    clips = load_real_clips(tiny_dataset, split="val", clip_frames=4, num_clips=1000, spec=ConditionSpec(), stats=None)
+    clips = load_real_clips(
+        tiny_dataset, split="val", clip_frames=4, num_clips=1000, spec=ConditionSpec(), stats=None
+    )
     # 8 held-out frames: 5 distinct 4-frame clips
     assert len(clips) == 5 and len({int(c["start"]) for c in clips}) == 5
     assert "holds 5 distinct 4-frame clip(s), not 1000: using 5" in capsys.readouterr().out

@@ -41,7 +41,9 @@ def test_the_loss_falls_on_a_fixed_batch():
 
 
 def test_sigma_recipe_clean_context_and_determinism():
-    objective = FlowMatchingObjective(frames_per_framelet=2, clean_context_probability=1.0, context_noise_max=0.1)
+    objective = FlowMatchingObjective(
+        frames_per_framelet=2, clean_context_probability=1.0, context_noise_max=0.1
+    )
     sigma = objective.sample_sigmas(8, 3, generator=torch.Generator().manual_seed(1))
     assert sigma.shape == (8, 3)
     assert (sigma[:, :-1] <= 0.1).all()  # every clip got clean context before its last framelet

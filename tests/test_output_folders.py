@@ -106,7 +106,9 @@ def test_export_package_refuses_a_folder_holding_its_run_or_a_users_file(tmp_pat
     run = runs / "cpu_tiny"
     (run / "checkpoints").mkdir(parents=True)
     (run / "run_config.yaml").write_text("run_name: cpu_tiny\n")
-    _fails_with_one_line(capsys, lambda: main([str(run), "--out", str(runs)]), f"--out {runs} contains this command's input")
+    _fails_with_one_line(
+        capsys, lambda: main([str(run), "--out", str(runs)]), f"--out {runs} contains this command's input"
+    )
     assert (run / "run_config.yaml").is_file() and (run / "checkpoints").is_dir()
     user = _user_folder(tmp_path / "mine")
     _fails_with_one_line(capsys, lambda: main([str(run), "--out", str(user)]), f"--out {user} already exists")
@@ -149,7 +151,9 @@ def test_baseline_package_replaces_its_own_package_and_recognises_an_old_one(tin
     main(["--data", str(tiny_dataset), "--out", str(out)])
     assert (out / OUTPUT_MARKER).is_file() and check_package(out) == out
     user = _user_folder(tmp_path / "mine")
-    _fails_with_one_line(capsys, lambda: main(["--data", str(tiny_dataset), "--out", str(user)]), "already exists")
+    _fails_with_one_line(
+        capsys, lambda: main(["--data", str(tiny_dataset), "--out", str(user)]), "already exists"
+    )
     assert (user / "notes.txt").is_file()
     _fails_with_one_line(capsys, lambda: main(["--data", str(tiny_dataset), "--out", str(tiny_dataset.parent)]),
                          "contains this command's input")  # fmt: skip
@@ -178,7 +182,9 @@ def test_prepare_data_evaluate_and_bench_generalisation_refuse_a_users_folder(ti
 
     user = _user_folder(tmp_path / "mine")
     bikes = str(find_embedded_file("bikes.mp4"))
-    _fails_with_one_line(capsys, lambda: prepare(["--videos", bikes, "--out", str(user)]), f"--out {user} already exists")
+    _fails_with_one_line(
+        capsys, lambda: prepare(["--videos", bikes, "--out", str(user)]), f"--out {user} already exists"
+    )
     flat = write_flat_color_package(tmp_path / "flat", dataset=tiny_dataset)
     _fails_with_one_line(capsys, lambda: evaluate(["--checkpoint", str(flat), "--data", str(tiny_dataset),
                                                    "--out", str(user)]), f"--out {user} already exists")  # fmt: skip
@@ -279,7 +285,9 @@ def test_a_full_disk_while_downloading_is_not_a_connection_problem(tmp_path, mon
     payload = make_package_archive()
     with ArchiveServer(payload) as url:
         with pytest.raises(DiskFullError, match=f"the disk holding {tmp_path / 'downloads'} is full"):
-            checkpoints.resolve_checkpoint(f"{url}#sha256={hashlib.sha256(payload).hexdigest()}", cache_dir=tmp_path)
+            checkpoints.resolve_checkpoint(
+                f"{url}#sha256={hashlib.sha256(payload).hexdigest()}", cache_dir=tmp_path
+            )
 
 
 def test_a_full_disk_stops_training_and_drops_the_unfinished_checkpoint(tmp_path, monkeypatch):
@@ -320,5 +328,7 @@ def test_a_one_renderer_bundle_archived_without_a_folder_downloads(package, tmp_
                 archive.add(path, arcname=str(path.relative_to(bundle)))  # no top-level folder
     payload = buffer.getvalue()
     with ArchiveServer(payload) as url:
-        resolved = resolve_checkpoint(f"{url}#sha256={hashlib.sha256(payload).hexdigest()}", cache_dir=tmp_path / "cache")
+        resolved = resolve_checkpoint(
+            f"{url}#sha256={hashlib.sha256(payload).hexdigest()}", cache_dir=tmp_path / "cache"
+        )
     assert load_package(resolved).name == "student"

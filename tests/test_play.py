@@ -117,7 +117,9 @@ def test_a_restart_resets_the_neural_context():
     source.select_views(set(source.names))  # every renderer of the package runs
     for _ in range(4):
         source(gbuffer, None)
-    renderers = [neural.renderer for neural in source.renderers.values()]  # the DiT's cache or the student's state
+    renderers = [
+        neural.renderer for neural in source.renderers.values()
+    ]  # the DiT's cache or the student's state
     for renderer in renderers:
         assert any(not torch.equal(a, b) for a, b in zip(_context(renderer), _fresh_context(renderer)))
     source(gbuffer, None)  # a DiT: half a framelet pending
@@ -138,7 +140,9 @@ def _fresh_context(renderer) -> list:
     if hasattr(renderer, "cache"):
         return [torch.tensor(0.0)]
     width, height = renderer.frame_size
-    return list(renderer.runner.initial_recurrence(1, height, width, device=renderer.device, dtype=renderer.dtype))
+    return list(
+        renderer.runner.initial_recurrence(1, height, width, device=renderer.device, dtype=renderer.dtype)
+    )
 
 
 def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
@@ -183,14 +187,30 @@ def test_the_window_opens_on_a_real_x_server(tmp_path):
         assert not os.environ.get("CI"), "CI installs xvfb (.ci/run)"
         pytest.skip("Xvfb is not installed here (apt-get install xvfb)")
     display = f":{100 + os.getpid() % 400}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         time.sleep(1.0)
         env = {**os.environ, "DISPLAY": display, "SDL_VIDEODRIVER": "x11"}
         for renderer in ("neural", "raster"):
-            done = subprocess.run([sys.executable, "-m", "src.scripts.play_game", "--renderer", renderer, "--autopilot",
-                                   "--frames", "20"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "src.scripts.play_game",
+                    "--renderer",
+                    renderer,
+                    "--autopilot",
+                    "--frames",
+                    "20",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
     finally:
         server.terminate()

@@ -29,16 +29,19 @@ def _one_error_line(capsys, args) -> str:
     return err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--fps", "0"], "invalid --fps 0"),
-    (["--fps", "-5"], "invalid --fps -5"),
-    (["--frames", "-1"], "invalid --frames -1"),
-    (["--steps", "0"], "invalid --steps 0"),
-    (["--resolution", "0x0"], "invalid resolution '0x0'"),
-    (["--resolution=-96x96"], "invalid resolution '-96x96'"),
-    (["--resolution", "-96x96"], "--conf.resolution"),
-    (["--checkpoint", "https://example.invalid/model.tar.gz"], "no #sha256="),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fps", "0"], "invalid --fps 0"),
+        (["--fps", "-5"], "invalid --fps -5"),
+        (["--frames", "-1"], "invalid --frames -1"),
+        (["--steps", "0"], "invalid --steps 0"),
+        (["--resolution", "0x0"], "invalid resolution '0x0'"),
+        (["--resolution=-96x96"], "invalid resolution '-96x96'"),
+        (["--resolution", "-96x96"], "--conf.resolution"),
+        (["--checkpoint", "https://example.invalid/model.tar.gz"], "no #sha256="),
+    ],
+)
 def test_bad_values_fail_before_a_model_is_loaded(args, message, capsys, monkeypatch):
     import src.play.ride as ride_module
 
@@ -50,13 +53,19 @@ def test_bad_values_fail_before_a_model_is_loaded(args, message, capsys, monkeyp
     assert message in _one_error_line(capsys, ["--headless", "--autopilot", "--frames", "2", *args])
 
 
-@pytest.mark.parametrize(("resolution", "message"), [
-    # the bundle's renderers all render at the game's size: the student takes multiples of 16,
-    # the DiT multiples of its patch (8) up to 256x256
-    ("97x97", "97x97 is not a multiple of 16"),  # odd
-    ("104x96", "104x96 is not a multiple of 16"),
-    ("512x512", "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (256x256)"),
-])
+@pytest.mark.parametrize(
+    ("resolution", "message"),
+    [
+        # the bundle's renderers all render at the game's size: the student takes multiples of 16,
+        # the DiT multiples of its patch (8) up to 256x256
+        ("97x97", "97x97 is not a multiple of 16"),  # odd
+        ("104x96", "104x96 is not a multiple of 16"),
+        (
+            "512x512",
+            "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (256x256)",
+        ),
+    ],
+)
 def test_resolutions_the_bundled_model_cannot_render(resolution, message, capsys):
     # side by side runs every renderer of the bundle, so each one is checked (play checks only the
     # renderers that run: test_one_line_errors.py)
@@ -72,8 +81,14 @@ def _without_display() -> dict[str, str]:
 
 @pytest.mark.parametrize("renderer", ["neural", "raster"])
 def test_no_display_is_one_line_naming_the_headless_command(renderer):
-    done = subprocess.run([sys.executable, "-m", "src.scripts.play_game", "--renderer", renderer], cwd=ROOT,
-                          env=_without_display(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "src.scripts.play_game", "--renderer", renderer],
+        cwd=ROOT,
+        env=_without_display(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     err = done.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -83,17 +98,41 @@ def test_no_display_is_one_line_naming_the_headless_command(renderer):
 
 def test_the_window_itself_refuses_an_invisible_driver():
     """run_session's own window (used without ride()) makes the same check."""
-    code = ("from src.common.errors import UserError\n"
-            "from src.game.display import GameWindow\n"
-            "try:\n    GameWindow(64, 48)\nexcept UserError as error:\n    print(error.one_line())\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_without_display(), capture_output=True,
-                          text=True, timeout=60)
+    code = (
+        "from src.common.errors import UserError\n"
+        "from src.game.display import GameWindow\n"
+        "try:\n    GameWindow(64, 48)\nexcept UserError as error:\n    print(error.one_line())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_without_display(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "no display to open a window on" in done.stdout, done.stderr
 
 
 def test_an_explicit_video_driver_still_wins(tmp_path):
     env = {**_without_display(), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-    done = subprocess.run([sys.executable, "-m", "src.scripts.play_game", "--renderer", "raster", "--autopilot",
-                           "--frames", "3", "--resolution", "64x48"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.scripts.play_game",
+            "--renderer",
+            "raster",
+            "--autopilot",
+            "--frames",
+            "3",
+            "--resolution",
+            "64x48",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]

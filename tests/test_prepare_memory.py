@@ -48,7 +48,9 @@ def test_streamed_shards_equal_extraction_from_the_whole_video(tmp_path, bikes):
             stored = array.astype(prepared.STORED_DTYPES[name])  # as write_shard stores it (float16 depth)
             np.testing.assert_array_equal(written[name], stored, err_msg=f"{shard['file']}: {name}")
     # nothing but the shards and the record is left in the video's folder (no temporary frame file)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([s["file"] for s in record["shards"]] + ["video.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [s["file"] for s in record["shards"]] + ["video.json"]
+    )
 
 
 def _peak_bytes(out, bikes, frames: int) -> int:

@@ -58,7 +58,9 @@ def test_the_base_layer_is_the_defaults():
 
 def test_sampling_settings_written_under_validation_by_older_configs_still_load(tmp_path):
     old = tmp_path / "run_config.yaml"  # as runs wrote it before the sampling section existed
-    old.write_text("validation:\n  num_denoising_steps: 1\n  context_sigma: 0.1\n  context_from_last_step: true\n")
+    old.write_text(
+        "validation:\n  num_denoising_steps: 1\n  context_sigma: 0.1\n  context_from_last_step: true\n"
+    )
     config = load_config(TrainConfig, old)
     assert (config.sampling.num_denoising_steps, config.sampling.context_sigma) == (1, 0.1)
     assert config.sampling.context_from_last_step is True

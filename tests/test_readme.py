@@ -55,7 +55,9 @@ def test_readme_lists_the_main_commands():
     assert "\nuv run pytest\n" in ci  # CI runs exactly the README's test command
 
 
-@pytest.mark.parametrize(("module", "args"), readme_commands(), ids=lambda v: v if isinstance(v, str) else " ".join(v))
+@pytest.mark.parametrize(
+    ("module", "args"), readme_commands(), ids=lambda v: v if isinstance(v, str) else " ".join(v)
+)
 def test_readme_command_parses(module, args, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     main = importlib.import_module(module).main
@@ -65,9 +67,21 @@ def test_readme_command_parses(module, args, monkeypatch, capsys):
     assert capsys.readouterr().out.strip()
 
 
-INPUT_FLAGS = {"--checkpoint", "--data", "--videos", "--init_from", "--conf.init_from", "--teacher", "--renderers"}
+INPUT_FLAGS = {
+    "--checkpoint",
+    "--data",
+    "--videos",
+    "--init_from",
+    "--conf.init_from",
+    "--teacher",
+    "--renderers",
+}
 OUTPUT_FLAGS = {"--out", "--record", "--record_side_by_side", "--record_gbuffers", "--json_out"}
-POSITIONAL = {"src.scripts.export_package", "src.scripts.publish_checkpoint", "src.scripts.download_checkpoint"}
+POSITIONAL = {
+    "src.scripts.export_package",
+    "src.scripts.publish_checkpoint",
+    "src.scripts.download_checkpoint",
+}
 
 
 def _flag_values(args: list[str]) -> list[tuple[str | None, str]]:
@@ -127,5 +141,6 @@ def test_the_path_check_catches_a_path_a_fresh_clone_lacks():
     assert _is_input_path("--data", "../shared/data/real_videos", "src.scripts.evaluate")
     assert not (ROOT / "../shared/data/real_videos").resolve().is_relative_to(ROOT)
     assert not _is_input_path("--checkpoint", "hf://owner/repo", "src.scripts.play_game")
-    assert _shell_outputs("mkdir -p data/real_videos\ncurl -L -o data/real_videos/a.mp4 https://x/a.mp4\n") == {
-        "data/real_videos", "data/real_videos/a.mp4"}
+    assert _shell_outputs(
+        "mkdir -p data/real_videos\ncurl -L -o data/real_videos/a.mp4 https://x/a.mp4\n"
+    ) == {"data/real_videos", "data/real_videos/a.mp4"}

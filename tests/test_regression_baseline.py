@@ -51,7 +51,13 @@ def test_train_regression_writes_a_model_that_loads_back_equal(tiny_dataset, tmp
     result = train_regression(config, out_dir=tmp_path / "regression")
     assert result.num_steps == 3 and len(result.losses) == 3
     files = sorted(p.name for p in result.out_dir.iterdir())
-    assert files == [".velodream-output.json", "config.json", "diffusion_pytorch_model.safetensors", "package", "training.json"]
+    assert files == [
+        ".velodream-output.json",
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "package",
+        "training.json",
+    ]
     record = json.loads((result.out_dir / "training.json").read_text())
     assert record["num_steps"] == 3 and record["channels"] == ["albedo", "depth", "normals", "flow"]
     loaded = RegressionNet.from_pretrained(result.out_dir).eval()
@@ -68,6 +74,7 @@ def test_save_pretrained_round_trip_is_bit_exact(tmp_path):
         torch.nn.init.normal_(model.head.weight, std=0.05)
     model.save_pretrained(tmp_path / "net")
     loaded = RegressionNet.from_pretrained(tmp_path / "net").eval()
+
     def public(config) -> dict:
         return json.loads(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}))
 

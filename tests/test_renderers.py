@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args, timeout=600):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,17 @@ def test_the_flat_package_runs_in_ncnn_like_torch(flat_package, tmp_path):
 @pytest.mark.slow
 def test_the_flat_package_rides_headless_through_play_game(flat_package, tmp_path):
     video = tmp_path / "flat.mp4"
-    done = run("src.scripts.play_game", "--checkpoint", str(flat_package), "--headless", "--autopilot",
-               "--frames", "12", "--record", str(video))
+    done = run(
+        "src.scripts.play_game",
+        "--checkpoint",
+        str(flat_package),
+        "--headless",
+        "--autopilot",
+        "--frames",
+        "12",
+        "--record",
+        str(video),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     frames = read_video_frames(video)
     assert frames.shape[0] == 12 and frames.shape[1:3] == (32, 32)
@@ -69,17 +80,37 @@ def test_the_flat_package_rides_headless_through_play_game(flat_package, tmp_pat
 @pytest.mark.slow
 def test_the_flat_package_runs_in_the_benchmark(flat_package, tmp_path):
     out = tmp_path / "bench.json"
-    done = run("src.scripts.benchmark", "--checkpoint", str(flat_package), "--resolutions", "[model]",
-               "--steps", "[1]", "--backends", "[torch, ncnn]", "--frames", "6", "--warmup_frames", "2",
-               "--json_out", str(out))
+    done = run(
+        "src.scripts.benchmark",
+        "--checkpoint",
+        str(flat_package),
+        "--resolutions",
+        "[model]",
+        "--steps",
+        "[1]",
+        "--backends",
+        "[torch, ncnn]",
+        "--frames",
+        "6",
+        "--warmup_frames",
+        "2",
+        "--json_out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["renderer"], r["backend"]) for r in rows] == [("raster", "-"), ("neural", "torch"), ("neural", "ncnn")]
+    assert [(r["renderer"], r["backend"]) for r in rows] == [
+        ("raster", "-"),
+        ("neural", "torch"),
+        ("neural", "ncnn"),
+    ]
     assert all(r["model"] == "FlatColorRenderer" and r["passes_per_framelet"] == 1 for r in rows[1:])
 
 
 @pytest.mark.slow
-def test_validation_of_the_flat_package_scores_the_flat_condition_numbers(flat_package, tiny_dataset, tmp_path):
+def test_validation_of_the_flat_package_scores_the_flat_condition_numbers(
+    flat_package, tiny_dataset, tmp_path
+):
     from src.common.config import load_config
     from src.train.config import TrainConfig
     from src.train.data import TrainingData
@@ -98,7 +129,10 @@ def test_validation_of_the_flat_package_scores_the_flat_condition_numbers(flat_p
     assert metrics["real_ssim"] == metrics["real_flat_ssim"]
     assert "game_swd_to_real" in metrics
     # the network-based keys with validation.feature_metrics: the same frames, the same numbers
-    assert metrics["real_kid"] == metrics["real_flat_kid"] and metrics["real_lpips"] == metrics["real_flat_lpips"]
+    assert (
+        metrics["real_kid"] == metrics["real_flat_kid"]
+        and metrics["real_lpips"] == metrics["real_flat_lpips"]
+    )
     assert metrics["real_grid_peak"] == metrics["real_flat_grid_peak"] and "game_kid_to_real" in metrics
 
 

@@ -132,12 +132,21 @@ def test_an_export_killed_half_way_is_never_taken_for_a_finished_one(tiny_packag
         f"make_renderer(load_package({str(package_dir)!r}), backend='ncnn', height={H}, width={W})\n"
     )
     root = Path(__file__).resolve().parents[1]
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=root, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=root,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     staging = []
     while time.monotonic() < deadline and process.poll() is None:
-        staging = [p for p in (package_dir / "ncnn").glob(".*.tmp") if any(p.iterdir())] if (package_dir / "ncnn").is_dir() else []
+        staging = (
+            [p for p in (package_dir / "ncnn").glob(".*.tmp") if any(p.iterdir())]
+            if (package_dir / "ncnn").is_dir()
+            else []
+        )
         if staging:
             break
         time.sleep(0.05)
@@ -145,5 +154,8 @@ def test_an_export_killed_half_way_is_never_taken_for_a_finished_one(tiny_packag
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert not export_dir.exists()
-    assert np.abs(rollout(package_dir, "ncnn", framelets=2) - rollout(package_dir, "torch", framelets=2)).max() < 1e-4
+    assert (
+        np.abs(rollout(package_dir, "ncnn", framelets=2) - rollout(package_dir, "torch", framelets=2)).max()
+        < 1e-4
+    )
     assert (export_dir / "framelet_step.ncnn.param").is_file()

@@ -19,16 +19,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def small_package(tmp_path_factory):
     model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
     directory = tmp_path_factory.mktemp("pkg") / "small"
-    write_package(directory, model=model, spec=ConditionSpec(), stats=ConditionStats(), width=32, height=32, fps=10,
-                  sampling=SamplingDefaults(num_denoising_steps=1), readme="# small\n", card={"step": 1})
+    write_package(
+        directory,
+        model=model,
+        spec=ConditionSpec(),
+        stats=ConditionStats(),
+        width=32,
+        height=32,
+        fps=10,
+        sampling=SamplingDefaults(num_denoising_steps=1),
+        readme="# small\n",
+        card={"step": 1},
+    )
     return directory
 
 
@@ -38,8 +54,13 @@ def test_download_checkpoint_prints_the_local_package(small_package):
 
 
 def test_publish_checkpoint_offline_is_one_clear_error(small_package):
-    done = run("src.scripts.publish_checkpoint", str(small_package), "--repo-id", "velodream/test",
-               env={"HF_HUB_OFFLINE": "1"})
+    done = run(
+        "src.scripts.publish_checkpoint",
+        str(small_package),
+        "--repo-id",
+        "velodream/test",
+        env={"HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
 
@@ -47,9 +68,26 @@ def test_publish_checkpoint_offline_is_one_clear_error(small_package):
 @pytest.mark.slow
 def test_benchmark_prints_a_table_and_writes_json(small_package, tmp_path):
     out = tmp_path / "bench.json"
-    done = run("src.scripts.benchmark", "--checkpoint", str(small_package), "--resolutions", "[model]",
-               "--steps", "[1]", "--backends", "[torch]", "--frames", "6", "--warmup_frames", "2",
-               "--soak_game_minutes", "0.01", "--json_out", str(out), env={"SDL_VIDEODRIVER": "dummy"})
+    done = run(
+        "src.scripts.benchmark",
+        "--checkpoint",
+        str(small_package),
+        "--resolutions",
+        "[model]",
+        "--steps",
+        "[1]",
+        "--backends",
+        "[torch]",
+        "--frames",
+        "6",
+        "--warmup_frames",
+        "2",
+        "--soak_game_minutes",
+        "0.01",
+        "--json_out",
+        str(out),
+        env={"SDL_VIDEODRIVER": "dummy"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "FPS" in done.stdout and "soak" in done.stdout
     result = json.loads(out.read_text())
@@ -63,10 +101,27 @@ def test_benchmark_prints_a_table_and_writes_json(small_package, tmp_path):
 @pytest.mark.slow
 def test_export_package_from_a_run(tiny_dataset, tmp_path):
     tiny_model = "{hidden_dim: 32, num_blocks: 1, num_heads: 2, stem_channels: 8, refine_channels: 8}"
-    done = run("src.scripts.train_net", "--conf", "conf/base.yaml", "--conf", "conf/cpu_tiny.yaml",
-               "--runs_dir", str(tmp_path), "--data.dataset", str(tiny_dataset), "--max_steps", "1",
-               "--data.crop", "[32, 32]", "--data.batch_size", "1", "--model.overrides", tiny_model,
-               "--validation.enabled", "false")
+    done = run(
+        "src.scripts.train_net",
+        "--conf",
+        "conf/base.yaml",
+        "--conf",
+        "conf/cpu_tiny.yaml",
+        "--runs_dir",
+        str(tmp_path),
+        "--data.dataset",
+        str(tiny_dataset),
+        "--max_steps",
+        "1",
+        "--data.crop",
+        "[32, 32]",
+        "--data.batch_size",
+        "1",
+        "--model.overrides",
+        tiny_model,
+        "--validation.enabled",
+        "false",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "exported"
     done = run("src.scripts.export_package", str(tmp_path / "cpu_tiny"), "--out", str(out))

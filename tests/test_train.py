@@ -120,8 +120,18 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
     validation = {p for p in files if p.startswith("validation/")}
     assert (
         files
-        == {"run_config.yaml", "logs.jsonl", "command.txt", "curves.png", ".lock", "package/.velodream-output.json"}
-        | checkpoint | package | samples | validation
+        == {
+            "run_config.yaml",
+            "logs.jsonl",
+            "command.txt",
+            "curves.png",
+            ".lock",
+            "package/.velodream-output.json",
+        }
+        | checkpoint
+        | package
+        | samples
+        | validation
     )
     marker = json.loads((run / "checkpoints/step-0000002/complete.json").read_text())
     assert marker["step"] == 2 and marker["data_position"] == 2
@@ -202,7 +212,9 @@ def test_batches_read_in_worker_processes_are_the_step_batches(tiny_dataset):
     batches = data.batches(3)  # a run resumed at step 3
     for index in (3, 4, 5):
         batch, expected = next(batches), data.train_batch(index)
-        assert torch.equal(batch["frames"], expected["frames"]) and torch.equal(batch["cond"], expected["cond"])
+        assert torch.equal(batch["frames"], expected["frames"]) and torch.equal(
+            batch["cond"], expected["cond"]
+        )
 
 
 def test_print_config_for_every_readme_preset(capsys):

@@ -30,14 +30,23 @@ def one_short_embedded_clip(monkeypatch):
         pytest.skip(str(error))
     monkeypatch.setattr(sources, "embedded_street_videos", lambda: [bikes])
     full = auto_data.default_prepare_config
-    monkeypatch.setattr(auto_data, "default_prepare_config", lambda dataset: dataclasses.replace(
-        full(dataset), resolution="32x32", fps=8.0, end_s=2.0, val_fraction=0.25, shard_frames=8))
+    monkeypatch.setattr(
+        auto_data,
+        "default_prepare_config",
+        lambda dataset: dataclasses.replace(
+            full(dataset), resolution="32x32", fps=8.0, end_s=2.0, val_fraction=0.25, shard_frames=8
+        ),
+    )
     return bikes
 
 
-def test_the_tiny_preset_prepares_its_missing_dataset_then_trains(tmp_path, one_short_embedded_clip, capsys, monkeypatch):
+def test_the_tiny_preset_prepares_its_missing_dataset_then_trains(
+    tmp_path, one_short_embedded_clip, capsys, monkeypatch
+):
     dataset = tmp_path / "data" / "prepared" / "default"
-    monkeypatch.setattr(auto_data, "EMBEDDED_DATASET", str(dataset))  # the preset's folder, in a temporary place
+    monkeypatch.setattr(
+        auto_data, "EMBEDDED_DATASET", str(dataset)
+    )  # the preset's folder, in a temporary place
     assert auto_data.default_prepare_config(str(dataset)).defaults  # what prepare_data --defaults does
     run_train(tiny_overrides(dataset, tmp_path / "runs", 1, "--validation.enabled", "false"))
     err = capsys.readouterr().err
@@ -53,7 +62,9 @@ def test_the_tiny_preset_prepares_its_missing_dataset_then_trains(tmp_path, one_
 def test_other_presets_keep_the_clear_error(tmp_path, one_short_embedded_clip, capsys):
     dataset = tmp_path / "mine"
     with pytest.raises(SystemExit) as exit_info:
-        run_train(tiny_overrides(dataset, tmp_path / "runs", 1, "--data.prepare_defaults_if_missing", "false"))
+        run_train(
+            tiny_overrides(dataset, tmp_path / "runs", 1, "--data.prepare_defaults_if_missing", "false")
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[-1].startswith(f"error: no prepared dataset at {dataset}")
@@ -66,5 +77,6 @@ def _tiny_config(dataset):
     from src.common.config import load_config
     from src.train.config import TrainConfig
 
-    return load_config(TrainConfig, "conf/base.yaml", "conf/cpu_tiny.yaml",
-                       overrides=["--data.dataset", str(dataset)])
+    return load_config(
+        TrainConfig, "conf/base.yaml", "conf/cpu_tiny.yaml", overrides=["--data.dataset", str(dataset)]
+    )

@@ -27,7 +27,10 @@ class BenchGameConfig:
     """``bench_game``: time the world and the G-buffer renderer per frame."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "frames": "[1, inf)", "warmup_frames": "[0, inf)", "fps": "[1, inf)", "seed": "[0, inf)",
+        "frames": "[1, inf)",
+        "warmup_frames": "[0, inf)",
+        "fps": "[1, inf)",
+        "seed": "[0, inf)",
     }
 
     resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
@@ -94,21 +97,29 @@ def run_bench_game(config: BenchGameConfig) -> dict:
     ctx = create_headless_context()
     rows = [bench_resolution(config, resolution, ctx) for resolution in config.resolutions]
     result = {
-        "benchmark": "game", "gl_renderer": ctx.info.get("GL_RENDERER", "?"), "machine": platform.machine(),
-        "python": platform.python_version(), "config": dataclasses.asdict(config), "results": rows,
+        "benchmark": "game",
+        "gl_renderer": ctx.info.get("GL_RENDERER", "?"),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "config": dataclasses.asdict(config),
+        "results": rows,
     }
     ctx.release()
     return result
 
 
 def format_table(result: dict) -> str:
-    header = (f"{'resolution':>10} {'world step':>11} {'scene':>8} {'draw':>8} {'readback':>9} {'render+read':>12}"
-              f" {'game fps':>9}")
+    header = (
+        f"{'resolution':>10} {'world step':>11} {'scene':>8} {'draw':>8} {'readback':>9} {'render+read':>12}"
+        f" {'game fps':>9}"
+    )
     lines = [f"game benchmark on {result['gl_renderer']} (median ms per frame)", header]
     for row in result["results"]:
-        lines.append(f"{row['resolution']:>10} {row['world_step_ms_median']:>11.3f} {row['scene_build_ms_median']:>8.3f} "
-                     f"{row['draw_ms_median']:>8.3f} {row['readback_ms_median']:>9.3f} "
-                     f"{row['render_readback_ms_median']:>12.3f} {row['game_fps']:>9.1f}")
+        lines.append(
+            f"{row['resolution']:>10} {row['world_step_ms_median']:>11.3f} {row['scene_build_ms_median']:>8.3f} "
+            f"{row['draw_ms_median']:>8.3f} {row['readback_ms_median']:>9.3f} "
+            f"{row['render_readback_ms_median']:>12.3f} {row['game_fps']:>9.1f}"
+        )
     return "\n".join(lines)
 
 

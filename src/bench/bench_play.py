@@ -38,8 +38,12 @@ class BenchmarkConfig:
     """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "steps": "[1, inf)", "frames": "[1, inf)", "warmup_frames": "[0, inf)",
-        "soak_game_minutes": "[0, inf)", "soak_fps": "[1, inf)", "seed": "[0, inf)",
+        "steps": "[1, inf)",
+        "frames": "[1, inf)",
+        "warmup_frames": "[0, inf)",
+        "soak_game_minutes": "[0, inf)",
+        "soak_fps": "[1, inf)",
+        "seed": "[0, inf)",
     }
 
     checkpoint: str = DEFAULT_CHECKPOINT

@@ -23,7 +23,9 @@ class BenchDataConfig:
 
     dataset: str = "data/prepared/lowres_224"
     """a prepared dataset (prepare_data), e.g. at 224x224 and 24 fps"""
-    presets: list[str] = dataclasses.field(default_factory=lambda: ["conf/base.yaml", "conf/pretrain_lowres.yaml"])
+    presets: list[str] = dataclasses.field(
+        default_factory=lambda: ["conf/base.yaml", "conf/pretrain_lowres.yaml"]
+    )
     """the training presets whose data settings (clip length, crop, augmentations) are measured"""
     workers: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
     """DataLoader worker counts to measure"""

@@ -32,7 +32,9 @@ class EvalExtractorsConfig:
     """``eval_extractors``: where the ground truth comes from and where results go."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "game_frames": "[2, inf)", "game_seeds": "[0, inf)", "game_fps": "(0, inf)",
+        "game_frames": "[2, inf)",
+        "game_seeds": "[0, inf)",
+        "game_fps": "(0, inf)",
         "aloe_width": "[8, inf)",
     }
 

@@ -55,9 +55,16 @@ class GeneralisationConfig:
     """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "minutes": "(0, inf)", "max_steps": "[1, inf)", "probe_steps": "[1, inf)",
-        "regression_max_steps": "[1, inf)", "fps": "(0, inf)", "clip_frames": "[1, inf)",
-        "max_clips": "[1, inf)", "game_frames": "[0, inf)", "steps": "[1, inf)", "seed": "[0, inf)",
+        "minutes": "(0, inf)",
+        "max_steps": "[1, inf)",
+        "probe_steps": "[1, inf)",
+        "regression_max_steps": "[1, inf)",
+        "fps": "(0, inf)",
+        "clip_frames": "[1, inf)",
+        "max_clips": "[1, inf)",
+        "game_frames": "[0, inf)",
+        "steps": "[1, inf)",
+        "seed": "[0, inf)",
         "num_threads": "[1, inf)",
     }
 
@@ -121,7 +128,9 @@ def select_folds(videos: list[Path], only: str | None) -> list[Path]:
     """The clips to leave out: all, or the one ``only`` names (a UserError if none or several)."""
     if only is None:
         return videos
-    matches = [v for v in videos if only in (v.name, v.stem, clip_name(v))] or [v for v in videos if only in v.name]
+    matches = [v for v in videos if only in (v.name, v.stem, clip_name(v))] or [
+        v for v in videos if only in v.name
+    ]
     if len(matches) != 1:
         names = ", ".join(v.name for v in videos)
         raise UserError(f"--only {only!r} matches {len(matches)} of the clips ({names})", "Name exactly one.")
@@ -136,7 +145,10 @@ def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path
     if not (out / "manifest.json").is_file():
         prepare_dataset(
             PrepareConfig(
-                videos=[str(v) for v in videos], out=str(out), resolution=config.resolution, fps=config.fps,
+                videos=[str(v) for v in videos],
+                out=str(out),
+                resolution=config.resolution,
+                fps=config.fps,
                 val_fraction=0.0,
             )
         )
@@ -279,7 +291,9 @@ def run_fold(
     out = Path(config.out)
     name = clip_name(heldout_video)
     others = [v for v in videos if v != heldout_video]
-    print(f"\n== leaving out {heldout_video.name}: training on {', '.join(v.name for v in others)}", flush=True)
+    print(
+        f"\n== leaving out {heldout_video.name}: training on {', '.join(v.name for v in others)}", flush=True
+    )
     train_set = prepare(others, out / "data" / name / "train", config)
     heldout = prepare([heldout_video], out / "data" / name / "heldout", config)
     fold = out / name
@@ -293,7 +307,10 @@ def run_fold(
     training = {"dit": dit_training, "flat": {"steps": 0, "train_seconds": 0.0}}
     if config.regression:
         packages["regression"], training["regression"] = train_regression_baseline(
-            config, dataset=train_set, out_dir=fold / "regression", seconds=max(1.0, dit_training["train_seconds"]),
+            config,
+            dataset=train_set,
+            out_dir=fold / "regression",
+            seconds=max(1.0, dit_training["train_seconds"]),
             dit_config=dit_config,
         )
     metrics = {
@@ -323,14 +340,19 @@ def run_generalisation(config: GeneralisationConfig) -> dict:
 
     videos = find_videos(config.videos) if config.videos else default_videos()
     if len(videos) < 2:
-        raise UserError("leave-one-clip-out needs at least two clips", "Pass two or more videos with --videos.")
+        raise UserError(
+            "leave-one-clip-out needs at least two clips", "Pass two or more videos with --videos."
+        )
     if len({clip_name(v) for v in videos}) != len(videos):
         raise UserError("two clips have the same name", "Give the videos distinct file names.")
     if config.max_steps is None and config.minutes <= 0:
         raise UserError("give a training budget: --minutes > 0 or --max_steps")
     out = Path(config.out)
     claim_output_folder(
-        out, kind=GENERALISATION_KIND, inputs=videos, replaces=False,
+        out,
+        kind=GENERALISATION_KIND,
+        inputs=videos,
+        replaces=False,
         recognise=lambda folder: (folder / "results.json").is_file() or (folder / "data").is_dir(),
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -358,13 +380,36 @@ def _rows(results: dict) -> list[tuple[str, str, list]]:
         metrics = fold["metrics"]
         for model in [m for m in MODELS if m in metrics]:
             training = fold["training"][model]
-            label = f"{model} ({training['steps']} steps, {training['train_seconds']:.0f} s)" if model != "flat" else model
+            label = (
+                f"{model} ({training['steps']} steps, {training['train_seconds']:.0f} s)"
+                if model != "flat"
+                else model
+            )
             rows.append((name, label, [metrics[model].get(column) for column in TABLE_COLUMNS]))
         reference = metrics["flat"]
-        rows.append((name, "real video", [None, None, None, reference.get("real_video_seam_ratio"),
-                                          reference.get("real_video_warp_error"), None, None]))
-        rows.append((name, "game raster", [None] * 5 + [reference.get("game_raster_swd_to_real"),
-                                                        reference.get("game_raster_seam_ratio")]))
+        rows.append(
+            (
+                name,
+                "real video",
+                [
+                    None,
+                    None,
+                    None,
+                    reference.get("real_video_seam_ratio"),
+                    reference.get("real_video_warp_error"),
+                    None,
+                    None,
+                ],
+            )
+        )
+        rows.append(
+            (
+                name,
+                "game raster",
+                [None] * 5
+                + [reference.get("game_raster_swd_to_real"), reference.get("game_raster_seam_ratio")],
+            )
+        )
     return rows
 
 
@@ -384,7 +429,9 @@ def format_table(results: dict) -> str:
 def format_markdown(results: dict) -> str:
     """The results as a markdown table, with how they were made."""
     config = results.get("config", {})
-    budget = f"{config.get('max_steps')} DiT steps" if config.get("max_steps") else f"{config.get('minutes')} min"
+    budget = (
+        f"{config.get('max_steps')} DiT steps" if config.get("max_steps") else f"{config.get('minutes')} min"
+    )
     lines = [
         "# Leave-one-clip-out generalisation",
         "",

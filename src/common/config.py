@@ -355,8 +355,9 @@ def _layer_args(config_cls: type, layers: Sequence[Layer]) -> list[str]:
     return args
 
 
-def _parse(config_cls: type[T], argv: list[str], files: list[str], prog: str | None,
-           description: str | None) -> T:
+def _parse(
+    config_cls: type[T], argv: list[str], files: list[str], prog: str | None, description: str | None
+) -> T:
     parser = _build_parser(config_cls, prog, description)
     try:
         namespace = parser.parse_args(argv)

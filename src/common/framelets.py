@@ -17,5 +17,7 @@ def framelet_count(
     Library code raises ``ValueError``; a check of a user's setting passes ``UserError``."""
     if num_frames % frames_per_framelet:
         owner = f" ({whose})" if whose else ""
-        raise error(f"{what} ({num_frames}) is not a multiple of {frames_per_framelet} frames per framelet{owner}")
+        raise error(
+            f"{what} ({num_frames}) is not a multiple of {frames_per_framelet} frames per framelet{owner}"
+        )
     return num_frames // frames_per_framelet

@@ -71,14 +71,17 @@ def is_written_clip(folder: Path) -> bool:
     if not isinstance(meta, dict) or meta.get("format") != CLIP_FORMAT:
         return False
     return all(
-        child.name == "meta.json" or (child.name.startswith("frames_") and child.name.endswith(".safetensors"))
+        child.name == "meta.json"
+        or (child.name.startswith("frames_") and child.name.endswith(".safetensors"))
         for child in folder.iterdir()
     )
 
 
 def claim_clip_folder(directory: str | Path) -> Path:
     """Refuse (one line) a clip folder this writer may not replace (``claim_output_folder``)."""
-    return claim_output_folder(directory, kind=CLIP_KIND, recognise=is_written_clip, flag="the G-buffer clip folder")
+    return claim_output_folder(
+        directory, kind=CLIP_KIND, recognise=is_written_clip, flag="the G-buffer clip folder"
+    )
 
 
 class GBufferClipWriter:
@@ -94,13 +97,16 @@ class GBufferClipWriter:
         claim_clip_folder(self.directory)
         try:
             self.directory.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp",
-                                              dir=self.directory.parent))
+            self._tmp = Path(
+                tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent)
+            )
         except OSError as error:
             if isinstance(disk_error(error, self.directory.parent), DiskFullError):
                 raise DiskFullError(self.directory.parent) from None
-            raise UserError(f"cannot write G-buffer clips to {self.directory}: {error.strerror or error}",
-                            "Choose a writable folder for --record_gbuffers.") from None
+            raise UserError(
+                f"cannot write G-buffer clips to {self.directory}: {error.strerror or error}",
+                "Choose a writable folder for --record_gbuffers.",
+            ) from None
         self._pending: list[tuple[GBuffer, np.ndarray | None, bool]] = []
         self._shards: list[dict[str, Any]] = []
         self.num_frames = 0
@@ -137,8 +143,12 @@ class GBufferClipWriter:
             return self.directory
         self._flush()
         meta = {
-            "format": CLIP_FORMAT, "version": CLIP_VERSION, "num_frames": self.num_frames,
-            "sky_depth_m": SKY_DEPTH_M, "semantic_classes": SEMANTIC_CLASSES, **self.meta,
+            "format": CLIP_FORMAT,
+            "version": CLIP_VERSION,
+            "num_frames": self.num_frames,
+            "sky_depth_m": SKY_DEPTH_M,
+            "semantic_classes": SEMANTIC_CLASSES,
+            **self.meta,
             "shards": self._shards,
         }
         meta["resolution"] = list(meta["resolution"])
@@ -172,8 +182,14 @@ class GBufferClipWriter:
         self.closed = True
 
 
-def save_gbuffer_clip(directory: str | Path, frames: list[GBuffer], meta: dict[str, Any], *,
-                      views: list[np.ndarray] | None = None, frames_per_shard: int = 64) -> Path:
+def save_gbuffer_clip(
+    directory: str | Path,
+    frames: list[GBuffer],
+    meta: dict[str, Any],
+    *,
+    views: list[np.ndarray] | None = None,
+    frames_per_shard: int = 64,
+) -> Path:
     """Write ``frames`` as one clip (see the module docstring); ``meta`` needs ``REQUIRED_META``."""
     if not frames:
         raise ValueError("no frames to save")
@@ -194,8 +210,10 @@ def load_gbuffer_clip(directory: str | Path) -> tuple[dict[str, np.ndarray], dic
     directory = Path(directory)
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
-        raise UserError(f"not a G-buffer clip: {directory} has no meta.json",
-                        "Record one with play_game --record_gbuffers DIR, or check the path.")
+        raise UserError(
+            f"not a G-buffer clip: {directory} has no meta.json",
+            "Record one with play_game --record_gbuffers DIR, or check the path.",
+        )
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != CLIP_FORMAT:
         raise UserError(f"{meta_path} is not a {CLIP_FORMAT} (format={meta.get('format')!r})")

@@ -271,8 +271,9 @@ def check_writable_file(path: str | Path, *, what: str, suffixes: tuple[str, ...
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise UserError(f"cannot write {what} to {path}: {error.strerror or error}",
-                        "Choose a path in a writable folder.") from None
+        raise UserError(
+            f"cannot write {what} to {path}: {error.strerror or error}", "Choose a path in a writable folder."
+        ) from None
     return path
 
 

@@ -22,8 +22,12 @@ class ExtractConfig:
     """Which extractors turn real frames into G-buffer channels, and their settings."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "depth_batch_size": "[1, inf)", "horizon_fraction": "[0, 1]", "parallax_weight": "[0, inf)",
-        "texture_weight": "[0, inf)", "flat_num_colors": "[1, inf)", "flat_lighting_strength": "[0, 1]",
+        "depth_batch_size": "[1, inf)",
+        "horizon_fraction": "[0, 1]",
+        "parallax_weight": "[0, inf)",
+        "texture_weight": "[0, inf)",
+        "flat_num_colors": "[1, inf)",
+        "flat_lighting_strength": "[0, 1]",
         "assumed_fov_y_deg": "(0, 180)",
     }
 

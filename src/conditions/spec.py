@@ -45,7 +45,9 @@ class ConditionSpec:
             ("game_depth", GAME_DEPTH_SOURCES),
         ):
             if getattr(self, name) not in choices:
-                raise UserError(f"unknown {name} {getattr(self, name)!r}", f"Use one of {', '.join(choices)}.")
+                raise UserError(
+                    f"unknown {name} {getattr(self, name)!r}", f"Use one of {', '.join(choices)}."
+                )
 
     @property
     def num_channels(self) -> int:

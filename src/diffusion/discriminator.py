@@ -29,4 +29,6 @@ class PatchDiscriminator(nn.Module):
 def discriminator_optimizer(discriminator: nn.Module, *, learning_rate: float) -> torch.optim.AdamW:
     """The discriminator's own AdamW: beta1 0 (GAN practice: no momentum chasing a moving target),
     no weight decay."""
-    return torch.optim.AdamW(discriminator.parameters(), lr=learning_rate, betas=(0.0, 0.99), weight_decay=0.0)
+    return torch.optim.AdamW(
+        discriminator.parameters(), lr=learning_rate, betas=(0.0, 0.99), weight_decay=0.0
+    )

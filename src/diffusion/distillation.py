@@ -322,4 +322,3 @@ class DistillationObjective:
         loss = sum(self.weights[name] * value for name, value in terms.items())
         logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})
         return loss, logs
-

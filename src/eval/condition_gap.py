@@ -30,9 +30,15 @@ class ConditionGapConfig:
     """The condition-gap classifier: patches, network and training schedule."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "patch_size": "[4, inf)", "patches_per_frame": "[1, inf)", "max_frames": "[2, inf)",
-        "train_fraction": "(0, 1)", "steps": "[1, inf)", "batch_size": "[2, inf)",
-        "learning_rate": "(0, inf)", "width": "[1, inf)", "seed": "[0, inf)",
+        "patch_size": "[4, inf)",
+        "patches_per_frame": "[1, inf)",
+        "max_frames": "[2, inf)",
+        "train_fraction": "(0, 1)",
+        "steps": "[1, inf)",
+        "batch_size": "[2, inf)",
+        "learning_rate": "(0, inf)",
+        "width": "[1, inf)",
+        "seed": "[0, inf)",
     }
 
     patch_size: int = 32

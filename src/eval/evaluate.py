@@ -96,9 +96,15 @@ class EvaluateConfig:
     """``evaluate``: score a renderer package on real clips and on a game ride."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "clip_frames": "[2, inf)", "num_clips": "[1, inf)", "game_frames": "[0, inf)",
-        "game_offset_frames": "[0, inf)", "drift_ride_frames": "[0, inf)", "game_seed": "[0, inf)",
-        "steps": "[1, inf)", "seed": "[0, inf)", "num_threads": "[1, inf)",
+        "clip_frames": "[2, inf)",
+        "num_clips": "[1, inf)",
+        "game_frames": "[0, inf)",
+        "game_offset_frames": "[0, inf)",
+        "drift_ride_frames": "[0, inf)",
+        "game_seed": "[0, inf)",
+        "steps": "[1, inf)",
+        "seed": "[0, inf)",
+        "num_threads": "[1, inf)",
     }
 
     checkpoint: str = DEFAULT_CHECKPOINT
@@ -163,7 +169,9 @@ def prepared_data(data: str, *, width: int, height: int, fps: float, split: str,
     if (path / "manifest.json").is_file():
         return path
     if not path.exists():
-        raise UserError(f"--data {data} does not exist", "Give a prepared dataset, video files or a folder of videos.")
+        raise UserError(
+            f"--data {data} does not exist", "Give a prepared dataset, video files or a folder of videos."
+        )
     videos = find_videos([path])
     config = PrepareConfig(
         videos=[str(v) for v in videos],
@@ -175,7 +183,9 @@ def prepared_data(data: str, *, width: int, height: int, fps: float, split: str,
     settings = {"decode": to_dict(config.decode_config()), "extract": to_dict(config.extract)}
     config.out = str(cache_dir / "prepared" / f"{path.name or 'videos'}-{_video_digest(videos, settings)}")
     if not (Path(config.out) / "manifest.json").is_file():
-        print(f"preparing {len(videos)} video(s) at {width}x{height}, {fps:g} fps into {config.out}", flush=True)
+        print(
+            f"preparing {len(videos)} video(s) at {width}x{height}, {fps:g} fps into {config.out}", flush=True
+        )
         prepare_dataset(config)
     return Path(config.out)
 
@@ -186,7 +196,9 @@ _EVALUATION_FILES = ("metrics.json", "run.json", "real.mp4", "real.png", "game.m
 
 def _is_evaluation_folder(folder: Path) -> bool:
     """An ``evaluate`` output from before output markers: its files and its cached game rides."""
-    return all(child.name in _EVALUATION_FILES or child.name.startswith("game_seed") for child in folder.iterdir())
+    return all(
+        child.name in _EVALUATION_FILES or child.name.startswith("game_seed") for child in folder.iterdir()
+    )
 
 
 def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
@@ -237,11 +249,17 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    package = load_package(resolve_checkpoint(config.checkpoint, cache_dir=cache_dir), renderer=config.renderer)
+    package = load_package(
+        resolve_checkpoint(config.checkpoint, cache_dir=cache_dir), renderer=config.renderer
+    )
     out = Path(config.out) if config.out else _default_out(config, package.path)
     claim_output_folder(out, kind=EVALUATION_KIND, recognise=_is_evaluation_folder, replaces=False)
     dataset = prepared_data(
-        config.data, width=package.width, height=package.height, fps=package.fps, split=config.split,
+        config.data,
+        width=package.width,
+        height=package.height,
+        fps=package.fps,
+        split=config.split,
         cache_dir=cache_dir,
     )
     manifest = read_manifest(dataset)
@@ -250,22 +268,37 @@ def evaluate(config: EvaluateConfig) -> dict:
     if abs(fps - package.fps) > 1e-6:
         print(f"note: the data is at {fps:g} fps, the package was trained at {package.fps:g} fps")
     renderer = make_renderer(
-        package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
-        device=config.device, seed=config.seed,
+        package,
+        backend=config.backend,
+        width=width,
+        height=height,
+        num_denoising_steps=config.steps,
+        device=config.device,
+        seed=config.seed,
     )
     framelet_count(
-        config.clip_frames, renderer.frames_per_step, what="--clip_frames", whose="the renderer's", error=UserError
+        config.clip_frames,
+        renderer.frames_per_step,
+        what="--clip_frames",
+        whose="the renderer's",
+        error=UserError,
     )
     started = time.perf_counter()
 
     clips = load_real_clips(
-        dataset, split=config.split, clip_frames=config.clip_frames, num_clips=config.num_clips,
-        spec=package.spec, stats=package.stats,
+        dataset,
+        split=config.split,
+        clip_frames=config.clip_frames,
+        num_clips=config.num_clips,
+        spec=package.spec,
+        stats=package.stats,
     )
     features = None
     if config.feature_metrics:
         features = FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
-    real = score_real_clips(renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features)
+    real = score_real_clips(
+        renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features
+    )
     metrics: dict = {key: None for key in REQUIRED_KEYS + FID_KEYS} | real.metrics
     metrics["num_real_clips"] = len(clips)
     metrics["num_real_frames"] = len(clips) * config.clip_frames
@@ -275,17 +308,32 @@ def evaluate(config: EvaluateConfig) -> dict:
         game_frames = config.game_frames - config.game_frames % renderer.frames_per_step
         ride_frames = config.drift_ride_frames - config.drift_ride_frames % renderer.frames_per_step
         ride = load_game_ride(
-            out, size=(height, width), frames=ride_frames or game_frames, seed=config.game_seed, fps=fps,
-            spec=package.spec, stats=package.stats, offset_frames=config.game_offset_frames,
+            out,
+            size=(height, width),
+            frames=ride_frames or game_frames,
+            seed=config.game_seed,
+            fps=fps,
+            spec=package.spec,
+            stats=package.stats,
+            offset_frames=config.game_offset_frames,
         )
         if ride is not None and ride_frames:
             game_metrics, game_video = score_game_drift(
-                renderer, ride, window_frames=game_frames, spec=package.spec, real_frames=real.real_frames,
-                seed=config.seed + 1000, features=features,
+                renderer,
+                ride,
+                window_frames=game_frames,
+                spec=package.spec,
+                real_frames=real.real_frames,
+                seed=config.seed + 1000,
+                features=features,
             )
         elif ride is not None:
             game_metrics, game_video = score_game_ride(
-                renderer, ride, spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000,
+                renderer,
+                ride,
+                spec=package.spec,
+                real_frames=real.real_frames,
+                seed=config.seed + 1000,
                 features=features,
             )
         if ride is not None:
@@ -307,17 +355,25 @@ def evaluate(config: EvaluateConfig) -> dict:
             "frame_size": [width, height],
             "dataset": str(dataset),
             "videos": [v.get("source") for v in manifest.get("videos", [])],
-            "clips": [{"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames} for c in clips],
+            "clips": [
+                {"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames} for c in clips
+            ],
             "feature_metrics": FEATURE_METRICS_NOTE if config.feature_metrics else None,
         },
     )
     if real.rows:
         write_mp4(out / "real.mp4", np.concatenate(real.rows, axis=1), fps=fps)  # clips stacked vertically
-        save_png(out / "real.png", np.concatenate([frame_strip(row, count=3) for row in real.rows[:3]], axis=0))
+        save_png(
+            out / "real.png", np.concatenate([frame_strip(row, count=3) for row in real.rows[:3]], axis=0)
+        )
     if game_video is not None:
         write_mp4(out / "game.mp4", game_video, fps=fps)
         save_png(out / "game.png", frame_strip(game_video, count=4))
-    print(format_table(metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"))
+    print(
+        format_table(
+            metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"
+        )
+    )
     if config.feature_metrics:
         print(FEATURE_METRICS_NOTE)
         if note := fid_note(metrics):
@@ -392,6 +448,8 @@ def format_table(metrics: dict, *, title: str = "") -> str:
         else:
             cells = [_cell(metrics.get(k)) if k else "" for k in keys]
         lines.append(f"{label:<22}" + "".join(f"{c:>12}" for c in cells))
-    counts = ", ".join(f"{k} {metrics[k]}" for k in ("num_real_clips", "num_real_frames", "num_game_frames") if k in metrics)
+    counts = ", ".join(
+        f"{k} {metrics[k]}" for k in ("num_real_clips", "num_real_frames", "num_game_frames") if k in metrics
+    )
     lines += ["", counts]
     return "\n".join(lines)

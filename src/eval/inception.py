@@ -48,12 +48,17 @@ def packaged_file(package: str, name: str) -> Path:
     """A data file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the Python package {package} is not installed", "Run `uv sync` (it is a dependency).")
+        raise UserError(
+            f"the Python package {package} is not installed", "Run `uv sync` (it is a dependency)."
+        )
     for folder in spec.submodule_search_locations:
         path = Path(folder) / name
         if path.is_file():
             return path
-    raise UserError(f"{name} is missing from the installed {package}", f"Reinstall it: `uv sync --reinstall-package {package}`.")
+    raise UserError(
+        f"{name} is missing from the installed {package}",
+        f"Reinstall it: `uv sync --reinstall-package {package}`.",
+    )
 
 
 def load_inception(device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
@@ -104,7 +109,9 @@ class InceptionFeatures:
                 self.network(inception_input(chunk.to(self.device))).double().cpu()
                 for chunk in frames.split(self.batch_size)
             ]
-            self._cache[key] = torch.cat(parts) if parts else torch.zeros(0, INCEPTION_DIM, dtype=torch.float64)
+            self._cache[key] = (
+                torch.cat(parts) if parts else torch.zeros(0, INCEPTION_DIM, dtype=torch.float64)
+            )
         return self._cache[key]
 
 
@@ -124,7 +131,12 @@ def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
 
 
 def kernel_inception_distance(
-    x: Tensor, y: Tensor, *, num_subsets: int = KID_NUM_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0
+    x: Tensor,
+    y: Tensor,
+    *,
+    num_subsets: int = KID_NUM_SUBSETS,
+    subset_size: int = KID_SUBSET_SIZE,
+    seed: int = 0,
 ) -> dict[str, float] | None:
     """KID of feature sets ``x`` and ``y`` (``n d``): the unbiased polynomial-kernel MMD^2 on
     ``num_subsets`` random subsets of ``min(subset_size, n_x, n_y)`` features drawn from each set
@@ -138,7 +150,8 @@ def kernel_inception_distance(
     generator = np.random.default_rng(seed)
     values = [
         mmd2_unbiased(
-            x[generator.choice(x.shape[0], size, replace=False)], y[generator.choice(y.shape[0], size, replace=False)]
+            x[generator.choice(x.shape[0], size, replace=False)],
+            y[generator.choice(y.shape[0], size, replace=False)],
         )
         for _ in range(num_subsets)
     ]

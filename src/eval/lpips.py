@@ -128,7 +128,9 @@ class STLPIPSAlex(nn.Module):
 
 def load_stlpips_alex(device: str | torch.device = "cpu") -> STLPIPSAlex:
     """ST-LPIPS (AlexNet) with the wheel's weights (every parameter and buffer loaded), frozen, in eval mode."""
-    state = torch.load(packaged_file(STLPIPS_PACKAGE, STLPIPS_ALEX_FILE), map_location="cpu", weights_only=True)
+    state = torch.load(
+        packaged_file(STLPIPS_PACKAGE, STLPIPS_ALEX_FILE), map_location="cpu", weights_only=True
+    )
     network = STLPIPSAlex()
     network.load_state_dict(state, strict=True)
     network.requires_grad_(False)

@@ -198,7 +198,9 @@ def seam_ratio(frames: torch.Tensor, *, grid: int = 8) -> float:
 GRID_PERIODS_PX = (2, 4, 8, 16)
 
 
-def grid_peaks(frames: torch.Tensor, *, periods: tuple[int, ...] = GRID_PERIODS_PX, tile: int = 64) -> dict[int, float]:
+def grid_peaks(
+    frames: torch.Tensor, *, periods: tuple[int, ...] = GRID_PERIODS_PX, tile: int = 64
+) -> dict[int, float]:
     """Per grid period p (pixels), the largest ratio of spectral power at a frequency of a
     p-pixel grid to the median power of the same direction at nearby radii.
 
@@ -238,8 +240,13 @@ def grid_peaks(frames: torch.Tensor, *, periods: tuple[int, ...] = GRID_PERIODS_
                     continue  # a coarser grid's frequency (or 0)
                 fy, fx = (ky + size // 2) % size - size // 2, (kx + size // 2) % size - size // 2  # signed
                 radius = (fy * fy + fx * fx) ** 0.5
-                nearby = [(round(fy * (radius + d) / radius), round(fx * (radius + d) / radius)) for d in (-3, -2, 2, 3)]
-                nearby = [float(power[a % size, b % size]) for a, b in nearby if max(abs(a), abs(b)) <= size // 2]
+                nearby = [
+                    (round(fy * (radius + d) / radius), round(fx * (radius + d) / radius))
+                    for d in (-3, -2, 2, 3)
+                ]
+                nearby = [
+                    float(power[a % size, b % size]) for a, b in nearby if max(abs(a), abs(b)) <= size // 2
+                ]
                 ratios.append(float(power[ky, kx]) / max(float(np.median(nearby)), 1e-20))
         peaks[period] = max(ratios)
     return peaks

@@ -223,8 +223,11 @@ def load_real_clips(
             "Use fewer --clip_frames, or longer videos / a higher fps.",
         )
     if num_clips > distinct:
-        print(f"note: {split} of {dataset} holds {distinct} distinct {clip_frames}-frame clip(s), not {num_clips}: "
-              f"using {distinct}", flush=True)
+        print(
+            f"note: {split} of {dataset} holds {distinct} distinct {clip_frames}-frame clip(s), not {num_clips}: "
+            f"using {distinct}",
+            flush=True,
+        )
         num_clips = distinct
     clips_set = ClipDataset(
         dataset,
@@ -265,7 +268,12 @@ class RealScores:
 
 @torch.no_grad()
 def score_real_clips(
-    renderer: Renderer, clips: list[dict], *, spec: ConditionSpec, seed: int = 0, progress: bool = False,
+    renderer: Renderer,
+    clips: list[dict],
+    *,
+    spec: ConditionSpec,
+    seed: int = 0,
+    progress: bool = False,
     features: FeatureScorer | None = None,
 ) -> RealScores:
     """Render every clip from a fresh context (clip i with seed ``seed + i``) and score it (see
@@ -325,7 +333,9 @@ def record_ride(directory: Path, *, size: tuple[int, int], frames: int, seed: in
     """Record an autopilot ride's exact G-buffers (headless) into ``directory``: the one place
     evaluation and validation record rides."""
     height, width = size
-    return record_autopilot_clip(directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps)))
+    return record_autopilot_clip(
+        directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps))
+    )
 
 
 def load_game_ride(
@@ -385,7 +395,12 @@ def load_game_ride(
 
 @torch.no_grad()
 def score_game_ride(
-    renderer: Renderer, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None, seed: int = 1000,
+    renderer: Renderer,
+    ride: dict,
+    *,
+    spec: ConditionSpec,
+    real_frames: Tensor | None,
+    seed: int = 1000,
     features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """Render the ride from a fresh context and score it (see the module docstring); the SWD
@@ -396,7 +411,11 @@ def score_game_ride(
 
 
 def score_game_frames(
-    generated: Tensor, ride: dict, *, spec: ConditionSpec, real_frames: Tensor | None,
+    generated: Tensor,
+    ride: dict,
+    *,
+    spec: ConditionSpec,
+    real_frames: Tensor | None,
     features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """``score_game_ride`` of frames already generated (``t 3 h w`` in [0, 1]) for ``ride``."""
@@ -422,8 +441,14 @@ def score_game_frames(
 
 @torch.no_grad()
 def score_game_drift(
-    renderer: Renderer, ride: dict, *, window_frames: int, spec: ConditionSpec, real_frames: Tensor | None,
-    seed: int = 1000, features: FeatureScorer | None = None,
+    renderer: Renderer,
+    ride: dict,
+    *,
+    window_frames: int,
+    spec: ConditionSpec,
+    real_frames: Tensor | None,
+    seed: int = 1000,
+    features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """Render the whole ride in one rollout (one context, as a long play session) and score its
     first and its last ``window_frames`` frames: the ``game_*`` keys of the first window, the same

@@ -42,8 +42,12 @@ class VisualizeConditionsConfig:
     """``visualize_conditions``: which real clip and game ride to compare, and where to write."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "start_s": "[0, inf)", "game_seed": "[0, inf)", "frames": "[2, inf)", "fps": "(0, inf)",
-        "scale": "[1, inf)", "grid_frames": "[1, inf)",
+        "start_s": "[0, inf)",
+        "game_seed": "[0, inf)",
+        "frames": "[2, inf)",
+        "fps": "(0, inf)",
+        "scale": "[1, inf)",
+        "grid_frames": "[1, inf)",
     }
 
     out: str = "runs/visualize_conditions"
@@ -105,7 +109,9 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -> np.ndarray:
     """The views stacked top to bottom, scaled up by ``scale`` and labelled."""
     cells = [cv2.resize(v, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for v in views]
-    cells = [_label(c, (f"{title} " if title and i == 0 else "") + VIEW_NAMES[i]) for i, c in enumerate(cells)]
+    cells = [
+        _label(c, (f"{title} " if title and i == 0 else "") + VIEW_NAMES[i]) for i, c in enumerate(cells)
+    ]
     return np.concatenate(cells, axis=0)
 
 
@@ -162,9 +168,7 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     ).numpy()
 
     num = min(len(real_cond), len(game_cond))
-    game_frames = np.stack(
-        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game_color]
-    )
+    game_frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game_color])
     video_frames = []
     for t in range(num):
         left = view_column(condition_views(real_cond[t], spec, real_frames[t]), config.scale, "real")

@@ -19,8 +19,12 @@ class AutopilotConfig:
     """How the autopilot picks a line through traffic and steers to it."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "lookahead_s": "(0, inf)", "side_margin_m": "[0, inf)", "oncoming_penalty_s": "[0, inf)",
-        "switch_bonus_s": "(-inf, inf)", "steer_gain_per_m": "(0, inf)", "brake_below_s": "[0, inf)",
+        "lookahead_s": "(0, inf)",
+        "side_margin_m": "[0, inf)",
+        "oncoming_penalty_s": "[0, inf)",
+        "switch_bonus_s": "(-inf, inf)",
+        "steer_gain_per_m": "(0, inf)",
+        "brake_below_s": "[0, inf)",
     }
 
     lookahead_s: float = 6.0
@@ -50,7 +54,9 @@ class Autopilot:
     def candidates(self, world: World) -> np.ndarray:
         c = world.config
         limit = world.road_half_width_m - c.bike_width_m / 2 - 0.05
-        lanes = [world.lane_centre_m(sign * k) for k in range(1, c.lanes_per_direction + 1) for sign in (1, -1)]
+        lanes = [
+            world.lane_centre_m(sign * k) for k in range(1, c.lanes_per_direction + 1) for sign in (1, -1)
+        ]
         edges = [sign * k * c.lane_width_m for k in range(0, c.lanes_per_direction) for sign in (1, -1)]
         return np.clip(np.array(lanes + edges + [limit, -limit], float), -limit, limit)
 

@@ -23,8 +23,13 @@ class CameraConfig:
     """The first-person rider camera."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "fov_y_deg": "(0, 180)", "near_m": "(0, inf)", "far_m": "(0, inf)", "eye_height_m": "(0, inf)",
-        "pitch_deg": "[-90, 90]", "head_bob_amplitude_m": "[0, inf)", "lean_roll_fraction": "[0, inf)",
+        "fov_y_deg": "(0, 180)",
+        "near_m": "(0, inf)",
+        "far_m": "(0, inf)",
+        "eye_height_m": "(0, inf)",
+        "pitch_deg": "[-90, 90]",
+        "head_bob_amplitude_m": "[0, inf)",
+        "lean_roll_fraction": "[0, inf)",
         "look_into_turn_deg_per_mps": "(-inf, inf)",
     }
 
@@ -133,7 +138,9 @@ def rigid_inverse(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def project_points(points_world: np.ndarray, view: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+def project_points(
+    points_world: np.ndarray, view: np.ndarray, intrinsics: Intrinsics
+) -> tuple[np.ndarray, np.ndarray]:
     """World points (n 3) -> pixel coordinates (n 2, x right, y down) and axis depth in metres (n)."""
     points = np.asarray(points_world, dtype=np.float64)
     view_points = points @ view[:3, :3].T + view[:3, 3]
@@ -143,7 +150,9 @@ def project_points(points_world: np.ndarray, view: np.ndarray, intrinsics: Intri
     return np.stack([x, y], axis=-1), depth
 
 
-def unproject_pixels(pixels: np.ndarray, depth_m: np.ndarray, view: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+def unproject_pixels(
+    pixels: np.ndarray, depth_m: np.ndarray, view: np.ndarray, intrinsics: Intrinsics
+) -> np.ndarray:
     """Pixel coordinates (n 2) and axis depth (n) -> world points (n 3); inverse of ``project_points``."""
     pixels = np.asarray(pixels, dtype=np.float64)
     depth = np.asarray(depth_m, dtype=np.float64)
@@ -156,7 +165,9 @@ def unproject_pixels(pixels: np.ndarray, depth_m: np.ndarray, view: np.ndarray, 
 
 def rider_camera_pose(state, config: CameraConfig) -> CameraPose:
     """The camera on the rider's head for a world state (``World.state()``)."""
-    bob = config.head_bob_amplitude_m * math.sin(2.0 * state.pedal_phase_rad) * min(1.0, state.speed_mps / 4.0)
+    bob = (
+        config.head_bob_amplitude_m * math.sin(2.0 * state.pedal_phase_rad) * min(1.0, state.speed_mps / 4.0)
+    )
     position = (state.x_m, config.eye_height_m + bob - state.crash_drop_m, -state.s_m)
     yaw = -math.radians(config.look_into_turn_deg_per_mps) * state.lateral_speed_mps
     roll = -config.lean_roll_fraction * state.lean_rad + state.crash_roll_rad

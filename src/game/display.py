@@ -30,7 +30,9 @@ from src.game.world import Action
 
 # SDL's video drivers that show nothing: chosen silently when no display can be reached
 INVISIBLE_DRIVERS = ("offscreen", "dummy")
-HEADLESS_COMMAND = "uv run python -m src.scripts.play_game --headless --autopilot --frames 300 --record ride.mp4"
+HEADLESS_COMMAND = (
+    "uv run python -m src.scripts.play_game --headless --autopilot --frames 300 --record ride.mp4"
+)
 CAPTURE_DIR = "captures"
 KEY_HELP = (
     ("arrows / WASD", "steer, pedal, brake"),
@@ -48,7 +50,9 @@ KEY_HELP = (
 
 def _no_display_error(driver: str | None) -> UserError:
     shown = ", ".join(f"{name}={os.environ.get(name) or 'unset'}" for name in ("DISPLAY", "WAYLAND_DISPLAY"))
-    fallback = f"SDL would fall back to its invisible '{driver}' driver" if driver else "SDL found no video driver"
+    fallback = (
+        f"SDL would fall back to its invisible '{driver}' driver" if driver else "SDL found no video driver"
+    )
     return UserError(
         f"no display to open a window on ({shown}; {fallback})",
         f"Ride without a window: {HEADLESS_COMMAND} (or set SDL_VIDEODRIVER to choose a video driver).",
@@ -127,8 +131,16 @@ def _capture_path(directory: Path, suffix: str) -> Path:
 
 
 class GameWindow:
-    def __init__(self, width: int, height: int, *, scale: int = 0, title: str = "Velodream", fps: float = 30.0,
-                 capture_dir: str | Path = CAPTURE_DIR):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        scale: int = 0,
+        title: str = "Velodream",
+        fps: float = 30.0,
+        capture_dir: str | Path = CAPTURE_DIR,
+    ):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         # The game renders offscreen through its own (EGL) OpenGL context and only blits the
         # result: SDL must not make a GLX context of its own for the window's framebuffer, which
@@ -149,7 +161,9 @@ class GameWindow:
             self.windowed_size = (width * self.scale, height * self.scale)
             self.screen = pygame.display.set_mode(self.windowed_size, pygame.RESIZABLE)
         except pygame.error as error:
-            raise UserError(f"cannot open a window: {error}", f"Ride without a window: {HEADLESS_COMMAND}.") from None
+            raise UserError(
+                f"cannot open a window: {error}", f"Ride without a window: {HEADLESS_COMMAND}."
+            ) from None
         pygame.display.set_caption(title)
         self.fps = fps
         self.capture_dir = Path(capture_dir)
@@ -235,7 +249,9 @@ class GameWindow:
                 self._capture(self.start_recording, rgb.shape[1], rgb.shape[0])
         if self.recorder is not None:
             self.recorder.write(self._fit_to(rgb, (self.recorder.width, self.recorder.height)))
-        surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB")
+        surface = pg.image.frombuffer(
+            np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB"
+        )
         width, height = self.size
         # fit the view into the window keeping its aspect (side-by-side views are wider)
         fit = min(width / rgb.shape[1], height / rgb.shape[0])
@@ -281,12 +297,17 @@ class GameWindow:
         if (rgb.shape[1], rgb.shape[0]) == size:
             return rgb
         pg = self.pygame
-        surface = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB")
+        surface = pg.image.frombuffer(
+            np.ascontiguousarray(rgb).tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB"
+        )
         fit = min(size[0] / rgb.shape[1], size[1] / rgb.shape[0])
         scaled = (max(1, round(rgb.shape[1] * fit)), max(1, round(rgb.shape[0] * fit)))
         canvas = pg.Surface(size, depth=24)
         canvas.fill((0, 0, 0))
-        canvas.blit(pg.transform.smoothscale(surface, scaled), ((size[0] - scaled[0]) // 2, (size[1] - scaled[1]) // 2))
+        canvas.blit(
+            pg.transform.smoothscale(surface, scaled),
+            ((size[0] - scaled[0]) // 2, (size[1] - scaled[1]) // 2),
+        )
         return pg.surfarray.array3d(canvas).transpose(1, 0, 2)  # w h 3 -> h w 3
 
     def screen_rgb(self) -> np.ndarray:

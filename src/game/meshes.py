@@ -21,9 +21,12 @@ from src.game.world import World
 def _box_vertices() -> np.ndarray:
     """Unit cube centred at the origin, flat normals, counter-clockwise outward (36 6)."""
     faces = [  # normal, two tangent axes (u x v = normal)
-        ((1, 0, 0), (0, 1, 0), (0, 0, 1)), ((-1, 0, 0), (0, 0, 1), (0, 1, 0)),
-        ((0, 1, 0), (0, 0, 1), (1, 0, 0)), ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
-        ((0, 0, 1), (1, 0, 0), (0, 1, 0)), ((0, 0, -1), (0, 1, 0), (1, 0, 0)),
+        ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+        ((-1, 0, 0), (0, 0, 1), (0, 1, 0)),
+        ((0, 1, 0), (0, 0, 1), (1, 0, 0)),
+        ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
+        ((0, 0, 1), (1, 0, 0), (0, 1, 0)),
+        ((0, 0, -1), (0, 1, 0), (1, 0, 0)),
     ]
     out = []
     for normal, u, v in faces:
@@ -59,9 +62,12 @@ def _cylinder_vertices(sides: int = 10) -> np.ndarray:
 
 def _sphere_vertices(rings: int = 5, segments: int = 8) -> np.ndarray:
     """Low-poly faceted sphere of diameter 1 (a tree canopy)."""
+
     def point(ring: int, segment: int) -> np.ndarray:
         theta, phi = math.pi * ring / rings, 2 * math.pi * segment / segments
-        return 0.5 * np.array([math.sin(theta) * math.cos(phi), math.cos(theta), -math.sin(theta) * math.sin(phi)])
+        return 0.5 * np.array(
+            [math.sin(theta) * math.cos(phi), math.cos(theta), -math.sin(theta) * math.sin(phi)]
+        )
 
     out = []
     for r in range(rings):
@@ -119,7 +125,9 @@ class SceneBuilder:
     def __init__(self) -> None:
         self._parts: dict[str, list[tuple]] = {name: [] for name in MESHES}
 
-    def add(self, mesh: str, models: np.ndarray, albedo, semantic: str, prev_models: np.ndarray | None = None) -> None:
+    def add(
+        self, mesh: str, models: np.ndarray, albedo, semantic: str, prev_models: np.ndarray | None = None
+    ) -> None:
         models = np.asarray(models, float).reshape(-1, 4, 4)
         if len(models) == 0:
             return
@@ -160,7 +168,9 @@ TYRE_ALBEDO = (0.06, 0.06, 0.06)
 BIKE_ALBEDO = (0.1, 0.1, 0.12)
 
 
-def build_scene(world: World, camera: CameraPose, prev_camera: CameraPose, *, show_handlebar: bool = True) -> Scene:
+def build_scene(
+    world: World, camera: CameraPose, prev_camera: CameraPose, *, show_handlebar: bool = True
+) -> Scene:
     """Everything visible around the rider now, with per-instance previous model matrices."""
     c = world.config
     builder = SceneBuilder()
@@ -172,27 +182,52 @@ def build_scene(world: World, camera: CameraPose, prev_camera: CameraPose, *, sh
     # road surface and continuous lines: long quads (a plane is its own previous pose)
     builder.add_boxes([(0, 0, -s_mid)], [(2 * half, 1, length)], ROAD_ALBEDO, "road", mesh="quad")
     line_w = c.lane_marking_width_m
-    builder.add_boxes([(-0.15, 0.02, -s_mid), (0.15, 0.02, -s_mid)], [(line_w, 1, length)] * 2,
-                      MARKING_YELLOW, "lane_marking", mesh="quad")
+    builder.add_boxes(
+        [(-0.15, 0.02, -s_mid), (0.15, 0.02, -s_mid)],
+        [(line_w, 1, length)] * 2,
+        MARKING_YELLOW,
+        "lane_marking",
+        mesh="quad",
+    )
     edge_x = half - 0.4
-    builder.add_boxes([(-edge_x, 0.02, -s_mid), (edge_x, 0.02, -s_mid)], [(line_w, 1, length)] * 2,
-                      MARKING_WHITE, "lane_marking", mesh="quad")
+    builder.add_boxes(
+        [(-edge_x, 0.02, -s_mid), (edge_x, 0.02, -s_mid)],
+        [(line_w, 1, length)] * 2,
+        MARKING_WHITE,
+        "lane_marking",
+        mesh="quad",
+    )
     # dashed lane separators, fixed to the world
     period = c.lane_marking_length_m + c.lane_marking_gap_m
-    dash_s = np.arange(math.floor(s_lo / period), math.ceil(s_hi / period)) * period + c.lane_marking_length_m / 2
+    dash_s = (
+        np.arange(math.floor(s_lo / period), math.ceil(s_hi / period)) * period + c.lane_marking_length_m / 2
+    )
     xs = [sign * k * c.lane_width_m for k in range(1, c.lanes_per_direction) for sign in (-1, 1)]
     if xs and len(dash_s):
         grid_x, grid_s = np.meshgrid(np.array(xs, float), dash_s)
         centres = np.stack([grid_x.ravel(), np.full(grid_x.size, 0.02), -grid_s.ravel()], -1)
-        builder.add_boxes(centres, np.tile([line_w, 1, c.lane_marking_length_m], (len(centres), 1)),
-                          MARKING_WHITE, "lane_marking", mesh="quad")
+        builder.add_boxes(
+            centres,
+            np.tile([line_w, 1, c.lane_marking_length_m], (len(centres), 1)),
+            MARKING_WHITE,
+            "lane_marking",
+            mesh="quad",
+        )
     # curbs and sidewalks (the sidewalk runs on under the buildings so there is no gap)
     sidewalk_w = c.sidewalk_width_m + 80.0
     for side in (-1, 1):
-        builder.add_boxes([(side * (half + c.curb_width_m / 2), c.curb_height_m / 2, -s_mid)],
-                          [(c.curb_width_m, c.curb_height_m, length)], CURB_ALBEDO, "curb")
-        builder.add_boxes([(side * (half + c.curb_width_m + sidewalk_w / 2), c.curb_height_m / 2 - 0.005, -s_mid)],
-                          [(sidewalk_w, c.curb_height_m - 0.01, length)], SIDEWALK_ALBEDO, "sidewalk")
+        builder.add_boxes(
+            [(side * (half + c.curb_width_m / 2), c.curb_height_m / 2, -s_mid)],
+            [(c.curb_width_m, c.curb_height_m, length)],
+            CURB_ALBEDO,
+            "curb",
+        )
+        builder.add_boxes(
+            [(side * (half + c.curb_width_m + sidewalk_w / 2), c.curb_height_m / 2 - 0.005, -s_mid)],
+            [(sidewalk_w, c.curb_height_m - 0.01, length)],
+            SIDEWALK_ALBEDO,
+            "sidewalk",
+        )
     facade_x = half + c.curb_width_m + c.sidewalk_width_m
 
     # buildings, with a darker ground floor band
@@ -206,34 +241,70 @@ def build_scene(world: World, camera: CameraPose, prev_camera: CameraPose, *, sh
         s_centre = np.array([x.s_start_m for x in b]) + width / 2
         colour = np.array([x.colour for x in b], np.float32)
         x_centre = side * (facade_x + setback + depth / 2)
-        builder.add_boxes(np.stack([x_centre, height / 2, -s_centre], -1), np.stack([depth, height, width], -1),
-                          colour, "building")
+        builder.add_boxes(
+            np.stack([x_centre, height / 2, -s_centre], -1),
+            np.stack([depth, height, width], -1),
+            colour,
+            "building",
+        )
         band_h = np.minimum(3.5, height * 0.4)
-        builder.add_boxes(np.stack([x_centre - side * 0.1, band_h / 2, -s_centre], -1),
-                          np.stack([depth, band_h, width - 0.6], -1), colour * 0.55, "building")
+        builder.add_boxes(
+            np.stack([x_centre - side * 0.1, band_h / 2, -s_centre], -1),
+            np.stack([depth, band_h, width - 0.6], -1),
+            colour * 0.55,
+            "building",
+        )
 
     # lamp posts and trees on both sidewalks, at fixed spacings
-    lamp_s = np.arange(math.ceil(s_lo / c.lamp_spacing_m), math.floor(s_hi / c.lamp_spacing_m) + 1) * c.lamp_spacing_m
-    tree_index = np.arange(math.ceil(s_lo / c.tree_spacing_m - 0.5), math.floor(s_hi / c.tree_spacing_m - 0.5) + 1)
+    lamp_s = (
+        np.arange(math.ceil(s_lo / c.lamp_spacing_m), math.floor(s_hi / c.lamp_spacing_m) + 1)
+        * c.lamp_spacing_m
+    )
+    tree_index = np.arange(
+        math.ceil(s_lo / c.tree_spacing_m - 0.5), math.floor(s_hi / c.tree_spacing_m - 0.5) + 1
+    )
     tree_s = (tree_index + 0.5) * c.tree_spacing_m
     for side in (-1, 1):
         pole_x = side * (half + c.curb_width_m + 0.6)
         n = len(lamp_s)
         if n:
-            builder.add_boxes(np.stack([np.full(n, pole_x), np.full(n, 3.0), -lamp_s], -1),
-                              np.tile([0.16, 6.0, 0.16], (n, 1)), POLE_ALBEDO, "pole", mesh="cylinder")
-            builder.add_boxes(np.stack([np.full(n, pole_x - side * 0.8), np.full(n, 6.0), -lamp_s], -1),
-                              np.tile([1.6, 0.1, 0.1], (n, 1)), POLE_ALBEDO, "pole")
-            builder.add_boxes(np.stack([np.full(n, pole_x - side * 1.5), np.full(n, 5.9), -lamp_s], -1),
-                              np.tile([0.6, 0.15, 0.3], (n, 1)), LAMP_ALBEDO, "pole")
+            builder.add_boxes(
+                np.stack([np.full(n, pole_x), np.full(n, 3.0), -lamp_s], -1),
+                np.tile([0.16, 6.0, 0.16], (n, 1)),
+                POLE_ALBEDO,
+                "pole",
+                mesh="cylinder",
+            )
+            builder.add_boxes(
+                np.stack([np.full(n, pole_x - side * 0.8), np.full(n, 6.0), -lamp_s], -1),
+                np.tile([1.6, 0.1, 0.1], (n, 1)),
+                POLE_ALBEDO,
+                "pole",
+            )
+            builder.add_boxes(
+                np.stack([np.full(n, pole_x - side * 1.5), np.full(n, 5.9), -lamp_s], -1),
+                np.tile([0.6, 0.15, 0.3], (n, 1)),
+                LAMP_ALBEDO,
+                "pole",
+            )
         m = len(tree_s)
         if m:
             size = 2.4 + 1.4 * _hash01(tree_index * side, 1.0)
             tree_x = side * (half + c.curb_width_m + 2.0)
-            builder.add_boxes(np.stack([np.full(m, tree_x), np.full(m, 1.3), -tree_s], -1),
-                              np.tile([0.3, 2.6, 0.3], (m, 1)), TRUNK_ALBEDO, "tree", mesh="cylinder")
-            builder.add_boxes(np.stack([np.full(m, tree_x), 2.4 + size / 2, -tree_s], -1),
-                              np.stack([size, size * 1.1, size], -1), CANOPY_ALBEDO, "tree", mesh="sphere")
+            builder.add_boxes(
+                np.stack([np.full(m, tree_x), np.full(m, 1.3), -tree_s], -1),
+                np.tile([0.3, 2.6, 0.3], (m, 1)),
+                TRUNK_ALBEDO,
+                "tree",
+                mesh="cylinder",
+            )
+            builder.add_boxes(
+                np.stack([np.full(m, tree_x), 2.4 + size / 2, -tree_s], -1),
+                np.stack([size, size * 1.1, size], -1),
+                CANOPY_ALBEDO,
+                "tree",
+                mesh="sphere",
+            )
 
     for vehicle in world.vehicles:
         _add_vehicle(builder, vehicle)
@@ -242,8 +313,13 @@ def build_scene(world: World, camera: CameraPose, prev_camera: CameraPose, *, sh
         parts = [((0.0, -0.45, -0.72), (0.62, 0.035, 0.035)), ((0.0, -0.56, -0.7), (0.045, 0.22, 0.045))]
         for centre, size in parts:
             local = box_models([centre], [size])[0]
-            builder.add("box", camera.camera_to_world() @ local, BIKE_ALBEDO, "bicycle",
-                        prev_camera.camera_to_world() @ local)
+            builder.add(
+                "box",
+                camera.camera_to_world() @ local,
+                BIKE_ALBEDO,
+                "bicycle",
+                prev_camera.camera_to_world() @ local,
+            )
     return builder.build()
 
 
@@ -255,8 +331,13 @@ def _add_vehicle(builder: SceneBuilder, vehicle) -> None:
         return (x_m + dx, y, -(s_m + d * ds))
 
     def add(dx, y, ds, size, albedo):
-        builder.add_boxes([at(vehicle.x_m, vehicle.s_m, dx, y, ds)], [size], albedo, "vehicle",
-                          prev_centres=[at(vehicle.prev_x_m, vehicle.prev_s_m, dx, y, ds)])
+        builder.add_boxes(
+            [at(vehicle.x_m, vehicle.s_m, dx, y, ds)],
+            [size],
+            albedo,
+            "vehicle",
+            prev_centres=[at(vehicle.prev_x_m, vehicle.prev_s_m, dx, y, ds)],
+        )
 
     colour = vehicle.colour
     add(0, 0.3, 0, (width - 0.15, 0.45, length - 0.5), TYRE_ALBEDO)  # wheels and underbody

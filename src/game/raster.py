@@ -59,8 +59,16 @@ def create_headless_context(backend: str = "egl"):
 class GBufferRaster:
     """Renders a ``Scene`` from a camera into a ``GBuffer`` at ``width`` x ``height``."""
 
-    def __init__(self, width: int, height: int, camera: CameraConfig | None = None, *, ctx=None,
-                 fog_start_m: float = 110.0, fog_end_m: float = 330.0):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        camera: CameraConfig | None = None,
+        *,
+        ctx=None,
+        fog_start_m: float = 110.0,
+        fog_end_m: float = 330.0,
+    ):
         camera = camera or CameraConfig()
         self.intrinsics = Intrinsics(width, height, camera.fov_y_deg, camera.near_m, camera.far_m)
         # Render upside down (clip y negated) so that framebuffer row 0 is the image's top row:
@@ -124,11 +132,21 @@ class GBufferRaster:
                 mesh["vao"].release()
                 mesh["ibo"].release()
             mesh["ibo"] = self.ctx.buffer(reserve=capacity * INSTANCE_FLOATS * 4, dynamic=True)
-            mesh["vao"] = self.ctx.vertex_array(self.geometry_program, [
-                (mesh["vbo"], "3f 3f", "in_position", "in_normal"),
-                (mesh["ibo"], "16f 16f 9f 4f 4f/i", "in_mvp", "in_prev_mvp", "in_normal_matrix",
-                 "in_view_z_row", "in_albedo_semantic"),
-            ])
+            mesh["vao"] = self.ctx.vertex_array(
+                self.geometry_program,
+                [
+                    (mesh["vbo"], "3f 3f", "in_position", "in_normal"),
+                    (
+                        mesh["ibo"],
+                        "16f 16f 9f 4f 4f/i",
+                        "in_mvp",
+                        "in_prev_mvp",
+                        "in_normal_matrix",
+                        "in_view_z_row",
+                        "in_albedo_semantic",
+                    ),
+                ],
+            )
             mesh["capacity"] = capacity
         return mesh
 
@@ -196,8 +214,14 @@ class GBufferRaster:
         flow = np.empty((h, w, 2), np.float32)
         for target, array in zip(self.targets, (colour, albedo, semantic, normal_depth, flow)):
             target.read_into(array, alignment=1)
-        return GBuffer(color=colour, depth=normal_depth[..., 3], flow=flow, normals=normal_depth[..., :3],
-                       albedo=albedo, semantic=semantic)
+        return GBuffer(
+            color=colour,
+            depth=normal_depth[..., 3],
+            flow=flow,
+            normals=normal_depth[..., :3],
+            albedo=albedo,
+            semantic=semantic,
+        )
 
     def release(self) -> None:
         for mesh in self._meshes.values():

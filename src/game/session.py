@@ -42,7 +42,10 @@ class PlayConfig:
     """``play_game``: ride the boulevard in a window, or render/record it headless."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "frames": "[1, inf)", "seed": "[0, inf)", "fps": "[1, inf)", "window_scale": "[0, inf)",
+        "frames": "[1, inf)",
+        "seed": "[0, inf)",
+        "fps": "[1, inf)",
+        "window_scale": "[0, inf)",
     }
 
     renderer: str = "raster"
@@ -142,7 +145,9 @@ class SessionResult:
 def load_level(path: str | Path) -> WorldConfig:
     """A level file (YAML with WorldConfig's fields, no wrapper key) -> WorldConfig."""
     if not Path(path).is_file():
-        raise UserError(f"level file not found: {path}", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}.")
+        raise UserError(
+            f"level file not found: {path}", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
+        )
     return load_config(WorldConfig, path)
 
 
@@ -174,8 +179,9 @@ class GameSession:
         self.view_sources = [as_view_source(source) for source in view_sources]
         self.world = World(config.world, seed=config.seed)
         self.autopilot = Autopilot(config.pilot)
-        self.renderer = GBufferRaster(self.width, self.height, config.camera,
-                                      fog_end_m=config.world.view_distance_m)
+        self.renderer = GBufferRaster(
+            self.width, self.height, config.camera, fog_end_m=config.world.view_distance_m
+        )
         self.runs = 1
         self.best_score_m = 0.0
         self.frame_index = 0
@@ -227,10 +233,18 @@ class GameSession:
     def clip_meta(self) -> dict[str, Any]:
         intr = self.intrinsics
         return {
-            "fps": self.config.fps, "resolution": [intr.width, intr.height], "fov_y_deg": intr.fov_y_deg,
-            "near_m": intr.near_m, "far_m": intr.far_m, "seed": self.config.seed, "depth_kind": "metric",
-            "source": "velodream game", "renderer": "raster", "level": self.config.level,
-            "world": to_dict(self.config.world), "camera": to_dict(self.config.camera),
+            "fps": self.config.fps,
+            "resolution": [intr.width, intr.height],
+            "fov_y_deg": intr.fov_y_deg,
+            "near_m": intr.near_m,
+            "far_m": intr.far_m,
+            "seed": self.config.seed,
+            "depth_kind": "metric",
+            "source": "velodream game",
+            "renderer": "raster",
+            "level": self.config.level,
+            "world": to_dict(self.config.world),
+            "camera": to_dict(self.config.camera),
         }
 
     def release(self) -> None:
@@ -255,14 +269,20 @@ def check_play_config(config: PlayConfig) -> None:
     if config.frames is not None and config.frames <= 0:
         raise UserError(f"invalid --frames {config.frames}", "Give a positive number of frames.")
     if config.fps <= 0:
-        raise UserError(f"invalid --fps {config.fps}", "Give a positive number of frames per second, e.g. 30.")
+        raise UserError(
+            f"invalid --fps {config.fps}", "Give a positive number of frames per second, e.g. 30."
+        )
     if config.window_scale < 0:
-        raise UserError(f"invalid --window_scale {config.window_scale}", "Give 0 (automatic) or a positive factor.")
+        raise UserError(
+            f"invalid --window_scale {config.window_scale}", "Give 0 (automatic) or a positive factor."
+        )
     if config.resolution is not None:
         parse_resolution(config.resolution)
 
 
-def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None) -> SessionResult:
+def run_session(
+    config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None
+) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring."""
     check_play_config(config)
     view_sources = [as_view_source(source) for source in view_sources]
@@ -293,19 +313,25 @@ def run_session(config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), 
     return _result(session)
 
 
-def _check_views_and_outputs(config: PlayConfig, view_sources: list[ViewSource]) -> tuple[str, dict[str, str]]:
+def _check_views_and_outputs(
+    config: PlayConfig, view_sources: list[ViewSource]
+) -> tuple[str, dict[str, str]]:
     """The view to start on and the recordings (path -> view name), after checking that the views
     asked for exist and that every output can be written."""
     declared = {name for source in view_sources for name in source.names or ()}
     undeclared = any(source.names is None for source in view_sources)
     start_view = "color" if config.renderer == "raster" else config.renderer
     if start_view not in BUILTIN_VIEWS and start_view not in declared and not undeclared:
-        raise UserError(f"unknown renderer '{config.renderer}'",
-                        "Choose " + ", ".join(["raster", *sorted(declared)]) + ".")
+        raise UserError(
+            f"unknown renderer '{config.renderer}'",
+            "Choose " + ", ".join(["raster", *sorted(declared)]) + ".",
+        )
     record_view = config.record_view or start_view
     if config.record is not None and record_view not in (*BUILTIN_VIEWS, *declared) and not undeclared:
-        raise UserError(f"unknown record_view '{record_view}'",
-                        "Choose one of: " + ", ".join([*BUILTIN_VIEWS, *sorted(declared)]) + ".")
+        raise UserError(
+            f"unknown record_view '{record_view}'",
+            "Choose one of: " + ", ".join([*BUILTIN_VIEWS, *sorted(declared)]) + ".",
+        )
     if config.record_side_by_side is not None and "side_by_side" not in declared:
         raise UserError("--record_side_by_side needs the neural renderer", "Add --renderer neural.")
     recordings = {}
@@ -339,7 +365,9 @@ class _Outputs:
         for path, view_name in self.recordings.items():
             image = _view(view_name, gbuffer, extra)
             if path not in self.writers:
-                self.writers[path] = Mp4Writer(path, fps=self.config.fps, width=image.shape[1], height=image.shape[0])
+                self.writers[path] = Mp4Writer(
+                    path, fps=self.config.fps, width=image.shape[1], height=image.shape[0]
+                )
             self.writers[path].write(image)
         if self.clip is not None:
             self.clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
@@ -412,7 +440,9 @@ def _render_next(
     outputs.write(gbuffer, info, extra)
 
 
-def _show(config: PlayConfig, window, session: GameSession, view_sources: list[ViewSource], loop: _LoopState) -> None:
+def _show(
+    config: PlayConfig, window, session: GameSession, view_sources: list[ViewSource], loop: _LoopState
+) -> None:
     """Draw the current view with the HUD (and the crash banner) and keep the frame rate."""
     gbuffer, info, extra = loop.latest
     name = loop.view_names[loop.view_index]
@@ -429,9 +459,12 @@ def _show(config: PlayConfig, window, session: GameSession, view_sources: list[V
 def _result(session: GameSession) -> SessionResult:
     n = max(1, session.frame_index)
     return SessionResult(
-        frames=session.frame_index, runs=session.runs, score_m=session.world.score_m,
+        frames=session.frame_index,
+        runs=session.runs,
+        score_m=session.world.score_m,
         best_score_m=max(session.best_score_m, session.world.score_m),
-        world_ms=1e3 * session.timings["world"] / n, render_ms=1e3 * session.timings["render"] / n,
+        world_ms=1e3 * session.timings["world"] / n,
+        render_ms=1e3 * session.timings["render"] / n,
         views_ms=1e3 * session.timings["views"] / n,
     )
 
@@ -447,4 +480,6 @@ def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarr
 
 
 def _default_window(session: GameSession):
-    return GameWindow(session.width, session.height, scale=session.config.window_scale, fps=session.config.fps)
+    return GameWindow(
+        session.width, session.height, scale=session.config.window_scale, fps=session.config.fps
+    )

@@ -10,21 +10,39 @@ import numpy as np
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 
 # a perceptual-ish "turbo"-like ramp: near = warm, far = cool; 9 control points
-_DEPTH_RAMP = np.array([
-    [0.98, 0.95, 0.55], [0.99, 0.75, 0.2], [0.95, 0.45, 0.1], [0.8, 0.2, 0.2], [0.6, 0.1, 0.4],
-    [0.4, 0.1, 0.55], [0.2, 0.15, 0.55], [0.1, 0.1, 0.35], [0.03, 0.03, 0.1],
-])
+_DEPTH_RAMP = np.array(
+    [
+        [0.98, 0.95, 0.55],
+        [0.99, 0.75, 0.2],
+        [0.95, 0.45, 0.1],
+        [0.8, 0.2, 0.2],
+        [0.6, 0.1, 0.4],
+        [0.4, 0.1, 0.55],
+        [0.2, 0.15, 0.55],
+        [0.1, 0.1, 0.35],
+        [0.03, 0.03, 0.1],
+    ]
+)
 
 SEMANTIC_PALETTE = np.zeros((256, 3), np.uint8)
 for _name, _colour in {
-    "sky": (120, 170, 230), "road": (80, 80, 90), "lane_marking": (250, 250, 250), "sidewalk": (230, 170, 120),
-    "curb": (200, 120, 60), "building": (150, 90, 160), "vehicle": (230, 40, 40), "pole": (250, 220, 40),
-    "tree": (40, 170, 60), "bicycle": (40, 220, 220),
+    "sky": (120, 170, 230),
+    "road": (80, 80, 90),
+    "lane_marking": (250, 250, 250),
+    "sidewalk": (230, 170, 120),
+    "curb": (200, 120, 60),
+    "building": (150, 90, 160),
+    "vehicle": (230, 40, 40),
+    "pole": (250, 220, 40),
+    "tree": (40, 170, 60),
+    "bicycle": (40, 220, 220),
 }.items():
     SEMANTIC_PALETTE[SEMANTIC_CLASSES[_name]] = _colour
 
 
-def colorize_depth(depth: np.ndarray, *, kind: str = "metric", near_m: float = 1.0, far_m: float = 300.0) -> np.ndarray:
+def colorize_depth(
+    depth: np.ndarray, *, kind: str = "metric", near_m: float = 1.0, far_m: float = 300.0
+) -> np.ndarray:
     """Depth (h w) -> colour: near warm, far dark; metric depth on a log scale, sky black.
 
     ``kind="inverse_relative"`` (larger = nearer) is normalised by its own range.
@@ -77,8 +95,12 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     f = h * 6.0 - np.floor(h * 6.0)
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
     choices = [
-        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1),
+        np.stack([v, t, p], -1),
+        np.stack([q, v, p], -1),
+        np.stack([p, v, t], -1),
+        np.stack([p, q, v], -1),
+        np.stack([t, p, v], -1),
+        np.stack([v, p, q], -1),
     ]
     out = np.zeros(h.shape + (3,), np.float32)
     for k, choice in enumerate(choices):

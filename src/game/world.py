@@ -21,21 +21,46 @@ class WorldConfig:
     """Every tunable of the world; ``game/levels/*.yaml`` override these (no wrapper key)."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "lanes_per_direction": "[1, inf)", "lane_width_m": "(0, inf)", "curb_width_m": "[0, inf)",
-        "curb_height_m": "[0, inf)", "sidewalk_width_m": "[0, inf)", "lane_marking_length_m": "(0, inf)",
-        "lane_marking_gap_m": "[0, inf)", "lane_marking_width_m": "(0, inf)", "view_distance_m": "(0, inf)",
-        "keep_behind_m": "[0, inf)", "building_width_range_m": "(0, inf)",
-        "building_height_range_m": "(0, inf)", "building_depth_range_m": "(0, inf)",
-        "building_setback_range_m": "[0, inf)", "building_gap_range_m": "[0, inf)",
-        "lamp_spacing_m": "(0, inf)", "tree_spacing_m": "(0, inf)", "bike_width_m": "(0, inf)",
-        "bike_length_m": "(0, inf)", "start_lane": "[0, inf)", "start_speed_mps": "[0, inf)",
-        "speed_ramp_mps_per_s": "[0, inf)", "max_cruise_speed_mps": "(0, inf)",
-        "pedal_speed_gain": "[0, inf)", "brake_speed_gain": "[0, inf)", "acceleration_mps2": "(0, inf)",
-        "braking_mps2": "(0, inf)", "max_lateral_speed_mps": "(0, inf)", "lateral_response_s": "(0, inf)",
-        "lean_rad_per_mps": "(-inf, inf)", "crash_duration_s": "[0, inf)", "max_vehicles": "[0, inf)",
-        "spawn_rate_per_s": "[0, inf)", "initial_vehicles": "[0, inf)", "safe_start_m": "[0, inf)",
-        "same_direction_speed_range_mps": "[0, inf)", "oncoming_speed_range_mps": "[0, inf)",
-        "car_share": "[0, 1]", "taxi_share": "[0, 1]", "lane_jitter_m": "[0, inf)",
+        "lanes_per_direction": "[1, inf)",
+        "lane_width_m": "(0, inf)",
+        "curb_width_m": "[0, inf)",
+        "curb_height_m": "[0, inf)",
+        "sidewalk_width_m": "[0, inf)",
+        "lane_marking_length_m": "(0, inf)",
+        "lane_marking_gap_m": "[0, inf)",
+        "lane_marking_width_m": "(0, inf)",
+        "view_distance_m": "(0, inf)",
+        "keep_behind_m": "[0, inf)",
+        "building_width_range_m": "(0, inf)",
+        "building_height_range_m": "(0, inf)",
+        "building_depth_range_m": "(0, inf)",
+        "building_setback_range_m": "[0, inf)",
+        "building_gap_range_m": "[0, inf)",
+        "lamp_spacing_m": "(0, inf)",
+        "tree_spacing_m": "(0, inf)",
+        "bike_width_m": "(0, inf)",
+        "bike_length_m": "(0, inf)",
+        "start_lane": "[0, inf)",
+        "start_speed_mps": "[0, inf)",
+        "speed_ramp_mps_per_s": "[0, inf)",
+        "max_cruise_speed_mps": "(0, inf)",
+        "pedal_speed_gain": "[0, inf)",
+        "brake_speed_gain": "[0, inf)",
+        "acceleration_mps2": "(0, inf)",
+        "braking_mps2": "(0, inf)",
+        "max_lateral_speed_mps": "(0, inf)",
+        "lateral_response_s": "(0, inf)",
+        "lean_rad_per_mps": "(-inf, inf)",
+        "crash_duration_s": "[0, inf)",
+        "max_vehicles": "[0, inf)",
+        "spawn_rate_per_s": "[0, inf)",
+        "initial_vehicles": "[0, inf)",
+        "safe_start_m": "[0, inf)",
+        "same_direction_speed_range_mps": "[0, inf)",
+        "oncoming_speed_range_mps": "[0, inf)",
+        "car_share": "[0, 1]",
+        "taxi_share": "[0, 1]",
+        "lane_jitter_m": "[0, inf)",
         "min_vehicle_gap_m": "[0, inf)",
     }
 
@@ -202,12 +227,27 @@ class WorldState:
     crash_pitch_rad: float
 
 
-CAR_COLOURS = [(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.85, 0.85, 0.85), (0.1, 0.1, 0.1), (0.3, 0.5, 0.3),
-               (0.5, 0.5, 0.55), (0.6, 0.35, 0.15)]
+CAR_COLOURS = [
+    (0.75, 0.1, 0.1),
+    (0.1, 0.2, 0.6),
+    (0.85, 0.85, 0.85),
+    (0.1, 0.1, 0.1),
+    (0.3, 0.5, 0.3),
+    (0.5, 0.5, 0.55),
+    (0.6, 0.35, 0.15),
+]
 TAXI_COLOUR = (0.95, 0.75, 0.05)
 BUS_COLOURS = [(0.8, 0.15, 0.1), (0.15, 0.45, 0.75), (0.9, 0.9, 0.85)]
-BUILDING_COLOURS = [(0.72, 0.62, 0.5), (0.6, 0.58, 0.55), (0.55, 0.35, 0.28), (0.82, 0.78, 0.7),
-                    (0.45, 0.5, 0.58), (0.68, 0.52, 0.42), (0.35, 0.37, 0.4), (0.8, 0.7, 0.55)]
+BUILDING_COLOURS = [
+    (0.72, 0.62, 0.5),
+    (0.6, 0.58, 0.55),
+    (0.55, 0.35, 0.28),
+    (0.82, 0.78, 0.7),
+    (0.45, 0.5, 0.58),
+    (0.68, 0.52, 0.42),
+    (0.35, 0.37, 0.4),
+    (0.8, 0.7, 0.55),
+]
 
 
 class World:
@@ -272,11 +312,20 @@ class World:
             crash_progress = 1.0
         ease = min(1.0, crash_progress * 1.5)
         return WorldState(
-            time_s=self.time_s, x_m=self.x_m, s_m=self.s_m, speed_mps=self.speed_mps,
-            cruise_speed_mps=self.cruise_speed_mps(), lateral_speed_mps=self.lateral_speed_mps,
-            lean_rad=self.lean_rad, pedal_phase_rad=self.pedal_phase_rad,
-            crashing=self.crash_timer_s is not None, game_over=self.game_over, score_m=self.score_m,
-            crash_drop_m=0.9 * ease, crash_roll_rad=0.9 * ease, crash_pitch_rad=0.35 * ease,
+            time_s=self.time_s,
+            x_m=self.x_m,
+            s_m=self.s_m,
+            speed_mps=self.speed_mps,
+            cruise_speed_mps=self.cruise_speed_mps(),
+            lateral_speed_mps=self.lateral_speed_mps,
+            lean_rad=self.lean_rad,
+            pedal_phase_rad=self.pedal_phase_rad,
+            crashing=self.crash_timer_s is not None,
+            game_over=self.game_over,
+            score_m=self.score_m,
+            crash_drop_m=0.9 * ease,
+            crash_roll_rad=0.9 * ease,
+            crash_pitch_rad=0.35 * ease,
         )
 
     # ---------------------------------------------------------------- stepping
@@ -365,17 +414,24 @@ class World:
         jitter = float(self.rng.uniform(-c.lane_jitter_m, c.lane_jitter_m))
         length = VEHICLE_SIZES_M[kind][0]
         for other in self.vehicles:
-            if other.lane == lane and abs(other.s_m - s_m) < (other.length_m + length) / 2 + 3 * c.min_vehicle_gap_m:
+            if (
+                other.lane == lane
+                and abs(other.s_m - s_m) < (other.length_m + length) / 2 + 3 * c.min_vehicle_gap_m
+            ):
                 return False
         x = self.lane_centre_m(lane) + jitter
-        self.vehicles.append(Vehicle(kind, lane, x, float(s_m), speed, speed, colour, prev_s_m=float(s_m), prev_x_m=x))
+        self.vehicles.append(
+            Vehicle(kind, lane, x, float(s_m), speed, speed, colour, prev_s_m=float(s_m), prev_x_m=x)
+        )
         return True
 
     def _collision(self) -> Vehicle | None:
         c = self.config
         for vehicle in self.vehicles:
-            if (abs(vehicle.x_m - self.x_m) < (vehicle.width_m + c.bike_width_m) / 2
-                    and abs(vehicle.s_m - self.s_m) < (vehicle.length_m + c.bike_length_m) / 2):
+            if (
+                abs(vehicle.x_m - self.x_m) < (vehicle.width_m + c.bike_width_m) / 2
+                and abs(vehicle.s_m - self.s_m) < (vehicle.length_m + c.bike_length_m) / 2
+            ):
                 return vehicle
         return None
 
@@ -388,13 +444,17 @@ class World:
             while self._city_end_m[side] < horizon:
                 start = self._city_end_m[side] + rng.uniform(*c.building_gap_range_m)
                 width = rng.uniform(*c.building_width_range_m)
-                self.buildings.append(Building(
-                    side=side, s_start_m=float(start), width_m=float(width),
-                    depth_m=float(rng.uniform(*c.building_depth_range_m)),
-                    height_m=float(rng.uniform(*c.building_height_range_m)),
-                    setback_m=float(rng.uniform(*c.building_setback_range_m)),
-                    colour=BUILDING_COLOURS[int(rng.integers(len(BUILDING_COLOURS)))],
-                ))
+                self.buildings.append(
+                    Building(
+                        side=side,
+                        s_start_m=float(start),
+                        width_m=float(width),
+                        depth_m=float(rng.uniform(*c.building_depth_range_m)),
+                        height_m=float(rng.uniform(*c.building_height_range_m)),
+                        setback_m=float(rng.uniform(*c.building_setback_range_m)),
+                        colour=BUILDING_COLOURS[int(rng.integers(len(BUILDING_COLOURS)))],
+                    )
+                )
                 self._city_end_m[side] = float(start + width)
         behind = self.s_m - c.keep_behind_m
         self.buildings = [b for b in self.buildings if b.s_start_m + b.width_m > behind]

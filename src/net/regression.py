@@ -53,7 +53,9 @@ class RegressionNet(ModelMixin, ConfigMixin):
             nn.Conv2d(condition_channels * factor * factor, hidden_channels, 3, padding=1),
             nn.GELU(approximate="tanh"),
         )
-        self.blocks = nn.Sequential(*(ResidualConvBlock(hidden_channels, activation="gelu_tanh") for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(
+            *(ResidualConvBlock(hidden_channels, activation="gelu_tanh") for _ in range(num_blocks))
+        )
         self.head = nn.Conv2d(hidden_channels, image_channels * factor * factor, 3, padding=1)
         self.pixel_shuffle = nn.PixelShuffle(factor)
         nn.init.zeros_(self.head.weight)  # start as the identity on the flat colour
@@ -66,7 +68,9 @@ class RegressionNet(ModelMixin, ConfigMixin):
     def check_frame_size(self, height: int, width: int) -> None:
         factor = self.config.unshuffle_factor
         if height < 1 or width < 1 or height % factor or width % factor:
-            raise ValueError(f"frame size {width}x{height} is not a multiple of the unshuffle factor {factor}")
+            raise ValueError(
+                f"frame size {width}x{height} is not a multiple of the unshuffle factor {factor}"
+            )
 
     def frame_size_hint(self) -> str:
         return f"widths and heights that are multiples of {self.config.unshuffle_factor}"

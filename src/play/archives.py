@@ -42,7 +42,9 @@ def check_archive_members(archive: str | Path, *, source: str | None = None) -> 
                 for info in zipped.infolist():
                     mode = info.external_attr >> 16  # unix mode bits, when the creator stored them
                     if _escapes(info.filename):
-                        raise _reject(archive, info.filename, "would be written outside the package folder", source)
+                        raise _reject(
+                            archive, info.filename, "would be written outside the package folder", source
+                        )
                     if stat.S_ISLNK(mode):
                         raise _reject(archive, info.filename, "is a symbolic link", source)
             return

@@ -226,13 +226,18 @@ def _extract(archive: Path, destination: Path) -> None:
             with tarfile.open(archive) as tarred:
                 tarred.extractall(destination, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile) as error:
-        raise UserError(f"the downloaded archive could not be unpacked: {str(error).splitlines()[0]}") from None
+        raise UserError(
+            f"the downloaded archive could not be unpacked: {str(error).splitlines()[0]}"
+        ) from None
 
 
 def _package_root(directory: Path) -> Path:
     """The folder of an unpacked archive that holds the package or bundle (the archive's top
     level, or its one top-level folder)."""
-    if all((directory / name).is_file() for name in REQUIRED_PACKAGE_FILES) or (directory / BUNDLE_FILE).is_file():
+    if (
+        all((directory / name).is_file() for name in REQUIRED_PACKAGE_FILES)
+        or (directory / BUNDLE_FILE).is_file()
+    ):
         return directory
     children = [child for child in directory.iterdir() if child.is_dir()]
     if len(children) == 1:

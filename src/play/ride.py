@@ -146,7 +146,8 @@ class _NeuralSource(ViewSource):
 
     def views(self, gbuffer: GBuffer) -> dict[str, np.ndarray]:
         frames = {
-            name: frame if frame is not None else self._blank_like(gbuffer) for name, frame in self._last.items()
+            name: frame if frame is not None else self._blank_like(gbuffer)
+            for name, frame in self._last.items()
         }
         return {**frames, "side_by_side": side_by_side(list(frames.values()), gbuffer)}
 
@@ -182,7 +183,8 @@ class SyncNeuralSource(_NeuralSource):
 
     def hud_lines(self) -> list[str]:
         return [
-            f"{name}: model {self.renderers[name].times.summary()['model_ms']:.0f} ms / step" for name in sorted(self.active)
+            f"{name}: model {self.renderers[name].times.summary()['model_ms']:.0f} ms / step"
+            for name in sorted(self.active)
         ]
 
 
@@ -250,7 +252,6 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
     (with a note in a window, where Tab would show it)."""
     from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
 
-
     package_dir = resolve_checkpoint(config.checkpoint, cache_dir=config.cache_dir)
     names = renderer_names(package_dir) or ["neural"]
     if config.renderer not in ("neural", "side_by_side", *names):
@@ -259,7 +260,9 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
             "Choose " + ", ".join(["raster", "neural", *[n for n in names if n != "neural"]]) + ".",
         )
     must, may = renderers_that_run(config, names)
-    packages = {name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names}
+    packages = {
+        name: load_package(package_dir, renderer=None if name == "neural" else name) for name in names
+    }
     first = next(name for name in names if name in must)
     try:
         width, height = neural_frame_size(config, packages[first])
@@ -273,9 +276,13 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
                 raise UserError(f"renderer {name}: {error.message}", error.hint) from None
             del packages[name]
             if name in may:
-                print(f"note: renderer {name} is left out of the views: it cannot render "
-                      f"{error.message.removeprefix('the model cannot render ')}"
-                      f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})", file=sys.stderr, flush=True)
+                print(
+                    f"note: renderer {name} is left out of the views: it cannot render "
+                    f"{error.message.removeprefix('the model cannot render ')}"
+                    f" ({(error.hint or '').rstrip('.').replace('It takes', 'it takes')})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return packages, (width, height)
 
 
@@ -294,8 +301,12 @@ def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -
         )
     if one_pass:
         used = [name for name in packages if name not in one_pass]
-        print(f"note: --steps {steps} applies to {', '.join(used)}; {', '.join(one_pass)} makes one pass "
-              "per frame", file=sys.stderr, flush=True)
+        print(
+            f"note: --steps {steps} applies to {', '.join(used)}; {', '.join(one_pass)} makes one pass "
+            "per frame",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
@@ -314,8 +325,15 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
         return NeuralRenderer(
             package,
             make_renderer(
-                package, backend=config.backend, width=width, height=height, num_denoising_steps=config.steps,
-                device=config.device, dtype=config.dtype, compile=config.compile, seed=config.seed,
+                package,
+                backend=config.backend,
+                width=width,
+                height=height,
+                num_denoising_steps=config.steps,
+                device=config.device,
+                dtype=config.dtype,
+                compile=config.compile,
+                seed=config.seed,
             ),
             fov_y_deg=config.camera.fov_y_deg,
         )

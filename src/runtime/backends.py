@@ -65,7 +65,9 @@ def check_frame_size(model, width: int, height: int) -> None:
         raise UserError(f"the model cannot render {error}", f"It takes {model.frame_size_hint()}.") from None
 
 
-def _build(model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps, base: dict) -> Renderer:
+def _build(
+    model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps, base: dict
+) -> Renderer:
     """Wrap ``runner`` -- the torch model itself, or its ncnn export behind the same methods
     (``CachedDenoiser`` for diffusion models, ``forward_frames`` for direct ones,
     ``initial_recurrence``/``forward_step`` for recurrent ones) -- by the kind."""
@@ -110,7 +112,9 @@ def torch_renderer(
         dtype=tensor.dtype,
         seed=seed,
     )
-    return _build(model, model, backend="torch", sampling=sampling, num_denoising_steps=num_denoising_steps, base=base)
+    return _build(
+        model, model, backend="torch", sampling=sampling, num_denoising_steps=num_denoising_steps, base=base
+    )
 
 
 def make_renderer(
@@ -162,4 +166,11 @@ def make_renderer(
         dtype=torch.float32,
         seed=seed,
     )
-    return _build(model, runner, backend="ncnn", sampling=package.sampling, num_denoising_steps=num_denoising_steps, base=base)
+    return _build(
+        model,
+        runner,
+        backend="ncnn",
+        sampling=package.sampling,
+        num_denoising_steps=num_denoising_steps,
+        base=base,
+    )

@@ -14,7 +14,9 @@ class SamplingDefaults:
     ``distill`` objective trains the student for it."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "num_denoising_steps": "[1, inf)", "context_sigma": "[0, 1)", "shift": "(0, inf)",
+        "num_denoising_steps": "[1, inf)",
+        "context_sigma": "[0, 1)",
+        "shift": "(0, inf)",
     }
 
     num_denoising_steps: int = 2

@@ -119,7 +119,10 @@ def _export_dir(package: RendererPackage, height: int, width: int, key: str) -> 
 
 def _is_written_export(folder: Path) -> bool:
     """An export folder from before output markers: only the files ``ensure_export`` keeps."""
-    return all(child.is_file() and child.name.endswith((".ncnn.param", ".ncnn.bin", ".json")) for child in folder.iterdir())
+    return all(
+        child.is_file() and child.name.endswith((".ncnn.param", ".ncnn.bin", ".json"))
+        for child in folder.iterdir()
+    )
 
 
 def _stored_key(directory: Path) -> str | None:
@@ -142,7 +145,10 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
     shapes = directory / f"{name}.json"
     complete = param.is_file() and weights.is_file() and shapes.is_file()
     if complete and _stored_key(directory) != key:
-        print(f"the ncnn export in {directory} was made from other weights or config: exporting again", flush=True)
+        print(
+            f"the ncnn export in {directory} was made from other weights or config: exporting again",
+            flush=True,
+        )
     if not complete or _stored_key(directory) != key:
         if not complete:
             print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
@@ -170,7 +176,9 @@ class NcnnDenoiser:
 
     def new_cache(self, batch: int, h: int, w: int) -> FixedKVCache:
         if batch != 1 or (h, w) != (self.height, self.width):
-            raise ValueError(f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {w}x{h}")
+            raise ValueError(
+                f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {w}x{h}"
+            )
         return FixedKVCache.empty(self.inputs[3], self.inputs[5])
 
     def _run(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache):
@@ -189,7 +197,9 @@ class NcnnDenoiser:
     def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
         return self._run(x_noisy, cond, sigma, cache)[0]
 
-    def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
+    def denoise_framelet_and_push(
+        self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache
+    ) -> Tensor:
         """The step graph already returns this pass's keys and values: roll them into the cache."""
         x0, new_k, new_v = self._run(x_noisy, cond, sigma, cache)
         cache.roll(new_k, new_v)

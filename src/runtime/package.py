@@ -98,12 +98,21 @@ def read_bundle(directory: str | Path) -> dict:
             "Write the bundle again (src/runtime/package.py: write_bundle).",
         )
     for name, member in renderers.items():
-        if not isinstance(member, str) or Path(member).is_absolute() or ".." in Path(member).parts or name == DEFAULT_RENDERER:
+        if (
+            not isinstance(member, str)
+            or Path(member).is_absolute()
+            or ".." in Path(member).parts
+            or name == DEFAULT_RENDERER
+        ):
             raise UserError(
                 f"renderer bundle {directory}: renderer {name!r} -> {member!r} is not a sub-folder of the bundle",
                 "Write the bundle again.",
             )
-    return {"default": meta["default"], "renderers": dict(renderers), "play_resolution": meta.get("play_resolution")}
+    return {
+        "default": meta["default"],
+        "renderers": dict(renderers),
+        "play_resolution": meta.get("play_resolution"),
+    }
 
 
 def _default_first(bundle: dict) -> list[str]:
@@ -116,7 +125,9 @@ def renderer_names(directory: str | Path) -> list[str]:
     return _default_first(read_bundle(directory)) if (directory / BUNDLE_FILE).is_file() else []
 
 
-def resolve_renderer(directory: str | Path, renderer: str | None = None) -> tuple[Path, str | None, dict | None]:
+def resolve_renderer(
+    directory: str | Path, renderer: str | None = None
+) -> tuple[Path, str | None, dict | None]:
     """(the package folder of ``renderer`` in ``directory``, its name in the bundle or None, the
     bundle's ``read_bundle`` or None).
 
@@ -263,11 +274,16 @@ def write_package(
         for name, tensor in model.state_dict().items()
     }
     with atomic_directory(
-        directory, kind=PACKAGE_KIND, inputs=[*inputs, *(extra_files or {}).values()],
-        recognise=is_written_package, also_ours=[NCNN_FOLDER],
+        directory,
+        kind=PACKAGE_KIND,
+        inputs=[*inputs, *(extra_files or {}).values()],
+        recognise=is_written_package,
+        also_ours=[NCNN_FOLDER],
     ) as staging:
         model.save_config(staging)
-        (staging / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))  # bytes: a full disk is an OSError
+        (staging / "model.safetensors").write_bytes(
+            save(state, metadata={"format": "pt"})
+        )  # bytes: a full disk is an OSError
         atomic_write_json(
             staging / "conditions.json",
             {

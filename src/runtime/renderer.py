@@ -52,7 +52,16 @@ class Renderer(Protocol):
 
 class _RendererBase:
     def __init__(
-        self, *, backend: str, frames_per_step: int, native_size, frame_size, device, dtype, seed: int, upscale: int = 1
+        self,
+        *,
+        backend: str,
+        frames_per_step: int,
+        native_size,
+        frame_size,
+        device,
+        dtype,
+        seed: int,
+        upscale: int = 1,
     ):
         self.backend = backend
         self.frames_per_step = frames_per_step
@@ -70,7 +79,11 @@ class _RendererBase:
         width, height = self.condition_size
         if cond.ndim == 4 and self.upscale > 1 and tuple(cond.shape[2:]) == self.frame_size[::-1]:
             cond = downsample_encoded(cond.float(), self.upscale)
-        if cond.ndim != 4 or cond.shape[0] != self.frames_per_step or tuple(cond.shape[2:]) != (height, width):
+        if (
+            cond.ndim != 4
+            or cond.shape[0] != self.frames_per_step
+            or tuple(cond.shape[2:]) != (height, width)
+        ):
             raise ValueError(
                 f"a step takes {self.frames_per_step} frames of conditions at {width}x{height} (f C h w), "
                 f"got shape {tuple(cond.shape)}"
@@ -157,14 +170,18 @@ class RecurrentRenderer(_RendererBase):
     def reset(self, seed: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
         width, height = self.frame_size
-        self.feedback, self.state = self.runner.initial_recurrence(1, height, width, device=self.device, dtype=self.dtype)
+        self.feedback, self.state = self.runner.initial_recurrence(
+            1, height, width, device=self.device, dtype=self.dtype
+        )
 
     @torch.no_grad()
     def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
         cond = self._condition(cond)[0]  # f C h w
         frames = []
         for i in range(cond.shape[0]):
-            frame, self.feedback, self.state = self.runner.forward_step(cond[i : i + 1], self.feedback, self.state)
+            frame, self.feedback, self.state = self.runner.forward_step(
+                cond[i : i + 1], self.feedback, self.state
+            )
             frames.append(frame)
         return torch.cat(frames).clamp(-1, 1).float().cpu().numpy()
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from src.bench.data_throughput import BenchDataConfig, format_report, run_benchmark
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
-from src.bench.data_throughput import BenchDataConfig, format_report, run_benchmark
 
 
 @script_main

@@ -40,7 +40,10 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise UserError(f"invalid {what} {item!r}", f"Write it as {'NAME' if what == '--renderers' else 'NAME:LABEL'}=PATH.")
+            raise UserError(
+                f"invalid {what} {item!r}",
+                f"Write it as {'NAME' if what == '--renderers' else 'NAME:LABEL'}=PATH.",
+            )
         pairs.append((key, value))
     return pairs
 
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     names = [name for name, _ in pairs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise UserError(f"--renderers names {', '.join(duplicates)} more than once", "Give each renderer its own name.")
+        raise UserError(
+            f"--renderers names {', '.join(duplicates)} more than once", "Give each renderer its own name."
+        )
     members = dict(pairs)
     if not members or not config.out:
         raise UserError("give --renderers NAME=PACKAGE ... and --out DIR")
@@ -65,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     for key, path in _pairs(config.evaluations, "--evaluations"):
         name, _, label = key.partition(":")
         if name not in members:
-            raise UserError(f"--evaluations names {name!r}, which is not one of the renderers ({', '.join(members)})")
+            raise UserError(
+                f"--evaluations names {name!r}, which is not one of the renderers ({', '.join(members)})"
+            )
         evaluations.setdefault(name, {})[label or "evaluate"] = path
     notes = ""
     if config.notes:
@@ -75,7 +82,11 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"--notes {config.notes} is not a file", "Give a markdown file.")
         notes = "\n" + Path(config.notes).read_text()
     out = bundle_packages(
-        members, config.out, default=default, play_resolution=config.play_resolution, evaluations=evaluations,
+        members,
+        config.out,
+        default=default,
+        play_resolution=config.play_resolution,
+        evaluations=evaluations,
         readme_extra=notes,
     )
     print(f"wrote {out}: {', '.join(members)} (default {default})")

@@ -26,9 +26,13 @@ from src.play.ride import RideConfig, ride
 
 def parse_play_config(argv: Sequence[str]) -> RideConfig:
     """The level file (``--level``) is the first layer, under ``world``; then --conf files and overrides."""
-    return parse_config(RideConfig, argv, prog="play_game",
-                        description="Ride the Velodream boulevard, or render and record it headless.",
-                        base_layers=[lambda config: {"world": to_dict(load_level(config.level))}])
+    return parse_config(
+        RideConfig,
+        argv,
+        prog="play_game",
+        description="Ride the Velodream boulevard, or render and record it headless.",
+        base_layers=[lambda config: {"world": to_dict(load_level(config.level))}],
+    )
 
 
 @script_main
@@ -36,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_play_config(sys.argv[1:] if argv is None else argv)
     result = ride(config)
     if config.headless:
-        print(f"rendered {result.frames} frames ({result.runs} run(s), last score {result.score_m:.0f} m); "
-              f"world {result.world_ms:.2f} ms, G-buffer {result.render_ms:.2f} ms per frame")
+        print(
+            f"rendered {result.frames} frames ({result.runs} run(s), last score {result.score_m:.0f} m); "
+            f"world {result.world_ms:.2f} ms, G-buffer {result.render_ms:.2f} ms per frame"
+        )
         if config.record:
             print(f"video: {config.record}")
         if config.record_side_by_side:

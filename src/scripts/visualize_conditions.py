@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in summary["wasserstein"].items():
         print(f"  {name:10s} W1 = {value:.4f}")
     accuracy = summary["condition_gap_accuracy"]
-    print("  condition-gap classifier, held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    print(
+        "  condition-gap classifier, held-out accuracy: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
+    )
 
 
 if __name__ == "__main__":

@@ -46,13 +46,20 @@ def prepare_defaults_if_missing(config: TrainConfig) -> bool:
 
     state = PartialState(cpu=not torch.cuda.is_available())  # as prepare_dataset makes it
     if state.is_main_process:
-        print(f"no prepared dataset at {dataset}: preparing the embedded street clips into it first "
-              f"(the same as `uv run python -m src.scripts.prepare_data --defaults --out {dataset}`)",
-              file=sys.stderr, flush=True)
+        print(
+            f"no prepared dataset at {dataset}: preparing the embedded street clips into it first "
+            f"(the same as `uv run python -m src.scripts.prepare_data --defaults --out {dataset}`)",
+            file=sys.stderr,
+            flush=True,
+        )
     manifest = prepare_dataset(default_prepare_config(dataset))
     state.wait_for_everyone()  # the main process writes the manifest after the others are done
     if manifest is not None:
         totals = manifest["totals"]
-        print(f"prepared {totals['videos']} video(s): {totals['train_frames']} train + "
-              f"{totals['val_frames']} val frames -> {dataset}; training starts", file=sys.stderr, flush=True)
+        print(
+            f"prepared {totals['videos']} video(s): {totals['train_frames']} train + "
+            f"{totals['val_frames']} val frames -> {dataset}; training starts",
+            file=sys.stderr,
+            flush=True,
+        )
     return True

@@ -65,4 +65,3 @@ def finalize_checkpoint(run_dir: Path, step: int, *, extra: dict, keep_last: int
     for _, old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
-

@@ -27,7 +27,10 @@ class DataConfig:
     """The prepared dataset and how training clips are cut from it."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "clip_frames": "[1, inf)", "frame_skip": "[1, inf)", "crop": "[1, inf)", "batch_size": "[1, inf)",
+        "clip_frames": "[1, inf)",
+        "frame_skip": "[1, inf)",
+        "crop": "[1, inf)",
+        "batch_size": "[1, inf)",
         "num_workers": "[0, inf)",
     }
 
@@ -54,9 +57,15 @@ class OptimConfig:
     """AdamW, the warmup-steady-cooldown learning rate, gradient clipping and EMA."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "betas": "[0, 1)",
-        "num_warmup_steps": "[0, inf)", "num_cooldown_steps": "[0, inf)", "final_lr_fraction": "[0, 1]",
-        "max_grad_norm": "(0, inf)", "gradient_accumulation_steps": "[1, inf)", "ema_decay": "[0, 1)",
+        "learning_rate": "(0, inf)",
+        "weight_decay": "[0, inf)",
+        "betas": "[0, 1)",
+        "num_warmup_steps": "[0, inf)",
+        "num_cooldown_steps": "[0, inf)",
+        "final_lr_fraction": "[0, 1]",
+        "max_grad_norm": "(0, inf)",
+        "gradient_accumulation_steps": "[1, inf)",
+        "ema_decay": "[0, 1)",
     }
 
     learning_rate: float = 3e-4
@@ -84,8 +93,11 @@ class DiffusionConfig:
     """The flow-matching objective's noise levels."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "sigma_logit_mean": "(-inf, inf)", "sigma_logit_std": "(0, inf)", "shift_base_pixels": "[1, inf)",
-        "context_noise_max": "[0, 1]", "clean_context_probability": "[0, 1]",
+        "sigma_logit_mean": "(-inf, inf)",
+        "sigma_logit_std": "(0, inf)",
+        "shift_base_pixels": "[1, inf)",
+        "context_noise_max": "[0, 1]",
+        "clean_context_probability": "[0, 1]",
     }
 
     sigma_logit_mean: float = 0.0
@@ -107,11 +119,18 @@ class StudentConfig:
     """The student objective (``objective: student``): what the recurrent student learns from."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "teacher_weight": "[0, inf)", "real_weight": "[0, inf)", "temporal_weight": "[0, inf)",
-        "adversarial_weight": "[0, inf)", "game_clips_per_batch": "[0, inf)", "game_seed": "[0, inf)",
-        "feedback_corruption_probability": "[0, 1]", "feedback_noise_max": "[0, inf)",
-        "discriminator_channels": "[1, inf)", "discriminator_layers": "[1, inf)",
-        "discriminator_learning_rate": "(0, inf)", "teacher_denoising_steps": "[1, inf)",
+        "teacher_weight": "[0, inf)",
+        "real_weight": "[0, inf)",
+        "temporal_weight": "[0, inf)",
+        "adversarial_weight": "[0, inf)",
+        "game_clips_per_batch": "[0, inf)",
+        "game_seed": "[0, inf)",
+        "feedback_corruption_probability": "[0, 1]",
+        "feedback_noise_max": "[0, inf)",
+        "discriminator_channels": "[1, inf)",
+        "discriminator_layers": "[1, inf)",
+        "discriminator_learning_rate": "(0, inf)",
+        "teacher_denoising_steps": "[1, inf)",
         "perceptual_weight": "[0, inf)",
     }
 
@@ -148,8 +167,12 @@ class ValidationConfig:
     """Validation rollouts of the EMA model on held-out real clips and a game ride."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "every_steps": "[1, inf)", "num_real_clips": "[0, inf)", "rollout_frames": "[1, inf)",
-        "num_denoising_steps": "[1, inf)", "context_sigma": "[0, 1]", "game_rollout_frames": "[0, inf)",
+        "every_steps": "[1, inf)",
+        "num_real_clips": "[0, inf)",
+        "rollout_frames": "[1, inf)",
+        "num_denoising_steps": "[1, inf)",
+        "context_sigma": "[0, 1]",
+        "game_rollout_frames": "[0, inf)",
         "game_seed": "[0, inf)",
     }
 
@@ -183,10 +206,17 @@ class DistillConfig:
     ``sampling.context_from_last_step``."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "ode_weight": "[0, inf)", "ode_teacher_steps": "[1, inf)", "dmd_weight": "[0, inf)",
-        "dmd_sigma_range": "(0, 1)", "real_x0_weight": "[0, inf)", "gan_weight": "[0, inf)",
-        "game_clips_per_batch": "[0, inf)", "critic_steps": "[0, inf)", "critic_learning_rate": "(0, inf)",
-        "discriminator_learning_rate": "(0, inf)", "discriminator_channels": "[1, inf)",
+        "ode_weight": "[0, inf)",
+        "ode_teacher_steps": "[1, inf)",
+        "dmd_weight": "[0, inf)",
+        "dmd_sigma_range": "(0, 1)",
+        "real_x0_weight": "[0, inf)",
+        "gan_weight": "[0, inf)",
+        "game_clips_per_batch": "[0, inf)",
+        "critic_steps": "[0, inf)",
+        "critic_learning_rate": "(0, inf)",
+        "discriminator_learning_rate": "(0, inf)",
+        "discriminator_channels": "[1, inf)",
         "perceptual_weight": "[0, inf)",
     }
 
@@ -221,8 +251,12 @@ class TrainConfig:
     """``train_net``: one training run (re-running the same command resumes it)."""
 
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "seed": "[0, inf)", "max_steps": "[1, inf)", "log_every_steps": "[1, inf)",
-        "checkpoint_every_steps": "[1, inf)", "keep_last_checkpoints": "[1, inf)", "num_threads": "[1, inf)",
+        "seed": "[0, inf)",
+        "max_steps": "[1, inf)",
+        "log_every_steps": "[1, inf)",
+        "checkpoint_every_steps": "[1, inf)",
+        "keep_last_checkpoints": "[1, inf)",
+        "num_threads": "[1, inf)",
     }
 
     run_name: str = "run"

@@ -95,4 +95,3 @@ class TrainingData:
             spec=self.spec,
             stats=self.stats,
         )
-

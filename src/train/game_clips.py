@@ -65,8 +65,12 @@ class GameClips:
         if self._session is None:
             self._session = GameSession(
                 PlayConfig(
-                    renderer="raster", headless=True, autopilot=True, seed=self.seed,
-                    resolution=f"{self.width}x{self.height}", fps=self.fps,
+                    renderer="raster",
+                    headless=True,
+                    autopilot=True,
+                    seed=self.seed,
+                    resolution=f"{self.width}x{self.height}",
+                    fps=self.fps,
                 )
             )
         return self._session
@@ -90,8 +94,12 @@ class GameClips:
                 session.restart()
             conds.append(
                 encode_game_frame(
-                    gbuffer, aligner, spec=self.spec, stats=self.stats,
-                    fov_y_deg=session.config.camera.fov_y_deg, new_run=bool(info.new_run),
+                    gbuffer,
+                    aligner,
+                    spec=self.spec,
+                    stats=self.stats,
+                    fov_y_deg=session.config.camera.fov_y_deg,
+                    new_run=bool(info.new_run),
                 )
             )
             colors.append(torch.from_numpy(gbuffer.color.copy()))

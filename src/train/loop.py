@@ -108,7 +108,11 @@ class Trainer:
         )
         model = build_model(config, self.data)
         framelet_count(
-            config.data.clip_frames, model.frames_per_step, what="data.clip_frames", whose="the model's", error=UserError
+            config.data.clip_frames,
+            model.frames_per_step,
+            what="data.clip_frames",
+            whose="the model's",
+            error=UserError,
         )
         self.objective = build_objective(config, model, self.data, accelerator.device)
         self.resume = ckpt.latest_checkpoint(run_dir)
@@ -145,7 +149,9 @@ class Trainer:
         if self.is_main:
             dropped = drop_log_records_after(run_dir, self.state.step)  # logged after the checkpoint
             if dropped:
-                print(f"dropped {dropped} record(s) past step {self.state.step} from {run_dir / 'logs.jsonl'}")
+                print(
+                    f"dropped {dropped} record(s) past step {self.state.step} from {run_dir / 'logs.jsonl'}"
+                )
         if config.trackers:
             accelerator.init_trackers(config.run_name, config=_flat_hparams(config))
         self.raw_model = accelerator.unwrap_model(self.model)
@@ -178,18 +184,25 @@ class Trainer:
         grad_norm = None
         for micro in range(accumulation):
             batch = next(batches)
-            batch = {"frames": batch["frames"].to(accelerator.device), "cond": batch["cond"].to(accelerator.device)}
+            batch = {
+                "frames": batch["frames"].to(accelerator.device),
+                "cond": batch["cond"].to(accelerator.device),
+            }
             generator = torch.Generator().manual_seed(
                 config.seed * 1_000_003 + step * 131 + micro * 7 + accelerator.process_index
             )
             with accelerator.accumulate(self.model), accelerator.autocast():
                 loss, logs = self.objective(self.forward, batch, generator=generator)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and getattr(self.objective, "model_gradients_need_averaging", False):
+                if accelerator.sync_gradients and getattr(
+                    self.objective, "model_gradients_need_averaging", False
+                ):
                     # the objective ran the model around DDP (cached rollouts): average here instead
                     all_reduce_gradients(self.raw_model)
                 if accelerator.sync_gradients:
-                    grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
+                    grad_norm = accelerator.clip_grad_norm_(
+                        self.model.parameters(), config.optim.max_grad_norm
+                    )
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -216,7 +229,13 @@ class Trainer:
             self.log({"step": step, "kind": "validation", **metrics})
         plot_run_curves(self.run_dir)  # loss, learning rate and every validation metric against step
         export_package(
-            model, self.data, self.config, self.run_dir / "package", step=step, metrics=metrics, run_dir=self.run_dir
+            model,
+            self.data,
+            self.config,
+            self.run_dir / "package",
+            step=step,
+            metrics=metrics,
+            run_dir=self.run_dir,
         )
 
     def check_ranks_agree(self, step: int) -> None:

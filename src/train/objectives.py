@@ -79,7 +79,8 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
     from ``GameClips`` at the dataset's frame size, cropped like the real clips."""
     if not config.teacher:
         raise UserError(
-            "objective distill needs a teacher", "Pass --teacher PACKAGE_OR_RUN (e.g. game/models/default/dit)."
+            "objective distill needs a teacher",
+            "Pass --teacher PACKAGE_OR_RUN (e.g. game/models/default/dit).",
         )
     teacher = build_model(config, data)
     load_weights_from(teacher, config.teacher)
@@ -161,7 +162,11 @@ def student_objective(config, model, data, device) -> StudentObjective:
         num_denoising_steps=settings.teacher_denoising_steps,
     )
     framelet_count(
-        config.data.clip_frames, renderer.frames_per_step, what="data.clip_frames", whose="the teacher's", error=UserError
+        config.data.clip_frames,
+        renderer.frames_per_step,
+        what="data.clip_frames",
+        whose="the teacher's",
+        error=UserError,
     )
 
     def teacher(cond: torch.Tensor, seeds: list[int]) -> torch.Tensor:

@@ -134,7 +134,8 @@ def sampling_defaults(config, data) -> SamplingDefaults:
     time shift."""
     height, width = data.frame_size
     return dataclasses.replace(
-        config.sampling, shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
+        config.sampling,
+        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
     )
 
 
@@ -293,7 +294,9 @@ BUNDLE_CARD_METRICS = (
 )  # fmt: skip
 
 
-def bundle_card(members: dict[str, Path], *, default: str, play_resolution: str | None, evaluations: dict) -> str:
+def bundle_card(
+    members: dict[str, Path], *, default: str, play_resolution: str | None, evaluations: dict
+) -> str:
     """The bundle's README: what each renderer is, its size, its own card, and the ``evaluate``
     numbers given per renderer (``evaluations``: name -> {label: metrics.json path})."""
     lines = [
@@ -312,14 +315,20 @@ def bundle_card(members: dict[str, Path], *, default: str, play_resolution: str 
         package = load_package(path)
         params = sum(p.numel() for p in package.model.parameters())
         sampling = (
-            f"{package.sampling.num_denoising_steps} step(s)" if package.model.renderer_kind == "diffusion" else "1 pass / frame"
+            f"{package.sampling.num_denoising_steps} step(s)"
+            if package.model.renderer_kind == "diffusion"
+            else "1 pass / frame"
         )
         lines.append(
             f"| `{name}`{' (default)' if name == default else ''} | {type(package.model).__name__} | {params / 1e6:.2f}M | "
             f"{package.width}x{package.height}, {package.fps:g} fps | {package.card.get('step', '-')} | {sampling} | "
             f"[{name}/README.md]({name}/README.md) |"
         )
-    rows = [(name, label, json.loads(Path(path).read_text())) for name, runs in evaluations.items() for label, path in runs.items()]
+    rows = [
+        (name, label, json.loads(Path(path).read_text()))
+        for name, runs in evaluations.items()
+        for label, path in runs.items()
+    ]
     if rows:
         lines += [
             "",
@@ -329,7 +338,9 @@ def bundle_card(members: dict[str, Path], *, default: str, play_resolution: str 
             "|---|---|" + "---|" * len(BUNDLE_CARD_METRICS),
         ]
         for name, label, metrics in rows:
-            cells = ["-" if metrics.get(key) is None else f"{metrics[key]:.4g}" for key in BUNDLE_CARD_METRICS]
+            cells = [
+                "-" if metrics.get(key) is None else f"{metrics[key]:.4g}" for key in BUNDLE_CARD_METRICS
+            ]
             lines.append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -348,7 +359,9 @@ def bundle_packages(
 
     packages = {name: package_folder(source) for name, source in members.items()}
     claim_bundle_folder(out_dir, inputs=[*members.values(), *packages.values()])  # before the packages load
-    readme = bundle_card(packages, default=default, play_resolution=play_resolution, evaluations=evaluations or {})
+    readme = bundle_card(
+        packages, default=default, play_resolution=play_resolution, evaluations=evaluations or {}
+    )
     return write_bundle(
         out_dir, packages, default=default, readme=readme + readme_extra, play_resolution=play_resolution
     )

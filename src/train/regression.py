@@ -36,7 +36,10 @@ REGRESSION_KIND = "regression baseline"
 def _is_regression_folder(folder: Path) -> bool:
     """A regression baseline written before output markers: only the files ``train_regression`` writes."""
     return {child.name for child in folder.iterdir()} <= {
-        "config.json", "diffusion_pytorch_model.safetensors", "training.json", "package",
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "training.json",
+        "package",
     }
 
 
@@ -148,8 +151,13 @@ def train_regression(config: RegressionTrainConfig, *, out_dir: str | Path) -> R
             },
         )
         write_regression_package(
-            staging / "package", model=model, config=config, dataset=dataset, num_steps=step,
-            train_seconds=train_seconds, final_loss=losses[-1] if losses else None,
+            staging / "package",
+            model=model,
+            config=config,
+            dataset=dataset,
+            num_steps=step,
+            train_seconds=train_seconds,
+            final_loss=losses[-1] if losses else None,
         )
     return RegressionTrainResult(
         out_dir=out_dir,

@@ -58,7 +58,11 @@ def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -
     )
     if game is not None:
         game_metrics, video = score_game_ride(
-            renderer, game, spec=data.spec, real_frames=real.real_frames if real.rows else None, features=features
+            renderer,
+            game,
+            spec=data.spec,
+            real_frames=real.real_frames if real.rows else None,
+            features=features,
         )
         metrics.update({k: v for k, v in game_metrics.items() if v is not None})
         write_mp4(samples_dir / f"game_step{step:07d}.mp4", video, fps=data.fps)
