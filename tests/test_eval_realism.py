@@ -248,3 +248,35 @@ def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips()
             losses[weight], logs = objective(student, batch, generator=torch.Generator().manual_seed(1))
     assert seen == [(batch["frames"].shape, True)]  # the generated real clips against their frames
     assert float(losses[3.0] - losses[0.0]) == pytest.approx(3 * logs["perceptual_loss"], rel=1e-4)
+
+
+def test_the_flow_matching_objective_adds_its_perceptual_term_on_low_noise_framelets():
+    from src.diffusion.objectives import FlowMatchingObjective
+
+    seen = []
+
+    def distance(prediction, target):  # a stand-in distance: records which frames it was given
+        seen.append(prediction.shape[0])
+        return (prediction - target).abs().mean()
+
+    def model(noisy, cond, sigma):  # a fixed "denoiser": half the noisy input
+        return 0.5 * noisy
+
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 4, 3, 8, 8, generator=generator) * 2 - 1  # b t 3 h w: 2 framelets of 2
+    batch = {"frames": frames, "cond": torch.zeros(3, 4, 9, 8, 8)}
+    losses, logs = {}, {}
+    for weight in (0.0, 2.0):
+        objective = FlowMatchingObjective(
+            frames_per_framelet=2, perceptual_weight=weight, perceptual=distance
+        )
+        losses[weight], logs[weight] = objective(model, batch, generator=torch.Generator().manual_seed(1))
+    sigma = FlowMatchingObjective(frames_per_framelet=2).sample_sigmas(
+        3, 2, generator=torch.Generator().manual_seed(1)
+    )
+    assert (
+        seen == [2 * int((sigma <= 0.5).sum())] and 0 < seen[0] < 12
+    )  # only the low-noise framelets' frames
+    assert float(losses[2.0] - losses[0.0]) == pytest.approx(2 * logs[2.0]["perceptual"], rel=1e-5)
+    with pytest.raises(ValueError, match="perceptual distance"):
+        FlowMatchingObjective(frames_per_framelet=2, perceptual_weight=1.0)

@@ -16,6 +16,7 @@ from a run's config (its ``OBJECTIVES`` table).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -36,7 +37,12 @@ class FlowMatchingObjective:
       only context noise ``U(0, context_noise_max)`` instead: generation sees lightly noised
       clean context (``rollout_framelets``' ``context_sigma``), so training covers that setting;
     * ``x_sigma = (1 - sigma) x0 + sigma eps`` and the ``FlowMatchingLoss`` of the x0 prediction
-      (velocity weighting by default: ``|| x0_hat - x0 ||^2 / max(sigma, 0.05)^2``).
+      (velocity weighting by default: ``|| x0_hat - x0 ||^2 / max(sigma, 0.05)^2``);
+    * with ``perceptual_weight > 0``, plus that weight times a perceptual distance (the builder
+      gives ST-LPIPS, ``src/eval/lpips.py``) between the x0 prediction and the frame, on the
+      frames of framelets with ``sigma <= perceptual_max_sigma`` only: at high noise the x0
+      prediction is a conditional mean, blurry by design, and a perceptual term there would ask
+      for texture the noisy input does not determine.
     """
 
     frames_per_framelet: int
@@ -46,9 +52,14 @@ class FlowMatchingObjective:
     clean_context_probability: float = 0.25
     context_noise_max: float = 0.1
     loss_weighting: str = "velocity"
+    perceptual_weight: float = 0.0
+    perceptual: Callable[[Tensor, Tensor], Tensor] | None = None
+    perceptual_max_sigma: float = 0.5
 
     def __post_init__(self) -> None:
         self.loss_fn = FlowMatchingLoss(weighting=self.loss_weighting)
+        if self.perceptual_weight > 0 and self.perceptual is None:
+            raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
 
     def sample_sigmas(self, batch: int, num_framelets: int, *, generator: torch.Generator) -> Tensor:
         """Noise levels ``b n`` for a batch of clips (the recipe above), on the CPU."""
@@ -68,4 +79,13 @@ class FlowMatchingObjective:
         sigma = self.sample_sigmas(b, num_framelets, generator=generator).to(frames.device)
         noise = torch.randn(frames.shape, generator=generator).to(frames.device)
         prediction = model(add_noise(frames, noise, sigma), cond, sigma)
-        return self.loss_fn(prediction.float(), frames, sigma), {}
+        loss = self.loss_fn(prediction.float(), frames, sigma)
+        if not self.perceptual_weight:
+            return loss, {}
+        low_noise = (sigma <= self.perceptual_max_sigma).repeat_interleave(
+            self.frames_per_framelet, dim=1
+        )  # b t
+        if not low_noise.any():
+            return loss, {"perceptual": 0.0}
+        perceptual = self.perceptual(prediction[low_noise].float(), frames[low_noise])  # k 3 h w
+        return loss + self.perceptual_weight * perceptual, {"perceptual": float(perceptual.detach())}

@@ -98,6 +98,7 @@ class DiffusionConfig:
         "shift_base_pixels": "[1, inf)",
         "context_noise_max": "[0, 1]",
         "clean_context_probability": "[0, 1]",
+        "perceptual_weight": "[0, inf)",
     }
 
     sigma_logit_mean: float = 0.0
@@ -112,6 +113,8 @@ class DiffusionConfig:
     """upper bound of the noise level of the clean context at generation (noise augmentation)"""
     clean_context_probability: float = 0.25
     """chance per clip that earlier framelets get only context noise (teaches generation's setting)"""
+    perceptual_weight: float = 0.0
+    """ST-LPIPS between the x0 prediction and the frame, on framelets with sigma <= 0.5 (0 = off)"""
 
 
 @dataclasses.dataclass

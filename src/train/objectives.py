@@ -47,6 +47,8 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
         clean_context_probability=diffusion.clean_context_probability,
         context_noise_max=diffusion.context_noise_max,
         loss_weighting=diffusion.loss_weighting,
+        perceptual_weight=diffusion.perceptual_weight,
+        perceptual=PerceptualLoss().to(device) if diffusion.perceptual_weight > 0 else None,
     )
 
 
