@@ -42,3 +42,43 @@ def test_every_script_is_a_project_command():
     command = Path(sys.executable).parent / "download_checkpoint"  # installed by `uv sync`
     result = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("usage: download_checkpoint")
+
+
+HEAVY = ("torch", "cv2", "av", "diffusers", "accelerate", "transformers")
+
+
+@pytest.mark.parametrize("script", ["train_net", "prepare_data"])
+def test_help_of_the_training_and_data_commands_imports_no_heavy_library(script):
+    """Their config dataclasses live in modules free of torch, cv2 and av (src/*/config.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        f"from src.scripts.{script} import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        f"print('loaded:', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"usage: {script}" in result.stdout
+    assert result.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_the_moved_config_classes_keep_their_old_import_paths():
+    from src.conditions import augment, config, extract
+    from src.data import config as data_config
+    from src.data import decode, prepare
+
+    assert augment.AugmentConfig is config.AugmentConfig
+    assert extract.ExtractConfig is config.ExtractConfig
+    assert decode.DecodeConfig is data_config.DecodeConfig
+    assert prepare.PrepareConfig is data_config.PrepareConfig
+    assert prepare.PrepareConfig().decode_config() == decode.DecodeConfig()

@@ -7,62 +7,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from src.common.errors import UserError
+from src.conditions.config import ExtractConfig  # the settings live apart, free of cv2
 from src.conditions.depth import GeometricDepth, TransformersDepth
 from src.conditions.flat_color import FlatColor
 from src.conditions.flow import DISFlow
-
-
-@dataclasses.dataclass
-class ExtractConfig:
-    """Which extractors turn real frames into G-buffer channels, and their settings."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "depth_batch_size": "[1, inf)",
-        "horizon_fraction": "[0, 1]",
-        "parallax_weight": "[0, inf)",
-        "texture_weight": "[0, inf)",
-        "flat_num_colors": "[1, inf)",
-        "flat_lighting_strength": "[0, 1]",
-        "assumed_fov_y_deg": "(0, 180)",
-    }
-
-    flow_backend: str = "dis"
-    """optical flow: only "dis" (OpenCV DIS, weight-free)"""
-    dis_preset: str = "medium"
-    """DIS flow quality: ultrafast | fast | medium"""
-    depth_backend: str = "geometric"
-    """depth: geometric (weight-free, offline) | transformers"""
-    depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"
-    """transformers depth model: hub id or local folder"""
-    depth_model_output: str = "inverse"
-    """what the transformers depth model predicts: inverse | metric"""
-    depth_batch_size: int = 8
-    """frames per batch of the transformers depth model"""
-    horizon_fraction: float = 0.4
-    """geometric: assumed horizon row as a fraction of the height"""
-    parallax_weight: float = 0.0
-    """geometric: weight of the motion-parallax cue (measured worse: off)"""
-    texture_weight: float = 0.0
-    """geometric: weight of the local-texture cue (measured worse: off)"""
-    flat_num_colors: int = 12
-    """flat colour palette size per video"""
-    flat_lighting_strength: float = 0.7
-    """flat colour: 0 = keep lighting, 1 = divide it out fully"""
-    assumed_fov_y_deg: float = 70.0
-    """real video's vertical field of view for normals from depth (the game uses 70)"""
-
-    def __post_init__(self) -> None:
-        if self.flow_backend != "dis":
-            raise UserError(f"unknown flow backend {self.flow_backend!r}", "Use 'dis'.")
-        if self.depth_backend not in ("geometric", "transformers"):
-            raise UserError(
-                f"unknown depth backend {self.depth_backend!r}", "Use 'geometric' or 'transformers'."
-            )
 
 
 class Extractor:

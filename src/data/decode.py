@@ -18,36 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from src.common.errors import UserError
 from src.common.config import parse_resolution
+from src.common.errors import UserError
+from src.data.config import DecodeConfig  # the settings live apart, free of cv2 and av
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts")
-
-
-@dataclasses.dataclass
-class DecodeConfig:
-    """How a video becomes frames."""
-
-    fps: float = 10.0
-    """output frames per second (nearest source frame for each output time)"""
-    resolution: str = "96x96"
-    """WIDTHxHEIGHT after centre crop to this aspect and antialiased resize"""
-    start_s: float = 0.0
-    """trim: first second used"""
-    end_s: float | None = None
-    """trim: last second used (None = to the end)"""
-    val_fraction: float = 0.15
-    """the last fraction of each video's frames is held out for validation"""
-    max_frames: int | None = None
-    """stop after this many output frames (None = all)"""
-
-    def __post_init__(self) -> None:
-        if not self.fps > 0:
-            raise UserError(f"decode fps must be positive, got {self.fps}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.end_s is not None and self.end_s <= self.start_s:
-            raise UserError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
 
 
 @dataclasses.dataclass

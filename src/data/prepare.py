@@ -36,61 +36,13 @@ from src.common.io import (
     write_output_marker,
 )
 from src.conditions.encode import StatsAccumulator
-from src.conditions.extract import ExtractConfig, Extractor
+from src.conditions.extract import Extractor
 from src.conditions.flat_color import fit_frame_indices
 from src.data import prepared
 from src.data import sources as embedded
-from src.data.decode import DecodeConfig, decode_video_with_report, find_videos, probe_video, split_index
-from src.data.decode import DecodeConfig, decode_video_with_report, probe_video, split_index
-from src.data.decode import DecodeConfig, DecodeReport, iter_video_frames, probe_video, split_index
+from src.data.config import PrepareConfig  # the settings live apart, free of cv2, av and torch
+from src.data.decode import DecodeReport, iter_video_frames, probe_video, split_index
 from src.data.download import download_video, expand_video_sources, is_url, url_video_id
-
-
-@dataclasses.dataclass
-class PrepareConfig:
-    """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "fps": "(0, inf)", "start_s": "[0, inf)", "end_s": "(0, inf)", "val_fraction": "[0, 1)",
-        "max_frames": "[1, inf)", "shard_frames": "[1, inf)", "stats_pixels_per_frame": "[1, inf)",
-    }
-
-    videos: list[str] = dataclasses.field(default_factory=list)
-    """video files, folders (searched recursively), lists of them (.txt/.urls) or URLs (downloaded with
-    yt-dlp into the cache, resumably): --videos a.mp4 dir https://host/ride.mp4"""
-    out: str = "data/prepared/default"
-    """the prepared dataset folder to write (re-running resumes it)"""
-    defaults: bool = False
-    """use the real street clips shipped in public packages (bikes.mp4, vtest.avi)"""
-    resolution: str = "96x96"
-    """WIDTHxHEIGHT of the prepared frames (centre crop to this aspect, then resize)"""
-    fps: float = 10.0
-    """frames per second after resampling (10, not 12: vtest.avi is 10 fps, and 12 would repeat every 5th frame)"""
-    start_s: float = 0.0
-    """trim: first second of each video used"""
-    end_s: float | None = None
-    """trim: last second of each video used (None: to the end)"""
-    val_fraction: float = 0.15
-    """the last fraction of each video's frames, held out for validation"""
-    max_frames: int | None = None
-    """at most this many frames per video, after resampling (None: all)"""
-    shard_frames: int = 64
-    """frames per shard"""
-    stats_pixels_per_frame: int = 512
-    """pixels sampled per training frame for the statistics"""
-    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
-    """the extractors that turn real frames into G-buffer channels"""
-
-    def decode_config(self) -> DecodeConfig:
-        parse_resolution(self.resolution)
-        return DecodeConfig(
-            fps=self.fps,
-            resolution=self.resolution,
-            start_s=self.start_s,
-            end_s=self.end_s,
-            val_fraction=self.val_fraction,
-            max_frames=self.max_frames,
-        )
 
 
 def video_id(path: Path) -> str:
@@ -347,7 +299,6 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     from accelerate import PartialState
 
     from src.common.progress import tqdm  # plain lines when the output is not a terminal
-    from src.data.sources import embedded_street_videos
 
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())

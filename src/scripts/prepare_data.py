@@ -20,7 +20,7 @@ import sys
 
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
-from src.data.prepare import PrepareConfig, prepare_dataset
+from src.data.config import PrepareConfig
 
 
 @script_main
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(
             "no videos given", "Pass --videos FILES_OR_FOLDERS, or --defaults for the embedded street clips."
         )
+    # imported here: it pulls torch, cv2 and av; a script's --help should not wait for that
+    from src.data.prepare import prepare_dataset
+
     manifest = prepare_dataset(config)
     if manifest is not None:
         for item in manifest["skipped"]:  # before the summary, so the summary is the last line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from src.conditions.augment import AugmentConfig
+from src.conditions.config import AugmentConfig
 from src.conditions.spec import ConditionSpec
 from src.runtime.defaults import SamplingDefaults
 
