@@ -111,8 +111,12 @@ class DecodeReport:
         return self.decoded_frames < self.expected_frames - tolerance
 
     def to_dict(self) -> dict:
-        return {"decoded_source_frames": self.decoded_frames, "expected_source_frames": self.expected_frames,
-                "ended_early": self.ended_early, "decode_error": self.error}
+        return {
+            "decoded_source_frames": self.decoded_frames,
+            "expected_source_frames": self.expected_frames,
+            "ended_early": self.ended_early,
+            "decode_error": self.error,
+        }
 
 
 def _declared_frames(stream, container) -> tuple[int | None, bool]:

@@ -63,7 +63,9 @@ def expand_video_sources(items: list[str | Path]) -> list[str | Path]:
 
     def add(item: str | Path, depth: int) -> None:
         if depth > 8:
-            raise UserError(f"list files nest too deep at {item}", "A list file may name other lists, not itself.")
+            raise UserError(
+                f"list files nest too deep at {item}", "A list file may name other lists, not itself."
+            )
         if is_url(item):
             found.append(str(item))
             return
@@ -86,12 +88,16 @@ def expand_video_sources(items: list[str | Path]) -> list[str | Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise UserError(f"no such file or folder: {path}", "Pass video files, folders, lists or URLs with --videos.")
+            raise UserError(
+                f"no such file or folder: {path}", "Pass video files, folders, lists or URLs with --videos."
+            )
 
     for item in items:
         add(item, 0)
     if not found:
-        raise UserError(f"no videos found in {', '.join(str(p) for p in items)}", "Pass video files, folders or URLs.")
+        raise UserError(
+            f"no videos found in {', '.join(str(p) for p in items)}", "Pass video files, folders or URLs."
+        )
     unique: dict[str, str | Path] = {}
     for source in found:
         unique.setdefault(str(source) if is_url(source) else str(Path(source).resolve()), source)
@@ -128,7 +134,9 @@ def download_video(url: str, *, cache_dir: Path | None = None, progress: bool = 
             info = downloader.extract_info(url, download=True)
             files = [d["filepath"] for d in info.get("requested_downloads") or [] if d.get("filepath")]
     except yt_dlp.utils.DownloadError as error:
-        raise UserError(f"download failed: {_first_line(error)}", "Check the URL, or download it yourself.") from None
+        raise UserError(
+            f"download failed: {_first_line(error)}", "Check the URL, or download it yourself."
+        ) from None
     if not files or not Path(files[0]).is_file():
         raise UserError("download failed: yt-dlp wrote no file", "Check the URL, or download it yourself.")
     path = Path(files[0])

@@ -224,7 +224,9 @@ class _BatchByIndex(Dataset):
         return self.batch_at(index)
 
 
-def step_batches(batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0) -> Iterator[dict]:
+def step_batches(
+    batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0
+) -> Iterator[dict]:
     """``batch_at(start_index)``, ``batch_at(start_index + 1)``, ... without end, in this order.
 
     ``batch_at`` must be a pure function of its index (``ClipDataset.batch_at`` is), so where the

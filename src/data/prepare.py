@@ -78,7 +78,11 @@ def content_key(path: Path, record: dict | None) -> dict:
     stat = path.stat()
     key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     previous = (record or {}).get("source_key") or {}
-    if previous.get("size") == key["size"] and previous.get("mtime_ns") == key["mtime_ns"] and previous.get("sha256"):
+    if (
+        previous.get("size") == key["size"]
+        and previous.get("mtime_ns") == key["mtime_ns"]
+        and previous.get("sha256")
+    ):
         return key | {"sha256": previous["sha256"]}
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -262,8 +266,10 @@ def _log_ended_early(record: dict) -> None:
     decode = record.get("decode") or {}
     if decode.get("ended_early"):
         why = f" ({decode['decode_error']})" if decode.get("decode_error") else ""
-        _log(f"{record['source']}: the video ends early: decoded {decode['decoded_source_frames']} of the "
-             f"{decode['expected_source_frames']} frames its container declares{why}; using the decoded frames")
+        _log(
+            f"{record['source']}: the video ends early: decoded {decode['decoded_source_frames']} of the "
+            f"{decode['expected_source_frames']} frames its container declares{why}; using the decoded frames"
+        )
 
 
 def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
@@ -372,7 +378,9 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
         },
         # videos whose stream ended before their container's declared frame count (truncated files)
         "ended_early": [
-            {"source": r["source"], **r["decode"]} for r in records if (r.get("decode") or {}).get("ended_early")
+            {"source": r["source"], **r["decode"]}
+            for r in records
+            if (r.get("decode") or {}).get("ended_early")
         ],
         "videos": records,
         "skipped": skipped,

@@ -78,7 +78,9 @@ def prepare_hint(directory: str | Path) -> str:
 def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.is_file():
-        raise UserError(f"no prepared dataset at {directory} (manifest.json missing)", prepare_hint(directory))
+        raise UserError(
+            f"no prepared dataset at {directory} (manifest.json missing)", prepare_hint(directory)
+        )
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise UserError(
