@@ -10,35 +10,12 @@ counter (forward, and backward as twice the forward), so the two can be compared
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 
 import torch
 
-
-@dataclasses.dataclass
-class BenchDataConfig:
-    """``bench_data``: loader throughput per worker count, and the model's FLOPs per clip."""
-
-    dataset: str = "data/prepared/lowres_224"
-    """a prepared dataset (prepare_data), e.g. at 224x224 and 24 fps"""
-    presets: list[str] = dataclasses.field(
-        default_factory=lambda: ["conf/base.yaml", "conf/pretrain_lowres.yaml"]
-    )
-    """the training presets whose data settings (clip length, crop, augmentations) are measured"""
-    workers: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
-    """DataLoader worker counts to measure"""
-    batches: int = 20
-    """batches timed per worker count (after the warm-up)"""
-    warmup_batches: int = 3
-    """batches read before the clock starts (worker start-up, file caches)"""
-    batch_size: int | None = None
-    """clips per batch (None: the preset's data.batch_size)"""
-    count_flops: bool = True
-    """also count the preset model's training FLOPs per clip at the dataset's frame size"""
-    out: str = "runs/bench_data.json"
-    """the JSON report to write"""
+from src.bench.config import BenchDataConfig
 
 
 def _train_config(config: BenchDataConfig, num_workers: int):

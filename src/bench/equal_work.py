@@ -29,55 +29,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from src.bench.config import SYSTEMS, EqualWorkConfig
 from src.common.errors import UserError
 from src.common.io import atomic_write_json
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.attention import apply_rope, rope_cos_sin
 from src.net.dit import VelodreamDiT
-
-SYSTEMS = ("reference", "ours", "ours_stem_smooth")
-
-
-@dataclasses.dataclass
-class EqualWorkConfig:
-    """``bench_equal_work``: ms per framelet of our DiT and a plain causal DiT at the same shapes."""
-
-    resolution: int = 224
-    """square frame size in pixels"""
-    hidden_dim: int = 256
-    """token width of both models"""
-    num_blocks: int = 4
-    """transformer blocks of both models"""
-    num_heads: int = 4
-    """attention heads of both models"""
-    patch_size: int = 16
-    """pixels per token side"""
-    frames_per_framelet: int = 2
-    """frames generated together as one framelet"""
-    condition_channels: int = 9
-    """condition planes per frame (the encoded G-buffer)"""
-    window_framelets: int = 3
-    """framelets a framelet attends to, itself included"""
-    steps: int = 2
-    """Euler steps (network passes) per framelet"""
-    systems: list[str] = dataclasses.field(default_factory=lambda: list(SYSTEMS))
-    """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth decoder)"""
-    rounds: int = 3
-    """interleaved rounds; each times every system once"""
-    framelets_per_round: int = 8
-    """framelets timed per system and round (the round's number is their median)"""
-    warmup_framelets: int = 3
-    """untimed framelets per system first (fills the cache; compiles with --compile)"""
-    threads: int = 0
-    """torch threads (0: torch's default)"""
-    compile: bool = False
-    """torch.compile both (ours: compile_inference over its fixed-size cache); warm-up covers compilation"""
-    seed: int = 0
-    """seed of the random weights and inputs"""
-    json_out: str = "runs/bench_equal_work.json"
-    """where the numbers go as JSON"""
-
 
 # -- the reference: a plain causal DiT ----------------------------------------------------------
 

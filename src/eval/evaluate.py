@@ -41,7 +41,7 @@ from src.common.framelets import framelet_count
 from src.common.io import atomic_write_json, claim_output_folder, write_output_marker
 from src.common.video import save_png, write_mp4
 from src.data.prepared import SPLITS, read_manifest
-from src.eval.condition_gap import ConditionGapConfig
+from src.eval.config import ConditionGapConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 FEATURE_METRICS_NOTE = (

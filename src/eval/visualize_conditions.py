@@ -16,22 +16,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from src.common.config import parse_resolution
-from src.common.gbuffer_io import load_gbuffer_clip
 from src.common.io import atomic_write_json
-from src.common.video import save_png, write_mp4
-from src.conditions.encode import ConditionStats, StatsAccumulator, encode
-from src.conditions.extract import ExtractConfig, Extractor
+from src.conditions.config import ExtractConfig
 from src.conditions.spec import ConditionSpec
-from src.data.decode import DecodeConfig, decode_video
-from src.data.prepared import read_manifest
-from src.data.sources import find_embedded_file
-from src.eval.condition_gap import ConditionGapConfig
-from src.eval.domain_gap import domain_gap, plot_histograms
-from src.game.recording import record_autopilot_clip
+from src.data.config import DecodeConfig
+from src.eval.config import ConditionGapConfig
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals
 
 VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
@@ -101,6 +93,8 @@ def condition_views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) ->
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
+    import cv2  # seconds to import: not at start-up, so --help answers at once
+
     image = image.copy()
     cv2.putText(image, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
     return image
@@ -108,6 +102,8 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -> np.ndarray:
     """The views stacked top to bottom, scaled up by ``scale`` and labelled."""
+    import cv2  # seconds to import: not at start-up, so --help answers at once
+
     cells = [cv2.resize(v, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for v in views]
     cells = [
         _label(c, (f"{title} " if title and i == 0 else "") + VIEW_NAMES[i]) for i, c in enumerate(cells)
@@ -117,8 +113,20 @@ def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -
 
 def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
+    # torch, cv2, av and moderngl load here, not at start-up, so --help answers at once
+    import cv2
+
+    from src.common.gbuffer_io import load_gbuffer_clip
+    from src.common.video import save_png, write_mp4
     from src.conditions.align import align_game_clip
+    from src.conditions.encode import ConditionStats, StatsAccumulator, encode
+    from src.conditions.extract import Extractor
+    from src.data.decode import decode_video
+    from src.data.prepared import read_manifest
+    from src.data.sources import find_embedded_file
     from src.eval.condition_gap import condition_gap_accuracy
+    from src.eval.domain_gap import domain_gap, plot_histograms
+    from src.game.recording import record_autopilot_clip
 
     out = Path(config.out)
     spec = config.conditions

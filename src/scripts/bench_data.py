@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.bench.data_throughput import BenchDataConfig, format_report, run_benchmark
+from src.bench.config import BenchDataConfig
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     if not config.workers or min(config.workers) < 0 or config.batches < 1:
         raise UserError("--workers needs counts >= 0 and --batches at least 1")
+    from src.bench.data_throughput import format_report, run_benchmark  # torch loads after parsing
+
     print(format_report(run_benchmark(config)))
     print(f"wrote {config.out}")
 

@@ -6,16 +6,17 @@ uv run python -m src.scripts.bench_equal_work --rounds 5 --threads 1
 
 from __future__ import annotations
 
-from src.bench.equal_work import EqualWorkConfig, run_and_report
+from src.bench.config import EqualWorkConfig
 from src.common.config import parse_config
 from src.common.errors import script_main
 
 
 @script_main
 def main(argv=None) -> None:
-    run_and_report(
-        parse_config(EqualWorkConfig, argv, prog="bench_equal_work", description=__doc__.splitlines()[0])
-    )
+    config = parse_config(EqualWorkConfig, argv, prog="bench_equal_work", description=__doc__.splitlines()[0])
+    from src.bench.equal_work import run_and_report  # torch and the models load after parsing
+
+    run_and_report(config)
 
 
 if __name__ == "__main__":

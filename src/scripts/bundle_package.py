@@ -14,7 +14,6 @@ import dataclasses
 
 from src.common.config import parse_config, parse_resolution
 from src.common.errors import UserError, script_main
-from src.train.package import bundle_packages
 
 
 @dataclasses.dataclass
@@ -51,6 +50,10 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(BundleConfig, argv, prog="bundle_package", description=__doc__)
+    # imported after parsing: the package writer pulls torch and diffusers (seconds), which --help
+    # and a mistyped flag should not wait for
+    from src.train.package import bundle_packages
+
     pairs = _pairs(config.renderers, "--renderers")
     names = [name for name, _ in pairs]
     duplicates = sorted({name for name in names if names.count(name) > 1})

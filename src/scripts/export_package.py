@@ -9,7 +9,6 @@ import dataclasses
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.train.package import export_run
 
 
 @dataclasses.dataclass
@@ -25,6 +24,10 @@ class ExportConfig:
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(ExportConfig, argv, prog="export_package", description=__doc__, positional=["run"])
+    # imported after parsing: the package writer pulls torch and diffusers (seconds), which --help
+    # and a mistyped flag should not wait for
+    from src.train.package import export_run
+
     out, step = export_run(config.run, config.out or None)
     print(f"wrote {out} (step {step})")
 

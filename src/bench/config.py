@@ -1,0 +1,72 @@
+"""The benchmarks' settings, in a module that imports no torch, so their scripts' ``--help``
+answers at once (the benchmarks themselves load torch when they run)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+SYSTEMS = ("reference", "ours", "ours_stem_smooth")
+
+
+@dataclasses.dataclass
+class EqualWorkConfig:
+    """``bench_equal_work``: ms per framelet of our DiT and a plain causal DiT at the same shapes."""
+
+    resolution: int = 224
+    """square frame size in pixels"""
+    hidden_dim: int = 256
+    """token width of both models"""
+    num_blocks: int = 4
+    """transformer blocks of both models"""
+    num_heads: int = 4
+    """attention heads of both models"""
+    patch_size: int = 16
+    """pixels per token side"""
+    frames_per_framelet: int = 2
+    """frames generated together as one framelet"""
+    condition_channels: int = 9
+    """condition planes per frame (the encoded G-buffer)"""
+    window_framelets: int = 3
+    """framelets a framelet attends to, itself included"""
+    steps: int = 2
+    """Euler steps (network passes) per framelet"""
+    systems: list[str] = dataclasses.field(default_factory=lambda: list(SYSTEMS))
+    """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth decoder)"""
+    rounds: int = 3
+    """interleaved rounds; each times every system once"""
+    framelets_per_round: int = 8
+    """framelets timed per system and round (the round's number is their median)"""
+    warmup_framelets: int = 3
+    """untimed framelets per system first (fills the cache; compiles with --compile)"""
+    threads: int = 0
+    """torch threads (0: torch's default)"""
+    compile: bool = False
+    """torch.compile both (ours: compile_inference over its fixed-size cache); warm-up covers compilation"""
+    seed: int = 0
+    """seed of the random weights and inputs"""
+    json_out: str = "runs/bench_equal_work.json"
+    """where the numbers go as JSON"""
+
+
+@dataclasses.dataclass
+class BenchDataConfig:
+    """``bench_data``: loader throughput per worker count, and the model's FLOPs per clip."""
+
+    dataset: str = "data/prepared/lowres_224"
+    """a prepared dataset (prepare_data), e.g. at 224x224 and 24 fps"""
+    presets: list[str] = dataclasses.field(
+        default_factory=lambda: ["conf/base.yaml", "conf/pretrain_lowres.yaml"]
+    )
+    """the training presets whose data settings (clip length, crop, augmentations) are measured"""
+    workers: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    """DataLoader worker counts to measure"""
+    batches: int = 20
+    """batches timed per worker count (after the warm-up)"""
+    warmup_batches: int = 3
+    """batches read before the clock starts (worker start-up, file caches)"""
+    batch_size: int | None = None
+    """clips per batch (None: the preset's data.batch_size)"""
+    count_flops: bool = True
+    """also count the preset model's training FLOPs per clip at the dataset's frame size"""
+    out: str = "runs/bench_data.json"
+    """the JSON report to write"""
