@@ -201,14 +201,3 @@ class RecurrentStep(nn.Module):
     def output_shapes(self) -> list[tuple[int, ...]]:
         feedback, state = self.model.recurrence_shapes(1, self.h, self.w)
         return [(1, 3, self.h, self.w), feedback, state]
-
-
-def export_module(model: nn.Module, h: int, w: int) -> nn.Module:
-    """The graph a renderer model is exported as, for one frame size (by its ``renderer_kind``)."""
-    if model.renderer_kind == "diffusion":
-        return FrameletStep(model, h, w)
-    if model.renderer_kind == "direct":
-        return DirectStep(model, h, w)
-    if model.renderer_kind == "recurrent":
-        return RecurrentStep(model, h, w)
-    raise ValueError(f"no export graph for renderer kind {model.renderer_kind!r}")

@@ -18,7 +18,8 @@ A renderer model is a diffusers ``ModelMixin`` + ``ConfigMixin`` with
     frame_size_hint()        which sizes it takes, for error messages
     compile_inference()      torch.compile what generation runs
 
-A new model is a new file in ``src/net`` and one line below.
+A new model is a new file in ``src/net`` and one line below; a new kind is also one row of
+``MODEL_KINDS`` (``src/runtime/kinds.py``: its renderer, export step and ncnn runner).
 """
 
 from __future__ import annotations

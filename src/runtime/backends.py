@@ -3,8 +3,8 @@
 ``make_renderer(package, backend="torch" | "ncnn", ...)`` is the one entry point of play, the
 benchmark and ``evaluate``; ``torch_renderer(model, ...)`` serves validation during training,
 where the model is not yet a package. Nothing here depends on which model class the package
-holds: its ``renderer_kind`` picks ``DiffusionRenderer``, ``DirectRenderer`` or
-``RecurrentRenderer``.
+holds: its ``renderer_kind`` picks the renderer's class from the table of model kinds
+(``src/runtime/kinds.py``).
 
 torch runs on the CPU or CUDA in fp32/bf16/fp16, optionally under ``torch.compile``; ncnn runs the
 pnnx export of the model's step on the CPU or on Vulkan (fp16 storage with ``dtype=float16``).
@@ -15,9 +15,10 @@ from __future__ import annotations
 import torch
 
 from src.common.errors import UserError
+from src.runtime.kinds import model_kind
 from src.runtime.ncnn_backend import load_ncnn_step
 from src.runtime.package import RendererPackage, SamplingDefaults
-from src.runtime.renderer import DiffusionRenderer, DirectRenderer, RecurrentRenderer, Renderer
+from src.runtime.renderer import Renderer
 
 _DTYPES = {
     "float32": torch.float32,
@@ -70,25 +71,10 @@ def _build(
 ) -> Renderer:
     """Wrap ``runner`` -- the torch model itself, or its ncnn export behind the same methods
     (``CachedDenoiser`` for diffusion models, ``forward_frames`` for direct ones,
-    ``initial_recurrence``/``forward_step`` for recurrent ones) -- by the kind."""
-    if model.renderer_kind == "diffusion":
-        steps = sampling.num_denoising_steps if num_denoising_steps is None else num_denoising_steps
-        if steps < 1:
-            raise UserError(f"the number of denoising steps must be at least 1, got {steps}")
-        return DiffusionRenderer(
-            runner,
-            num_denoising_steps=steps,
-            shift=sampling.shift,
-            context_sigma=sampling.context_sigma,
-            context_from_last_step=sampling.context_from_last_step,
-            backend=backend,
-            **base,
-        )
-    if model.renderer_kind == "direct":
-        return DirectRenderer(runner.forward_frames, backend=backend, **base)
-    if model.renderer_kind == "recurrent":
-        return RecurrentRenderer(runner, backend=backend, upscale=model.upscale, **base)
-    raise UserError(f"no renderer for model kind {model.renderer_kind!r}")
+    ``initial_recurrence``/``forward_step`` for recurrent ones) -- in the renderer of its kind."""
+    return model_kind(model).renderer(
+        model, runner, backend=backend, sampling=sampling, num_denoising_steps=num_denoising_steps, base=base
+    )
 
 
 def torch_renderer(

@@ -6,6 +6,7 @@ interrupted export never leaves a broken one). It stores a hash of the weights a
 came from; when they change (a ``git pull`` of the bundled models) it is made again. Where the package folder is read-only (a
 download cache), the export goes to ``$VELODREAM_CACHE/ncnn/<package digest>``.
 
+The runners (``src/runtime/ncnn_runners.py``; the table of model kinds picks one):
 ``NcnnDenoiser`` implements the same ``CachedDenoiser`` protocol as the torch DiT
 (``new_cache`` / ``denoise_framelet`` / ``push_context`` / ``denoise_framelet_and_push``) over a ``FixedKVCache`` of explicit
 tensors, so the one rollout in ``src/diffusion/rollout.py`` drives both backends and they draw
@@ -33,7 +34,7 @@ from torch import Tensor
 
 from src.common.errors import UserError
 from src.common.io import atomic_directory
-from src.net.export_step import FixedKVCache
+from src.runtime.kinds import model_kind
 from src.runtime.ncnn_export import ExportError, export_step_ncnn
 from src.runtime.package import RendererPackage, default_cache_dir
 
@@ -92,9 +93,6 @@ class NcnnNet:
         return tuple(outputs)
 
 
-_EXPORT_NAMES = {"diffusion": "framelet_step", "direct": "direct_step", "recurrent": "recurrent_step"}
-
-
 NCNN_EXPORT_KIND = "ncnn export"
 EXPORT_KEY_FILE = "source.json"  # the key of the weights and config an export was made from
 
@@ -140,7 +138,7 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
     """
     key = export_key(package)
     directory = _export_dir(package, height, width, key)
-    name = _EXPORT_NAMES[package.model.renderer_kind]
+    name = model_kind(package.model).export_name
     param, weights = directory / f"{name}.ncnn.param", directory / f"{name}.ncnn.bin"
     shapes = directory / f"{name}.json"
     complete = param.is_file() and weights.is_file() and shapes.is_file()
@@ -165,88 +163,11 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
     return param, weights, json.loads(shapes.read_text())
 
 
-class NcnnDenoiser:
-    """The exported ``FrameletStep`` behind the ``CachedDenoiser`` protocol (batch 1)."""
-
-    def __init__(self, net: NcnnNet, shapes: dict, *, frames_per_framelet: int):
-        self.net = net
-        self.inputs = [tuple(s) for s in shapes["inputs"]]  # x_noisy, cond, sigma, past_k, past_v, attn_bias
-        self.height, self.width = shapes["frame_size"]
-        self.frames_per_framelet = frames_per_framelet
-
-    def new_cache(self, batch: int, h: int, w: int) -> FixedKVCache:
-        if batch != 1 or (h, w) != (self.height, self.width):
-            raise ValueError(
-                f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {w}x{h}"
-            )
-        return FixedKVCache.empty(self.inputs[3], self.inputs[5])
-
-    def _run(self, x: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache):
-        """x 1 f 3 h w, cond 1 f C h w, sigma (1,) -> (x0 1 f 3 h w, new_k, new_v)."""
-        b, f, _, h, w = x.shape
-        x0, new_k, new_v = self.net(
-            x.reshape(1, -1, h, w),
-            cond.reshape(1, -1, h, w),
-            sigma.reshape(1, 1).float(),
-            cache.past_k,
-            cache.past_v,
-            cache.attn_bias,
-        )
-        return x0.reshape(b, f, 3, h, w).to(x.dtype), new_k, new_v
-
-    def denoise_framelet(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache) -> Tensor:
-        return self._run(x_noisy, cond, sigma, cache)[0]
-
-    def denoise_framelet_and_push(
-        self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache: FixedKVCache
-    ) -> Tensor:
-        """The step graph already returns this pass's keys and values: roll them into the cache."""
-        x0, new_k, new_v = self._run(x_noisy, cond, sigma, cache)
-        cache.roll(new_k, new_v)
-        return x0
-
-    def push_context(self, x_ctx_noisy: Tensor, cond: Tensor, sigma_ctx: Tensor, cache: FixedKVCache) -> None:
-        _, new_k, new_v = self._run(x_ctx_noisy, cond, sigma_ctx, cache)
-        cache.roll(new_k, new_v)
-
-
-class NcnnDirect:
-    """The exported ``DirectStep`` behind the direct models' ``forward_frames`` method."""
-
-    def __init__(self, net: NcnnNet):
-        self.net = net
-
-    def forward_frames(self, cf: Tensor) -> Tensor:
-        return self.net(cf)[0][None]  # ncnn drops the batch axis
-
-
-class NcnnRecurrent:
-    """The exported ``RecurrentStep`` behind the recurrent models' ``initial_recurrence`` /
-    ``forward_step`` (batch 1, the export's frame size; shapes from the export's JSON)."""
-
-    def __init__(self, net: NcnnNet, shapes: dict, *, initial_recurrence):
-        self.net = net
-        self.output_shapes = [tuple(s) for s in shapes["outputs"]]  # frame, feedback, state
-        self.height, self.width = shapes["frame_size"]
-        self._initial = initial_recurrence  # the model's own (the same starting tensors as torch)
-
-    def initial_recurrence(self, batch: int, height: int, width: int, *, device=None, dtype=None):
-        if batch != 1 or (height, width) != (self.height, self.width):
-            raise ValueError(
-                f"this export renders batch 1 at {self.width}x{self.height}, asked {batch} at {width}x{height}"
-            )
-        return self._initial(1, height, width, device="cpu", dtype=torch.float32)
-
-    def forward_step(self, cond: Tensor, feedback: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        outputs = self.net(cond, feedback, state)
-        frame, feedback, state = (x.reshape(shape) for x, shape in zip(outputs, self.output_shapes))
-        return frame, feedback, state
-
-
 def load_ncnn_step(package: RendererPackage, *, height: int, width: int, use_vulkan: bool, fp16: bool):
     """The package's step graph at this size in ncnn, behind the same methods as the torch model:
-    a ``NcnnDenoiser`` for a diffusion model, a ``NcnnDirect`` for a direct one, a
-    ``NcnnRecurrent`` for a recurrent one."""
+    the ncnn runner of its kind (``src/runtime/kinds.py``): a ``NcnnDenoiser`` for a diffusion
+    model, a ``NcnnDirect`` for a direct one, a ``NcnnRecurrent`` for a recurrent one
+    (``src/runtime/ncnn_runners.py``)."""
     param, weights, shapes = ensure_export(package, height, width)
     net = NcnnNet(
         param,
@@ -266,8 +187,4 @@ def load_ncnn_step(package: RendererPackage, *, height: int, width: int, use_vul
             "kernels itself where the device has them (its fp16-cm flag above)",
             flush=True,
         )
-    if shapes["renderer_kind"] == "diffusion":
-        return NcnnDenoiser(net, shapes, frames_per_framelet=package.model.frames_per_step)
-    if shapes["renderer_kind"] == "recurrent":
-        return NcnnRecurrent(net, shapes, initial_recurrence=package.model.initial_recurrence)
-    return NcnnDirect(net)
+    return model_kind(shapes["renderer_kind"]).ncnn_runner(net, shapes, package.model)

@@ -1,7 +1,8 @@
 """Exporting a renderer model's step graph to ncnn with pnnx.
 
-``export_step_ncnn(model, out_dir, h, w)`` traces the model's step graph (``export_module``: the
-DiT's ``FrameletStep`` with its explicit KV cache, or a direct model's ``DirectStep``), runs pnnx
+``export_step_ncnn(model, out_dir, h, w)`` traces the model's step graph (the ``export_step`` of
+its kind in ``src/runtime/kinds.py``: the DiT's ``FrameletStep`` with its explicit KV cache, a
+direct model's ``DirectStep`` or the student's ``RecurrentStep``), runs pnnx
 with fp32 weights (``fp16=0``; ncnn can still use fp16 storage at run time), fails loudly when
 pnnx left any op unconverted (pnnx exits 0 then and ncnn only fails at load time), and writes a
 JSON file with the graph's input and output shapes, which the runtime reads instead of building
@@ -21,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from src.common.io import atomic_write_json
-from src.net.export_step import EMPTY_SLOT_BIAS, export_module
+from src.net.export_step import EMPTY_SLOT_BIAS
+from src.runtime.kinds import model_kind
 
 # ncnn layer types that mean pnnx kept a torch op it could not convert
 _UNCONVERTED = re.compile(r"^(torch\.|Tensor\.|F\.|nn\.|aten::|pnnx\.(?!Input|Output))")
@@ -104,10 +106,11 @@ def export_step_ncnn(
     plus ``<name>.json`` (input and output shapes). Returns the paths of param, bin and shapes."""
     out_dir = Path(out_dir)
     name = name or f"{model.renderer_kind}_step_{h}x{w}"
-    step = export_module(model.eval(), h, w).eval()
+    kind = model_kind(model)
+    step = kind.export_step(model.eval(), h, w).eval()
     inputs = [torch.zeros(shape) for shape in step.input_shapes()]
-    if model.renderer_kind == "diffusion":
-        inputs[2].fill_(0.5)  # sigma
+    if kind.sigma_input is not None:
+        inputs[kind.sigma_input].fill_(0.5)  # the noise level
     paths = run_pnnx(step, inputs, out_dir, name, timeout_s=timeout_s)
     paths["shapes"] = out_dir / f"{name}.json"
     meta = {

@@ -37,6 +37,18 @@ def training_command() -> str:
     return "uv run " + " ".join(shlex.quote(a) for a in argv)
 
 
+def model_card(title: str, *blocks: list[str]) -> str:
+    """Every model card (a run's package, the flat-colour and regression baselines, a bundle):
+    ``# title`` and then the blocks of markdown lines, one blank line between blocks, ending in a
+    newline. A block that is a section's heading is ``["## Heading"]`` (or starts with it)."""
+    return "\n\n".join("\n".join(block) for block in ([f"# {title}"], *blocks) if block) + "\n"
+
+
+def reproduce_block(*commands: str) -> list[str]:
+    """The commands that made a package, as a card's code block."""
+    return ["```", *commands, "```"]
+
+
 # what a run's model is, by (model class, objective); the model class alone as the fallback
 _MODEL_DESCRIPTIONS = {
     ("VelodreamDiT", "distill"): [
@@ -57,21 +69,18 @@ _MODEL_DESCRIPTIONS = {
 }
 
 
-def model_card(*, config, data, step: int, metrics: dict, num_params: int, command: str) -> str:
+def run_card(
+    *, config, data, step: int, metrics: dict, num_params: int, command: str, appendix: list[list[str]] = ()
+) -> str:
+    """A training run's model card: the model, its data, its validation and how to reproduce it;
+    ``appendix``: more blocks after those (samples, curves)."""
     manifest = data.manifest
     totals = manifest.get("totals", {})
     extractors = ", ".join(
         f"{name} {value.get('name', '') if isinstance(value, dict) else value}".strip()
         for name, value in manifest.get("extractors", {}).items()
     )
-    lines = [
-        f"# Velodream renderer: {config.run_name}",
-        "",
-        *_MODEL_DESCRIPTIONS.get(
-            (config.model.model_class, config.objective),
-            _MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
-        ),
-        "",
+    model = [
         "## Model",
         f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
         f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
@@ -79,54 +88,55 @@ def model_card(*, config, data, step: int, metrics: dict, num_params: int, comma
         f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
         + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
         *([f"- objective `{config.objective}`, teacher `{config.teacher}`"] if config.teacher else []),
-        "",
+    ]
+    data_lines = [
         "## Data",
         f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "
         f"{totals.get('val_frames', '?')} held-out frames; extractors: {extractors})",
     ]
     for video in manifest.get("videos", []):
         splits = video.get("splits", {})
-        lines.append(
+        data_lines.append(
             f"  - `{Path(video.get('source', '?')).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
             f"{splits.get('val', {}).get('num_frames', '?')} held-out frames (the last part of the video)"
         )
-    lines += [
-        "",
-        "## Validation (EMA weights)",
-        "",
+    validation = [
         "real_*: rollouts on held-out real clips against the real frames (real_flat_*: the flat-colour",
         "input itself as the prediction, a regression-style reference; real_video_*: the real frames",
         "themselves); seam_ratio: seams at the 8-px grid (1.0 = none); warp_error: flicker under the flow",
         "(the extracted one on real clips, the game's exact one on the ride; raster: the raster frames);",
         "swd: sliced Wasserstein distance of patch statistics to the real held-out frames (lower = more",
         "like real video). The same keys as `python -m src.scripts.evaluate` (src/eval/scoring.py).",
-        "",
     ]
-    if metrics:
-        for key, value in metrics.items():
-            lines.append(f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}")
-    else:
-        lines.append("- not run")
-    lines += [
-        "",
-        "## Reproduce",
-        "",
-        "Prepare the data, then train; where there are several training lines, the first started the run",
-        "and each later one resumed it with the flags shown.",
-        "",
-        "```",
-        *(
-            ["uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"]
-            if Path(config.data.dataset) == Path("data/prepared/default")
-            else [f"# prepare {config.data.dataset} with src.scripts.prepare_data (see data/README.md)"]
+    metric_lines = [
+        f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
+        for key, value in metrics.items()
+    ] or ["- not run"]
+    prepare = (
+        "uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"
+        if Path(config.data.dataset) == Path("data/prepared/default")
+        else f"# prepare {config.data.dataset} with src.scripts.prepare_data (see data/README.md)"
+    )
+    return model_card(
+        f"Velodream renderer: {config.run_name}",
+        _MODEL_DESCRIPTIONS.get(
+            (config.model.model_class, config.objective),
+            _MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
         ),
-        command,
-        "```",
-        "",
-        f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        "",
-    ]
-    return "\n".join(lines)
+        model,
+        data_lines,
+        ["## Validation (EMA weights)"],
+        validation,
+        metric_lines,
+        ["## Reproduce"],
+        [
+            "Prepare the data, then train; where there are several training lines, the first started the run",
+            "and each later one resumed it with the flags shown.",
+        ],
+        reproduce_block(prepare, command),
+        [f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."],
+        *appendix,
+    )
 
 
 def sampling_defaults(config, data) -> SamplingDefaults:
@@ -147,9 +157,6 @@ def export_package(
     command_file = Path(run_dir) / "command.txt"
     command = command_file.read_text().strip() if command_file.is_file() else training_command()
     num_params = sum(p.numel() for p in model.parameters())
-    readme = model_card(
-        config=config, data=data, step=step, metrics=metrics, num_params=num_params, command=command
-    )
     card = {
         "run_name": config.run_name,
         "step": step,
@@ -165,15 +172,29 @@ def export_package(
         for kind in ("real", "game")
         if (samples / f"{kind}_latest.png").is_file()
     }
+    appendix = []
     if extra_files:
-        images = "\n".join(f"![{name}]({name})" for name in extra_files)
-        readme += (
-            f"\n## Samples\n\n{images}\n\n"
-            "Columns: flat-colour condition | generated | real frames (real) or raster frames (game).\n"
-        )
+        appendix += [
+            ["## Samples"],
+            [f"![{name}]({name})" for name in extra_files],
+            ["Columns: flat-colour condition | generated | real frames (real) or raster frames (game)."],
+        ]
     if (Path(run_dir) / "curves.png").is_file():
         extra_files["curves.png"] = Path(run_dir) / "curves.png"
-        readme += "\n## Training curves\n\n![curves](curves.png)\n\nLoss, learning rate and each validation metric against step.\n"
+        appendix += [
+            ["## Training curves"],
+            ["![curves](curves.png)"],
+            ["Loss, learning rate and each validation metric against step."],
+        ]
+    readme = run_card(
+        config=config,
+        data=data,
+        step=step,
+        metrics=metrics,
+        num_params=num_params,
+        command=command,
+        appendix=appendix,
+    )
     return write_package(
         out_dir,
         inputs=[run_dir],
@@ -252,22 +273,17 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
     model = FlatColorRenderer(
         condition_channels=spec.num_channels, albedo_channels=list(range(albedo.start, albedo.stop))
     )
-    readme = "\n".join(
+    readme = model_card(
+        "Velodream renderer: flat-colour baseline",
         [
-            "# Velodream renderer: flat-colour baseline",
-            "",
             "Returns the albedo (flat-colour) condition planes as the frame: no weights, no training. The",
             "reference a learned renderer has to beat on real clips and game rides.",
-            "",
-            f"- statistics, resolution {width}x{height} and {manifest['fps']} fps from the prepared dataset `{dataset}`",
-            "",
-            "## Reproduce",
-            "",
-            "```",
-            training_command(),
-            "```",
-            "",
-        ]
+        ],
+        [
+            f"- statistics, resolution {width}x{height} and {manifest['fps']} fps from the prepared dataset `{dataset}`"
+        ],
+        ["## Reproduce"],
+        reproduce_block(training_command()),
     )
     return write_package(
         out_dir,
@@ -299,15 +315,14 @@ def bundle_card(
 ) -> str:
     """The bundle's README: what each renderer is, its size, its own card, and the ``evaluate``
     numbers given per renderer (``evaluations``: name -> {label: metrics.json path})."""
-    lines = [
-        "# Velodream renderer bundle",
-        "",
+    intro = [
         f"Play renders with `{default}` by default"
         + (f" at {play_resolution}" if play_resolution else "")
         + "; `play_game --renderer NAME` starts on another, Tab cycles them, their side-by-side view and the",
         "raster. Each renderer is a complete package in its own folder, with its own model card (data, steps,",
         "validation and the exact commands).",
-        "",
+    ]
+    table = [
         "| renderer | model | parameters | trained at | steps | sampling | card |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -319,7 +334,7 @@ def bundle_card(
             if package.model.renderer_kind == "diffusion"
             else "1 pass / frame"
         )
-        lines.append(
+        table.append(
             f"| `{name}`{' (default)' if name == default else ''} | {type(package.model).__name__} | {params / 1e6:.2f}M | "
             f"{package.width}x{package.height}, {package.fps:g} fps | {package.card.get('step', '-')} | {sampling} | "
             f"[{name}/README.md]({name}/README.md) |"
@@ -329,20 +344,23 @@ def bundle_card(
         for name, runs in evaluations.items()
         for label, path in runs.items()
     ]
+    evaluated = []
     if rows:
-        lines += [
-            "",
-            "## Evaluated (`evaluate`, clips the renderer never saw in training unless the label says otherwise)",
-            "",
-            "| renderer | data | " + " | ".join(BUNDLE_CARD_METRICS) + " |",
-            "|---|---|" + "---|" * len(BUNDLE_CARD_METRICS),
+        evaluated += [
+            [
+                "## Evaluated (`evaluate`, clips the renderer never saw in training unless the label says otherwise)"
+            ],
+            [
+                "| renderer | data | " + " | ".join(BUNDLE_CARD_METRICS) + " |",
+                "|---|---|" + "---|" * len(BUNDLE_CARD_METRICS),
+            ],
         ]
         for name, label, metrics in rows:
             cells = [
                 "-" if metrics.get(key) is None else f"{metrics[key]:.4g}" for key in BUNDLE_CARD_METRICS
             ]
-            lines.append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            evaluated[-1].append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
+    return model_card("Velodream renderer bundle", intro, table, *evaluated)
 
 
 def bundle_packages(

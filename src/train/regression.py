@@ -28,7 +28,7 @@ from src.data.loader import ClipDataset
 from src.data.prepared import read_manifest
 from src.net.regression import RegressionNet
 from src.runtime.package import SamplingDefaults, write_package
-from src.train.package import training_command
+from src.train.package import model_card, reproduce_block, training_command
 
 REGRESSION_KIND = "regression baseline"
 
@@ -184,28 +184,23 @@ def write_regression_package(
     fps = float(dataset.manifest["fps"])
     command = training_command()
     videos = [Path(v.get("source", "?")).name for v in dataset.manifest.get("videos", [])]
-    readme = "\n".join(
+    readme = model_card(
+        "Velodream renderer: regression baseline",
         [
-            "# Velodream renderer: regression baseline",
-            "",
             "A small per-frame conv net (`RegressionNet`) trained with plain L1 from the encoded conditions",
             "to the real frames, as a residual on the flat-colour input. It predicts the conditional mean:",
             "high PSNR/SSIM on real reconstruction, no detail the conditions do not carry. The reference a",
             "generative renderer is compared with at equal data and time.",
-            "",
+        ],
+        [
             f"- {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M parameters, {model.config.hidden_channels} "
             f"channels, {model.config.num_blocks} blocks; conditions {', '.join(config.conditions.channels)}",
             f"- trained {num_steps} steps in {train_seconds:.0f} s on the train split of `{config.dataset}` "
             f"({', '.join(videos) or '?'}), final L1 {final_loss if final_loss is None else round(final_loss, 4)}",
             f"- statistics, resolution {width}x{height} and {fps:g} fps from that dataset",
-            "",
-            "## Reproduce",
-            "",
-            "```",
-            command,
-            "```",
-            "",
-        ]
+        ],
+        ["## Reproduce"],
+        reproduce_block(command),
     )
     return write_package(
         directory,
