@@ -6,9 +6,9 @@ uv run python -m src.scripts.bench_startup --scripts play_game train_net --round
 
 from __future__ import annotations
 
+from src.bench.startup import BenchStartupConfig, run_bench_startup_and_report
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.bench_startup import BenchStartupConfig, run_bench_startup_and_report
 
 
 @script_main
