@@ -3,11 +3,55 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
+import yaml
 
+from src.common.config import load_config
+from src.diffusion.objectives import RegressionObjective
 from src.net.regression import RegressionNet
-from src.train.regression import RegressionTrainConfig, l1_loss, train_regression
+from src.runtime.package import load_package
+from src.train.config import TrainConfig
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def l1_loss(model, batch):
+    loss, logs = RegressionObjective()(model, batch, generator=torch.Generator().manual_seed(0))
+    assert logs == {}
+    return loss
+
+
+def regression_config(dataset, runs_dir, max_steps: int, **changes) -> TrainConfig:
+    """conf/regression_cpu.yaml on the tiny dataset: 16x16 crops, 2 clips a step, 8 channels."""
+    config = load_config(TrainConfig, CONF / "base.yaml", CONF / "regression_cpu.yaml")
+    config.runs_dir, config.run_name = str(runs_dir), "regression"
+    config.data.dataset = str(dataset)
+    config.data.crop, config.data.batch_size = (16, 16), 2
+    config.model.overrides = {"hidden_channels": 8}
+    config.max_steps, config.log_every_steps = max_steps, 1
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def train_regression(config: TrainConfig):
+    """Train the run; returns (run folder, the trainer's EMA model: the weights its package holds)."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    from src.train.loop import Trainer
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()
+    trainer = Trainer(config)
+    run_dir = trainer.run()
+    return run_dir, trainer.ema_model().to("cpu")
+
+
+def train_records(run_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run_dir / "logs.jsonl").read_text().splitlines()]
+    return [r for r in records if r["kind"] == "train"]
 
 
 def test_output_shape_range_and_the_untrained_net_returns_its_flat_colour():
@@ -45,26 +89,37 @@ def test_l1_loss_falls_on_a_fixed_batch(tiny_dataset):
 
 
 def test_train_regression_writes_a_model_that_loads_back_equal(tiny_dataset, tmp_path):
-    config = RegressionTrainConfig(
-        dataset=str(tiny_dataset), max_steps=3, crop=(16, 16), batch_size=2, model={"hidden_channels": 8}
-    )
-    result = train_regression(config, out_dir=tmp_path / "regression")
-    assert result.num_steps == 3 and len(result.losses) == 3
-    files = sorted(p.name for p in result.out_dir.iterdir())
+    run_dir, model = train_regression(regression_config(tiny_dataset, tmp_path, 3))
+    records = train_records(run_dir)
+    assert [r["step"] for r in records] == [1, 2, 3]  # 3 steps, one L1 each
+    files = sorted(p.name for p in run_dir.iterdir())
     assert files == [
-        ".velodream-output.json",
-        "config.json",
-        "diffusion_pytorch_model.safetensors",
+        ".lock",
+        "checkpoints",
+        "command.txt",
+        "curves.png",
+        "logs.jsonl",
         "package",
-        "training.json",
+        "run_config.yaml",
     ]
-    record = json.loads((result.out_dir / "training.json").read_text())
-    assert record["num_steps"] == 3 and record["channels"] == ["albedo", "depth", "normals", "flow"]
-    loaded = RegressionNet.from_pretrained(result.out_dir).eval()
-    assert loaded.config.hidden_channels == 8
-    for name, tensor in result.model.state_dict().items():
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000003"]
+    saved = yaml.safe_load((run_dir / "run_config.yaml").read_text())
+    assert saved["objective"] == "regression"
+    assert saved["conditions"]["channels"] == ["albedo", "depth", "normals", "flow"]
+    loaded = load_package(run_dir / "package").model.eval()
+    assert isinstance(loaded, RegressionNet) and loaded.config.hidden_channels == 8
+    for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
     assert not torch.equal(loaded.head.weight, torch.zeros_like(loaded.head.weight))  # it trained
+    assert "`RegressionNet`" in (run_dir / "package" / "README.md").read_text()  # the one run card
+
+
+def test_max_minutes_ends_the_run_at_that_step_checkpointed_and_exported(tiny_dataset, tmp_path):
+    # a limit shorter than one step: the run stops after its first step, far before max_steps
+    run_dir, _ = train_regression(regression_config(tiny_dataset, tmp_path, 1000, max_minutes=1e-6))
+    assert [r["step"] for r in train_records(run_dir)] == [1]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000001"]
+    assert (run_dir / "package" / "model.safetensors").is_file()
 
 
 def test_save_pretrained_round_trip_is_bit_exact(tmp_path):
@@ -90,23 +145,19 @@ def test_the_trained_net_is_a_renderer_package_that_runs_in_ncnn_like_torch(tiny
     import numpy as np
 
     from src.runtime.backends import make_renderer
-    from src.runtime.package import load_package
     from src.runtime.renderer import render_clip
 
-    config = RegressionTrainConfig(
-        dataset=str(tiny_dataset), max_steps=2, crop=(16, 16), batch_size=2, model={"hidden_channels": 8}
-    )
-    result = train_regression(config, out_dir=tmp_path / "regression")
-    package = load_package(result.package_dir)
+    run_dir, model = train_regression(regression_config(tiny_dataset, tmp_path, 2))
+    package = load_package(run_dir / "package")
     assert type(package.model).__name__ == "RegressionNet" and (package.width, package.height) == (32, 32)
     manifest = json.loads((tiny_dataset / "manifest.json").read_text())
     assert package.stats.to_dict() == manifest["stats"]  # the dataset's statistics
-    for name, tensor in result.model.state_dict().items():
+    for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, package.model.state_dict()[name]), name
     torch.manual_seed(0)
     cond = torch.rand(3, 9, 32, 32) * 2 - 1  # t C h w
     torch_frames = render_clip(make_renderer(package), cond)
     with torch.no_grad():
-        assert np.allclose(torch_frames, result.model(cond[None])[0].numpy(), atol=1e-6)  # frame by frame
+        assert np.allclose(torch_frames, model(cond[None])[0].numpy(), atol=1e-6)  # frame by frame
     ncnn_frames = render_clip(make_renderer(package, backend="ncnn"), cond)
     assert np.abs(ncnn_frames - torch_frames).max() < 1e-4

@@ -8,14 +8,15 @@ videos in ``data/real_videos/``, such as a first-person road clip), or only the 
 2. train (a) the DiT with the ``train_conf`` presets through ``src.train.loop.train``, for
    ``max_steps`` steps or for about ``minutes`` (a short timed probe of the same run sets the
    step count, so the learning-rate schedule still ends in its cooldown), (b) the regression
-   baseline (``src/train/regression.py``) for the DiT's measured training time, with the DiT's
-   crops, batch, augmentations and condition spec, and (c) the flat-colour baseline (no training);
+   baseline (``objective: regression`` of the same loop, ``conf/regression_cpu.yaml``) for the
+   DiT's measured training time (``max_minutes``), with the DiT's crops, batch, augmentations and
+   condition spec, and (c) the flat-colour baseline (no training);
 3. run ``evaluate`` on each with the left-out clip and a game ride.
 
 Everything lands under ``out``::
 
     out/data/<clip>/train, out/data/<clip>/heldout    prepared datasets
-    out/<clip>/dit (a training run), out/<clip>/regression, out/<clip>/flat    the models
+    out/<clip>/dit, out/<clip>/regression (training runs), out/<clip>/flat    the models
     out/<clip>/eval-<model>/                          evaluate's files (metrics.json, pictures)
     out/results.json, out/results.md                  every number, and the table
 
@@ -37,6 +38,8 @@ from src.data.sources import embedded_street_videos
 from src.eval.evaluate import EvaluateConfig, evaluate
 
 DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
+REGRESSION_CONF = "conf/regression_cpu.yaml"  # the regression baseline's objective, model and optimiser
+REGRESSION_UNLIMITED_STEPS = 10**9  # the regression baseline stops on its time budget
 USER_VIDEOS = "data/real_videos"  # where the README puts your own videos
 MODELS = ("dit", "regression", "flat")
 TABLE_COLUMNS = (
@@ -155,12 +158,17 @@ def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path
     return out
 
 
-def load_train_presets(config: GeneralisationConfig):
-    """The DiT's ``TrainConfig`` as its presets say."""
+def load_train_config(*presets: str):
+    """A ``TrainConfig`` as the layered ``presets`` say."""
     # imported here: it pulls torch; a script's --help should not wait for that
     from src.train.config import TrainConfig
 
-    return load_config(TrainConfig, *config.train_conf)
+    return load_config(TrainConfig, *presets)
+
+
+def load_train_presets(config: GeneralisationConfig):
+    """The DiT's ``TrainConfig`` as its presets say."""
+    return load_train_config(*config.train_conf)
 
 
 def dit_train_config(config: GeneralisationConfig, *, dataset: Path, run_dir: Path, max_steps: int):
@@ -227,34 +235,49 @@ def train_dit(config: GeneralisationConfig, *, dataset: Path, run_dir: Path) -> 
     return run_dir / "package", {"steps": steps, "train_seconds": round(seconds, 2), "config": train_config}
 
 
+def regression_train_config(
+    config: GeneralisationConfig, *, dataset: Path, dit_config, run_dir: Path, seconds: float
+):
+    """The regression baseline's ``TrainConfig``: ``REGRESSION_CONF``'s objective, model (with
+    ``regression_model`` as its arguments) and optimiser, on the DiT's data, crops, batch,
+    augmentations and condition spec, for ``seconds`` of training steps (``max_minutes``) or
+    ``regression_max_steps``, no validation and one checkpoint at the end."""
+    preset = load_train_config(REGRESSION_CONF)
+    train = dataclasses.replace(
+        dit_config,
+        runs_dir=str(run_dir.parent),
+        run_name=run_dir.name,
+        objective=preset.objective,
+        teacher=None,
+        init_from=None,
+        model=dataclasses.replace(preset.model, overrides=dict(config.regression_model)),
+        optim=preset.optim,
+        data=dataclasses.replace(dit_config.data, dataset=str(dataset), clip_frames=preset.data.clip_frames),
+        validation=dataclasses.replace(dit_config.validation, enabled=False),
+    )
+    train.max_steps = config.regression_max_steps or REGRESSION_UNLIMITED_STEPS
+    train.max_minutes = seconds / 60
+    train.checkpoint_every_steps = train.max_steps
+    train.validation.every_steps = train.max_steps
+    return train
+
+
 def train_regression_baseline(
     config: GeneralisationConfig, *, dataset: Path, out_dir: Path, seconds: float, dit_config
 ) -> tuple[Path, dict]:
-    """The regression baseline for ``seconds`` with the DiT's data settings (kept if trained)."""
-    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.train.regression import RegressionTrainConfig, train_regression
+    """The regression baseline (``objective: regression`` of the one Trainer) for ``seconds`` of
+    training with the DiT's data settings, as a run folder ``out_dir`` (kept if trained)."""
+    # imported here: it pulls accelerate, cv2, diffusers, torch; a script's --help should not wait for that
+    from src.train.loop import train
 
-    record_file = out_dir / "training.json"
+    train_config = regression_train_config(
+        config, dataset=dataset, dit_config=dit_config, run_dir=out_dir, seconds=seconds
+    )
     if not (out_dir / "package" / "config.json").is_file():
-        data = dit_config.data
-        train_regression(
-            RegressionTrainConfig(
-                dataset=str(dataset),
-                max_steps=config.regression_max_steps,
-                max_seconds=seconds,
-                crop=tuple(data.crop) if data.crop else None,
-                frame_skip=tuple(data.frame_skip),
-                batch_size=data.batch_size,
-                seed=config.seed,
-                num_threads=config.num_threads,
-                conditions=dit_config.conditions,
-                augment=data.augment,
-                model=dict(config.regression_model),
-            ),
-            out_dir=out_dir,
-        )
-    record = json.loads(record_file.read_text())
-    return out_dir / "package", {"steps": record["num_steps"], "train_seconds": record["train_seconds"]}
+        train(train_config)
+    windows = logged_train_windows(out_dir, batch_size=train_config.data.batch_size)
+    steps, seconds = sum(n for n, _ in windows), sum(s for _, s in windows)
+    return out_dir / "package", {"steps": steps, "train_seconds": round(seconds, 2)}
 
 
 def evaluate_model(config: GeneralisationConfig, *, package: Path, heldout: Path, out: Path) -> dict:

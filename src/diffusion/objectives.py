@@ -89,3 +89,14 @@ class FlowMatchingObjective:
             return loss, {"perceptual": 0.0}
         perceptual = self.perceptual(prediction[low_noise].float(), frames[low_noise])  # k 3 h w
         return loss + self.perceptual_weight * perceptual, {"perceptual": float(perceptual.detach())}
+
+
+class RegressionObjective:
+    """The regression baseline's objective: mean absolute error of a direct net's unclamped
+    frames (``model(cond, clamp=False)``) against ``frames``, on the [-1, 1] scale. No noise and
+    no randomness: ``generator`` is accepted and unused."""
+
+    def __call__(
+        self, model, batch: dict, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict]:
+        return (model(batch["cond"], clamp=False) - batch["frames"]).abs().mean(), {}

@@ -1,7 +1,7 @@
 """A plain regression baseline: a small conv net from encoded conditions straight to frames.
 
-Trained with L1 (``src/train/regression.py``), it predicts the conditional mean, so it scores
-high PSNR/SSIM on real reconstruction while drawing no detail the conditions do not carry; every
+Trained with L1 (``objective: regression`` of the training loop, ``conf/regression_cpu.yaml``),
+it predicts the conditional mean, so it scores high PSNR/SSIM on real reconstruction while drawing no detail the conditions do not carry; every
 comparison of a generative renderer keeps it beside the flat-colour input.
 
 Contract: ``forward(cond)`` maps ``b t C h w`` encoded conditions (``src/conditions/encode.py``)

@@ -15,9 +15,11 @@ class ModelConfig:
     """The network: its class, a size preset of that class and argument overrides."""
 
     model_class: str = "VelodreamDiT"
-    """VelodreamDiT (the DiT teacher) or StudentUNet (the recurrent U-Net student)"""
+    """VelodreamDiT (the DiT teacher), StudentUNet (the recurrent U-Net student) or RegressionNet
+    (the regression baseline)"""
     preset: str = "tiny"
-    """a size preset of the class: DIT_PRESETS (tiny, S, B) or STUDENT_PRESETS (tiny, S, M)"""
+    """a size preset of the class: DIT_PRESETS (tiny, S, B) or STUDENT_PRESETS (tiny, S, M);
+    RegressionNet has none (its arguments are the overrides)"""
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     """arguments of the class that replace the preset's (e.g. {num_blocks: 4})"""
 
@@ -256,6 +258,7 @@ class TrainConfig:
     RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
         "seed": "[0, inf)",
         "max_steps": "[1, inf)",
+        "max_minutes": "(0, inf)",
         "log_every_steps": "[1, inf)",
         "checkpoint_every_steps": "[1, inf)",
         "keep_last_checkpoints": "[1, inf)",
@@ -270,6 +273,10 @@ class TrainConfig:
     """seed of the model init, the data order and the noise (batches are a function of seed and step)"""
     max_steps: int = 1000
     """optimiser steps to train for (re-running with more steps extends the run)"""
+    max_minutes: float | None = None
+    """also stop once this many minutes of training steps (this command's, not start-up,
+    checkpoints or validation) have run: the run then ends at that step, checkpointed and
+    exported (None = no time limit)"""
     log_every_steps: int = 10
     """write a train record to logs.jsonl every this many steps"""
     checkpoint_every_steps: int = 500
@@ -290,7 +297,8 @@ class TrainConfig:
     """torch.compile the model"""
     objective: str = "flow_matching"
     """the training objective (src/train/objectives.py OBJECTIVES): flow_matching trains the DiT teacher,
-    student the recurrent U-Net student (model.model_class: StudentUNet) from a teacher"""
+    student the recurrent U-Net student (model.model_class: StudentUNet) from a teacher, regression
+    the regression baseline (model.model_class: RegressionNet) with L1"""
     teacher: str | None = None
     """the renderer package or run folder whose model teaches this run (objectives that distil)"""
     conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)

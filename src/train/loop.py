@@ -87,7 +87,8 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
 
 class Trainer:
     """One run: the model, its objective, AdamW, the schedule, EMA and the counters, prepared by
-    accelerate and registered for checkpointing once. ``run()`` trains to ``max_steps``."""
+    accelerate and registered for checkpointing once. ``run()`` trains to ``max_steps`` (or until
+    ``max_minutes`` of training steps have run)."""
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -293,9 +294,18 @@ class Trainer:
         # workers when data.num_workers > 0)
         batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
         first_step = True
-        while state.step < config.max_steps:
+        time_limit = config.max_minutes * 60 if config.max_minutes is not None else math.inf
+        train_seconds = 0.0  # this command's training steps, for max_minutes
+        out_of_time = False
+        while state.step < config.max_steps and not out_of_time:
             step_start = time.perf_counter()
             loss, grad_norm, samples, objective_logs = self.train_step(state.step, batches)
+            train_seconds += time.perf_counter() - step_start
+            out_of_time = train_seconds >= time_limit
+            if config.max_minutes is not None and accelerator.num_processes > 1:
+                # every rank stops at the same step: the first rank out of time decides
+                flag = torch.tensor([float(out_of_time)], device=accelerator.device)
+                out_of_time = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
             if first_step and self.is_main and accelerator.device.type == "cpu":
                 note = cpu_step_note(time.perf_counter() - step_start, config.max_steps - state.step)
                 if note:
@@ -306,7 +316,8 @@ class Trainer:
             state.samples_seen += samples
             window_samples += samples
             progress.update(1)
-            if state.step % config.log_every_steps == 0 or state.step == config.max_steps:
+            last = state.step == config.max_steps or out_of_time
+            if state.step % config.log_every_steps == 0 or last:
                 elapsed = time.perf_counter() - window_start
                 record = {
                     "step": state.step,
@@ -321,7 +332,6 @@ class Trainer:
                 progress.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{record['samples_per_s']:.1f}")
                 self.log(record)
                 window_start, window_samples = time.perf_counter(), 0
-            last = state.step == config.max_steps
             if state.step % config.checkpoint_every_steps == 0 or last:
                 self.save_checkpoint(state.step)
             if self.is_main and (state.step % config.validation.every_steps == 0 or last):

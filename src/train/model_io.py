@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from src.common.errors import UserError
 from src.net.presets import DIT_PRESETS, build_dit
+from src.net.regression import RegressionNet
 from src.net.student import build_student
 from src.train import checkpoint as ckpt
 
@@ -63,8 +64,18 @@ def build_student_model(config, data):
     return build_student(config.model.preset, **overrides)
 
 
+def build_regression_model(config, data):
+    """The regression baseline: a ``RegressionNet`` with ``model.overrides`` as its arguments (it
+    has no size presets) and the run's number of condition channels."""
+    return RegressionNet(**{**config.model.overrides, "condition_channels": config.conditions.num_channels})
+
+
 # model.model_class -> builder(config, data); the class is also what the package's config.json names
-MODEL_BUILDERS = {"VelodreamDiT": build_dit_model, "StudentUNet": build_student_model}
+MODEL_BUILDERS = {
+    "VelodreamDiT": build_dit_model,
+    "StudentUNet": build_student_model,
+    "RegressionNet": build_regression_model,
+}
 
 
 def ema_weights_of(source: str | Path) -> dict[str, torch.Tensor]:

@@ -7,7 +7,9 @@ classes themselves (the loss maths) live in ``src/diffusion/``:
 - ``distill``: the few-step DiT (``DistillationObjective``, the ``distill`` section), from a
   teacher package or run, with game clips rendered on the fly for its discriminator;
 - ``student``: the recurrent U-Net student (``StudentObjective``, the ``student`` section), from
-  a teacher renderer, game clips and a PatchGAN.
+  a teacher renderer, game clips and a PatchGAN;
+- ``regression``: the regression baseline (``RegressionObjective``): plain L1 of a direct net
+  (``model.model_class: RegressionNet``) to the frames.
 
 Adding an objective: write its class in ``src/diffusion/``, a builder here, and one entry in
 ``OBJECTIVES``.
@@ -22,7 +24,7 @@ from src.common.framelets import framelet_count
 from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.distillation import DistillationObjective
 from src.diffusion.flow_matching import resolution_shift
-from src.diffusion.objectives import FlowMatchingObjective
+from src.diffusion.objectives import FlowMatchingObjective, RegressionObjective
 from src.diffusion.student import StudentObjective
 from src.eval.lpips import PerceptualLoss
 from src.runtime.backends import torch_renderer
@@ -205,6 +207,16 @@ def student_objective(config, model, data, device) -> StudentObjective:
     )
 
 
+def regression_objective(config, model, data, device) -> RegressionObjective:
+    """The regression baseline's L1, for a direct net (``model.model_class: RegressionNet``)."""
+    if getattr(model, "renderer_kind", None) != "direct":
+        raise UserError(
+            f"objective regression trains a direct net, not {config.model.model_class}",
+            "Set model.model_class: RegressionNet (conf/regression_cpu.yaml does).",
+        )
+    return RegressionObjective()
+
+
 # config.objective -> builder(config, model, data, device). An objective is called as
 # ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
 # its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
@@ -212,6 +224,7 @@ OBJECTIVES = {
     "flow_matching": flow_matching_objective,
     "distill": distill_objective,
     "student": student_objective,
+    "regression": regression_objective,
 }
 
 
