@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from src.common.config import parse_resolution
-from src.common.io import atomic_write_json
+from src.common.io import report_table_and_json
 from src.game.autopilot import Autopilot
 from src.game.camera import CameraConfig, rider_camera_pose
 from src.game.meshes import build_scene
@@ -125,8 +125,4 @@ def format_table(result: dict) -> str:
 
 def run_bench_game_and_report(config: BenchGameConfig) -> dict:
     result = run_bench_game(config)
-    print(format_table(result))
-    if config.json_out:
-        atomic_write_json(config.json_out, result)
-        print(f"wrote {config.json_out}")
-    return result
+    return report_table_and_json(format_table(result), result, config.json_out)

@@ -22,11 +22,10 @@ import os
 import platform
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from src.common.io import atomic_write_json
+from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
 from src.game.session import GameSession, PlayConfig
@@ -335,8 +334,4 @@ def format_table(result: dict) -> str:
 
 def run_and_report(config: BenchmarkConfig) -> dict:
     result = run_benchmark(config)
-    print(format_table(result))
-    Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config.json_out, result)
-    print(f"wrote {config.json_out}")
-    return result
+    return report_table_and_json(format_table(result), result, config.json_out)

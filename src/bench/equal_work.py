@@ -22,7 +22,6 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 
 from src.bench.config import SYSTEMS, EqualWorkConfig
 from src.common.errors import UserError
-from src.common.io import atomic_write_json
+from src.common.io import report_table_and_json
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.attention import apply_rope, rope_cos_sin
@@ -290,8 +289,4 @@ def format_table(result: dict) -> str:
 
 def run_and_report(config: EqualWorkConfig) -> dict:
     result = run_equal_work(config)
-    print(format_table(result))
-    Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config.json_out, result)
-    print(f"wrote {config.json_out}")
-    return result
+    return report_table_and_json(format_table(result), result, config.json_out)

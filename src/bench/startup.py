@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from src.common.errors import UserError
-from src.common.io import atomic_write_json
+from src.common.io import report_table_and_json
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_DISPLAY = "play_game (no display)"
@@ -112,8 +112,4 @@ def format_table(result: dict) -> str:
 
 def run_bench_startup_and_report(config: BenchStartupConfig) -> dict:
     result = time_startups(config)
-    print(format_table(result))
-    if config.json_out:
-        atomic_write_json(config.json_out, result)
-        print(f"wrote {config.json_out}")
-    return result
+    return report_table_and_json(format_table(result), result, config.json_out)

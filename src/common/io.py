@@ -67,6 +67,16 @@ def atomic_write_json(target: str | Path, value: Any) -> None:
     atomic_write_text(target, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
+def report_table_and_json(table: str, result: dict, json_out: str | Path | None) -> dict:
+    """A benchmark's ending: print its table, write its numbers to ``json_out`` (when given) and
+    say where; returns ``result``."""
+    print(table)
+    if json_out:
+        atomic_write_json(json_out, result)
+        print(f"wrote {json_out}")
+    return result
+
+
 OUTPUT_MARKER = ".velodream-output.json"
 
 
