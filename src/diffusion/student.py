@@ -26,7 +26,21 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      game clips: what L1 misses about texture and structure, without a discriminator;
    * ``adversarial``: the hinge GAN loss ``-D(S)`` of a PatchGAN ``D`` (Isola et al. 2017) that is
      trained in the same call, with its own AdamW, on ``relu(1 - D(x)) + relu(1 + D(S))`` (real
-     frames against the student's frames of all clips): texture the L1 terms average away.
+     frames, and crops of real photos when given, against the student's frames of all clips):
+     texture the L1 terms average away. Its real side holds only real images: the real clips'
+     frames and real photos, never a raster, a teacher's or the student's frame. On game clips
+     it is weighted apart (``game_adversarial_weight``): there it is the realism loss of unpaired
+     translation (EPE, HyPER-GAN), the game frame judged against real ones;
+   * ``structure`` (game clips, off by default): ``|N(S) - N(R)|`` with ``R`` the game's raster
+     frame and ``N`` the luminance, area-averaged over 4x4 pixels and normalised per frame to zero
+     mean and unit variance: the scene's layout stays the game's while its palette, brightness and
+     fine texture are free to become real (the content term of unpaired translation, without
+     pulling the frame to the raster's flat colours as L1 or a perceptual distance would);
+   * ``grid`` (off by default): the fixed-phase 4-px periodic component of the high-passed output
+     per 16-px tile (``grid_energy``), a differentiable stand-in for the grid peaks of
+     ``src/eval/metrics.py``: a checkerboard from the PixelShuffle head is penalised, texture is
+     not. On game clips ``teacher`` may be weighted apart too (``game_teacher_weight``): a teacher
+     that renders the game's raster-like frames holds the student there.
 
 The discriminator and its optimiser live here and are checkpointed with the run
 (``state_dict``/``load_state_dict``). Under data parallelism each process shows the
@@ -64,6 +78,40 @@ def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: T
     return (difference * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+LUMA = (0.299, 0.587, 0.114)
+
+
+def layout(frames: Tensor, *, factor: int = 4) -> Tensor:
+    """``... 3 H W`` -> ``... H/f W/f``: luminance area-averaged over ``factor`` pixels, each frame
+    normalised to zero mean and unit variance (where things are, not their colour or texture)."""
+    luma = sum(w * frames[..., i, :, :] for i, w in enumerate(LUMA))
+    lead, (h, w) = luma.shape[:-2], luma.shape[-2:]
+    small = F.avg_pool2d(luma.reshape(-1, 1, h, w), factor).flatten(1)
+    small = (small - small.mean(dim=1, keepdim=True)) / (small.std(dim=1, keepdim=True) + 0.01)
+    return small.reshape(*lead, h // factor, w // factor)
+
+
+def structure_loss(output: Tensor, raster: Tensor) -> Tensor:
+    """Mean ``|layout(output) - layout(raster)|`` (see ``layout``)."""
+    return (layout(output) - layout(raster)).abs().mean()
+
+
+def grid_energy(frames: Tensor, *, period: int = 4, tile: int = 16) -> Tensor:
+    """Mean squared fixed-phase periodic component of ``frames`` (``... c H W``): the frame minus
+    its 3x3 average, averaged per ``tile``-px tile over each of the ``period**2`` pixel phases,
+    those phase means centred. A pattern that repeats every 2 or 4 pixels in place (a
+    checkerboard) has phase means far from each other; texture and edges, whose phase wanders,
+    average out. Frames whose sides are not multiples of ``tile`` are cropped."""
+    c, h, w = frames.shape[-3:]
+    x = frames.reshape(-1, c, h, w)[..., : h - h % tile, : w - w % tile]
+    x = x - F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    n, c, h, w = x.shape
+    a = tile // period
+    phases = x.reshape(n, c, h // tile, a, period, w // tile, a, period).mean(dim=(3, 6))
+    phases = phases - phases.mean(dim=(3, 5), keepdim=True)
+    return phases.pow(2).mean()
+
+
 class StudentObjective:
     """See the module docstring. ``teacher(cond b t C H W, seeds) -> b t 3 H W`` and
     ``game_clips(index, count) -> dict`` (cond, flow_px, valid_mask) are given by the builder
@@ -86,8 +134,22 @@ class StudentObjective:
         feedback_noise_max: float = 0.1,
         discriminator: nn.Module | None = None,
         discriminator_learning_rate: float = 2e-4,
+        game_teacher_weight: float | None = None,
+        game_adversarial_weight: float | None = None,
+        structure_weight: float = 0.0,
+        grid_weight: float = 0.0,
+        real_photos: Callable[[int, torch.Generator], Tensor] | None = None,
+        photos_per_batch: int = 0,
     ):
         self.teacher, self.game_clips = teacher, game_clips
+        self.game_teacher_weight = teacher_weight if game_teacher_weight is None else game_teacher_weight
+        self.game_adversarial_weight = (
+            adversarial_weight if game_adversarial_weight is None else game_adversarial_weight
+        )
+        self.structure_weight, self.grid_weight = structure_weight, grid_weight
+        if photos_per_batch > 0 and real_photos is None:
+            raise ValueError("photos_per_batch needs real_photos(count, generator)")
+        self.real_photos, self.photos_per_batch = real_photos, photos_per_batch if real_photos else 0
         self.game_clips_per_batch = game_clips_per_batch if game_clips is not None else 0
         self.upscale = upscale
         self.teacher_weight, self.real_weight = teacher_weight, real_weight
@@ -96,7 +158,8 @@ class StudentObjective:
         if perceptual_weight > 0 and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
         self.perceptual_weight, self.perceptual = perceptual_weight, perceptual
-        self.discriminator = discriminator if adversarial_weight > 0 else None
+        adversarial = adversarial_weight > 0 or (game_clips is not None and self.game_adversarial_weight > 0)
+        self.discriminator = discriminator if adversarial else None
         self.discriminator_optimizer = None
         if self.discriminator is not None:
             self.discriminator_optimizer = discriminator_optimizer(
@@ -158,10 +221,13 @@ class StudentObjective:
         ).float()  # n t 3 H W
         logs: dict[str, float] = {}
         loss = output.new_zeros(())
-        if self.teacher_weight:
-            teacher_l1 = (output - target).abs().mean()
-            loss = loss + self.teacher_weight * teacher_l1
-            logs["teacher_l1"] = float(teacher_l1.detach())
+        if self.teacher_weight or (game is not None and self.game_teacher_weight):
+            per_clip = (output - target).abs().mean(dim=(1, 2, 3, 4))  # n
+            weights = torch.full_like(per_clip, self.teacher_weight)
+            weights[b:] = self.game_teacher_weight
+            teacher_l1 = (weights * per_clip).sum() / clips
+            loss = loss + teacher_l1
+            logs["teacher_l1"] = float(per_clip.mean().detach())
         if self.real_weight:
             real_l1 = (output[:b] - frames).abs().mean()
             loss = loss + self.real_weight * real_l1
@@ -170,6 +236,14 @@ class StudentObjective:
             temporal = temporal_loss(output[b:], target[b:].float(), game["flow_px"], game["valid_mask"])
             loss = loss + self.temporal_weight * temporal
             logs["temporal"] = float(temporal.detach())
+        if self.structure_weight and game is not None:
+            structure = structure_loss(output[b:], game["raster"].to(output.dtype))
+            loss = loss + self.structure_weight * structure
+            logs["structure"] = float(structure.detach())
+        if self.grid_weight:
+            grid = grid_energy(output)
+            loss = loss + self.grid_weight * grid
+            logs["grid"] = float(grid.detach())
         if self.perceptual_weight:
             reference = torch.cat([frames.float(), target[b:].float()])  # real frames, then the teacher's
             perceptual = self.perceptual(output, reference)
@@ -177,11 +251,28 @@ class StudentObjective:
             logs["perceptual"] = float(perceptual.detach())
         if self.discriminator is not None:
             fake = output.reshape(-1, *output.shape[2:])
-            logs["discriminator"] = self.discriminator_step(
-                frames.reshape(-1, *frames.shape[2:]).float(), fake
-            )
+            real = self.real_images(frames, generator=generator).to(device=device, dtype=torch.float32)
+            logs["discriminator"] = self.discriminator_step(real, fake)
             self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
-            adversarial = -self.discriminator(fake).mean()
-            loss = loss + self.adversarial_weight * adversarial
-            logs["adversarial"] = float(adversarial.detach())
+            adversarial = -self.discriminator(fake).reshape(clips, t, -1).mean(dim=(1, 2))  # n
+            weights = torch.full_like(adversarial, self.adversarial_weight)
+            weights[b:] = self.game_adversarial_weight
+            loss = loss + (weights * adversarial).sum() / clips
+            logs["adversarial"] = float(adversarial.mean().detach())
+            if game is not None:
+                logs["game_adversarial"] = float(adversarial[b:].mean().detach())
         return loss, logs
+
+    def real_images(self, frames: Tensor, *, generator: torch.Generator) -> Tensor:
+        """The discriminator's real side: the real clips' frames (``b t 3 H W`` -> ``(b t) 3 H W``)
+        and, when given, ``photos_per_batch`` crops of real photos at the same size. Nothing
+        rendered ever enters it."""
+        real = frames.reshape(-1, *frames.shape[2:]).float()
+        if not self.photos_per_batch:
+            return real
+        photos = self.real_photos(self.photos_per_batch, generator).to(real.device)
+        if photos.shape[1:] != real.shape[1:]:
+            raise ValueError(
+                f"real photos of shape {tuple(photos.shape[1:])}, frames {tuple(real.shape[1:])}"
+            )
+        return torch.cat([real, photos])

@@ -137,10 +137,33 @@ class StudentConfig:
         "discriminator_learning_rate": "(0, inf)",
         "teacher_denoising_steps": "[1, inf)",
         "perceptual_weight": "[0, inf)",
+        "game_teacher_weight": "[0, inf)",
+        "game_adversarial_weight": "[0, inf)",
+        "structure_weight": "[0, inf)",
+        "grid_weight": "[0, inf)",
+        "photos_per_batch": "[0, inf)",
+        "photo_max_zoom": "[1, inf)",
     }
 
     teacher_weight: float = 1.0
     """L1 to the teacher's rollout of the same conditions (real and game clips)"""
+    game_teacher_weight: float | None = None
+    """the teacher L1 on game clips (default: teacher_weight); lower it when the teacher renders
+    the game like its raster"""
+    game_adversarial_weight: float | None = None
+    """the GAN loss on game clips, the unpaired realism term (default: adversarial_weight)"""
+    structure_weight: float = 0.0
+    """game clips: L1 of the normalised 4x4-averaged luminance to the raster's (the game's layout,
+    not its palette)"""
+    grid_weight: float = 0.0
+    """penalty on fixed-phase 2/4-px patterns in the output (a PixelShuffle checkerboard)"""
+    real_photos: str = ""
+    """real photos added to the discriminator's real side: 'mvtb' (PyPI mvtb-data, MIT) or a
+    folder of .png/.jpg; empty: none (src/data/photos.py)"""
+    photos_per_batch: int = 0
+    """crops of real_photos per step on the discriminator's real side"""
+    photo_max_zoom: float = 2.0
+    """photo crops zoom in up to this factor from a crop that spans the photo's shorter side"""
     real_weight: float = 1.0
     """L1 to the real frames themselves (real clips)"""
     temporal_weight: float = 1.0

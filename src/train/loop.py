@@ -352,9 +352,9 @@ SLOW_CPU_STEP_S = 2.0  # a first step slower than this on the CPU: a preset made
 def cpu_step_note(step_s: float, steps_left: int) -> str | None:
     """One line for a run on the CPU whose first step is slow (a GPU preset without a GPU): what a
     step took and what the run would take; None for a step that is fast enough."""
-    if step_s < SLOW_CPU_STEP_S:
-        return None
     hours = step_s * steps_left / 3600
+    if step_s < SLOW_CPU_STEP_S or hours < 0.5:  # fast steps, or too few of them to matter
+        return None
     total = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
     return (
         f"note: no GPU: the first step took {step_s:.1f} s on the CPU, so {steps_left:,} steps would take "

@@ -21,6 +21,7 @@ import torch
 
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
+from src.data.photos import PhotoCrops
 from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.distillation import DistillationObjective
 from src.diffusion.flow_matching import resolution_shift
@@ -180,8 +181,20 @@ def student_objective(config, model, data, device) -> StudentObjective:
     game_clips = None
     if settings.game_clips_per_batch > 0:
         game_clips = GameClips.for_run(config, data, seed=settings.game_seed, size=(height, width)).batch
+    real_photos = None
+    if settings.photos_per_batch > 0:
+        if not settings.real_photos:
+            raise UserError(
+                "student.photos_per_batch needs student.real_photos",
+                "Pass --student.real_photos mvtb (or a folder of photos), or set photos_per_batch 0.",
+            )
+        photos = PhotoCrops.from_source(
+            settings.real_photos, size=(height, width), max_zoom=settings.photo_max_zoom
+        )
+        real_photos = photos.sample  # the real frames' size: the student's output size
     discriminator = None
-    if settings.adversarial_weight > 0:
+    game_adversarial = settings.game_adversarial_weight
+    if settings.adversarial_weight > 0 or (game_adversarial is not None and game_adversarial > 0):
         # its own seed: the same initial discriminator whatever was drawn before it
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed + 1)
@@ -204,6 +217,12 @@ def student_objective(config, model, data, device) -> StudentObjective:
         feedback_noise_max=settings.feedback_noise_max,
         discriminator=discriminator,
         discriminator_learning_rate=settings.discriminator_learning_rate,
+        game_teacher_weight=settings.game_teacher_weight,
+        game_adversarial_weight=settings.game_adversarial_weight,
+        structure_weight=settings.structure_weight,
+        grid_weight=settings.grid_weight,
+        real_photos=real_photos,
+        photos_per_batch=settings.photos_per_batch if real_photos else 0,
     )
 
 

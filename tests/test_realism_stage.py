@@ -1,0 +1,165 @@
+"""The student's realism levers: real photos on the discriminator's real side, the game-clip
+structure loss, the grid penalty, and the run that uses them (src/diffusion/student.py,
+src/data/photos.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.common.errors import UserError
+from src.data.photos import MVTB_OUTDOOR, PhotoCrops, mvtb_image_folder, photo_files
+from src.diffusion.student import StudentObjective, grid_energy, structure_loss
+from src.net.student import build_student
+
+ROOT = Path(__file__).resolve().parents[1]
+ROAD_CLIP = Path("/work/shared/data/real_videos/highway_ride_udacity_part1.mp4")
+
+
+def write_photos(folder: Path, count: int = 3) -> list[Path]:
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        image = rng.integers(0, 256, (60 + 10 * i, 90, 3), dtype=np.uint8)
+        path = folder / f"photo{i}.png"
+        cv2.imwrite(str(path), image)
+        paths.append(path)
+    (folder / "notes.txt").write_text("not a photo")
+    return paths
+
+
+def test_photo_crops_are_real_photo_pixels_at_the_frame_size_and_a_function_of_the_generator(tmp_path):
+    paths = write_photos(tmp_path / "photos")
+    assert photo_files(str(tmp_path / "photos")) == paths  # the .txt is not a photo
+    crops = PhotoCrops.from_source(str(tmp_path / "photos"), size=(16, 24), max_zoom=2.0)
+    first = crops.sample(5, torch.Generator().manual_seed(3))
+    assert first.shape == (5, 3, 16, 24) and first.min() >= -1 and first.max() <= 1
+    assert torch.equal(first, crops.sample(5, torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, crops.sample(5, torch.Generator().manual_seed(4)))
+    # uniform random pixels: a crop resized with antialiasing keeps the photos' mean colour
+    assert abs(float(first.mean())) < 0.1
+
+
+def test_photo_sources_fail_with_one_clear_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no .png/.jpg photos"):
+        photo_files(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="is not a folder"):
+        photo_files(str(tmp_path / "missing"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="cannot read"):
+        PhotoCrops.from_source(str(tmp_path / "bad"), size=(8, 8))
+
+
+def test_the_mvtb_outdoor_photos_ship_with_the_dependency():
+    folder = mvtb_image_folder()
+    files = photo_files("mvtb")
+    assert len(files) == len(MVTB_OUTDOOR) >= 30
+    assert all(f.parent in (folder, folder / "campus") for f in files)  # never the holdout folder
+
+
+def tiny_objective(**kwargs):
+    def teacher(cond, seeds):
+        return (0.5 * cond[:, :, :3] + 0.3 * cond[:, :, 3:6]).tanh()
+
+    generator = torch.Generator().manual_seed(1)
+    game_cond = torch.rand(1, 3, 9, 16, 16, generator=generator) * 2 - 1
+    game = {
+        "cond": game_cond,
+        "raster": (game_cond[:, :, :3] * 0.9).clamp(-1, 1),
+        "flow_px": torch.zeros(1, 3, 16, 16, 2),
+        "valid_mask": torch.ones(1, 3, 16, 16),
+    }
+    return StudentObjective(
+        teacher=teacher,
+        game_clips=lambda index, count: game,
+        game_clips_per_batch=1,
+        discriminator=torch.nn.Conv2d(3, 1, 4, stride=2),
+        **kwargs,
+    )
+
+
+def test_the_discriminator_real_side_holds_only_real_frames_and_real_photos():
+    torch.manual_seed(0)
+    model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
+    photos = torch.linspace(-1, 1, 4 * 3 * 16 * 16).reshape(4, 3, 16, 16)
+    objective = tiny_objective(
+        real_photos=lambda count, generator: photos[:count],
+        photos_per_batch=4,
+        game_adversarial_weight=0.5,
+        structure_weight=1.0,
+        grid_weight=10.0,
+    )
+    seen = {}
+
+    def discriminator_step(real, fake):
+        seen["real"], seen["fake"] = real, fake
+        return 0.0
+
+    objective.discriminator_step = discriminator_step
+    generator = torch.Generator().manual_seed(0)
+    cond = torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1
+    frames = torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1
+    loss, logs = objective(
+        model, {"frames": frames, "cond": cond}, generator=torch.Generator().manual_seed(5)
+    )
+    assert torch.equal(seen["real"], torch.cat([frames.reshape(6, 3, 16, 16), photos]))
+    assert seen["fake"].shape == (9, 3, 16, 16)  # 2 real-condition clips and 1 game clip, 3 frames each
+    assert {"structure", "grid", "adversarial", "game_adversarial"} <= set(logs)
+    loss.backward()
+
+
+def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips():
+    torch.manual_seed(0)
+    model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "cond": torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1,
+        "frames": torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1,
+    }
+
+    def loss_of(**kwargs):
+        torch.manual_seed(0)
+        objective = tiny_objective(adversarial_weight=0.05, **kwargs)
+        objective.discriminator_step = lambda real, fake: 0.0
+        return float(objective(model, batch, generator=torch.Generator().manual_seed(5))[0].detach())
+
+    default = loss_of()
+    assert loss_of(game_teacher_weight=1.0, game_adversarial_weight=0.05) == pytest.approx(default, abs=1e-6)
+    assert loss_of(game_teacher_weight=0.0) < default  # the game clip's teacher L1 is gone
+
+
+def test_the_structure_loss_sees_layout_not_palette():
+    generator = torch.Generator().manual_seed(0)
+    raster = torch.zeros(1, 3, 32, 32)
+    raster[..., :12, :] = 0.8  # a bright sky over a dark road
+    raster[..., 20:, 8:24] = -0.6
+    recoloured = (0.5 * raster + 0.2).clamp(-1, 1)  # another palette and brightness, same layout
+    textured = recoloured + 0.1 * torch.randn(raster.shape, generator=generator)  # texture finer than 4 px
+    moved = raster.flip(-2)  # the sky below the road
+    assert structure_loss(recoloured, raster) < 0.05
+    assert structure_loss(textured, raster) < 0.15
+    assert structure_loss(moved, raster) > 1.0
+
+
+def test_the_grid_energy_sees_a_checkerboard_and_not_a_real_road():
+    from src.data.config import DecodeConfig
+    from src.data.decode import decode_video
+    from src.data.sources import find_embedded_file
+
+    video = ROAD_CLIP if ROAD_CLIP.is_file() else find_embedded_file("bikes.mp4")  # a real clip either way
+    frames = decode_video(video, DecodeConfig(resolution="96x96", fps=10, max_frames=4))
+    real = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    checker = 0.1 * ((yy // 2 + xx // 2) % 2 * 2 - 1).float()  # a 4-px period checkerboard, 0.1 high
+    shifted = torch.roll(checker, shifts=(1, 3), dims=(0, 1))
+    assert grid_energy(real + checker) > 10 * grid_energy(real)
+    assert grid_energy(real + shifted) > 10 * grid_energy(real)  # any phase of the grid
+    assert grid_energy(real) < 2e-4
