@@ -31,16 +31,17 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      frames and real photos, never a raster, a teacher's or the student's frame. On game clips
      it is weighted apart (``game_adversarial_weight``): there it is the realism loss of unpaired
      translation (EPE, HyPER-GAN), the game frame judged against real ones;
-   * ``structure`` (game clips, off by default): ``|N(S) - N(R)|`` with ``R`` the game's raster
-     frame and ``N`` the luminance, area-averaged over 4x4 pixels and normalised per frame to zero
-     mean and unit variance: the scene's layout stays the game's while its palette, brightness and
-     fine texture are free to become real (the content term of unpaired translation, without
-     pulling the frame to the raster's flat colours as L1 or a perceptual distance would);
+   * ``structure`` (game clips, off by default): ``|A(S) - A(R)|`` with ``R`` the game's raster
+     frame and ``A`` the colour area-averaged over 8x8 pixels: the scene's layout and rough colour
+     stay the game's while everything finer is free to become real texture (the content term of
+     unpaired translation, without pulling each pixel to the raster's flat colours as L1 or a
+     perceptual distance to the raster would);
    * ``grid`` (off by default): the fixed-phase 4-px periodic component of the high-passed output
      per 16-px tile (``grid_energy``), a differentiable stand-in for the grid peaks of
      ``src/eval/metrics.py``: a checkerboard from the PixelShuffle head is penalised, texture is
-     not. On game clips ``teacher`` may be weighted apart too (``game_teacher_weight``): a teacher
-     that renders the game's raster-like frames holds the student there.
+     not. On game clips ``teacher`` and ``perceptual`` may be weighted apart too
+     (``game_teacher_weight``, ``game_perceptual_weight``): a teacher that renders the game like
+     its raster holds the student there.
 
 The discriminator and its optimiser live here and are checkpointed with the run
 (``state_dict``/``load_state_dict``). Under data parallelism each process shows the
@@ -78,22 +79,17 @@ def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: T
     return (difference * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-LUMA = (0.299, 0.587, 0.114)
+def layout(frames: Tensor, *, factor: int = 8) -> Tensor:
+    """``... 3 H W`` -> ``... 3 H/f W/f``: the colour area-averaged over ``factor`` pixels (where
+    things are and their rough colour; nothing finer than ``factor`` pixels)."""
+    c, h, w = frames.shape[-3:]
+    small = F.avg_pool2d(frames.reshape(-1, c, h, w), factor)
+    return small.reshape(*frames.shape[:-2], *small.shape[-2:])
 
 
-def layout(frames: Tensor, *, factor: int = 4) -> Tensor:
-    """``... 3 H W`` -> ``... H/f W/f``: luminance area-averaged over ``factor`` pixels, each frame
-    normalised to zero mean and unit variance (where things are, not their colour or texture)."""
-    luma = sum(w * frames[..., i, :, :] for i, w in enumerate(LUMA))
-    lead, (h, w) = luma.shape[:-2], luma.shape[-2:]
-    small = F.avg_pool2d(luma.reshape(-1, 1, h, w), factor).flatten(1)
-    small = (small - small.mean(dim=1, keepdim=True)) / (small.std(dim=1, keepdim=True) + 0.01)
-    return small.reshape(*lead, h // factor, w // factor)
-
-
-def structure_loss(output: Tensor, raster: Tensor) -> Tensor:
+def structure_loss(output: Tensor, raster: Tensor, *, factor: int = 8) -> Tensor:
     """Mean ``|layout(output) - layout(raster)|`` (see ``layout``)."""
-    return (layout(output) - layout(raster)).abs().mean()
+    return (layout(output, factor=factor) - layout(raster, factor=factor)).abs().mean()
 
 
 def grid_energy(frames: Tensor, *, period: int = 4, tile: int = 16) -> Tensor:
@@ -136,6 +132,7 @@ class StudentObjective:
         discriminator_learning_rate: float = 2e-4,
         game_teacher_weight: float | None = None,
         game_adversarial_weight: float | None = None,
+        game_perceptual_weight: float | None = None,
         structure_weight: float = 0.0,
         grid_weight: float = 0.0,
         real_photos: Callable[[int, torch.Generator], Tensor] | None = None,
@@ -146,6 +143,7 @@ class StudentObjective:
         self.game_adversarial_weight = (
             adversarial_weight if game_adversarial_weight is None else game_adversarial_weight
         )
+        self.game_perceptual_weight = game_perceptual_weight
         self.structure_weight, self.grid_weight = structure_weight, grid_weight
         if photos_per_batch > 0 and real_photos is None:
             raise ValueError("photos_per_batch needs real_photos(count, generator)")
@@ -155,7 +153,7 @@ class StudentObjective:
         self.teacher_weight, self.real_weight = teacher_weight, real_weight
         self.temporal_weight, self.adversarial_weight = temporal_weight, adversarial_weight
         self.corruption_probability, self.noise_max = feedback_corruption_probability, feedback_noise_max
-        if perceptual_weight > 0 and perceptual is None:
+        if (perceptual_weight > 0 or (game_perceptual_weight or 0) > 0) and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
         self.perceptual_weight, self.perceptual = perceptual_weight, perceptual
         adversarial = adversarial_weight > 0 or (game_clips is not None and self.game_adversarial_weight > 0)
@@ -244,11 +242,19 @@ class StudentObjective:
             grid = grid_energy(output)
             loss = loss + self.grid_weight * grid
             logs["grid"] = float(grid.detach())
-        if self.perceptual_weight:
+        if self.perceptual_weight and self.game_perceptual_weight is None:
             reference = torch.cat([frames.float(), target[b:].float()])  # real frames, then the teacher's
             perceptual = self.perceptual(output, reference)
             loss = loss + self.perceptual_weight * perceptual
             logs["perceptual"] = float(perceptual.detach())
+        elif self.perceptual is not None:  # weighted apart: the real clips against their frames
+            perceptual = self.perceptual(output[:b], frames.float())
+            loss = loss + self.perceptual_weight * perceptual
+            logs["perceptual"] = float(perceptual.detach())
+            if game is not None and self.game_perceptual_weight:  # the game clips against the teacher's
+                game_perceptual = self.perceptual(output[b:], target[b:].float())
+                loss = loss + self.game_perceptual_weight * game_perceptual
+                logs["game_perceptual"] = float(game_perceptual.detach())
         if self.discriminator is not None:
             fake = output.reshape(-1, *output.shape[2:])
             real = self.real_images(frames, generator=generator).to(device=device, dtype=torch.float32)

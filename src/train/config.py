@@ -139,6 +139,7 @@ class StudentConfig:
         "perceptual_weight": "[0, inf)",
         "game_teacher_weight": "[0, inf)",
         "game_adversarial_weight": "[0, inf)",
+        "game_perceptual_weight": "[0, inf)",
         "structure_weight": "[0, inf)",
         "grid_weight": "[0, inf)",
         "photos_per_batch": "[0, inf)",
@@ -152,9 +153,12 @@ class StudentConfig:
     the game like its raster"""
     game_adversarial_weight: float | None = None
     """the GAN loss on game clips, the unpaired realism term (default: adversarial_weight)"""
+    game_perceptual_weight: float | None = None
+    """ST-LPIPS to the teacher on game clips, weighted apart from the real clips' perceptual_weight
+    (default: one perceptual term over all clips, as before)"""
     structure_weight: float = 0.0
-    """game clips: L1 of the normalised 4x4-averaged luminance to the raster's (the game's layout,
-    not its palette)"""
+    """game clips: L1 of the 8x8-averaged colour to the raster's (the game's layout and rough
+    colour, free texture)"""
     grid_weight: float = 0.0
     """penalty on fixed-phase 2/4-px patterns in the output (a PixelShuffle checkerboard)"""
     real_photos: str = ""

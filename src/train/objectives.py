@@ -212,7 +212,10 @@ def student_objective(config, model, data, device) -> StudentObjective:
         temporal_weight=settings.temporal_weight,
         adversarial_weight=settings.adversarial_weight,
         perceptual_weight=settings.perceptual_weight,
-        perceptual=PerceptualLoss().to(device) if settings.perceptual_weight > 0 else None,
+        perceptual=PerceptualLoss().to(device)
+        if settings.perceptual_weight > 0 or (settings.game_perceptual_weight or 0) > 0
+        else None,
+        game_perceptual_weight=settings.game_perceptual_weight,
         feedback_corruption_probability=settings.feedback_corruption_probability,
         feedback_noise_max=settings.feedback_noise_max,
         discriminator=discriminator,
