@@ -7,11 +7,13 @@ rotate-half RoPE, keys cached already rotated at absolute positions (list of ten
 every pass), a linear head unpatchified back to pixels. Sampling is the peer's way: ``steps``
 Euler passes per framelet, and the keys and values of the last pass become the framelet's context
 (no separate context pass). Ours runs the same schedule through ``src.diffusion.rollout``
-(``context_from_last_step``). Both use random weights, batch 1, fp32 on the CPU; rounds interleave
+(``context_from_last_step``), or ``ours_steps`` passes (1: the distilled model's one pass, whose
+keys become the context). Both use random weights, batch 1, fp32 on the CPU; rounds interleave
 the systems so machine load hits them alike.
 
     uv run python -m src.scripts.bench_equal_work
     uv run python -m src.scripts.bench_equal_work --systems '[reference, ours, ours_stem_smooth]' --rounds 5
+    uv run python -m src.scripts.bench_equal_work --ours_steps 1 --compile true
 """
 
 from __future__ import annotations
@@ -189,6 +191,7 @@ def build_system(name: str, config: EqualWorkConfig):
         raise UserError(f"unknown system {name!r}", f"choose from {', '.join(SYSTEMS)}")
     grid = c.resolution // c.patch_size
     stem_smooth = name == "ours_stem_smooth"
+    smooth = stem_smooth or name == "ours_smooth_half"
     model = VelodreamDiT(
         hidden_dim=c.hidden_dim,
         num_blocks=c.num_blocks,
@@ -201,12 +204,13 @@ def build_system(name: str, config: EqualWorkConfig):
         max_grid_w=grid,
         stem_channels=32 if stem_smooth else 0,
         refine_channels=32 if stem_smooth else 0,
-        decoder="smooth" if stem_smooth else "patch",
+        decoder="smooth" if smooth else "patch",
+        decoder_scale=2 if name == "ours_smooth_half" else 1,
     )
     randomize(model, c.seed)
     if c.compile:
         model.compile_inference()
-    return model, OurSampler(model, steps=c.steps, h=c.resolution, w=c.resolution)
+    return model, OurSampler(model, steps=c.ours_steps or c.steps, h=c.resolution, w=c.resolution)
 
 
 @torch.no_grad()
@@ -215,6 +219,11 @@ def run_equal_work(config: EqualWorkConfig) -> dict:
         raise UserError(
             f"resolution {config.resolution} is not a multiple of patch_size {config.patch_size}",
             "pick a resolution that the patch size divides",
+        )
+    if config.ours_steps < 0 or config.steps < 1:
+        raise UserError(
+            f"steps {config.steps} / ours_steps {config.ours_steps}",
+            "give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
         )
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -280,7 +289,8 @@ def format_table(result: dict) -> str:
     c = result["config"]
     lines.append(
         f"(ms per {c['frames_per_framelet']}-frame framelet, median of {c['framelets_per_round']} per round, "
-        f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps, window {c['window_framelets']}, "
+        f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps"
+        f"{' (ours: ' + str(c['ours_steps']) + ')' if c['ours_steps'] else ''}, window {c['window_framelets']}, "
         f"{result['machine']['torch_threads']} threads{', compiled' if c['compile'] else ''}; "
         "vs ref = best / reference's best)"
     )
