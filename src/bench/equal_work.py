@@ -98,14 +98,20 @@ class PlainCausalDiT(nn.Module):
 
     def denoise(self, x: Tensor, cond: Tensor, sigma: float, past: list | None, t: int):
         """``x`` b f 3 h w, ``cond`` b f C h w, framelet index ``t`` (absolute)."""
+        p = self.patch
+        cos, sin = self.tables(t, x.shape[-2] // p, x.shape[-1] // p)
+        return self.network(x, cond, torch.full((x.shape[0], 1, 1), float(sigma)), past, cos, sin)
+
+    def network(self, x: Tensor, cond: Tensor, sigma: Tensor, past: list | None, cos: Tensor, sin: Tensor):
+        """The pass itself, over tensors only (``sigma`` b 1 1, RoPE tables at this framelet's
+        positions), so ``torch.compile`` sees the same graph at every step and framelet."""
         b, f, _, h, w = x.shape
         p = self.patch
         gh, gw = h // p, w // p
         pixels = torch.cat([x, cond], dim=2)
         tokens = self.embed(rearrange(pixels, "b f c (gh p1) (gw p2) -> b (gh gw) (p1 p2 f c)", p1=p, p2=p))
-        args = torch.full((b, 1, 1), sigma * 1000.0) * self.freqs
+        args = sigma * 1000.0 * self.freqs
         c = F.silu(self.sigma_mlp(torch.cat([args.cos(), args.sin()], dim=-1)))  # b 1 d
-        cos, sin = self.tables(t, gh, gw)
         new = []
         for i, block in enumerate(self.blocks):
             tokens, kv = block(tokens, c, cos, sin, None if not past else past[i])
@@ -185,7 +191,7 @@ def build_system(name: str, config: EqualWorkConfig):
         )
         randomize(model, c.seed)
         if c.compile:
-            model.denoise = torch.compile(model.denoise)
+            model.network = torch.compile(model.network)
         return model, PlainSampler(model, steps=c.steps, window=c.window_framelets)
     if name not in SYSTEMS:
         raise UserError(f"unknown system {name!r}", f"choose from {', '.join(SYSTEMS)}")
