@@ -84,21 +84,22 @@ def test_reference_attends_to_its_context():
     assert not torch.allclose(with_context, alone)  # the context is attended to
 
 
-def test_bad_resolution_is_one_line_and_exit_2(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["--resolution", "100"],
+            "error: resolution 100 is not a multiple of patch_size 16. pick a resolution that the patch size divides",
+        ),
+        (
+            ["--ours_steps", "-1"],
+            "error: steps 2 / ours_steps -1. give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, line, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--resolution", "100", "--json_out", str(tmp_path / "x")])
+        main([*argv, "--json_out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: resolution 100 is not a multiple of patch_size 16. pick a resolution that the patch size divides"
-    ]
-    assert not (tmp_path / "x").exists()
-
-
-def test_negative_ours_steps_is_one_line_and_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--ours_steps", "-1", "--json_out", str(tmp_path / "x")])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: steps 2 / ours_steps -1. give steps >= 1 and ours_steps >= 0 (0: the same as steps)"
-    ]
+    assert capsys.readouterr().err.strip().splitlines() == [line]
     assert not (tmp_path / "x").exists()
