@@ -21,8 +21,9 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
   resolution: the features are upsampled to (h/s, w/s), the full-resolution G-buffer enters
   folded by PixelUnshuffle(s) and mixed by a 1x1 conv, and the last conv emits s x s values per
   output channel that PixelShuffle(s) puts back at full resolution (a quarter or a sixteenth of
-  the full-resolution decoder's pixels; still no token grid). Then an optional 3x3 conv refinement, and an optional
-  residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
+  the full-resolution decoder's pixels; still no token grid). Then an optional 3x3 conv
+  refinement, and an optional residual on the albedo (flat-colour) condition planes:
+  ``x0 = net + albedo``.
 * The model predicts x0 (see ``src/diffusion/flow_matching.py``).
 
 Every tensor on the single-framelet path has rank <= 4 when traced for the ncnn export
