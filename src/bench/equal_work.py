@@ -105,9 +105,9 @@ class PlainCausalDiT(nn.Module):
     def network(self, x: Tensor, cond: Tensor, sigma: Tensor, past: list | None, cos: Tensor, sin: Tensor):
         """The pass itself, over tensors only (``sigma`` b 1 1, RoPE tables at this framelet's
         positions), so ``torch.compile`` sees the same graph at every step and framelet."""
-        b, f, _, h, w = x.shape
+        b, f, _, h, _ = x.shape
         p = self.patch
-        gh, gw = h // p, w // p
+        gh = h // p
         pixels = torch.cat([x, cond], dim=2)
         tokens = self.embed(rearrange(pixels, "b f c (gh p1) (gw p2) -> b (gh gw) (p1 p2 f c)", p1=p, p2=p))
         args = sigma * 1000.0 * self.freqs
