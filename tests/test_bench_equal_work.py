@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from src.bench import equal_work
 from src.bench.equal_work import EqualWorkConfig, PlainCausalDiT, randomize, run_and_report
 from src.scripts.bench_equal_work import main
 
@@ -37,6 +38,40 @@ def test_tiny_run_times_every_system_and_writes_json(tmp_path, capsys):
     assert "vs ref" in capsys.readouterr().out
 
 
+def test_ours_can_run_one_pass_per_framelet_against_the_reference_at_two(tmp_path, monkeypatch):
+    """--ours_steps 1: ours runs one network pass per framelet (its keys become the context), the
+    reference still two; the half-resolution smooth decoder is one more system."""
+    passes = {"ours": 0, "ours_smooth_half": 0}
+    from src.net.dit import VelodreamDiT
+
+    counted = VelodreamDiT.forward_framelet
+
+    def counting(model, *args, **kwargs):
+        passes[model.bench_name] += 1
+        return counted(model, *args, **kwargs)
+
+    monkeypatch.setattr(VelodreamDiT, "forward_framelet", counting)
+    original_build = equal_work.build_system
+
+    def named_build(name, config):
+        model, sampler = original_build(name, config)
+        model.bench_name = name
+        return model, sampler
+
+    monkeypatch.setattr(equal_work, "build_system", named_build)
+    config = EqualWorkConfig(
+        **TINY,
+        ours_steps=1,
+        systems=["reference", "ours", "ours_smooth_half"],
+        json_out=str(tmp_path / "e.json"),
+    )
+    result = run_and_report(config)
+    framelets = config.warmup_framelets + config.rounds * config.framelets_per_round
+    assert passes == {"ours": framelets, "ours_smooth_half": framelets}
+    assert [row["system"] for row in result["rows"]] == ["reference", "ours", "ours_smooth_half"]
+    assert result["config"]["ours_steps"] == 1 and result["config"]["steps"] == 2
+
+
 def test_reference_attends_to_its_context():
     model = randomize(PlainCausalDiT(dim=32, blocks=2, heads=2, patch=4, frames=2, cond_channels=9), seed=0)
     generator = torch.Generator().manual_seed(1)
@@ -49,11 +84,22 @@ def test_reference_attends_to_its_context():
     assert not torch.allclose(with_context, alone)  # the context is attended to
 
 
-def test_bad_resolution_is_one_line_and_exit_2(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["--resolution", "100"],
+            "error: resolution 100 is not a multiple of patch_size 16. pick a resolution that the patch size divides",
+        ),
+        (
+            ["--ours_steps", "-1"],
+            "error: steps 2 / ours_steps -1. give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, line, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--resolution", "100", "--json_out", str(tmp_path / "x")])
+        main([*argv, "--json_out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: resolution 100 is not a multiple of patch_size 16. pick a resolution that the patch size divides"
-    ]
+    assert capsys.readouterr().err.strip().splitlines() == [line]
     assert not (tmp_path / "x").exists()

@@ -25,6 +25,8 @@ def test_both_stages_resolve_to_the_same_patch16_model():
     low, high = configs
     assert low.model.overrides == high.model.overrides
     assert low.model.overrides["patch_size"] == 16 and low.model.overrides["max_grid_h"] == 14
+    # the seam-free smooth decoder (the tiny preset's) at half resolution
+    assert low.model.overrides["decoder_scale"] == 2 and low.model.preset == "tiny"
     assert high.init_from == f"runs/{low.run_name}"
     assert low.data.dataset != high.data.dataset
 
@@ -64,3 +66,4 @@ def test_two_steps_of_each_stage_the_second_from_the_first(tiny_dataset, tmp_pat
     high_weights = load_file(high_run / "package" / "model.safetensors")
     assert high_weights.keys() == low_weights.keys()
     assert high_weights["x_embed.weight"].shape[-1] == 16  # patch 16
+    assert "decoder_condition.weight" in high_weights  # the half-resolution smooth decoder

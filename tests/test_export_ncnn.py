@@ -21,20 +21,28 @@ FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 5e-2  # fp16 storage + arithmetic on lavapipe; measured ~1e-2
 
 
-@pytest.fixture(scope="module", params=["patch", "smooth"])
+# each decoder (patch unshuffle; bilinear features + convolutions at full resolution; the same at
+# half resolution with a quarter-resolution stem, issue 20's reduced-resolution option)
+DECODERS = {
+    "patch": dict(decoder="patch"),
+    "smooth": dict(decoder="smooth"),
+    "smooth_half": dict(decoder="smooth", decoder_scale=2, stem_scale=4),
+}
+
+
+@pytest.fixture(scope="module", params=list(DECODERS))
 def exported(request, tmp_path_factory):
-    """The DiT with each decoder (patch unshuffle, or bilinear features + convolutions)."""
     torch.manual_seed(0)
-    model = randomized(VelodreamDiT(**SMALL, decoder=request.param))
+    model = randomized(VelodreamDiT(**{**SMALL, **DECODERS[request.param]}))
     paths = export_step_ncnn(model, tmp_path_factory.mktemp("ncnn"), H, W)
     return model, paths
 
 
-def ride_inputs(num_framelets: int):
+def ride_inputs(num_framelets: int, h: int = H, w: int = W):
     generator = torch.Generator().manual_seed(5)
-    frames = torch.randn(num_framelets, 1, 2, 3, H, W, generator=generator)
-    conds = torch.randn(num_framelets, 1, 2, 9, H, W, generator=generator)
-    noise = torch.randn(num_framelets, 1, 2, 3, H, W, generator=generator)
+    frames = torch.randn(num_framelets, 1, 2, 3, h, w, generator=generator)
+    conds = torch.randn(num_framelets, 1, 2, 9, h, w, generator=generator)
+    noise = torch.randn(num_framelets, 1, 2, 3, h, w, generator=generator)
     return frames, conds, noise
 
 
@@ -43,19 +51,33 @@ def step_runner(paths, **options) -> NcnnNet:
 
 
 def flat(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(1, -1, H, W)  # 1 f c h w -> 1 (f c) h w
+    return x.reshape(1, -1, *x.shape[-2:])  # 1 f c h w -> 1 (f c) h w
 
 
 @pytest.mark.slow
 def test_ncnn_cpu_step_matches_torch_cache_over_a_ride(exported):
     """Framelet by framelet, past the window: denoise, then push the result as context at
     context_sigma. The ncnn graph with the fixed-size cache + bias equals the eager cache."""
-    model, paths = exported
+    check_ride(*exported, H, W, num_framelets=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scales", [dict(decoder_scale=2, stem_scale=4), dict(decoder_scale=4, stem_scale=4)])
+def test_ncnn_cpu_matches_torch_at_224_with_the_reduced_resolution_stem_and_decoder(scales, tmp_path):
+    """At the play resolution (patch 16: 14 x 14 tokens), over a ride that fills the window."""
+    torch.manual_seed(0)
+    config = {**SMALL, "patch_size": 16, "max_grid_h": 14, "max_grid_w": 14, "decoder": "smooth", **scales}
+    model = randomized(VelodreamDiT(**config))
+    paths = export_step_ncnn(model, tmp_path, 224, 224)
+    check_ride(model, paths, 224, 224, num_framelets=3)
+
+
+def check_ride(model: VelodreamDiT, paths: dict, h: int, w: int, *, num_framelets: int) -> None:
     runner = step_runner(paths)
-    step = FrameletStep(model, H, W)
-    frames, conds, noise = ride_inputs(4)
+    step = FrameletStep(model, h, w)
+    frames, conds, noise = ride_inputs(num_framelets, h, w)
     sigma, sigma_ctx = torch.tensor([0.7]), torch.tensor([0.1])
-    cache = model.new_cache(1, H, W)
+    cache = model.new_cache(1, h, w)
     past_k, past_v, bias = step.empty_inputs()
     with torch.no_grad():
         for x, cond, eps in zip(frames, conds, noise):

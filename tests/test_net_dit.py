@@ -3,6 +3,8 @@ package reloads to identical outputs (also with a larger position limit); it lea
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -53,10 +55,11 @@ def test_smooth_decoder_cannot_draw_the_patch_grid():
     sigma = torch.full((1, 1), 0.5)
     p = SMALL["patch_size"]
     ratios = {}
-    for decoder in ("patch", "smooth"):
+    # the smooth decoder at full, half and quarter resolution (decoder_scale 1, 2, 4)
+    for decoder, scale in (("patch", 1), ("smooth", 1), ("smooth", 2), ("smooth", 4)):
         torch.manual_seed(0)
         config = {**SMALL, "refine_channels": 0, "residual_condition_channels": None}
-        model = randomized(VelodreamDiT(**config, decoder=decoder))
+        model = randomized(VelodreamDiT(**config, decoder=decoder, decoder_scale=scale))
         with torch.no_grad():
             if decoder == "patch":  # rows c*p*p .. c*p*p + p*p - 1 paint one channel's block
                 rows = torch.randn(model.head.weight.shape[0] // (p * p), 1, model.head.weight.shape[1])
@@ -64,9 +67,11 @@ def test_smooth_decoder_cannot_draw_the_patch_grid():
                 model.head.bias.zero_()
             else:
                 model.head.weight.normal_(0, 0.5)
-            ratios[decoder] = seam_ratio(model(x, cond, sigma), grid=p)
-    assert ratios["patch"] > 5.0
-    assert ratios["smooth"] < 1.15
+            ratios[decoder, scale] = seam_ratio(model(x, cond, sigma), grid=p)
+    assert ratios["patch", 1] > 5.0
+    assert ratios["smooth", 1] < 1.15
+    assert ratios["smooth", 2] < 1.15
+    assert ratios["smooth", 4] < 1.15
 
 
 def test_unknown_decoder_is_refused():
@@ -74,10 +79,33 @@ def test_unknown_decoder_is_refused():
         VelodreamDiT(**SMALL, decoder="transposed")
 
 
-@pytest.mark.parametrize("residual", [(0, 1, 2), None])
-def test_kv_cache_generation_equals_parallel_forward(residual):
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(stem_scale=3),
+        dict(stem_scale=4, patch_size=2),
+        dict(decoder_scale=3, decoder="smooth"),
+        dict(decoder_scale=2, decoder="patch"),
+        dict(decoder_scale=8, decoder="smooth"),
+    ],
+)
+def test_unusable_stem_and_decoder_scales_are_refused(options):
+    with pytest.raises(ValueError, match="scale"):
+        VelodreamDiT(**{**SMALL, **options})
+
+
+# the reduced-resolution stem and decoder (issue 20): quarter-resolution stem, half-resolution
+# smooth decoder fed by the full-resolution G-buffer
+LOW_RES = dict(stem_scale=4, decoder="smooth", decoder_scale=2)
+
+
+@pytest.mark.parametrize(
+    ("residual", "options"),
+    [((0, 1, 2), {}), (None, {}), ((0, 1, 2), LOW_RES), (None, {**LOW_RES, "decoder_scale": 4})],
+)
+def test_kv_cache_generation_equals_parallel_forward(residual, options):
     torch.manual_seed(0)
-    model = randomized(VelodreamDiT(**SMALL, residual_condition_channels=residual))
+    model = randomized(VelodreamDiT(**SMALL, residual_condition_channels=residual, **options))
     b, n, f, h, w = 2, 6, 2, 16, 20  # more framelets than the window: the cache rolls
     x, cond, generator = random_clip(b, n * f, h, w)
     sigma = torch.rand(b, n, generator=generator)
@@ -142,6 +170,25 @@ def test_save_and_load_roundtrip_and_larger_grid(tmp_path):
     assert (loaded.config.max_grid_h, loaded.config.max_grid_w) == (16, 12)
 
 
+def test_a_package_saved_before_the_scales_existed_loads_unchanged(tmp_path):
+    """Packages written before ``stem_scale`` / ``decoder_scale`` lack them in config.json: they
+    load as today's half-resolution stem and full-resolution decoder, to the same outputs."""
+    model = randomized(VelodreamDiT(**SMALL, decoder="smooth"))
+    x, cond, _ = random_clip(1, 4, 16, 16)
+    sigma = torch.tensor([[0.3, 0.8]])
+    with torch.no_grad():
+        expected = model(x, cond, sigma)
+    model.save_pretrained(tmp_path / "pkg")
+    config_path = tmp_path / "pkg" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["stem_scale"], config["decoder_scale"]
+    config_path.write_text(json.dumps(config))
+    loaded = VelodreamDiT.from_pretrained(tmp_path / "pkg").eval()
+    assert (loaded.config.stem_scale, loaded.config.decoder_scale) == (2, 1)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, cond, sigma), expected)
+
+
 def test_presets_build_and_run():
     assert set(DIT_PRESETS) == {"tiny", "S", "B"}
     model = build_dit("tiny", num_blocks=1)
@@ -163,9 +210,28 @@ def test_loss_falls_on_a_fixed_batch():
     assert last < first / 20, (first, last)
 
 
-def train_on_a_fixed_batch(steps: int) -> tuple[float, float]:
+def test_the_low_resolution_stem_and_decoder_learn():
+    """A few steps on a fixed batch: the loss falls, and the reduced-resolution stem and the
+    decoder's G-buffer path (zero gradient while the decoder's last conv is zero) move."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = VelodreamDiT(**{**SMALL, **LOW_RES}, residual_condition_channels=None)
+        stem_before = model.stem[1].weight.detach().clone()
+        condition_before = model.decoder_condition.weight.detach().clone()
+        first, last = train_on_a_fixed_batch(steps=30, model=model)
+    finally:
+        torch.set_num_threads(threads)
+    assert last < first / 3, (first, last)
+    assert not torch.equal(model.stem[1].weight, stem_before)
+    assert not torch.equal(model.decoder_condition.weight, condition_before)
+
+
+def train_on_a_fixed_batch(steps: int, model: VelodreamDiT | None = None) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = VelodreamDiT(**SMALL, residual_condition_channels=None)
+    if model is None:
+        model = VelodreamDiT(**SMALL, residual_condition_channels=None)
     generator = torch.Generator().manual_seed(0)
     b, t, h, w = 2, 4, 16, 16
     x0 = torch.rand(b, t, 3, h, w, generator=generator) * 2 - 1

@@ -12,7 +12,7 @@ from src.diffusion.rollout import sample_framelet
 from src.net.attention import block_causal_attention
 from src.net.dit import VelodreamDiT, patch_tokens
 from src.net.export_step import FixedKVCache, FrameletStep
-from tests.test_net_dit import SMALL, randomized
+from tests.test_net_dit import LOW_RES, SMALL, randomized
 
 
 def test_patch_tokens_equal_the_strided_convolution():
@@ -101,9 +101,11 @@ class FixedStepDenoiser:
         cache.roll(new_k, new_v)
 
 
-@pytest.mark.parametrize("context_from_last_step", [True, False])
-def test_cached_rollout_equals_the_plain_step(context_from_last_step):
-    model = randomized(VelodreamDiT(**SMALL, residual_condition_channels=(0, 1, 2)))
+@pytest.mark.parametrize(
+    ("context_from_last_step", "options"), [(True, {}), (False, {}), (True, LOW_RES), (False, LOW_RES)]
+)
+def test_cached_rollout_equals_the_plain_step(context_from_last_step, options):
+    model = randomized(VelodreamDiT(**SMALL, residual_condition_channels=(0, 1, 2), **options))
     with torch.no_grad():
         fast = rollout(model, "cache", context_from_last_step=context_from_last_step)
         plain = rollout(model, "fixed", context_from_last_step=context_from_last_step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-SYSTEMS = ("reference", "ours", "ours_stem_smooth")
+SYSTEMS = ("reference", "ours", "ours_stem_smooth", "ours_smooth_half")
 
 
 @dataclasses.dataclass
@@ -30,8 +30,12 @@ class EqualWorkConfig:
     """framelets a framelet attends to, itself included"""
     steps: int = 2
     """Euler steps (network passes) per framelet"""
-    systems: list[str] = dataclasses.field(default_factory=lambda: list(SYSTEMS))
-    """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth decoder)"""
+    ours_steps: int = 0
+    """our passes per framelet (0: steps, the same work; 1: one pass whose keys become the
+    context, as the distilled model plays); the reference always runs steps"""
+    systems: list[str] = dataclasses.field(default_factory=lambda: list(SYSTEMS[:3]))
+    """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth
+    decoder), ours_smooth_half (no stem, smooth decoder at half resolution: decoder_scale 2)"""
     rounds: int = 3
     """interleaved rounds; each times every system once"""
     framelets_per_round: int = 8

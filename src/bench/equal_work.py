@@ -7,11 +7,13 @@ rotate-half RoPE, keys cached already rotated at absolute positions (list of ten
 every pass), a linear head unpatchified back to pixels. Sampling is the peer's way: ``steps``
 Euler passes per framelet, and the keys and values of the last pass become the framelet's context
 (no separate context pass). Ours runs the same schedule through ``src.diffusion.rollout``
-(``context_from_last_step``). Both use random weights, batch 1, fp32 on the CPU; rounds interleave
+(``context_from_last_step``), or ``ours_steps`` passes (1: the distilled model's one pass, whose
+keys become the context). Both use random weights, batch 1, fp32 on the CPU; rounds interleave
 the systems so machine load hits them alike.
 
     uv run python -m src.scripts.bench_equal_work
     uv run python -m src.scripts.bench_equal_work --systems '[reference, ours, ours_stem_smooth]' --rounds 5
+    uv run python -m src.scripts.bench_equal_work --ours_steps 1 --compile true
 """
 
 from __future__ import annotations
@@ -96,14 +98,20 @@ class PlainCausalDiT(nn.Module):
 
     def denoise(self, x: Tensor, cond: Tensor, sigma: float, past: list | None, t: int):
         """``x`` b f 3 h w, ``cond`` b f C h w, framelet index ``t`` (absolute)."""
-        b, f, _, h, w = x.shape
         p = self.patch
-        gh, gw = h // p, w // p
+        cos, sin = self.tables(t, x.shape[-2] // p, x.shape[-1] // p)
+        return self.network(x, cond, torch.full((x.shape[0], 1, 1), float(sigma)), past, cos, sin)
+
+    def network(self, x: Tensor, cond: Tensor, sigma: Tensor, past: list | None, cos: Tensor, sin: Tensor):
+        """The pass itself, over tensors only (``sigma`` b 1 1, RoPE tables at this framelet's
+        positions), so ``torch.compile`` sees the same graph at every step and framelet."""
+        b, f, _, h, _ = x.shape
+        p = self.patch
+        gh = h // p
         pixels = torch.cat([x, cond], dim=2)
         tokens = self.embed(rearrange(pixels, "b f c (gh p1) (gw p2) -> b (gh gw) (p1 p2 f c)", p1=p, p2=p))
-        args = torch.full((b, 1, 1), sigma * 1000.0) * self.freqs
+        args = sigma * 1000.0 * self.freqs
         c = F.silu(self.sigma_mlp(torch.cat([args.cos(), args.sin()], dim=-1)))  # b 1 d
-        cos, sin = self.tables(t, gh, gw)
         new = []
         for i, block in enumerate(self.blocks):
             tokens, kv = block(tokens, c, cos, sin, None if not past else past[i])
@@ -183,12 +191,13 @@ def build_system(name: str, config: EqualWorkConfig):
         )
         randomize(model, c.seed)
         if c.compile:
-            model.denoise = torch.compile(model.denoise)
+            model.network = torch.compile(model.network)
         return model, PlainSampler(model, steps=c.steps, window=c.window_framelets)
     if name not in SYSTEMS:
         raise UserError(f"unknown system {name!r}", f"choose from {', '.join(SYSTEMS)}")
     grid = c.resolution // c.patch_size
     stem_smooth = name == "ours_stem_smooth"
+    smooth = stem_smooth or name == "ours_smooth_half"
     model = VelodreamDiT(
         hidden_dim=c.hidden_dim,
         num_blocks=c.num_blocks,
@@ -201,12 +210,13 @@ def build_system(name: str, config: EqualWorkConfig):
         max_grid_w=grid,
         stem_channels=32 if stem_smooth else 0,
         refine_channels=32 if stem_smooth else 0,
-        decoder="smooth" if stem_smooth else "patch",
+        decoder="smooth" if smooth else "patch",
+        decoder_scale=2 if name == "ours_smooth_half" else 1,
     )
     randomize(model, c.seed)
     if c.compile:
         model.compile_inference()
-    return model, OurSampler(model, steps=c.steps, h=c.resolution, w=c.resolution)
+    return model, OurSampler(model, steps=c.ours_steps or c.steps, h=c.resolution, w=c.resolution)
 
 
 @torch.no_grad()
@@ -215,6 +225,11 @@ def run_equal_work(config: EqualWorkConfig) -> dict:
         raise UserError(
             f"resolution {config.resolution} is not a multiple of patch_size {config.patch_size}",
             "pick a resolution that the patch size divides",
+        )
+    if config.ours_steps < 0 or config.steps < 1:
+        raise UserError(
+            f"steps {config.steps} / ours_steps {config.ours_steps}",
+            "give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
         )
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -280,7 +295,8 @@ def format_table(result: dict) -> str:
     c = result["config"]
     lines.append(
         f"(ms per {c['frames_per_framelet']}-frame framelet, median of {c['framelets_per_round']} per round, "
-        f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps, window {c['window_framelets']}, "
+        f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps"
+        f"{' (ours: ' + str(c['ours_steps']) + ')' if c['ours_steps'] else ''}, window {c['window_framelets']}, "
         f"{result['machine']['torch_threads']} threads{', compiled' if c['compile'] else ''}; "
         "vs ref = best / reference's best)"
     )

@@ -5,7 +5,9 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
 * A *framelet* is ``frames_per_framelet`` consecutive frames stacked on the channel axis
   (``b (n f) c h w -> (b n) (f c) h w``); a token is a ``patch_size`` patch of a framelet.
   Frames and encoded condition planes are patchified by strided convolutions and added
-  (plus an optional PixelUnshuffle + 3x3 conv stem over both, for locality).
+  (plus an optional conv stem over both, for locality: PixelUnshuffle by ``stem_scale``, so it
+  runs at half (2, a 3x3 first conv) or quarter (4, a 1x1 first conv over each 4x4 pixel block)
+  resolution, then a 3x3 conv and a strided conv to the tokens).
 * adaLN-Zero modulation by the framelet's own noise level sigma (diffusion forcing).
 * Attention: qkv split by ``chunk``, QK-RMSNorm, rotate-half RoPE over (time, row, column)
   with cos/sin tables, ``scaled_dot_product_attention``. Framelets attend causally inside
@@ -15,8 +17,13 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
   ``"smooth"`` maps each token to ``decoder_channels`` features per frame, upsamples them
   bilinearly to pixels (continuous across token edges: no patch grid can be drawn) and
   decodes them with the full-resolution conditions by two 3x3 convolutions, so sharp edges
-  come only from the G-buffer. Then an optional 3x3 conv refinement, and an optional
-  residual on the albedo (flat-colour) condition planes: ``x0 = net + albedo``.
+  come only from the G-buffer. With ``decoder_scale`` s > 1 the smooth decoder runs at 1/s
+  resolution: the features are upsampled to (h/s, w/s), the full-resolution G-buffer enters
+  folded by PixelUnshuffle(s) and mixed by a 1x1 conv, and the last conv emits s x s values per
+  output channel that PixelShuffle(s) puts back at full resolution (a quarter or a sixteenth of
+  the full-resolution decoder's pixels; still no token grid). Then an optional 3x3 conv
+  refinement, and an optional residual on the albedo (flat-colour) condition planes:
+  ``x0 = net + albedo``.
 * The model predicts x0 (see ``src/diffusion/flow_matching.py``).
 
 Every tensor on the single-framelet path has rank <= 4 when traced for the ncnn export
@@ -137,12 +144,20 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         sigma_embedding_dim: int = 256,
         decoder: str = "patch",
         decoder_channels: int = 16,
+        stem_scale: int = 2,
+        decoder_scale: int = 1,
     ):
         super().__init__()
         if hidden_dim % num_heads or (hidden_dim // num_heads) % 2:
             raise ValueError("hidden_dim / num_heads must be an even integer")
-        if stem_channels and patch_size % 2:
-            raise ValueError("the conv stem needs an even patch_size")
+        if stem_scale not in (2, 4):
+            raise ValueError(f"stem_scale must be 2 or 4, not {stem_scale!r}")
+        if stem_channels and patch_size % stem_scale:
+            raise ValueError(f"the conv stem needs a patch_size that stem_scale={stem_scale} divides")
+        if decoder_scale not in (1, 2, 4):
+            raise ValueError(f"decoder_scale must be 1, 2 or 4, not {decoder_scale!r}")
+        if decoder_scale > 1 and (decoder != "smooth" or patch_size % decoder_scale):
+            raise ValueError("decoder_scale > 1 needs the smooth decoder and a patch_size it divides")
         if residual_condition_channels is not None and len(residual_condition_channels) != image_channels:
             raise ValueError("residual_condition_channels must name one condition plane per image channel")
         if decoder not in ("patch", "smooth"):
@@ -152,13 +167,22 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
         self.cond_embed = nn.Conv2d(f * condition_channels, hidden_dim, patch_size, stride=patch_size)
         if stem_channels:
+            # at quarter resolution a 4x4 pixel block is already wider than the 3x3 kernel over
+            # 2x2 blocks saw, and a 3x3 over 384 folded channels would cost as much as the whole
+            # half-resolution stem: the first conv is 1x1 there
+            s, first_kernel = stem_scale, 3 if stem_scale == 2 else 1
             self.stem = nn.Sequential(
-                nn.PixelUnshuffle(2),
-                nn.Conv2d(4 * f * (image_channels + condition_channels), stem_channels, 3, padding=1),
+                nn.PixelUnshuffle(s),
+                nn.Conv2d(
+                    s * s * f * (image_channels + condition_channels),
+                    stem_channels,
+                    first_kernel,
+                    padding=first_kernel // 2,
+                ),
                 nn.GELU(approximate="tanh"),
                 nn.Conv2d(stem_channels, stem_channels, 3, padding=1),
                 nn.GELU(approximate="tanh"),
-                nn.Conv2d(stem_channels, hidden_dim, patch_size // 2, stride=patch_size // 2),
+                nn.Conv2d(stem_channels, hidden_dim, patch_size // s, stride=patch_size // s),
             )
         else:
             self.stem = None
@@ -172,16 +196,27 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(DiTBlock(hidden_dim, num_heads, mlp_ratio) for _ in range(num_blocks))
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(hidden_dim, 2 * hidden_dim)
+        self.decoder_condition = None
         if decoder == "patch":
             self.head = nn.Linear(hidden_dim, f * image_channels * patch_size * patch_size)
             self.smooth_decoder = None
-        else:
+        elif decoder_scale == 1:
             width = f * decoder_channels
             self.head = nn.Linear(hidden_dim, width)
             self.smooth_decoder = nn.Sequential(
                 nn.Conv2d(width + f * condition_channels, width, 3, padding=1),
                 nn.GELU(approximate="tanh"),
                 nn.Conv2d(width, f * image_channels, 3, padding=1),
+            )
+        else:  # the smooth decoder at 1/s resolution, fed by every G-buffer pixel, shuffled back up
+            width, s = f * decoder_channels, decoder_scale
+            self.head = nn.Linear(hidden_dim, width)
+            self.decoder_condition = nn.Conv2d(s * s * f * condition_channels, width, 1)
+            self.smooth_decoder = nn.Sequential(
+                nn.Conv2d(2 * width, width, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(width, s * s * f * image_channels, 3, padding=1),
+                nn.PixelShuffle(s),
             )
         if refine_channels:
             self.refine = nn.Sequential(
@@ -217,8 +252,9 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
             nn.init.zeros_(layer.bias)
         for branch in (self.refine, self.smooth_decoder):
             if branch is not None:
-                nn.init.zeros_(branch[-1].weight)
-                nn.init.zeros_(branch[-1].bias)
+                last_conv = [m for m in branch if isinstance(m, nn.Conv2d)][-1]
+                nn.init.zeros_(last_conv.weight)
+                nn.init.zeros_(last_conv.bias)
 
     # -- shapes and positions --
 
@@ -307,8 +343,14 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         if self.smooth_decoder is None:
             out = F.pixel_shuffle(out, p)  # B (f 3) h w; the export's form (rank <= 4)
         else:
-            out = F.interpolate(out, size=(grid_h * p, grid_w * p), mode="bilinear", align_corners=False)
-            out = self.smooth_decoder(torch.cat([out, cf], dim=1))  # B (f 3) h w
+            s = self.config.decoder_scale
+            size = (grid_h * p // s, grid_w * p // s)
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            if self.decoder_condition is None:
+                condition = cf
+            else:  # each s x s block of the full-resolution G-buffer, mixed to `width` channels
+                condition = self.decoder_condition(F.pixel_unshuffle(cf, s))
+            out = self.smooth_decoder(torch.cat([out, condition], dim=1))  # B (f 3) h w
         return self._finish_output(out, cf)
 
     def _finish_output(self, out: Tensor, cf: Tensor) -> Tensor:
