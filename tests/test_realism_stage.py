@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from src.common.errors import UserError
-from src.data.photos import MVTB_OUTDOOR, PhotoCrops, mvtb_image_folder, photo_files
+from src.data.photos import MVTB_OUTDOOR, PhotoCrops, mvtb_image_folder, photo_files, real_images
 from src.diffusion.student import StudentObjective, grid_energy, structure_loss
 from src.net.student import build_student
 
@@ -44,6 +44,25 @@ def test_photo_crops_are_real_photo_pixels_at_the_frame_size_and_a_function_of_t
     assert not torch.equal(first, crops.sample(5, torch.Generator().manual_seed(4)))
     # uniform random pixels: a crop resized with antialiasing keeps the photos' mean colour
     assert abs(float(first.mean())) < 0.1
+
+
+def test_a_video_source_gives_stills_of_its_training_part_only(tmp_path):
+    from src.data.config import DecodeConfig
+    from src.data.decode import decode_video, split_index
+    from src.data.sources import find_embedded_file
+
+    video = find_embedded_file("bikes.mp4")
+    every = decode_video(video, DecodeConfig(fps=10.0, resolution="32x32"))
+    stills = real_images(str(video), side=32)
+    assert len(stills) == split_index(len(every), 0.15) < len(every)  # the held-out end is left out
+    assert all(np.array_equal(a, b) for a, b in zip(stills, every))
+    write_photos(tmp_path / "photos", count=2)
+    both = real_images(f"{video},{tmp_path / 'photos'}", side=32)
+    assert len(both) == len(stills) + 2
+    crops = PhotoCrops.from_source(f"{video},{tmp_path / 'photos'}", size=(16, 16))
+    assert crops.sample(3, torch.Generator().manual_seed(0)).shape == (3, 3, 16, 16)
+    with pytest.raises(UserError, match="no video file"):
+        real_images(str(tmp_path / "missing.mp4"), side=32)
 
 
 def test_photo_sources_fail_with_one_clear_line(tmp_path):
@@ -114,6 +133,23 @@ def test_the_discriminator_real_side_holds_only_real_frames_and_real_photos():
     assert seen["fake"].shape == (9, 3, 16, 16)  # 2 real-condition clips and 1 game clip, 3 frames each
     assert {"structure", "grid", "adversarial", "game_adversarial"} <= set(logs)
     loss.backward()
+
+    # a realism stage: photos alone on the real side, only the game clip's frames judged
+    objective = tiny_objective(
+        real_photos=lambda count, generator: photos[:count],
+        photos_per_batch=4,
+        adversarial_weight=0.0,
+        game_adversarial_weight=0.5,
+        discriminator_real_frames=False,
+    )
+    objective.discriminator_step = discriminator_step
+    loss, logs = objective(
+        model, {"frames": frames, "cond": cond}, generator=torch.Generator().manual_seed(5)
+    )
+    assert torch.equal(seen["real"], photos)
+    assert seen["fake"].shape == (3, 3, 16, 16)  # the game clip's 3 frames
+    with pytest.raises(ValueError, match="needs real photos"):
+        tiny_objective(discriminator_real_frames=False)
 
 
 def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips():

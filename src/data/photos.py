@@ -5,13 +5,15 @@ examples for a discriminator that judges frames rendered from game G-buffers. ``
 loads a set of photos once and draws random crops of them at the training frame size, each a
 pure function of the generator it is given.
 
-Sources (``photo_files``):
+Sources (``real_images``; several are joined with commas, e.g. ``mvtb,data/real_videos/ride.mp4``):
 
 - ``mvtb``: the outdoor colour photos in PyPI's ``mvtb-data`` (MIT, Peter Corke's Machine Vision
   Toolbox data; a dependency): campus buildings, a country road, a park path, facades, a roof,
   churches and a street (``MVTB_OUTDOOR``). The package's ``campus/holdout/`` photos are left out
   so they can serve as unseen real photos in an evaluation;
-- a folder: every ``.png``/``.jpg``/``.jpeg`` in it (not recursive).
+- a folder: every ``.png``/``.jpg``/``.jpeg`` in it (not recursive);
+- a video file: its frames at ``VIDEO_STILL_FPS``, centre-cropped square, from its training part
+  only (the first 85 %, ``prepare_data``'s split), so that its held-out end stays unseen.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ MVTB_OUTDOOR = (
     *(f"campus/P10705{n:02d}.png" for n in (0, 1, 3, 4, 5, 6, 7, 9, 10, 12, 14, 15)),
 )
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+VIDEO_STILL_FPS = 10.0
 
 
 def mvtb_image_folder() -> Path:
@@ -84,6 +88,34 @@ def read_photo(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def video_stills(path: Path, *, side: int, val_fraction: float = 0.15) -> list[np.ndarray]:
+    """The training part of a video as RGB uint8 stills, ``side`` x ``side`` centre crops."""
+    from src.data.config import DecodeConfig
+    from src.data.decode import decode_video, split_index
+
+    frames = decode_video(path, DecodeConfig(fps=VIDEO_STILL_FPS, resolution=f"{side}x{side}"))
+    return list(frames[: max(1, split_index(len(frames), val_fraction))])
+
+
+def real_images(sources: str, *, side: int) -> list[np.ndarray]:
+    """RGB uint8 images of every comma-separated source (see the module docstring)."""
+    images: list[np.ndarray] = []
+    for source in (part.strip() for part in sources.split(",")):
+        if not source:
+            continue
+        if source != "mvtb" and Path(source).suffix.lower() in VIDEO_SUFFIXES:
+            if not Path(source).is_file():
+                raise UserError(
+                    f"real photos: no video file {source}", "Pass an existing video, a folder or 'mvtb'."
+                )
+            images += video_stills(Path(source), side=side)
+        else:
+            images += [read_photo(path) for path in photo_files(source)]
+    if not images:
+        raise UserError("real photos: no source given", "Pass 'mvtb', a folder of photos or a video file.")
+    return images
+
+
 class PhotoCrops:
     """Random crops of real photos at ``size`` (height, width), ``n 3 h w`` in [-1, 1].
 
@@ -93,17 +125,15 @@ class PhotoCrops:
     its scene; ``max_zoom``: a closer look), a random position and a random horizontal mirror.
     """
 
-    def __init__(self, files: list[Path], *, size: tuple[int, int], max_zoom: float = 2.0):
+    def __init__(self, images: list[np.ndarray], *, size: tuple[int, int], max_zoom: float = 2.0):
         import cv2
 
         if max_zoom < 1.0:
             raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
         self.size, self.max_zoom = (int(size[0]), int(size[1])), float(max_zoom)
-        self.files = list(files)
         side = max(self.size) * self.max_zoom
         self.photos: list[Tensor] = []
-        for path in self.files:
-            image = read_photo(path)
+        for image in images:
             scale = side / min(image.shape[:2])
             if scale < 1.0:
                 new_size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
@@ -111,8 +141,10 @@ class PhotoCrops:
             self.photos.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous())
 
     @classmethod
-    def from_source(cls, source: str, *, size: tuple[int, int], max_zoom: float = 2.0) -> PhotoCrops:
-        return cls(photo_files(source), size=size, max_zoom=max_zoom)
+    def from_source(cls, sources: str, *, size: tuple[int, int], max_zoom: float = 2.0) -> PhotoCrops:
+        """Crops of ``real_images(sources)``; a video's stills are decoded at the stored size."""
+        side = round(max(size) * max_zoom)
+        return cls(real_images(sources, side=side), size=size, max_zoom=max_zoom)
 
     def __len__(self) -> int:
         return len(self.photos)

@@ -28,9 +28,11 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      trained in the same call, with its own AdamW, on ``relu(1 - D(x)) + relu(1 + D(S))`` (real
      frames, and crops of real photos when given, against the student's frames of all clips):
      texture the L1 terms average away. Its real side holds only real images: the real clips'
-     frames and real photos, never a raster, a teacher's or the student's frame. On game clips
-     it is weighted apart (``game_adversarial_weight``): there it is the realism loss of unpaired
-     translation (EPE, HyPER-GAN), the game frame judged against real ones;
+     frames and real photos (or only the photos: a realism stage that wants street-like "real"
+     sets ``discriminator_real_frames`` off), never a raster, a teacher's or the student's frame.
+     On game clips it is weighted apart (``game_adversarial_weight``): there it is the realism
+     loss of unpaired translation (EPE, HyPER-GAN), the game frame judged against real ones; with
+     ``adversarial_weight`` 0 only the game clips' frames are judged;
    * ``structure`` (game clips, off by default): ``|A(S) - A(R)|`` with ``R`` the game's raster
      frame and ``A`` the colour area-averaged over 8x8 pixels: the scene's layout and rough colour
      stay the game's while everything finer is free to become real texture (the content term of
@@ -137,6 +139,7 @@ class StudentObjective:
         grid_weight: float = 0.0,
         real_photos: Callable[[int, torch.Generator], Tensor] | None = None,
         photos_per_batch: int = 0,
+        discriminator_real_frames: bool = True,
     ):
         self.teacher, self.game_clips = teacher, game_clips
         self.game_teacher_weight = teacher_weight if game_teacher_weight is None else game_teacher_weight
@@ -148,6 +151,9 @@ class StudentObjective:
         if photos_per_batch > 0 and real_photos is None:
             raise ValueError("photos_per_batch needs real_photos(count, generator)")
         self.real_photos, self.photos_per_batch = real_photos, photos_per_batch if real_photos else 0
+        if not discriminator_real_frames and not self.photos_per_batch:
+            raise ValueError("discriminator_real_frames=False needs real photos for the real side")
+        self.discriminator_real_frames = discriminator_real_frames
         self.game_clips_per_batch = game_clips_per_batch if game_clips is not None else 0
         self.upscale = upscale
         self.teacher_weight, self.real_weight = teacher_weight, real_weight
@@ -256,23 +262,26 @@ class StudentObjective:
                 loss = loss + self.game_perceptual_weight * game_perceptual
                 logs["game_perceptual"] = float(game_perceptual.detach())
         if self.discriminator is not None:
-            fake = output.reshape(-1, *output.shape[2:])
+            # without a GAN term on real clips only the game clips' frames are judged
+            judged = output if self.adversarial_weight else output[b:]
+            fake = judged.reshape(-1, *output.shape[2:])
             real = self.real_images(frames, generator=generator).to(device=device, dtype=torch.float32)
             logs["discriminator"] = self.discriminator_step(real, fake)
             self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
-            adversarial = -self.discriminator(fake).reshape(clips, t, -1).mean(dim=(1, 2))  # n
-            weights = torch.full_like(adversarial, self.adversarial_weight)
-            weights[b:] = self.game_adversarial_weight
-            loss = loss + (weights * adversarial).sum() / clips
+            adversarial = -self.discriminator(fake).reshape(judged.shape[0], t, -1).mean(dim=(1, 2))
+            weights = torch.full_like(adversarial, self.game_adversarial_weight)
+            if self.adversarial_weight:
+                weights[:b] = self.adversarial_weight
+            loss = loss + (weights * adversarial).sum() / judged.shape[0]
             logs["adversarial"] = float(adversarial.mean().detach())
             if game is not None:
-                logs["game_adversarial"] = float(adversarial[b:].mean().detach())
+                logs["game_adversarial"] = float(adversarial[-self.game_clips_per_batch :].mean().detach())
         return loss, logs
 
     def real_images(self, frames: Tensor, *, generator: torch.Generator) -> Tensor:
         """The discriminator's real side: the real clips' frames (``b t 3 H W`` -> ``(b t) 3 H W``)
         and, when given, ``photos_per_batch`` crops of real photos at the same size. Nothing
-        rendered ever enters it."""
+        rendered ever enters it. ``discriminator_real_frames`` off: the photos alone."""
         real = frames.reshape(-1, *frames.shape[2:]).float()
         if not self.photos_per_batch:
             return real
@@ -281,4 +290,4 @@ class StudentObjective:
             raise ValueError(
                 f"real photos of shape {tuple(photos.shape[1:])}, frames {tuple(real.shape[1:])}"
             )
-        return torch.cat([real, photos])
+        return torch.cat([real, photos]) if self.discriminator_real_frames else photos

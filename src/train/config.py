@@ -162,8 +162,11 @@ class StudentConfig:
     grid_weight: float = 0.0
     """penalty on fixed-phase 2/4-px patterns in the output (a PixelShuffle checkerboard)"""
     real_photos: str = ""
-    """real photos added to the discriminator's real side: 'mvtb' (PyPI mvtb-data, MIT) or a
-    folder of .png/.jpg; empty: none (src/data/photos.py)"""
+    """real images added to the discriminator's real side, comma-separated: 'mvtb' (PyPI
+    mvtb-data, MIT), a folder of .png/.jpg, a video file (its training part's frames); empty: none
+    (src/data/photos.py)"""
+    discriminator_real_frames: bool = True
+    """the real clips' frames are on the discriminator's real side too (off: real_photos only)"""
     photos_per_batch: int = 0
     """crops of real_photos per step on the discriminator's real side"""
     photo_max_zoom: float = 2.0

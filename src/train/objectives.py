@@ -226,6 +226,7 @@ def student_objective(config, model, data, device) -> StudentObjective:
         grid_weight=settings.grid_weight,
         real_photos=real_photos,
         photos_per_batch=settings.photos_per_batch if real_photos else 0,
+        discriminator_real_frames=settings.discriminator_real_frames,
     )
 
 
