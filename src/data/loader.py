@@ -35,6 +35,7 @@ from src.conditions.augment import (
     JointAugmentation,
     apply_joint_augmentation,
     draw_joint_augmentation,
+    flip_and_jitter_batch,
 )
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
@@ -156,36 +157,47 @@ class ClipDataset(Dataset):
         )
 
     def raw_clip(self, index: int) -> dict:
-        """The raw (not encoded) channels of clip ``index``, cropped, plus the rng for augmentation.
+        """The raw (not encoded) channels of clip ``index``, cropped, with its augmentation draws.
 
-        Joint augmentations (training only) are applied here, so frames and channels stay a pair;
-        then ``frames``/``albedo`` are float32 on the 0..255 scale instead of uint8.
+        Numpy arrays as stored (``frames``/``albedo`` t h w 3 uint8, ``depth`` t h w float16,
+        ``flow`` t h w 2 float16, or float32 summed over a frame skip), each one slice of the
+        memory-mapped shards copied once; ``joint`` (``JointAugmentation``) and ``augment``
+        (``ConditionAugmentation``, or None unaugmented) for ``finish_batch``. A random-scale crop
+        reads its region and resizes it here (every channel then float32, colours on the 0..255
+        scale); the mirror and the colour jitter wait for ``finish_batch``.
         """
         rng, seg, frame_ids, top, left = self._choose(index)
         joint = self.joint_augmentation(index)
         region_h, region_w = self.crop_h, self.crop_w
         if joint.region is not None:  # a random-scale crop reads another region, resized below
             top, left, region_h, region_w = joint.region
-        window = (slice(None), slice(top, top + region_h), slice(left, left + region_w))
+        window = (slice(top, top + region_h), slice(left, left + region_w))
+        first, skip = frame_ids[0], (frame_ids[1] - frame_ids[0]) if len(frame_ids) > 1 else 1
+        stop = frame_ids[-1] + 1
         out = {
-            key: prepared.read_segment_frames(self.reader, seg, key, frame_ids)[window]
+            key: prepared.read_segment_range(self.reader, seg, key, first, stop, skip, window)
             for key in prepared.SHARD_KEYS
+            if key != "flow" or skip == 1
         }
-        skip = frame_ids[1] - frame_ids[0]
         # flow over a skip: the sum of the per-frame flows at each pixel (first order: it ignores
         # that the pixel moves between steps). Against DIS run directly over the skip, on bikes
         # and vtest at 96 px, composing the flows by warping was only ~5 % closer than the sum.
         if skip > 1:
-            flows = [
-                prepared.read_segment_frames(
-                    self.reader, seg, "flow", list(range(max(0, i - skip + 1), i + 1))
-                )[window]
-                for i in frame_ids
-            ]
-            out["flow"] = np.stack([f.astype(np.float32).sum(0) for f in flows])
-        if not joint.is_identity:
-            out = apply_joint_augmentation(out, joint, out_size=(self.crop_h, self.crop_w))
-        out["rng"] = rng
+            low = max(0, first - skip + 1)
+            flows = prepared.read_segment_range(self.reader, seg, "flow", low, stop, 1, window)
+            ids = np.asarray(frame_ids)
+            summed = np.zeros((len(ids), *flows.shape[1:]), np.float32)
+            for back in range(skip - 1, -1, -1):  # oldest first, the order a sum over time takes
+                source = ids - back
+                valid = source >= 0
+                summed[valid] += flows[source[valid] - low]
+            out["flow"] = summed
+        if joint.region is not None:
+            out = apply_joint_augmentation(
+                out, JointAugmentation(region=joint.region), out_size=(self.crop_h, self.crop_w)
+            )
+        out["joint"] = joint
+        out["augment"] = self.augmenter.draw(rng) if self.augmenter is not None else None
         return out
 
     def __getitem__(self, index: int) -> dict:
@@ -193,22 +205,49 @@ class ClipDataset(Dataset):
 
     def clip_from_raw(self, raw: dict, index: int) -> dict:
         """The training/validation item for a clip already read with ``raw_clip(index)``."""
-        frames = frames_from_uint8(raw["frames"])  # t 3 h w
-        channels = {
-            "albedo": raw["albedo"],
-            "depth": raw["depth"].astype(np.float32),
-            "flow": raw["flow"].astype(np.float32),
+        batch = self.finish_batch(self._stack([raw], [index]))
+        return {key: value[0] for key, value in batch.items()}
+
+    @staticmethod
+    def _stack(raws: list[dict], indices: list[int]) -> dict:
+        arrays = {key: torch.from_numpy(np.stack([raw[key] for raw in raws])) for key in prepared.SHARD_KEYS}
+        return arrays | {
+            "index": torch.tensor(indices, dtype=torch.int64),
+            "joint": [raw["joint"] for raw in raws],
+            "augment": [raw["augment"] for raw in raws],
         }
+
+    def raw_batch_at(self, step: int, batch_size: int) -> dict:
+        """Training batch ``step`` as read, before encoding: the loader's whole job.
+
+        ``frames``/``albedo`` b t h w 3 uint8, ``depth`` b t h w float16, ``flow`` b t h w 2
+        float16 (float32 where a clip sums flows over a frame skip; any of them float32 where a
+        clip was resized by a random-scale crop), ``index`` b int64, and each clip's augmentation
+        draws (``joint``, ``augment``: lists). ``finish_batch`` turns it into the batch
+        ``batch_at`` returns, on any device.
+        """
+        indices = [step * batch_size + i for i in range(batch_size)]
+        return self._stack([self.raw_clip(index) for index in indices], indices)
+
+    def finish_batch(self, raw: dict, device: torch.device | str | None = None) -> dict:
+        """``raw_batch_at``'s batch -> the model's: the mirror and colour jitter, ``encode`` and the
+        condition augmentations, batched torch ops on ``device`` (default: where ``raw`` is).
+        A pure function of ``raw``: on a GPU inside the training step or on the CPU in a loader
+        worker it is the same code (only the noise field depends on the device's generator)."""
+        channels = {key: raw[key].to(device, non_blocking=True) for key in prepared.SHARD_KEYS}
+        channels = flip_and_jitter_batch(channels, raw["joint"])
+        frames = frames_from_uint8(channels.pop("frames"))  # b t 3 h w
         cond = encode(
             channels, spec=self.spec, stats=self.stats, depth_kind=self.manifest["depth_kind"]
-        )  # t C h w
+        )  # b t C h w
         if self.augmenter is not None:
-            cond = self.augmenter(cond, raw["rng"])
-        return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": torch.tensor(index)}
+            cond = self.augmenter.apply(cond, raw["augment"])
+        return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": raw["index"]}
 
     def batch_at(self, step: int, batch_size: int) -> dict:
-        """Training batch ``step``: clips ``step * batch_size ...`` collated (deterministic)."""
-        return torch.utils.data.default_collate([self[step * batch_size + i] for i in range(batch_size)])
+        """Training batch ``step``: clips ``step * batch_size ...`` read, encoded and augmented
+        (deterministic), on the CPU."""
+        return self.finish_batch(self.raw_batch_at(step, batch_size))
 
 
 class _BatchByIndex(Dataset):
@@ -225,7 +264,7 @@ class _BatchByIndex(Dataset):
 
 
 def step_batches(
-    batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0
+    batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0, pin_memory: bool = False
 ) -> Iterator[dict]:
     """``batch_at(start_index)``, ``batch_at(start_index + 1)``, ... without end, in this order.
 
@@ -234,7 +273,7 @@ def step_batches(
     torch DataLoader's worker processes that read ahead while the model trains (each item is a
     whole batch: ``batch_size=None``; the sampler walks the indices from ``start_index``, so a
     resumed run gets exactly the batches it would have seen). Nothing is computed before the
-    first ``next``.
+    first ``next``. ``pin_memory``: the workers' batches land in page-locked memory (for a GPU).
     """
     if num_workers <= 0:
         yield from map(batch_at, itertools.count(start_index))
@@ -244,5 +283,6 @@ def step_batches(
         batch_size=None,
         sampler=range(start_index, sys.maxsize),
         num_workers=num_workers,
+        pin_memory=pin_memory and torch.cuda.is_available(),
     )
     yield from loader  # the workers start at the first batch asked for, not before

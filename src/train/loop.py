@@ -292,7 +292,9 @@ class Trainer:
         window_start, window_samples = time.perf_counter(), 0
         # batches are a pure function of their index: read on from the resume step (in DataLoader
         # workers when data.num_workers > 0)
-        batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
+        batches = self.data.batches(
+            state.step * config.optim.gradient_accumulation_steps, device=accelerator.device
+        )  # on a GPU the workers only read; encoding and augmentation run there, batched
         first_step = True
         time_limit = config.max_minutes * 60 if config.max_minutes is not None else math.inf
         train_seconds = 0.0  # this command's training steps, for max_minutes
