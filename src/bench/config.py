@@ -62,6 +62,8 @@ class BenchDataConfig:
     """DataLoader worker counts to measure"""
     batches: int = 20
     """batches timed per worker count (after the warm-up)"""
+    finish_batches: int = 4
+    """batches timed per worker count when they are also encoded and augmented on the CPU"""
     warmup_batches: int = 3
     """batches read before the clock starts (worker start-up, file caches)"""
     batch_size: int | None = None

@@ -41,6 +41,8 @@ from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.data import prepared
 
+STORED_TORCH_DTYPES = {"frames": torch.uint8, "depth": torch.float16, "flow": torch.float16, "albedo": torch.uint8}
+
 
 class NotEnoughFramesError(UserError):
     """No segment of the split is long enough for one clip (e.g. a short held-out part)."""
@@ -166,16 +168,33 @@ class ClipDataset(Dataset):
         reads its region and resizes it here (every channel then float32, colours on the 0..255
         scale); the mirror and the colour jitter wait for ``finish_batch``.
         """
+        plan = self._plan(index)
+        return self._read(plan) | {"joint": plan["joint"], "augment": plan["augment"]}
+
+    def _plan(self, index: int) -> dict:
+        """What clip ``index`` reads (segment, frames, window) and its augmentation draws."""
         rng, seg, frame_ids, top, left = self._choose(index)
         joint = self.joint_augmentation(index)
         region_h, region_w = self.crop_h, self.crop_w
         if joint.region is not None:  # a random-scale crop reads another region, resized below
             top, left, region_h, region_w = joint.region
-        window = (slice(top, top + region_h), slice(left, left + region_w))
-        first, skip = frame_ids[0], (frame_ids[1] - frame_ids[0]) if len(frame_ids) > 1 else 1
-        stop = frame_ids[-1] + 1
-        out = {
-            key: prepared.read_segment_range(self.reader, seg, key, first, stop, skip, window)
+        return {
+            "segment": seg,
+            "frame_ids": frame_ids,
+            "skip": (frame_ids[1] - frame_ids[0]) if len(frame_ids) > 1 else 1,
+            "window": (slice(top, top + region_h), slice(left, left + region_w)),
+            "joint": joint,
+            "augment": self.augmenter.draw(rng) if self.augmenter is not None else None,
+        }
+
+    def _read(self, plan: dict, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """A planned clip's four arrays, written into ``out`` (``t h w [k]`` arrays) when given."""
+        seg, frame_ids, skip, window = plan["segment"], plan["frame_ids"], plan["skip"], plan["window"]
+        first, stop = frame_ids[0], frame_ids[-1] + 1
+        region = plan["joint"].region
+        into = out if out is not None and region is None else {}
+        arrays = {
+            key: prepared.read_segment_range(self.reader, seg, key, first, stop, skip, window, out=into.get(key))
             for key in prepared.SHARD_KEYS
             if key != "flow" or skip == 1
         }
@@ -186,19 +205,21 @@ class ClipDataset(Dataset):
             low = max(0, first - skip + 1)
             flows = prepared.read_segment_range(self.reader, seg, "flow", low, stop, 1, window)
             ids = np.asarray(frame_ids)
-            summed = np.zeros((len(ids), *flows.shape[1:]), np.float32)
+            summed = into["flow"] if "flow" in into else np.empty((len(ids), *flows.shape[1:]), np.float32)
+            summed[...] = 0.0
             for back in range(skip - 1, -1, -1):  # oldest first, the order a sum over time takes
                 source = ids - back
                 valid = source >= 0
                 summed[valid] += flows[source[valid] - low]
-            out["flow"] = summed
-        if joint.region is not None:
-            out = apply_joint_augmentation(
-                out, JointAugmentation(region=joint.region), out_size=(self.crop_h, self.crop_w)
+            arrays["flow"] = summed
+        if region is not None:
+            arrays = apply_joint_augmentation(
+                arrays, JointAugmentation(region=region), out_size=(self.crop_h, self.crop_w)
             )
-        out["joint"] = joint
-        out["augment"] = self.augmenter.draw(rng) if self.augmenter is not None else None
-        return out
+            if out is not None:
+                for key in prepared.SHARD_KEYS:
+                    out[key][...] = arrays[key]
+        return out if out is not None else arrays
 
     def __getitem__(self, index: int) -> dict:
         return self.clip_from_raw(self.raw_clip(index), index)
@@ -221,13 +242,30 @@ class ClipDataset(Dataset):
         """Training batch ``step`` as read, before encoding: the loader's whole job.
 
         ``frames``/``albedo`` b t h w 3 uint8, ``depth`` b t h w float16, ``flow`` b t h w 2
-        float16 (float32 where a clip sums flows over a frame skip; any of them float32 where a
+        float16 (float32 where a clip sums flows over a frame skip; every array float32 where a
         clip was resized by a random-scale crop), ``index`` b int64, and each clip's augmentation
         draws (``joint``, ``augment``: lists). ``finish_batch`` turns it into the batch
-        ``batch_at`` returns, on any device.
+        ``batch_at`` returns, on any device. Each clip is copied once, from the memory-mapped
+        shards into the batch; in a DataLoader worker the batch is allocated in shared memory,
+        so handing it to the training process copies nothing more.
         """
         indices = [step * batch_size + i for i in range(batch_size)]
-        return self._stack([self.raw_clip(index) for index in indices], indices)
+        plans = [self._plan(index) for index in indices]
+        resized = any(plan["joint"].region is not None for plan in plans)
+        dtypes = {key: torch.float32 if resized else STORED_TORCH_DTYPES[key] for key in prepared.SHARD_KEYS}
+        if any(plan["skip"] > 1 for plan in plans):
+            dtypes["flow"] = torch.float32
+        t, h, w = self.clip_frames, self.crop_h, self.crop_w
+        shapes = {"frames": (t, h, w, 3), "albedo": (t, h, w, 3), "depth": (t, h, w), "flow": (t, h, w, 2)}
+        in_worker = torch.utils.data.get_worker_info() is not None
+        batch = {key: _empty((batch_size, *shapes[key]), dtypes[key], shared=in_worker) for key in shapes}
+        for i, plan in enumerate(plans):
+            self._read(plan, {key: batch[key][i].numpy() for key in prepared.SHARD_KEYS})
+        return batch | {
+            "index": torch.tensor(indices, dtype=torch.int64),
+            "joint": [plan["joint"] for plan in plans],
+            "augment": [plan["augment"] for plan in plans],
+        }
 
     def finish_batch(self, raw: dict, device: torch.device | str | None = None) -> dict:
         """``raw_batch_at``'s batch -> the model's: the mirror and colour jitter, ``encode`` and the
@@ -248,6 +286,16 @@ class ClipDataset(Dataset):
         """Training batch ``step``: clips ``step * batch_size ...`` read, encoded and augmented
         (deterministic), on the CPU."""
         return self.finish_batch(self.raw_batch_at(step, batch_size))
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory when ``shared`` (allocated there, as torch's own
+    collate does in workers: ``share_memory_`` would copy it there after the fact)."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 class _BatchByIndex(Dataset):

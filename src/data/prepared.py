@@ -163,20 +163,6 @@ def segments(manifest: dict, split: str) -> list[dict]:
     return out
 
 
-def read_segment_frames(reader: ShardReader, segment: dict, key: str, indices: list[int]) -> np.ndarray:
-    """Frames ``indices`` (segment-relative) of one key, stacked."""
-    out = []
-    for index in indices:
-        for shard in segment["shards"]:
-            if shard["start"] <= index < shard["start"] + shard["num_frames"]:
-                local = index - shard["start"]
-                out.append(reader.read(shard["file"], key, local, local + 1)[0])
-                break
-        else:
-            raise IndexError(f"frame {index} outside segment of {segment['num_frames']} frames")
-    return np.stack(out)
-
-
 def read_segment_range(
     reader: ShardReader,
     segment: dict,
@@ -185,9 +171,11 @@ def read_segment_range(
     stop: int,
     step: int = 1,
     window: tuple[slice, slice] = (slice(None), slice(None)),
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Frames ``start:stop:step`` (segment-relative) of one key, cut to ``window`` (rows, columns):
-    one slice of each memory-mapped shard the range crosses, copied once into a new array."""
+    one slice of each memory-mapped shard the range crosses, copied once, into ``out`` when given
+    (else a new array)."""
     if not 0 <= start < stop <= segment["num_frames"]:
         raise IndexError(f"frames {start}:{stop} outside segment of {segment['num_frames']} frames")
     pieces = []
@@ -201,4 +189,12 @@ def read_segment_range(
             continue
         array = reader.arrays(shard["file"])[key]
         pieces.append(array[local_start - first : min(stop, end) - first : step, window[0], window[1]])
-    return np.concatenate(pieces) if len(pieces) > 1 else np.array(pieces[0])
+    if out is None:
+        return np.concatenate(pieces) if len(pieces) > 1 else np.array(pieces[0])
+    position = 0
+    for piece in pieces:
+        out[position : position + len(piece)] = piece
+        position += len(piece)
+    if position != len(out):
+        raise ValueError(f"{position} frames read into an array of {len(out)}")
+    return out
