@@ -52,22 +52,30 @@ class TrainingData:
         """``train_batch(index)`` as read, before encoding and augmentation (``ClipDataset.raw_batch_at``)."""
         return self._train.raw_batch_at(self._batch_step(index), self.config.data.batch_size)
 
-    def batches(self, start_index: int = 0, *, device: torch.device | str | None = None) -> Iterator[dict]:
+    def batches(
+        self,
+        start_index: int = 0,
+        *,
+        device: torch.device | str | None = None,
+        finish_on_device: bool | None = None,
+    ) -> Iterator[dict]:
         """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, read in
         ``data.num_workers`` DataLoader worker processes (0: in this one).
 
         On a GPU ``device`` the workers only read (slices of memory-mapped uint8/float16 shards)
-        and each batch is encoded and augmented on the GPU as it is taken, batched torch ops that
-        cost the GPU next to nothing; elsewhere (the CPU, or no device) the workers do all of it,
-        as before. The same code either way, so the batches are the same; only the noise
-        augmentation's field comes from the GPU's own generator there."""
+        and each batch is encoded and augmented on the GPU as it is taken (batched torch ops,
+        ``ClipDataset.finish_batch``); elsewhere (the CPU, or no device) the workers do all of it,
+        as before (``finish_on_device`` forces either). The same code either way, so the batches
+        are the same; only the noise augmentation's field comes from the GPU's own generator there."""
         workers = self.config.data.num_workers
         if workers and not torch.cuda.is_available():
             # a GPU preset's workers on a machine without a GPU: no more than its cores (torch's
             # DataLoader warns about each worker past that)
             workers = min(workers, os.cpu_count() or 1)
-        device = torch.device(device) if device is not None else None
-        if device is None or device.type == "cpu":
+        device = torch.device(device if device is not None else "cpu")
+        if finish_on_device is None:
+            finish_on_device = device.type != "cpu"
+        if not finish_on_device:
             return step_batches(self.train_batch, start_index=start_index, num_workers=workers)
         raw = step_batches(self.raw_train_batch, start_index=start_index, num_workers=workers, pin_memory=True)
         return (self._train.finish_batch(batch, device) for batch in raw)
