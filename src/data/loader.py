@@ -7,6 +7,11 @@ data position of a run is just its step; ``step_batches(batch_at, start_index=st
 batches from there, in this process or in DataLoader workers, and resumes exactly where a run
 stopped.
 
+Reading and finishing are two halves: ``raw_batch_at`` (a loader worker's job) copies each clip
+once from the memory-mapped shards, uint8/float16 as stored, and draws its augmentations;
+``finish_batch`` (the training device's job, or the worker's on a CPU) mirrors, colour-jitters,
+encodes and augments the whole batch as torch ops. ``batch_at`` is both.
+
 A batch is a dict: ``frames`` b t 3 h w float32 in [-1, 1]; ``cond`` b t C h w float32 (encoded
 with the dataset's statistics, or a renderer package's when ``stats`` is given; augmented for
 ``split="train"`` only); ``index`` b int64.
