@@ -243,7 +243,7 @@ class ClipDataset(Dataset):
             "augment": [raw["augment"] for raw in raws],
         }
 
-    def raw_batch_at(self, step: int, batch_size: int) -> dict:
+    def raw_batch_at(self, step: int, batch_size: int, *, shared_memory: bool | None = None) -> dict:
         """Training batch ``step`` as read, before encoding: the loader's whole job.
 
         ``frames``/``albedo`` b t h w 3 uint8, ``depth`` b t h w float16, ``flow`` b t h w 2
@@ -251,8 +251,8 @@ class ClipDataset(Dataset):
         clip was resized by a random-scale crop), ``index`` b int64, and each clip's augmentation
         draws (``joint``, ``augment``: lists). ``finish_batch`` turns it into the batch
         ``batch_at`` returns, on any device. Each clip is copied once, from the memory-mapped
-        shards into the batch; in a DataLoader worker the batch is allocated in shared memory,
-        so handing it to the training process copies nothing more.
+        shards into the batch; in a DataLoader worker (or with ``shared_memory=True``) the batch
+        is allocated in shared memory, so handing it to the training process copies nothing more.
         """
         indices = [step * batch_size + i for i in range(batch_size)]
         plans = [self._plan(index) for index in indices]
@@ -262,8 +262,9 @@ class ClipDataset(Dataset):
             dtypes["flow"] = torch.float32
         t, h, w = self.clip_frames, self.crop_h, self.crop_w
         shapes = {"frames": (t, h, w, 3), "albedo": (t, h, w, 3), "depth": (t, h, w), "flow": (t, h, w, 2)}
-        in_worker = torch.utils.data.get_worker_info() is not None
-        batch = {key: _empty((batch_size, *shapes[key]), dtypes[key], shared=in_worker) for key in shapes}
+        if shared_memory is None:
+            shared_memory = torch.utils.data.get_worker_info() is not None
+        batch = {key: _empty((batch_size, *shapes[key]), dtypes[key], shared=shared_memory) for key in shapes}
         for i, plan in enumerate(plans):
             self._read(plan, {key: batch[key][i].numpy() for key in prepared.SHARD_KEYS})
         return batch | {
@@ -290,7 +291,7 @@ class ClipDataset(Dataset):
     def batch_at(self, step: int, batch_size: int) -> dict:
         """Training batch ``step``: clips ``step * batch_size ...`` read, encoded and augmented
         (deterministic), on the CPU."""
-        return self.finish_batch(self.raw_batch_at(step, batch_size))
+        return self.finish_batch(self.raw_batch_at(step, batch_size, shared_memory=False))
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
