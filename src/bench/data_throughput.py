@@ -4,7 +4,8 @@
 (``TrainingData.batches``: the workers read crops and frame skips of the memory-mapped shards),
 with 0, 1, 2... DataLoader workers, and reports clips and frames per second after a warm-up;
 then again with the GPU's part of the batch (mirror, colour jitter, encoding, condition
-augmentations: ``ClipDataset.finish_batch``) run on the CPU in the main process.
+augmentations: ``ClipDataset.finish_batch``) run in the main process on ``finish_device`` (the
+CPU by default; ``cuda`` on a GPU machine times the GPU's share itself).
 ``training_flops_per_clip`` counts a model's training FLOPs for one clip with torch's FLOP
 counter (forward, and backward as twice the forward), so the two can be compared:
 ``frames/s a GPU consumes = GPU FLOP/s x utilisation / FLOPs per frame``.
@@ -35,32 +36,39 @@ def measure_loader(config: BenchDataConfig, num_workers: int, *, finish: bool = 
 
     ``finish=False``: what the loader delivers to a GPU (``TrainingData.batches`` on a GPU device:
     the workers only read, ``raw_train_batch``). ``finish=True``: the same batches, then encoded
-    and augmented in this process on the CPU (``finish_batch``), the work a GPU does in its step.
+    and augmented in this process on ``config.finish_device`` (``finish_batch``), the work a GPU
+    does in its step.
     """
     from src.data.loader import step_batches
     from src.train.data import TrainingData
+
+    device = torch.device(config.finish_device)
 
     data = TrainingData(_train_config(config, num_workers))
     batches = step_batches(data.raw_train_batch, num_workers=num_workers)
     timed = config.finish_batches if finish else config.batches
     try:
-        for _ in range(config.warmup_batches):
-            next(batches)
+        for _ in range(config.warmup_batches):  # worker start-up, file caches (and the device's kernels)
+            warm = next(batches)
+            if finish:
+                data._train.finish_batch(warm, device)
         clips = frames = 0
         start = time.perf_counter()
         for _ in range(timed):
             batch = next(batches)
             if finish:
-                batch = data._train.finish_batch(batch)
+                batch = data._train.finish_batch(batch, device)
             b, t = batch["frames"].shape[:2]
             clips, frames = clips + b, frames + b * t
+        if finish and device.type == "cuda":
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     finally:
         batches.close()  # stops the DataLoader's workers
     height, width = batch["frames"].shape[-2:] if finish else batch["frames"].shape[2:4]
     return {
         "num_workers": num_workers,
-        "stage": "read + encode/augment on the CPU" if finish else "read",
+        "stage": f"read + encode/augment on {device.type}" if finish else "read",
         "batch_size": int(b),
         "clip_frames": int(t),
         "frame_size": [int(height), int(width)],
@@ -75,25 +83,29 @@ def measure_loader(config: BenchDataConfig, num_workers: int, *, finish: bool = 
 def measure_stages(config: BenchDataConfig, batches: int = 2) -> dict:
     """Where a batch's time goes, in this process: reading and cropping the shards (with the
     random-scale crop: ``raw_batch_at``), then the mirror, colour jitter, encoding and condition
-    augmentations on the CPU (``finish_batch``, the GPU's part). Milliseconds per frame of each,
-    and the frames per second a loader worker reaches when it only reads."""
+    augmentations on ``config.finish_device`` (``finish_batch``, the GPU's part). Milliseconds per
+    frame of each, and the frames per second a loader worker reaches when it only reads."""
     from src.train.data import TrainingData
 
+    device = torch.device(config.finish_device)
     data = TrainingData(_train_config(config, 0))
-    data.raw_train_batch(0)  # memory maps, page cache
+    data._train.finish_batch(data.raw_train_batch(0), device)  # memory maps, page cache, kernels
     read = finish = 0.0
     frames = 0
     for index in range(1, batches + 1):
         start = time.perf_counter()
         raw = data.raw_train_batch(index)
         middle = time.perf_counter()
-        batch = data._train.finish_batch(raw)
+        batch = data._train.finish_batch(raw, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         read, finish = read + middle - start, finish + time.perf_counter() - middle
         frames += batch["frames"].shape[0] * batch["frames"].shape[1]
     return {
         "batches": batches,
         "read_ms_per_frame": 1000 * read / frames,
         "encode_augment_ms_per_frame": 1000 * finish / frames,
+        "finish_device": device.type,
         "read_only_frames_per_s": frames / read,
     }
 
@@ -168,7 +180,7 @@ def format_report(report: dict) -> str:
     stages = report["stages"]
     lines.append(
         f"\nper frame, one process: reading + cropping {stages['read_ms_per_frame']:.2f} ms, encoding + "
-        f"augmentations on the CPU {stages['encode_augment_ms_per_frame']:.1f} ms "
+        f"augmentations on {stages['finish_device']} {stages['encode_augment_ms_per_frame']:.2f} ms "
         f"(reading alone: {stages['read_only_frames_per_s']:.0f} frames/s)"
     )
     flops = report.get("flops")
