@@ -29,8 +29,9 @@ def test_bench_data_times_each_worker_count_and_counts_the_model_flops(tiny_data
     )  # fmt: skip
     report = run_benchmark(config)
     assert json.loads(out.read_text()) == report
-    rows = report["loader"]
-    assert [row["num_workers"] for row in rows] == [0, 1]
+    rows = report["loader"]  # each worker count reading only, then reading + encoding on the CPU
+    assert [row["num_workers"] for row in rows] == [0, 1, 0, 1]
+    assert [row["stage"] == "read" for row in rows] == [True, True, False, False]
     for row in rows:
         assert (row["batch_size"], row["clip_frames"], row["frame_size"]) == (2, 4, [32, 32])
         assert row["clips_per_s"] > 0
@@ -42,4 +43,4 @@ def test_bench_data_times_each_worker_count_and_counts_the_model_flops(tiny_data
     # at least the transformer's linear layers: 24 D^2 FLOPs per token per block (qkv 3, out 1,
     # MLP 8 multiply-adds per D^2), 2 framelets x (32/8)^2 tokens, 2 blocks of width 64
     assert flops["forward_flops_per_clip"] >= 24 * 64**2 * (2 * 16) * 2
-    assert "| 1 | 2 | 4 | 32x32 |" in format_report(report)
+    assert "| 1 | read | 2 | 4 | 32x32 |" in format_report(report)

@@ -66,6 +66,10 @@ class BenchDataConfig:
     """DataLoader worker counts to measure"""
     batches: int = 20
     """batches timed per worker count (after the warm-up)"""
+    finish_batches: int = 4
+    """batches timed per worker count when they are also encoded and augmented (finish_device)"""
+    finish_device: str = "cpu"
+    """where the encoding and augmentations are timed: cpu, or cuda (the GPU's share in training)"""
     warmup_batches: int = 3
     """batches read before the clock starts (worker start-up, file caches)"""
     batch_size: int | None = None

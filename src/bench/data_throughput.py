@@ -1,8 +1,11 @@
 """How fast the training data path delivers clips, against what a GPU step consumes.
 
-``measure_loader`` reads training batches from a prepared dataset exactly as ``train_net`` does
-(``TrainingData.batches``: crops, frame skips, joint and condition augmentations, encoding),
-with 0, 1, 2... DataLoader workers, and reports clips and frames per second after a warm-up.
+``measure_loader`` reads training batches from a prepared dataset as ``train_net`` does on a GPU
+(``TrainingData.batches``: the workers read crops and frame skips of the memory-mapped shards),
+with 0, 1, 2... DataLoader workers, and reports clips and frames per second after a warm-up;
+then again with the GPU's part of the batch (mirror, colour jitter, encoding, condition
+augmentations: ``ClipDataset.finish_batch``) run in the main process on ``finish_device`` (the
+CPU by default; ``cuda`` on a GPU machine times the GPU's share itself).
 ``training_flops_per_clip`` counts a model's training FLOPs for one clip with torch's FLOP
 counter (forward, and backward as twice the forward), so the two can be compared:
 ``frames/s a GPU consumes = GPU FLOP/s x utilisation / FLOPs per frame``.
@@ -28,61 +31,81 @@ def _train_config(config: BenchDataConfig, num_workers: int):
     return load_config(TrainConfig, *config.presets, overrides=overrides)
 
 
-def measure_loader(config: BenchDataConfig, num_workers: int) -> dict:
-    """Clips and frames per second of ``TrainingData.batches`` with ``num_workers`` workers."""
+def measure_loader(config: BenchDataConfig, num_workers: int, *, finish: bool = False) -> dict:
+    """Clips and frames per second of the training batches with ``num_workers`` workers.
+
+    ``finish=False``: what the loader delivers to a GPU (``TrainingData.batches`` on a GPU device:
+    the workers only read, ``raw_train_batch``). ``finish=True``: the same batches, then encoded
+    and augmented in this process on ``config.finish_device`` (``finish_batch``), the work a GPU
+    does in its step.
+    """
+    from src.data.loader import step_batches
     from src.train.data import TrainingData
 
+    device = torch.device(config.finish_device)
+
     data = TrainingData(_train_config(config, num_workers))
-    batches = data.batches(0)
+    batches = step_batches(data.raw_train_batch, num_workers=num_workers)
+    timed = config.finish_batches if finish else config.batches
     try:
-        for _ in range(config.warmup_batches):
-            next(batches)
+        for _ in range(config.warmup_batches):  # worker start-up, file caches (and the device's kernels)
+            warm = next(batches)
+            if finish:
+                data._train.finish_batch(warm, device)
         clips = frames = 0
         start = time.perf_counter()
-        for _ in range(config.batches):
+        for _ in range(timed):
             batch = next(batches)
+            if finish:
+                batch = data._train.finish_batch(batch, device)
             b, t = batch["frames"].shape[:2]
             clips, frames = clips + b, frames + b * t
+        if finish and device.type == "cuda":
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     finally:
         batches.close()  # stops the DataLoader's workers
-    height, width = batch["frames"].shape[-2:]
+    height, width = batch["frames"].shape[-2:] if finish else batch["frames"].shape[2:4]
     return {
         "num_workers": num_workers,
+        "stage": f"read + encode/augment on {device.type}" if finish else "read",
         "batch_size": int(b),
         "clip_frames": int(t),
         "frame_size": [int(height), int(width)],
-        "cond_channels": int(batch["cond"].shape[2]),
-        "batches": config.batches,
+        "batches": timed,
         "seconds": elapsed,
         "clips_per_s": clips / elapsed,
         "frames_per_s": frames / elapsed,
-        "ms_per_batch": 1000 * elapsed / config.batches,
+        "ms_per_batch": 1000 * elapsed / timed,
     }
 
 
-def measure_stages(config: BenchDataConfig, clips: int = 4) -> dict:
-    """Where a clip's time goes, in this process: reading and cropping the shards (with the joint
-    augmentations: ``ClipDataset.raw_clip``), then encoding and the condition augmentations
-    (``clip_from_raw``). Seconds per frame of each stage, and the frames per second a loader
-    would reach if it only read (the rest moved onto the GPU)."""
+def measure_stages(config: BenchDataConfig, batches: int = 2) -> dict:
+    """Where a batch's time goes, in this process: reading and cropping the shards (with the
+    random-scale crop: ``raw_batch_at``), then the mirror, colour jitter, encoding and condition
+    augmentations on ``config.finish_device`` (``finish_batch``, the GPU's part). Milliseconds per
+    frame of each, and the frames per second a loader worker reaches when it only reads."""
     from src.train.data import TrainingData
 
-    dataset = TrainingData(_train_config(config, 0))._train
-    dataset[0]  # file handles and caches
-    read = encode = 0.0
+    device = torch.device(config.finish_device)
+    data = TrainingData(_train_config(config, 0))
+    data._train.finish_batch(data.raw_train_batch(0), device)  # memory maps, page cache, kernels
+    read = finish = 0.0
     frames = 0
-    for index in range(1, clips + 1):
+    for index in range(1, batches + 1):
         start = time.perf_counter()
-        raw = dataset.raw_clip(index)
+        raw = data.raw_train_batch(index)
         middle = time.perf_counter()
-        item = dataset.clip_from_raw(raw, index)
-        read, encode = read + middle - start, encode + time.perf_counter() - middle
-        frames += item["frames"].shape[0]
+        batch = data._train.finish_batch(raw, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        read, finish = read + middle - start, finish + time.perf_counter() - middle
+        frames += batch["frames"].shape[0] * batch["frames"].shape[1]
     return {
-        "clips": clips,
+        "batches": batches,
         "read_ms_per_frame": 1000 * read / frames,
-        "encode_augment_ms_per_frame": 1000 * encode / frames,
+        "encode_augment_ms_per_frame": 1000 * finish / frames,
+        "finish_device": device.type,
         "read_only_frames_per_s": frames / read,
     }
 
@@ -127,6 +150,7 @@ def run_benchmark(config: BenchDataConfig) -> dict:
     from src.common.io import atomic_write_json
 
     rows = [measure_loader(config, workers) for workers in config.workers]
+    rows += [measure_loader(config, workers, finish=True) for workers in config.workers]
     report = {
         "dataset": config.dataset,
         "presets": config.presets,
@@ -144,19 +168,19 @@ def run_benchmark(config: BenchDataConfig) -> dict:
 
 def format_report(report: dict) -> str:
     lines = [
-        "| workers | batch | clip frames | size | clips/s | frames/s | ms/batch |",
-        "|---|---|---|---|---|---|---|",
+        "| workers | stage | batch | clip frames | size | clips/s | frames/s | ms/batch |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["loader"]:
         h, w = row["frame_size"]
         lines.append(
-            f"| {row['num_workers']} | {row['batch_size']} | {row['clip_frames']} | {w}x{h} | "
+            f"| {row['num_workers']} | {row['stage']} | {row['batch_size']} | {row['clip_frames']} | {w}x{h} | "
             f"{row['clips_per_s']:.2f} | {row['frames_per_s']:.1f} | {row['ms_per_batch']:.0f} |"
         )
     stages = report["stages"]
     lines.append(
-        f"\nper frame, one process: reading + cropping {stages['read_ms_per_frame']:.1f} ms, encoding + "
-        f"condition augmentations {stages['encode_augment_ms_per_frame']:.1f} ms "
+        f"\nper frame, one process: reading + cropping {stages['read_ms_per_frame']:.2f} ms, encoding + "
+        f"augmentations on {stages['finish_device']} {stages['encode_augment_ms_per_frame']:.2f} ms "
         f"(reading alone: {stages['read_only_frames_per_s']:.0f} frames/s)"
     )
     flops = report.get("flops")

@@ -36,21 +36,38 @@ from src.conditions.config import AugmentConfig  # the settings live apart, free
 from src.conditions.spec import ConditionSpec
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``n c h w`` with reflect padding."""
+def _blur_matrix(size: int, sigma: float) -> torch.Tensor:
+    """The ``size x size`` matrix of a 1-D Gaussian blur with reflect padding: ``M @ v`` blurs ``v``.
+
+    Taps reach ``ceil(2.5 sigma)`` pixels, at most ``size - 1`` (the kernel is cut there, not
+    renormalised); a tap past an edge reads the pixel mirrored about it. Blurring a plane is
+    ``M_h @ x @ M_w^T``: one matrix product per axis whatever sigma is, where a convolution with
+    one input channel costs as many passes as it has taps (141 for the lighting's sigma at 224 px).
+    """
     radius = max(1, math.ceil(2.5 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    n, c, h, w = x.shape
-    flat = x.reshape(n * c, 1, h, w)
-    pad_x = min(radius, w - 1)
-    pad_y = min(radius, h - 1)
-    k = kernel[radius - pad_x : radius + pad_x + 1]
-    flat = F.conv2d(F.pad(flat, (pad_x, pad_x, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    k = kernel[radius - pad_y : radius + pad_y + 1]
-    flat = F.conv2d(F.pad(flat, (0, 0, pad_y, pad_y), mode="reflect"), k.view(1, 1, -1, 1))
-    return flat.reshape(n, c, h, w)
+    pad = min(radius, size - 1)
+    offsets = torch.arange(-pad, pad + 1)
+    rows = torch.arange(size)[:, None].expand(size, offsets.numel())
+    columns = rows + offsets
+    columns = torch.where(columns < 0, -columns, columns)
+    columns = torch.where(columns > size - 1, 2 * (size - 1) - columns, columns)
+    weights = kernel[radius - pad : radius + pad + 1].expand(size, -1)
+    return torch.zeros(size, size).index_put_((rows, columns), weights, accumulate=True)
+
+
+def _gaussian_blur(x: torch.Tensor, sigmas: list[float]) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding of ``k ... h w``: item ``i`` with ``sigmas[i]``."""
+    h, w = x.shape[-2:]
+    rows = torch.stack([_blur_matrix(h, s) for s in sigmas]).to(x.device, x.dtype)  # k h h
+    columns = torch.stack([_blur_matrix(w, s) for s in sigmas]).to(x.device, x.dtype)  # k w w
+    shape = x.shape
+    flat = x.reshape(len(sigmas), -1, h, w)  # k n h w
+    flat = torch.einsum("kHh,knhw->knHw", rows, flat)
+    flat = torch.einsum("knhw,kWw->knhW", flat, columns)
+    return flat.reshape(shape)
 
 
 def _pixelate(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -59,13 +76,33 @@ def _pixelate(x: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(F.interpolate(x, size=small, mode="area"), size=(h, w), mode="nearest")
 
 
-def _quantize(x: torch.Tensor, levels: float) -> torch.Tensor:
-    steps = max(1.0, levels - 1)
+def _quantize(x: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Round ``x`` in [-1, 1] to ``steps + 1`` evenly spaced values (``steps`` broadcasts against ``x``)."""
     return torch.round((x + 1) * 0.5 * steps) / steps * 2 - 1
 
 
+@dataclasses.dataclass
+class ConditionAugmentation:
+    """One clip's draws of the condition augmentations: each operation's strength, or None where it
+    does not fire. Drawn on the CPU beside the clip's reading; applied to a whole batch at once
+    (``ConditionAugmenter.apply``), on whatever device the batch is."""
+
+    flatten_lighting_strength: float | None = None
+    banding_levels: float | None = None
+    quantize_color_levels: float | None = None
+    sharpen_amount: float | None = None
+    pixelate_factor: float | None = None
+    blur_sigma_px: float | None = None
+    posterize_levels: float | None = None
+    noise_std: float | None = None
+    noise_seed: int = 0  # seeds the clip's noise field (a torch generator on the batch's device)
+    clip_level: float | None = None
+    dropped: tuple[str, ...] = ()  # channel groups blanked
+
+
 class ConditionAugmenter:
-    """Applies ``AugmentConfig`` to encoded clips, with an explicit random generator."""
+    """Applies ``AugmentConfig`` to encoded clips: ``draw`` takes one clip's parameters from an
+    explicit random generator, ``apply`` runs them on a batch ``b t C h w`` as batched torch ops."""
 
     def __init__(self, config: AugmentConfig, spec: ConditionSpec):
         self.config, self.spec = config, spec
@@ -73,10 +110,17 @@ class ConditionAugmenter:
 
     def __call__(self, cond: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Augment one clip ``t C h w`` (float, in [-1, 1]); returns a new tensor of the same shape."""
-        c = self.config
-        if not c.enabled:
+        if not self.config.enabled:
             return cond
-        x = cond.clone()
+        return self.apply(cond[None], [self.draw(rng)])[0]
+
+    def draw(self, rng: np.random.Generator) -> ConditionAugmentation:
+        """One clip's parameters, in the order the operations run. The noise field itself is not
+        drawn here: one integer from ``rng`` seeds it (so a clip costs a few draws, not one per
+        value of its noise)."""
+        c, out = self.config, ConditionAugmentation()
+        if not c.enabled:
+            return out
 
         def fire(probability: float) -> bool:
             return bool(rng.random() < probability)
@@ -84,56 +128,106 @@ class ConditionAugmenter:
         def draw(bounds: tuple[float, float]) -> float:
             return float(rng.uniform(bounds[0], bounds[1]))
 
+        if "albedo" in self.slices:  # game-style flattening of the real flat colour
+            if fire(c.flatten_lighting_probability):
+                out.flatten_lighting_strength = draw(c.flatten_lighting_strength)
+            if fire(c.banding_probability):
+                out.banding_levels = draw(c.banding_levels)
+            if fire(c.quantize_color_probability):
+                out.quantize_color_levels = draw(c.quantize_color_levels)
+            if fire(c.sharpen_probability):
+                out.sharpen_amount = draw(c.sharpen_amount)
+        if fire(c.pixelate_probability):
+            out.pixelate_factor = draw(c.pixelate_factor)
+        if fire(c.blur_probability):
+            out.blur_sigma_px = draw(c.blur_sigma_px)
+        if fire(c.posterize_probability):
+            out.posterize_levels = draw(c.posterize_levels)
+        if fire(c.noise_probability):
+            out.noise_std = draw(c.noise_std)
+            out.noise_seed = int(rng.integers(2**63 - 1))
+        if fire(c.clip_probability):
+            out.clip_level = draw(c.clip_level)
+        if c.channel_dropout_probability > 0:  # drawn last, so the draws above stay as they were
+            names = list(self.slices)
+            dropped = [name for name in names if rng.random() < c.channel_dropout_probability]
+            if len(dropped) == len(names):  # keep one group, chosen at random
+                dropped.pop(int(rng.integers(len(dropped))))
+            out.dropped = tuple(dropped)
+        return out
+
+    def apply(self, cond: torch.Tensor, draws: list[ConditionAugmentation]) -> torch.Tensor:
+        """Augment a batch ``b t C h w`` (float, in [-1, 1]) with one draw per clip; returns a new
+        tensor. Each operation runs once on the clips it fires for (their strengths broadcast), so
+        the cost does not grow with the number of frames in Python, and a GPU batch stays on the GPU."""
+        if not self.config.enabled:
+            return cond
+        x = cond.clone()
+
+        def fired(name: str) -> tuple[torch.Tensor, list[float]]:
+            picks = [i for i, d in enumerate(draws) if getattr(d, name) is not None]
+            return torch.tensor(picks, dtype=torch.long, device=x.device), [getattr(draws[i], name) for i in picks]
+
+        def per_clip(values: list[float]) -> torch.Tensor:  # k 1 1 1 1, broadcasts over t C h w
+            return torch.tensor(values, dtype=x.dtype).to(x.device).view(-1, 1, 1, 1, 1)
+
+        def steps(levels: list[float]) -> torch.Tensor:  # quantisation steps of each clip's levels
+            return per_clip([max(1.0, level - 1) for level in levels])
+
         albedo = self.slices.get("albedo")
         if albedo is not None:  # game-style flattening of the real flat colour
-            colour = x[:, albedo]  # t 3 h w
-            if fire(c.flatten_lighting_probability):
-                strength = draw(c.flatten_lighting_strength)
-                lum = colour.mean(dim=1, keepdim=True)
-                shading = _gaussian_blur(lum, sigma=max(2.0, colour.shape[-1] / 8))
-                colour = colour - strength * (shading - shading.mean(dim=(-2, -1), keepdim=True))
-            if fire(c.banding_probability):
-                lum = colour.mean(dim=1, keepdim=True)
-                colour = colour + (_quantize(lum.clamp(-1, 1), draw(c.banding_levels)) - lum)
-            if fire(c.quantize_color_probability):
-                colour = _quantize(colour.clamp(-1, 1), draw(c.quantize_color_levels))
-            if fire(c.sharpen_probability):
-                colour = colour + draw(c.sharpen_amount) * (colour - _gaussian_blur(colour, sigma=1.0))
-            x[:, albedo] = colour.clamp(-1, 1)
+            colour = x[:, :, albedo].clone()  # b t 3 h w
+            picks, strengths = fired("flatten_lighting_strength")
+            if len(picks):
+                c = colour[picks]
+                lum = c.mean(dim=2, keepdim=True)
+                shading = _gaussian_blur(lum, [max(2.0, c.shape[-1] / 8)] * len(picks))
+                colour[picks] = c - per_clip(strengths) * (shading - shading.mean(dim=(-2, -1), keepdim=True))
+            picks, levels = fired("banding_levels")
+            if len(picks):
+                c = colour[picks]
+                lum = c.mean(dim=2, keepdim=True)
+                colour[picks] = c + (_quantize(lum.clamp(-1, 1), steps(levels)) - lum)
+            picks, levels = fired("quantize_color_levels")
+            if len(picks):
+                colour[picks] = _quantize(colour[picks].clamp(-1, 1), steps(levels))
+            picks, amounts = fired("sharpen_amount")
+            if len(picks):
+                c = colour[picks]
+                colour[picks] = c + per_clip(amounts) * (c - _gaussian_blur(c, [1.0] * len(picks)))
+            x[:, :, albedo] = colour.clamp(-1, 1)
 
-        if fire(c.pixelate_probability):
-            x = _pixelate(x, draw(c.pixelate_factor))
-        if fire(c.blur_probability):
-            x = _gaussian_blur(x, draw(c.blur_sigma_px))
-        if fire(c.posterize_probability):
-            x = _quantize(x.clamp(-1, 1), draw(c.posterize_levels))
-        if fire(c.noise_probability):
-            std = draw(c.noise_std)
-            noise = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32)) * std
-            x = x + noise
-        if fire(c.clip_probability):
-            level = draw(c.clip_level)
+        picks, factors = fired("pixelate_factor")
+        for pick, factor in zip(picks.tolist(), factors):  # each factor its own grid: one clip at a time
+            x[pick] = _pixelate(x[pick], factor)
+        picks, sigmas = fired("blur_sigma_px")
+        if len(picks):
+            x[picks] = _gaussian_blur(x[picks], sigmas)
+        picks, levels = fired("posterize_levels")
+        if len(picks):
+            x[picks] = _quantize(x[picks].clamp(-1, 1), steps(levels))
+        picks, stds = fired("noise_std")
+        for pick, std in zip(picks.tolist(), stds):  # each clip's own noise field, from its own seed
+            generator = torch.Generator(device=x.device).manual_seed(draws[pick].noise_seed)
+            x[pick] = x[pick] + torch.randn(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype) * std
+        picks, levels = fired("clip_level")
+        if len(picks):
+            level = per_clip(levels)
             for name in ("depth", "flow"):
                 if name in self.slices:
-                    x[:, self.slices[name]] = x[:, self.slices[name]].clamp(-level, level) / level
+                    x[picks, :, self.slices[name]] = (
+                        torch.minimum(torch.maximum(x[picks, :, self.slices[name]], -level), level) / level
+                    )
         x = x.clamp(-1, 1)
         normals = self.slices.get("normals")
         if normals is not None:
-            n = x[:, normals]
-            x[:, normals] = n / n.norm(dim=1, keepdim=True).clamp_min(1e-6)
-        if c.channel_dropout_probability > 0:  # drawn last, so the draws above stay as they were
-            x = self._drop_channels(x, rng)
-        return x
-
-    def _drop_channels(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        names = list(self.slices)
-        dropped = [name for name in names if rng.random() < self.config.channel_dropout_probability]
-        if len(dropped) == len(names):  # keep one group, chosen at random
-            dropped.pop(int(rng.integers(len(dropped))))
-        for name in dropped:
-            x[:, self.slices[name]] = 0.0
-            if name == "normals":  # unit length kept: every normal faces the camera (+z), a blank map
-                x[:, self.slices[name].start + 2] = 1.0
+            n = x[:, :, normals]  # the length written out: a vector norm over this middle axis is slow
+            x[:, :, normals] = n / n.square().sum(dim=2, keepdim=True).sqrt().clamp_min(1e-6)
+        for pick, draw in enumerate(draws):  # channel dropout: blank the groups drawn
+            for name in draw.dropped:
+                x[pick, :, self.slices[name]] = 0.0
+                if name == "normals":  # unit length kept: every normal faces the camera (+z), a blank map
+                    x[pick, :, self.slices[name].start + 2] = 1.0
         return x
 
 
@@ -267,4 +361,44 @@ def apply_joint_augmentation(
             planes = jitter_colour(planes, augmentation)
         planes = planes[..., 0] if key == "depth" else planes
         out[key] = np.ascontiguousarray(planes, dtype=np.float32)
+    return out
+
+
+def flip_and_jitter_batch(
+    channels: dict[str, torch.Tensor], augmentations: list[JointAugmentation]
+) -> dict[str, torch.Tensor]:
+    """The mirror and the colour jitter of ``apply_joint_augmentation`` on a batch, as torch ops on
+    the batch's device: ``channels`` hold ``b t h w [k]`` tensors (``frames``/``albedo`` 0..255,
+    ``depth``, ``flow`` in pixels, optionally ``normals``), ``augmentations`` one per clip, whose
+    regions were already read and resized (``apply_joint_augmentation`` with the region alone).
+    Returns float32 tensors; the clips without a mirror or a jitter keep their values exactly."""
+    out = {key: value.to(torch.float32, copy=True) for key, value in channels.items()}
+    flips = [i for i, a in enumerate(augmentations) if a.flip]
+    jitters = [i for i, a in enumerate(augmentations) if a.changes_colour]
+    for key in ("frames", "albedo", "depth", "flow", "normals"):
+        if key not in out:
+            continue
+        planes = out[key]
+        if flips:
+            picks = torch.tensor(flips, device=planes.device)
+            mirrored = planes[picks].flip(3)  # b t h w [k]: the width axis
+            if key in ("flow", "normals"):  # mirrored motion and surfaces point the other way in x
+                mirrored[..., 0] = -mirrored[..., 0]
+            planes[picks] = mirrored
+        if jitters and key in ("frames", "albedo"):
+            picks = torch.tensor(jitters, device=planes.device)
+            matrices = torch.from_numpy(
+                np.stack(
+                    [
+                        colour_jitter_matrix(
+                            hue_shift_deg=augmentations[i].hue_shift_deg,
+                            saturation_factor=augmentations[i].saturation_factor,
+                            brightness_factor=augmentations[i].brightness_factor,
+                        )
+                        for i in jitters
+                    ]
+                )
+            ).to(planes.device)  # k 3 3
+            planes[picks] = torch.einsum("kthwc,kdc->kthwd", planes[picks], matrices).clamp(0.0, 255.0)
+        out[key] = planes
     return out

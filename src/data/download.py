@@ -104,17 +104,27 @@ def expand_video_sources(items: list[str | Path]) -> list[str | Path]:
     return list(unique.values())
 
 
-def download_video(url: str, *, cache_dir: Path | None = None, progress: bool = True) -> Path:
-    """The local copy of the video at ``url``: downloaded with yt-dlp on first use (continuing an
-    interrupted download), then taken from the cache. A failure is a one-line ``UserError``."""
-    import yt_dlp
-
+def cached_video(url: str, *, cache_dir: Path | None = None) -> Path | None:
+    """The complete download of ``url`` in the cache, or None."""
     folder = (cache_dir or video_cache_dir()) / url_digest(url)[:16]
     done_file = folder / "done.json"
     if done_file.is_file():
         done = json.loads(done_file.read_text())
         if (folder / done["file"]).is_file():
             return folder / done["file"]
+    return None
+
+
+def download_video(url: str, *, cache_dir: Path | None = None, progress: bool = True) -> Path:
+    """The local copy of the video at ``url``: downloaded with yt-dlp on first use (continuing an
+    interrupted download), then taken from the cache. A failure is a one-line ``UserError``."""
+    import yt_dlp
+
+    cached = cached_video(url, cache_dir=cache_dir)
+    if cached is not None:
+        return cached
+    folder = (cache_dir or video_cache_dir()) / url_digest(url)[:16]
+    done_file = folder / "done.json"
     folder.mkdir(parents=True, exist_ok=True)
     options = {
         "outtmpl": str(folder / "video.%(ext)s"),

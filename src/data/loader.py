@@ -7,6 +7,11 @@ data position of a run is just its step; ``step_batches(batch_at, start_index=st
 batches from there, in this process or in DataLoader workers, and resumes exactly where a run
 stopped.
 
+Reading and finishing are two halves: ``raw_batch_at`` (a loader worker's job) copies each clip
+once from the memory-mapped shards, uint8/float16 as stored, and draws its augmentations;
+``finish_batch`` (the training device's job, or the worker's on a CPU) mirrors, colour-jitters,
+encodes and augments the whole batch as torch ops. ``batch_at`` is both.
+
 A batch is a dict: ``frames`` b t 3 h w float32 in [-1, 1]; ``cond`` b t C h w float32 (encoded
 with the dataset's statistics, or a renderer package's when ``stats`` is given; augmented for
 ``split="train"`` only); ``index`` b int64.
@@ -35,10 +40,13 @@ from src.conditions.augment import (
     JointAugmentation,
     apply_joint_augmentation,
     draw_joint_augmentation,
+    flip_and_jitter_batch,
 )
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.data import prepared
+
+STORED_TORCH_DTYPES = {"frames": torch.uint8, "depth": torch.float16, "flow": torch.float16, "albedo": torch.uint8}
 
 
 class NotEnoughFramesError(UserError):
@@ -156,59 +164,144 @@ class ClipDataset(Dataset):
         )
 
     def raw_clip(self, index: int) -> dict:
-        """The raw (not encoded) channels of clip ``index``, cropped, plus the rng for augmentation.
+        """The raw (not encoded) channels of clip ``index``, cropped, with its augmentation draws.
 
-        Joint augmentations (training only) are applied here, so frames and channels stay a pair;
-        then ``frames``/``albedo`` are float32 on the 0..255 scale instead of uint8.
+        Numpy arrays as stored (``frames``/``albedo`` t h w 3 uint8, ``depth`` t h w float16,
+        ``flow`` t h w 2 float16, or float32 summed over a frame skip), each one slice of the
+        memory-mapped shards copied once; ``joint`` (``JointAugmentation``) and ``augment``
+        (``ConditionAugmentation``, or None unaugmented) for ``finish_batch``. A random-scale crop
+        reads its region and resizes it here (every channel then float32, colours on the 0..255
+        scale); the mirror and the colour jitter wait for ``finish_batch``.
         """
+        plan = self._plan(index)
+        return self._read(plan) | {"joint": plan["joint"], "augment": plan["augment"]}
+
+    def _plan(self, index: int) -> dict:
+        """What clip ``index`` reads (segment, frames, window) and its augmentation draws."""
         rng, seg, frame_ids, top, left = self._choose(index)
         joint = self.joint_augmentation(index)
         region_h, region_w = self.crop_h, self.crop_w
         if joint.region is not None:  # a random-scale crop reads another region, resized below
             top, left, region_h, region_w = joint.region
-        window = (slice(None), slice(top, top + region_h), slice(left, left + region_w))
-        out = {
-            key: prepared.read_segment_frames(self.reader, seg, key, frame_ids)[window]
-            for key in prepared.SHARD_KEYS
+        return {
+            "segment": seg,
+            "frame_ids": frame_ids,
+            "skip": (frame_ids[1] - frame_ids[0]) if len(frame_ids) > 1 else 1,
+            "window": (slice(top, top + region_h), slice(left, left + region_w)),
+            "joint": joint,
+            "augment": self.augmenter.draw(rng) if self.augmenter is not None else None,
         }
-        skip = frame_ids[1] - frame_ids[0]
+
+    def _read(self, plan: dict, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """A planned clip's four arrays, written into ``out`` (``t h w [k]`` arrays) when given."""
+        seg, frame_ids, skip, window = plan["segment"], plan["frame_ids"], plan["skip"], plan["window"]
+        first, stop = frame_ids[0], frame_ids[-1] + 1
+        region = plan["joint"].region
+        into = out if out is not None and region is None else {}
+        arrays = {
+            key: prepared.read_segment_range(self.reader, seg, key, first, stop, skip, window, out=into.get(key))
+            for key in prepared.SHARD_KEYS
+            if key != "flow" or skip == 1
+        }
         # flow over a skip: the sum of the per-frame flows at each pixel (first order: it ignores
         # that the pixel moves between steps). Against DIS run directly over the skip, on bikes
         # and vtest at 96 px, composing the flows by warping was only ~5 % closer than the sum.
         if skip > 1:
-            flows = [
-                prepared.read_segment_frames(
-                    self.reader, seg, "flow", list(range(max(0, i - skip + 1), i + 1))
-                )[window]
-                for i in frame_ids
-            ]
-            out["flow"] = np.stack([f.astype(np.float32).sum(0) for f in flows])
-        if not joint.is_identity:
-            out = apply_joint_augmentation(out, joint, out_size=(self.crop_h, self.crop_w))
-        out["rng"] = rng
-        return out
+            low = max(0, first - skip + 1)
+            flows = prepared.read_segment_range(self.reader, seg, "flow", low, stop, 1, window)
+            ids = np.asarray(frame_ids)
+            summed = into["flow"] if "flow" in into else np.empty((len(ids), *flows.shape[1:]), np.float32)
+            summed[...] = 0.0
+            for back in range(skip - 1, -1, -1):  # oldest first, the order a sum over time takes
+                source = ids - back
+                valid = source >= 0
+                summed[valid] += flows[source[valid] - low]
+            arrays["flow"] = summed
+        if region is not None:
+            arrays = apply_joint_augmentation(
+                arrays, JointAugmentation(region=region), out_size=(self.crop_h, self.crop_w)
+            )
+            if out is not None:
+                for key in prepared.SHARD_KEYS:
+                    out[key][...] = arrays[key]
+        return out if out is not None else arrays
 
     def __getitem__(self, index: int) -> dict:
         return self.clip_from_raw(self.raw_clip(index), index)
 
     def clip_from_raw(self, raw: dict, index: int) -> dict:
         """The training/validation item for a clip already read with ``raw_clip(index)``."""
-        frames = frames_from_uint8(raw["frames"])  # t 3 h w
-        channels = {
-            "albedo": raw["albedo"],
-            "depth": raw["depth"].astype(np.float32),
-            "flow": raw["flow"].astype(np.float32),
+        batch = self.finish_batch(self._stack([raw], [index]))
+        return {key: value[0] for key, value in batch.items()}
+
+    @staticmethod
+    def _stack(raws: list[dict], indices: list[int]) -> dict:
+        arrays = {key: torch.from_numpy(np.stack([raw[key] for raw in raws])) for key in prepared.SHARD_KEYS}
+        return arrays | {
+            "index": torch.tensor(indices, dtype=torch.int64),
+            "joint": [raw["joint"] for raw in raws],
+            "augment": [raw["augment"] for raw in raws],
         }
+
+    def raw_batch_at(self, step: int, batch_size: int, *, shared_memory: bool | None = None) -> dict:
+        """Training batch ``step`` as read, before encoding: the loader's whole job.
+
+        ``frames``/``albedo`` b t h w 3 uint8, ``depth`` b t h w float16, ``flow`` b t h w 2
+        float16 (float32 where a clip sums flows over a frame skip; every array float32 where a
+        clip was resized by a random-scale crop), ``index`` b int64, and each clip's augmentation
+        draws (``joint``, ``augment``: lists). ``finish_batch`` turns it into the batch
+        ``batch_at`` returns, on any device. Each clip is copied once, from the memory-mapped
+        shards into the batch; in a DataLoader worker (or with ``shared_memory=True``) the batch
+        is allocated in shared memory, so handing it to the training process copies nothing more.
+        """
+        indices = [step * batch_size + i for i in range(batch_size)]
+        plans = [self._plan(index) for index in indices]
+        resized = any(plan["joint"].region is not None for plan in plans)
+        dtypes = {key: torch.float32 if resized else STORED_TORCH_DTYPES[key] for key in prepared.SHARD_KEYS}
+        if any(plan["skip"] > 1 for plan in plans):
+            dtypes["flow"] = torch.float32
+        t, h, w = self.clip_frames, self.crop_h, self.crop_w
+        shapes = {"frames": (t, h, w, 3), "albedo": (t, h, w, 3), "depth": (t, h, w), "flow": (t, h, w, 2)}
+        if shared_memory is None:
+            shared_memory = torch.utils.data.get_worker_info() is not None
+        batch = {key: _empty((batch_size, *shapes[key]), dtypes[key], shared=shared_memory) for key in shapes}
+        for i, plan in enumerate(plans):
+            self._read(plan, {key: batch[key][i].numpy() for key in prepared.SHARD_KEYS})
+        return batch | {
+            "index": torch.tensor(indices, dtype=torch.int64),
+            "joint": [plan["joint"] for plan in plans],
+            "augment": [plan["augment"] for plan in plans],
+        }
+
+    def finish_batch(self, raw: dict, device: torch.device | str | None = None) -> dict:
+        """``raw_batch_at``'s batch -> the model's: the mirror and colour jitter, ``encode`` and the
+        condition augmentations, batched torch ops on ``device`` (default: where ``raw`` is).
+        A pure function of ``raw``: on a GPU inside the training step or on the CPU in a loader
+        worker it is the same code (only the noise field depends on the device's generator)."""
+        channels = {key: raw[key].to(device, non_blocking=True) for key in prepared.SHARD_KEYS}
+        channels = flip_and_jitter_batch(channels, raw["joint"])
+        frames = frames_from_uint8(channels.pop("frames"))  # b t 3 h w
         cond = encode(
             channels, spec=self.spec, stats=self.stats, depth_kind=self.manifest["depth_kind"]
-        )  # t C h w
+        )  # b t C h w
         if self.augmenter is not None:
-            cond = self.augmenter(cond, raw["rng"])
-        return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": torch.tensor(index)}
+            cond = self.augmenter.apply(cond, raw["augment"])
+        return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": raw["index"]}
 
     def batch_at(self, step: int, batch_size: int) -> dict:
-        """Training batch ``step``: clips ``step * batch_size ...`` collated (deterministic)."""
-        return torch.utils.data.default_collate([self[step * batch_size + i] for i in range(batch_size)])
+        """Training batch ``step``: clips ``step * batch_size ...`` read, encoded and augmented
+        (deterministic), on the CPU."""
+        return self.finish_batch(self.raw_batch_at(step, batch_size, shared_memory=False))
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory when ``shared`` (allocated there, as torch's own
+    collate does in workers: ``share_memory_`` would copy it there after the fact)."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 class _BatchByIndex(Dataset):
@@ -225,7 +318,7 @@ class _BatchByIndex(Dataset):
 
 
 def step_batches(
-    batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0
+    batch_at: Callable[[int], dict], *, start_index: int = 0, num_workers: int = 0, pin_memory: bool = False
 ) -> Iterator[dict]:
     """``batch_at(start_index)``, ``batch_at(start_index + 1)``, ... without end, in this order.
 
@@ -234,7 +327,7 @@ def step_batches(
     torch DataLoader's worker processes that read ahead while the model trains (each item is a
     whole batch: ``batch_size=None``; the sampler walks the indices from ``start_index``, so a
     resumed run gets exactly the batches it would have seen). Nothing is computed before the
-    first ``next``.
+    first ``next``. ``pin_memory``: the workers' batches land in page-locked memory (for a GPU).
     """
     if num_workers <= 0:
         yield from map(batch_at, itertools.count(start_index))
@@ -244,5 +337,6 @@ def step_batches(
         batch_size=None,
         sampler=range(start_index, sys.maxsize),
         num_workers=num_workers,
+        pin_memory=pin_memory and torch.cuda.is_available(),
     )
     yield from loader  # the workers start at the first batch asked for, not before

@@ -10,7 +10,10 @@ keyed by size and modification time, then by a SHA-256 of the file when those ch
 fetched again at the same path is prepared again). A corrupt or unsupported file is reported and
 skipped; a full disk stops the run with one line. The output folder is marked as a prepared
 dataset; an existing folder that is not one is refused (``src/common/io.py``). Under ``accelerate launch`` each process takes every ``world``-th video
-(``accelerate.PartialState``); the main process writes the manifest once all are done.
+(``accelerate.PartialState``); with fewer videos than processes (one long video), every process
+decodes each video and extracts a contiguous part of its shards instead, and the main process
+writes its ``video.json`` once all parts are done; the shards are the same as one process
+writes. The main process writes the manifest once all videos are done.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from src.data import prepared
 from src.data import sources as embedded
 from src.data.config import PrepareConfig  # the settings live apart, free of cv2, av and torch
 from src.data.decode import DecodeReport, iter_video_frames, probe_video, split_index
-from src.data.download import download_video, expand_video_sources, is_url, url_video_id
+from src.data.download import cached_video, download_video, expand_video_sources, is_url, url_video_id
 
 
 def video_id(path: Path) -> str:
@@ -116,9 +119,16 @@ def prepare_video(
     *,
     position: int = 0,
     url: str | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> dict:
     """Decode, split, extract and shard one video; returns its record (also saved as video.json).
-    ``url``: where ``path`` was downloaded from (its id then comes from the URL)."""
+    ``url``: where ``path`` was downloaded from (its id then comes from the URL).
+
+    ``part=(i, n)``: this process extracts only the ``i``-th of ``n`` contiguous runs of the
+    video's shards (it still decodes the whole video: the split and the palette need every
+    frame, and decoding is a small share of the time), and writes no ``video.json``: the caller
+    does once every part is done (``prepare_dataset``). A run's first frame takes its flow from
+    the frame before it, as in one process, so the shards are the same."""
     from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     vid = source_video_id(url or path)
@@ -180,9 +190,11 @@ def prepare_video(
                         "num_frames": stop - start,
                     }
                 )
-        bar = tqdm(total=num_frames, desc=f"{vid} extract", unit="frame", position=position, leave=False,
-                   dynamic_ncols=True)  # fmt: skip
-        for shard in shards:
+        index, count = part
+        mine = shards[len(shards) * index // count : len(shards) * (index + 1) // count]
+        bar = tqdm(total=sum(s["num_frames"] for s in mine), desc=f"{vid} extract", unit="frame",
+                   position=position, leave=False, dynamic_ncols=True)  # fmt: skip
+        for shard in mine:
             start, stop = shard["start"], shard["start"] + shard["num_frames"]
             if not _shard_done(folder / shard["file"], digest):
                 # the val part starts a new clip: its first flow would otherwise look at a train frame
@@ -215,9 +227,21 @@ def prepare_video(
         "settings_digest": digest,
         "source_key": source_key,
     }
-    _log_ended_early(record)
-    atomic_write_json(record_path, record)
+    if count == 1:
+        _log_ended_early(record)
+        atomic_write_json(record_path, record)
     return record
+
+
+def finish_split_video(record: dict, out: Path) -> bool:
+    """Write the ``video.json`` of a video whose shards several processes extracted, once every
+    shard is there with the record's settings; False (nothing written) when one is missing."""
+    folder = out / "videos" / record["id"]
+    if not all(_shard_done(folder / s["file"], record["settings_digest"]) for s in record["shards"]):
+        return False
+    _log_ended_early(record)
+    atomic_write_json(folder / "video.json", record)
+    return True
 
 
 class _FrameSpool:
@@ -299,6 +323,24 @@ def _skip(path: Path, error: Exception, failure_file: Path) -> None:
     atomic_write_json(failure_file, {"source": str(path), "error": message})
 
 
+def _download_once(url: str, state) -> Path:
+    """``download_video(url)`` when every process needs the file: the main process downloads it,
+    the others then take its cached copy (two processes never write one download)."""
+    error = None
+    if state.is_main_process:
+        try:
+            download_video(url)
+        except UserError as failed:
+            error = failed
+    state.wait_for_everyone()
+    if error is not None:
+        raise error
+    local = cached_video(url)
+    if local is None:
+        raise UserError(f"download failed: {url} (see the main process's message)")
+    return local
+
+
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
     import torch
@@ -318,19 +360,25 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_output_marker(out, kind=PREPARED_KIND)
-    mine = sources[state.process_index :: state.num_processes]
+    # fewer videos than processes: every process extracts a contiguous part of every video's
+    # shards; else each takes whole videos (every world-th), which decodes each video once
+    split_videos = 1 < state.num_processes and len(sources) < state.num_processes
+    mine = sources if split_videos else sources[state.process_index :: state.num_processes]
+    part = (state.process_index, state.num_processes) if split_videos else (0, 1)
     extractor = Extractor(config.extract)
     failures_dir = out / "failures"
     for path in tqdm(
         mine, desc=f"videos (process {state.process_index})", unit="video", disable=len(mine) < 2
     ):
         failure_file = failures_dir / f"{source_video_id(path)}.json"
+        record = None
         try:
             if is_url(path):  # a failed download is one line, like a corrupt file; the others go on
-                prepare_video(download_video(path), out, config, extractor, position=1, url=path)
+                local = _download_once(path, state) if split_videos else download_video(path)
+                record = prepare_video(local, out, config, extractor, position=1, url=path, part=part)
             else:
-                prepare_video(path, out, config, extractor, position=1)
-            if failure_file.exists():
+                record = prepare_video(path, out, config, extractor, position=1, part=part)
+            if failure_file.exists() and not split_videos:
                 failure_file.unlink()
         except KeyboardInterrupt:
             raise
@@ -338,6 +386,11 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
             if is_full_disk(error, out):  # not the video's fault: stop (shards are atomic: none half-written)
                 raise DiskFullError(out) from None
             _skip(path, error, failure_file)
+        if split_videos:  # every part done: the main process records the video if all its shards are
+            state.wait_for_everyone()
+            if state.is_main_process and record is not None and finish_split_video(record, out):
+                if failure_file.exists():
+                    failure_file.unlink()
 
     state.wait_for_everyone()
     if not state.is_main_process:

@@ -90,24 +90,51 @@ def read_manifest(directory: str | Path) -> dict:
 
 
 class ShardReader:
-    """Reads frame ranges of shards lazily (memory-mapped), keeping the files open."""
+    """Reads frame ranges of shards as memory maps: a shard's header is parsed once, and a read is
+    a numpy view of the file (no copy until the caller copies the slice it keeps)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._open: dict[str, object] = {}
+        self._open: dict[str, dict[str, np.ndarray]] = {}
 
-    def _handle(self, file: str):
-        from safetensors import safe_open
-
+    def arrays(self, file: str) -> dict[str, np.ndarray]:
+        """Every array of one shard (``file`` relative to the root), memory-mapped read-only."""
         if file not in self._open:
-            self._open[file] = safe_open(str(self.root / file), framework="numpy")
+            self._open[file] = memory_map_shard(self.root / file)
         return self._open[file]
 
     def read(self, file: str, key: str, start: int, stop: int, step: int = 1) -> np.ndarray:
-        return self._handle(file).get_slice(key)[start:stop:step]
+        return self.arrays(file)[key][start:stop:step]
 
-    def __getstate__(self):  # DataLoader workers reopen files themselves
+    def __getstate__(self):  # DataLoader workers map the files themselves
         return {"root": self.root, "_open": {}}
+
+
+SAFETENSORS_DTYPES = {"U8": np.uint8, "F16": np.float16, "F32": np.float32, "I64": np.int64}
+
+
+def memory_map_shard(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file as read-only ``np.memmap`` views, without reading their data.
+
+    The format is an 8-byte little-endian header length, a JSON header (``dtype``, ``shape`` and
+    ``data_offsets`` of each tensor, offsets counted from the end of the header), then the data,
+    row-major: each tensor is one contiguous run of the file, so a slice of it is a plain view.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_size))
+    file_map = np.memmap(path, dtype=np.uint8, mode="r")
+    out = {}
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        start = 8 + header_size + begin
+        out[key] = file_map[start : 8 + header_size + end].view(SAFETENSORS_DTYPES[entry["dtype"]]).reshape(
+            entry["shape"]
+        )
+    return out
 
 
 def segments(manifest: dict, split: str) -> list[dict]:
@@ -136,15 +163,38 @@ def segments(manifest: dict, split: str) -> list[dict]:
     return out
 
 
-def read_segment_frames(reader: ShardReader, segment: dict, key: str, indices: list[int]) -> np.ndarray:
-    """Frames ``indices`` (segment-relative) of one key, stacked."""
-    out = []
-    for index in indices:
-        for shard in segment["shards"]:
-            if shard["start"] <= index < shard["start"] + shard["num_frames"]:
-                local = index - shard["start"]
-                out.append(reader.read(shard["file"], key, local, local + 1)[0])
-                break
-        else:
-            raise IndexError(f"frame {index} outside segment of {segment['num_frames']} frames")
-    return np.stack(out)
+def read_segment_range(
+    reader: ShardReader,
+    segment: dict,
+    key: str,
+    start: int,
+    stop: int,
+    step: int = 1,
+    window: tuple[slice, slice] = (slice(None), slice(None)),
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Frames ``start:stop:step`` (segment-relative) of one key, cut to ``window`` (rows, columns):
+    one slice of each memory-mapped shard the range crosses, copied once, into ``out`` when given
+    (else a new array)."""
+    if not 0 <= start < stop <= segment["num_frames"]:
+        raise IndexError(f"frames {start}:{stop} outside segment of {segment['num_frames']} frames")
+    pieces = []
+    for shard in segment["shards"]:
+        first, end = shard["start"], shard["start"] + shard["num_frames"]
+        if end <= start or first >= stop:
+            continue
+        # the first frame of the range inside this shard that lies on the step's grid
+        local_start = start if first <= start else first + (start - first) % step
+        if local_start >= min(stop, end):
+            continue
+        array = reader.arrays(shard["file"])[key]
+        pieces.append(array[local_start - first : min(stop, end) - first : step, window[0], window[1]])
+    if out is None:
+        return np.concatenate(pieces) if len(pieces) > 1 else np.array(pieces[0])
+    position = 0
+    for piece in pieces:
+        out[position : position + len(piece)] = piece
+        position += len(piece)
+    if position != len(out):
+        raise ValueError(f"{position} frames read into an array of {len(out)}")
+    return out

@@ -43,19 +43,42 @@ class TrainingData:
 
     def train_batch(self, index: int) -> dict:
         """Batch ``index`` of this process (indices of different processes never overlap)."""
-        return self._train.batch_at(
-            index * self.num_processes + self.process_index, self.config.data.batch_size
-        )
+        return self._train.batch_at(self._batch_step(index), self.config.data.batch_size)
 
-    def batches(self, start_index: int = 0) -> Iterator[dict]:
-        """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, computed in
-        ``data.num_workers`` DataLoader worker processes (0: in this one)."""
+    def _batch_step(self, index: int) -> int:
+        return index * self.num_processes + self.process_index
+
+    def raw_train_batch(self, index: int) -> dict:
+        """``train_batch(index)`` as read, before encoding and augmentation (``ClipDataset.raw_batch_at``)."""
+        return self._train.raw_batch_at(self._batch_step(index), self.config.data.batch_size)
+
+    def batches(
+        self,
+        start_index: int = 0,
+        *,
+        device: torch.device | str | None = None,
+        finish_on_device: bool | None = None,
+    ) -> Iterator[dict]:
+        """``train_batch(start_index)``, ``train_batch(start_index + 1)``, ... in order, read in
+        ``data.num_workers`` DataLoader worker processes (0: in this one).
+
+        On a GPU ``device`` the workers only read (slices of memory-mapped uint8/float16 shards)
+        and each batch is encoded and augmented on the GPU as it is taken (batched torch ops,
+        ``ClipDataset.finish_batch``); elsewhere (the CPU, or no device) the workers do all of it,
+        as before (``finish_on_device`` forces either). The same code either way, so the batches
+        are the same; only the noise augmentation's field comes from the GPU's own generator there."""
         workers = self.config.data.num_workers
         if workers and not torch.cuda.is_available():
             # a GPU preset's workers on a machine without a GPU: no more than its cores (torch's
             # DataLoader warns about each worker past that)
             workers = min(workers, os.cpu_count() or 1)
-        return step_batches(self.train_batch, start_index=start_index, num_workers=workers)
+        device = torch.device(device if device is not None else "cpu")
+        if finish_on_device is None:
+            finish_on_device = device.type != "cpu"
+        if not finish_on_device:
+            return step_batches(self.train_batch, start_index=start_index, num_workers=workers)
+        raw = step_batches(self.raw_train_batch, start_index=start_index, num_workers=workers, pin_memory=True)
+        return (self._train.finish_batch(batch, device) for batch in raw)
 
     def validation_clips(self, count: int, frames: int) -> list[dict]:
         """``count`` fixed held-out clips of ``frames`` whole frames (``src/eval/scoring.py``:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -41,6 +42,18 @@ from src.train.package import export_package, sampling_defaults, training_comman
 from src.train.run_folder import claim_run_folder, drop_log_records_after, lock_run_folder, release_run_folder
 from src.train.schedule import warmup_steady_cooldown
 from src.train.validation import run_validation
+
+
+def fsdp_asked_but_not_used(accelerator: Accelerator) -> bool:
+    """``accelerate launch --use_fsdp`` on a device where accelerate does not shard: on the CPU it
+    makes gloo DDP ranks (``--cpu true``), or unconnected single processes, without a word."""
+    asked = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes")
+    return asked and accelerator.distributed_type.value != "FSDP"
+
+
+def _local_numel(parameter: torch.Tensor) -> int:
+    """Values of ``parameter`` held by this rank (a DTensor's local shard under FSDP)."""
+    return parameter.to_local().numel() if hasattr(parameter, "to_local") else parameter.numel()
 
 
 class TrainState:
@@ -103,6 +116,14 @@ class Trainer:
             cpu=config.cpu,
         )
         self.is_main = accelerator.is_main_process
+        if self.is_main and fsdp_asked_but_not_used(accelerator):
+            print(
+                "note: accelerate was launched with --use_fsdp, but it does not shard on "
+                f"{accelerator.device.type} (distributed type {accelerator.distributed_type.value}): "
+                "this run trains with every rank holding the whole model "
+                "(README: Scaling out)",
+                flush=True,
+            )
         set_seed(config.seed, device_specific=False)
         self.data = TrainingData(
             config, process_index=accelerator.process_index, num_processes=accelerator.num_processes
@@ -252,11 +273,16 @@ class Trainer:
             gathered = gathered.reshape(accelerator.num_processes, -1)
             return float((gathered - gathered[0:1]).abs().max())
 
+        parameters = list(self.raw_model.parameters())
         record = {
             "step": step,
             "kind": "ranks",
             "num_processes": accelerator.num_processes,
-            "max_param_sum_difference": max_difference([p.detach() for p in self.raw_model.parameters()]),
+            "max_param_sum_difference": max_difference([p.detach() for p in parameters]),
+            # the share of the model's values this rank holds: 1 under DDP, ~1/ranks under FSDP
+            # (its parameters are DTensors whose local shard is a part of the whole; their sums
+            # above are whole-tensor sums, equal on every rank by construction)
+            "local_parameter_fraction": sum(_local_numel(p) for p in parameters) / sum(p.numel() for p in parameters),
         }
         if hasattr(self.objective, "state_dict"):
             # the objective's own modules and optimisers (critics, discriminators) must agree too
@@ -292,7 +318,9 @@ class Trainer:
         window_start, window_samples = time.perf_counter(), 0
         # batches are a pure function of their index: read on from the resume step (in DataLoader
         # workers when data.num_workers > 0)
-        batches = self.data.batches(state.step * config.optim.gradient_accumulation_steps)
+        batches = self.data.batches(
+            state.step * config.optim.gradient_accumulation_steps, device=accelerator.device
+        )  # on a GPU the workers only read; encoding and augmentation run there, batched
         first_step = True
         time_limit = config.max_minutes * 60 if config.max_minutes is not None else math.inf
         train_seconds = 0.0  # this command's training steps, for max_minutes
