@@ -166,7 +166,9 @@ class ConditionAugmenter:
 
         def fired(name: str) -> tuple[torch.Tensor, list[float]]:
             picks = [i for i, d in enumerate(draws) if getattr(d, name) is not None]
-            return torch.tensor(picks, dtype=torch.long, device=x.device), [getattr(draws[i], name) for i in picks]
+            return torch.tensor(picks, dtype=torch.long, device=x.device), [
+                getattr(draws[i], name) for i in picks
+            ]
 
         def per_clip(values: list[float]) -> torch.Tensor:  # k 1 1 1 1, broadcasts over t C h w
             return torch.tensor(values, dtype=x.dtype).to(x.device).view(-1, 1, 1, 1, 1)
@@ -209,7 +211,9 @@ class ConditionAugmenter:
         picks, stds = fired("noise_std")
         for pick, std in zip(picks.tolist(), stds):  # each clip's own noise field, from its own seed
             generator = torch.Generator(device=x.device).manual_seed(draws[pick].noise_seed)
-            x[pick] = x[pick] + torch.randn(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype) * std
+            x[pick] = (
+                x[pick] + torch.randn(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype) * std
+            )
         picks, levels = fired("clip_level")
         if len(picks):
             level = per_clip(levels)

@@ -46,7 +46,12 @@ from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.data import prepared
 
-STORED_TORCH_DTYPES = {"frames": torch.uint8, "depth": torch.float16, "flow": torch.float16, "albedo": torch.uint8}
+STORED_TORCH_DTYPES = {
+    "frames": torch.uint8,
+    "depth": torch.float16,
+    "flow": torch.float16,
+    "albedo": torch.uint8,
+}
 
 
 class NotEnoughFramesError(UserError):
@@ -199,7 +204,9 @@ class ClipDataset(Dataset):
         region = plan["joint"].region
         into = out if out is not None and region is None else {}
         arrays = {
-            key: prepared.read_segment_range(self.reader, seg, key, first, stop, skip, window, out=into.get(key))
+            key: prepared.read_segment_range(
+                self.reader, seg, key, first, stop, skip, window, out=into.get(key)
+            )
             for key in prepared.SHARD_KEYS
             if key != "flow" or skip == 1
         }

@@ -131,8 +131,10 @@ def memory_map_shard(path: str | Path) -> dict[str, np.ndarray]:
             continue
         begin, end = entry["data_offsets"]
         start = 8 + header_size + begin
-        out[key] = file_map[start : 8 + header_size + end].view(SAFETENSORS_DTYPES[entry["dtype"]]).reshape(
-            entry["shape"]
+        out[key] = (
+            file_map[start : 8 + header_size + end]
+            .view(SAFETENSORS_DTYPES[entry["dtype"]])
+            .reshape(entry["shape"])
         )
     return out
 

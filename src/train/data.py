@@ -77,7 +77,9 @@ class TrainingData:
             finish_on_device = device.type != "cpu"
         if not finish_on_device:
             return step_batches(self.train_batch, start_index=start_index, num_workers=workers)
-        raw = step_batches(self.raw_train_batch, start_index=start_index, num_workers=workers, pin_memory=True)
+        raw = step_batches(
+            self.raw_train_batch, start_index=start_index, num_workers=workers, pin_memory=True
+        )
         return (self._train.finish_batch(batch, device) for batch in raw)
 
     def validation_clips(self, count: int, frames: int) -> list[dict]:

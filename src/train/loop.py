@@ -282,7 +282,8 @@ class Trainer:
             # the share of the model's values this rank holds: 1 under DDP, ~1/ranks under FSDP
             # (its parameters are DTensors whose local shard is a part of the whole; their sums
             # above are whole-tensor sums, equal on every rank by construction)
-            "local_parameter_fraction": sum(_local_numel(p) for p in parameters) / sum(p.numel() for p in parameters),
+            "local_parameter_fraction": sum(_local_numel(p) for p in parameters)
+            / sum(p.numel() for p in parameters),
         }
         if hasattr(self.objective, "state_dict"):
             # the objective's own modules and optimisers (critics, discriminators) must agree too
