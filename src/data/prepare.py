@@ -357,9 +357,11 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
         sources = expand_video_sources(config.videos)
     config.decode_config()  # validate before any work
     claim_output_folder(out, kind=PREPARED_KIND, recognise=is_prepared_folder, replaces=False)
+    state.wait_for_everyone()  # every process checks the folder before any of them writes to it
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_output_marker(out, kind=PREPARED_KIND)
+    state.wait_for_everyone()
     # fewer videos than processes: every process extracts a contiguous part of every video's
     # shards; else each takes whole videos (every world-th), which decodes each video once
     split_videos = 1 < state.num_processes and len(sources) < state.num_processes
