@@ -21,8 +21,8 @@ UNDOES_AN_EARLIER_LAYER = {
         "validation.every_steps",
         "sampling.num_denoising_steps",
     },
-    # student_realism_cpu is layered on student_cpu, whose learning rate is for training from scratch
-    "student_realism_cpu.yaml": {"optim.learning_rate"},
+    # student_finetune_cpu is layered on student_cpu, whose learning rate is for training from scratch
+    "student_finetune_cpu.yaml": {"optim.learning_rate"},
 }
 
 
