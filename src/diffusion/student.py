@@ -254,9 +254,10 @@ class StudentObjective:
             loss = loss + self.perceptual_weight * perceptual
             logs["perceptual"] = float(perceptual.detach())
         elif self.perceptual is not None:  # weighted apart: the real clips against their frames
-            perceptual = self.perceptual(output[:b], frames.float())
-            loss = loss + self.perceptual_weight * perceptual
-            logs["perceptual"] = float(perceptual.detach())
+            if self.perceptual_weight:
+                perceptual = self.perceptual(output[:b], frames.float())
+                loss = loss + self.perceptual_weight * perceptual
+                logs["perceptual"] = float(perceptual.detach())
             if game is not None and self.game_perceptual_weight:  # the game clips against the teacher's
                 game_perceptual = self.perceptual(output[b:], target[b:].float())
                 loss = loss + self.game_perceptual_weight * game_perceptual

@@ -192,16 +192,13 @@ def student_objective(config, model, data, device) -> StudentObjective:
             settings.real_photos, size=(height, width), max_zoom=settings.photo_max_zoom
         )
         real_photos = photos.sample  # the real frames' size: the student's output size
-    discriminator = None
-    game_adversarial = settings.game_adversarial_weight
-    if settings.adversarial_weight > 0 or (game_adversarial is not None and game_adversarial > 0):
-        # its own seed: the same initial discriminator whatever was drawn before it
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 1)
-            discriminator = PatchDiscriminator(
-                channels=settings.discriminator_channels, layers=settings.discriminator_layers
-            )
-        discriminator = discriminator.to(device)
+    # always built (the objective keeps it only when a GAN weight is on); its own seed: the same
+    # initial discriminator whatever was drawn before it
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        discriminator = PatchDiscriminator(
+            channels=settings.discriminator_channels, layers=settings.discriminator_layers
+        ).to(device)
     return StudentObjective(
         teacher=teacher,
         game_clips=game_clips,
