@@ -46,3 +46,61 @@ def test_run_card_sections_in_order():
     assert "A recurrent U-Net student" in card and "- real_psnr: 21.25" in card
     assert "- `StudentUNet` preset `tiny`, 2.00M parameters" in card and "`road.mp4`" in card
     assert "\n\n\n" not in card and card.endswith("![curves](curves.png)\n")
+
+
+def test_run_card_lists_the_stages_it_started_from(tmp_path):
+    """A fine-tune's card lists the run it started from (``init_from``), followed back through the
+    packages' cards, oldest first, each dataset prepared once."""
+    import json
+
+    from src.train.package import earlier_stages
+
+    def package(name, dataset, command, init_from=None):
+        folder = tmp_path / name / "package"
+        folder.mkdir(parents=True)
+        card = {
+            "run_name": name,
+            "dataset": dataset,
+            "command": command,
+            "train_config": {"init_from": init_from},
+        }
+        (folder / "conditions.json").write_text(json.dumps({"card": card}))
+        (folder / "config.json").write_text("{}")
+        return tmp_path / name
+
+    low = package("low", "data/prepared/cpu_112", "uv run train --conf low.yaml")
+    high = package("high", "data/prepared/cpu_224", "uv run train --conf high.yaml", init_from=str(low))
+    stages = earlier_stages(high)
+    assert [stage["run_name"] for stage in stages] == ["low", "high"]
+    assert earlier_stages(tmp_path / "missing") == [] and earlier_stages(None) == []
+
+    config = SimpleNamespace(
+        run_name="distill",
+        objective="distill",
+        teacher=str(high),
+        model=SimpleNamespace(model_class="VelodreamDiT", preset="tiny", overrides={}),
+        conditions=SimpleNamespace(channels=["albedo"]),
+        data=SimpleNamespace(batch_size=2, clip_frames=4, crop=None, dataset="data/prepared/cpu_224"),
+    )
+    data = SimpleNamespace(manifest={"fps": 10, "videos": []}, frame_size=(224, 224))
+    card = run_card(
+        config=config,
+        data=data,
+        step=1,
+        metrics={},
+        num_params=1,
+        command="uv run train --conf d.yaml",
+        stages=stages,
+    )
+    block = card.split("```")[1].strip().splitlines()
+    assert block == [
+        "# stage 1: low",
+        "# prepare data/prepared/cpu_112 with src.scripts.prepare_data (see data/README.md)",
+        "uv run train --conf low.yaml",
+        "# stage 2: high",
+        "# prepare data/prepared/cpu_224 with src.scripts.prepare_data (see data/README.md)",
+        "uv run train --conf high.yaml",
+        "# stage 3: distill",
+        "uv run train --conf d.yaml",
+    ]
+    assert "all 3 stages are listed" in card

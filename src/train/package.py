@@ -69,11 +69,47 @@ _MODEL_DESCRIPTIONS = {
 }
 
 
+def earlier_stages(init_from: str | Path | None, *, limit: int = 8) -> list[dict]:
+    """The training runs a run started from, oldest first: ``init_from``'s package card, then the
+    card of the run that one started from, and so on (each a dict with ``run_name``, ``dataset``
+    and ``command``). The chain ends at a source that is missing or has no card (e.g. a
+    package from elsewhere), or after ``limit`` stages."""
+    stages: list[dict] = []
+    source = init_from
+    while source and len(stages) < limit:
+        conditions_file = package_folder(source) / "conditions.json"
+        try:
+            card = json.loads(conditions_file.read_text()).get("card") or {}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            break
+        if not card.get("command"):
+            break
+        stages.append(card)
+        source = (card.get("train_config") or {}).get("init_from")
+    return stages[::-1]
+
+
+def prepare_line(dataset: str | Path) -> str:
+    """The data-preparation line of a card's Reproduce block."""
+    if Path(dataset) == Path("data/prepared/default"):
+        return "uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"
+    return f"# prepare {dataset} with src.scripts.prepare_data (see data/README.md)"
+
+
 def run_card(
-    *, config, data, step: int, metrics: dict, num_params: int, command: str, appendix: list[list[str]] = ()
+    *,
+    config,
+    data,
+    step: int,
+    metrics: dict,
+    num_params: int,
+    command: str,
+    appendix: list[list[str]] = (),
+    stages: list[dict] = (),
 ) -> str:
     """A training run's model card: the model, its data, its validation and how to reproduce it;
-    ``appendix``: more blocks after those (samples, curves)."""
+    ``stages``: the runs it started from, oldest first (``earlier_stages``), whose commands come
+    first; ``appendix``: more blocks after those (samples, curves)."""
     manifest = data.manifest
     totals = manifest.get("totals", {})
     extractors = ", ".join(
@@ -112,11 +148,16 @@ def run_card(
         f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
         for key, value in metrics.items()
     ] or ["- not run"]
-    prepare = (
-        "uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"
-        if Path(config.data.dataset) == Path("data/prepared/default")
-        else f"# prepare {config.data.dataset} with src.scripts.prepare_data (see data/README.md)"
-    )
+    reproduce: list[str] = []
+    this_run = {"run_name": config.run_name, "dataset": config.data.dataset, "command": command}
+    previous_dataset = None
+    for number, stage in enumerate([*stages, this_run], 1):
+        if stages:
+            reproduce.append(f"# stage {number}: {stage.get('run_name', '?')}")
+        if stage.get("dataset") and stage["dataset"] != previous_dataset:  # each dataset prepared once
+            reproduce.append(prepare_line(stage["dataset"]))
+        previous_dataset = stage.get("dataset")
+        reproduce.append(stage["command"])
     return model_card(
         f"Velodream renderer: {config.run_name}",
         _MODEL_DESCRIPTIONS.get(
@@ -132,8 +173,15 @@ def run_card(
         [
             "Prepare the data, then train; where there are several training lines, the first started the run",
             "and each later one resumed it with the flags shown.",
+            *(
+                [
+                    f"The run started from the EMA weights of an earlier one (`init_from`): all {len(stages) + 1} stages are listed, oldest first."
+                ]
+                if stages
+                else []
+            ),
         ],
-        reproduce_block(prepare, command),
+        reproduce_block(*reproduce),
         [f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."],
         *appendix,
     )
@@ -194,6 +242,7 @@ def export_package(
         num_params=num_params,
         command=command,
         appendix=appendix,
+        stages=earlier_stages(getattr(config, "init_from", None)),
     )
     return write_package(
         out_dir,
