@@ -4,6 +4,7 @@ starts on any of them, cycles them, shows them side by side and runs only what i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +37,19 @@ def _package(directory, model, **sampling):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bundle")
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def make_bundle(root, student=None):
+    """A tiny two-renderer bundle in ``root``: a student (``student``, a package folder, copied; by
+    default a new tiny one) and a patch-8 DiT."""
+    import shutil
+
     torch.manual_seed(0)
-    student = _package(root / "student", build_student("tiny"), num_denoising_steps=1)
+    if student is None:
+        student = _package(root / "student", build_student("tiny"), num_denoising_steps=1)
+    else:
+        student = Path(shutil.copytree(student, root / "student"))
     dit = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8,
                     window_framelets=2, decoder="smooth")  # fmt: skip
     dit = _package(root / "dit", dit, num_denoising_steps=1, context_from_last_step=True)

@@ -10,6 +10,7 @@ import pytest
 
 from src.common.errors import UserError
 from src.play.fetch import resolve_checkpoint
+from tests.test_bundle import make_bundle
 from tests.test_checkpoint_download import ArchiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,38 +142,48 @@ def _record_built_renderers(monkeypatch) -> list[int]:
     return built
 
 
-# 104x104: a multiple of the DiT's patch (8), not of the student's 16
+# 104x104: a multiple of the test bundle's DiT patch (8), not of the student's 16 (the bundled DiT
+# has patch 16 like the student, so these use the two-renderer bundle of tests/test_bundle.py)
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle"), student=ROOT / "game/models/default/student")
+
+
 DIT_AT_104 = ["--renderer", "dit", "--resolution", "104x104", "--headless", "--autopilot", "--frames", "2"]
 
 
-def test_only_the_renderers_that_run_are_checked_and_built(monkeypatch, tmp_path, capsys):
+def test_only_the_renderers_that_run_are_checked_and_built(bundle, monkeypatch, tmp_path, capsys):
     from src.scripts.play_game import main
 
     monkeypatch.chdir(ROOT)
     built = _record_built_renderers(monkeypatch)
-    main([*DIT_AT_104, "--record", str(tmp_path / "dit.mp4")])  # headless, only the DiT runs
+    main(
+        [*DIT_AT_104, "--checkpoint", str(bundle), "--record", str(tmp_path / "dit.mp4")]
+    )  # only the DiT runs
     assert built == ["VelodreamDiT"] and (tmp_path / "dit.mp4").is_file()
     assert "student" not in capsys.readouterr().err
 
 
-def test_a_renderer_that_must_run_and_cannot_is_named(monkeypatch, tmp_path, capsys):
+def test_a_renderer_that_must_run_and_cannot_is_named(bundle, monkeypatch, tmp_path, capsys):
     from src.scripts.play_game import main
 
     monkeypatch.chdir(ROOT)
     built = _record_built_renderers(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:  # side by side runs every renderer, the student too
-        main([*DIT_AT_104, "--record_side_by_side", str(tmp_path / "sbs.mp4")])
+        main([*DIT_AT_104, "--checkpoint", str(bundle), "--record_side_by_side", str(tmp_path / "sbs.mp4")])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: renderer student: ") and "104x104 is not a multiple of 16" in err
     assert built == [] and not (tmp_path / "sbs.mp4").exists()
 
 
-def test_in_a_window_a_renderer_that_cannot_render_the_size_is_left_out_with_a_note(monkeypatch, capsys):
+def test_in_a_window_a_renderer_that_cannot_render_the_size_is_left_out_with_a_note(
+    bundle, monkeypatch, capsys
+):
     from src.play.ride import RideConfig, load_renderers
 
     monkeypatch.chdir(ROOT)
-    packages, size = load_renderers(RideConfig(renderer="dit", resolution="104x104"))
+    packages, size = load_renderers(RideConfig(checkpoint=str(bundle), renderer="dit", resolution="104x104"))
     assert list(packages) == ["dit"] and size == (104, 104)
     err = capsys.readouterr().err.strip()
     assert err.startswith("note: renderer student is left out of the views") and len(err.splitlines()) == 1
