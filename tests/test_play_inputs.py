@@ -57,12 +57,12 @@ def test_bad_values_fail_before_a_model_is_loaded(args, message, capsys, monkeyp
     ("resolution", "message"),
     [
         # the bundle's renderers all render at the game's size: the student takes multiples of 16,
-        # the DiT multiples of its patch (8) up to 256x256
+        # the DiT multiples of its patch (16) up to 224x224
         ("97x97", "97x97 is not a multiple of 16"),  # odd
         ("104x96", "104x96 is not a multiple of 16"),
         (
             "512x512",
-            "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (256x256)",
+            "renderer dit: the model cannot render 512x512 exceeds the model's largest grid (224x224)",
         ),
     ],
 )
