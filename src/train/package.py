@@ -242,7 +242,7 @@ def export_package(
         num_params=num_params,
         command=command,
         appendix=appendix,
-        stages=earlier_stages(getattr(config, "init_from", None)),
+        stages=earlier_stages(config.init_from),
     )
     return write_package(
         out_dir,
