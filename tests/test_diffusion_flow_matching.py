@@ -95,3 +95,20 @@ def test_rollout_is_reproducible_and_uses_the_cache():
     cache = model.new_cache(1, 8, 8)
     run(1, cache)
     assert cache.num_framelets == SMALL["window_framelets"] - 1
+
+
+def test_noise_for_a_model_on_the_generators_device_is_the_generators_own_draw():
+    from src.diffusion.flow_matching import randn_like_on
+
+    like = torch.zeros(2, dtype=torch.float64)
+    noise = randn_like_on((3, 4), generator=torch.Generator().manual_seed(5), like=like)
+    assert noise.dtype == torch.float64
+    assert torch.equal(
+        noise, torch.randn(3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    )
+    # a function of the generator's state: the same seed, the same noise; the state moves on
+    generator = torch.Generator().manual_seed(5)
+    first = randn_like_on((3, 4), generator=generator, like=like)
+    assert torch.equal(first, noise) and not torch.equal(
+        randn_like_on((3, 4), generator=generator, like=like), noise
+    )

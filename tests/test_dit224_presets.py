@@ -67,3 +67,15 @@ def test_two_steps_of_each_stage_the_second_from_the_first(tiny_dataset, tmp_pat
     assert high_weights.keys() == low_weights.keys()
     assert high_weights["x_embed.weight"].shape[-1] == 16  # patch 16
     assert "decoder_condition.weight" in high_weights  # the half-resolution smooth decoder
+
+
+def test_the_gpu_presets_train_the_same_model_in_three_stages():
+    names = ("dit224_lowres_gpu", "dit224_highres_gpu", "dit224_distill_gpu")
+    low, high, distill = (load_config(TrainConfig, "conf/base.yaml", f"conf/{name}.yaml") for name in names)
+    cpu = load_config(TrainConfig, "conf/base.yaml", "conf/dit224_lowres_cpu.yaml")
+    assert low.model.overrides == high.model.overrides == distill.model.overrides == cpu.model.overrides
+    assert high.init_from == f"runs/{low.run_name}"
+    assert distill.init_from == distill.teacher == f"runs/{high.run_name}"
+    assert distill.objective == "distill" and distill.sampling.num_denoising_steps == 1
+    assert distill.sampling.context_from_last_step
+    assert low.num_threads is None  # on a GPU the loop picks the host threads (GPU_HOST_THREADS)

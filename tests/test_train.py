@@ -300,3 +300,13 @@ def test_two_gloo_ranks_on_the_cpu_keep_identical_parameters(tiny_dataset, tmp_p
     assert steps == [1, 2, 3]
     # each step used 2 ranks x 2 clips
     assert [r["samples_seen"] for r in records if r["kind"] == "train"] == [4, 8, 12]
+
+
+def test_host_threads_follow_num_threads_else_a_few_on_a_gpu():
+    from src.train.loop import GPU_HOST_THREADS, host_threads
+
+    assert host_threads(TrainConfig(num_threads=3), cuda=True) == 3
+    assert host_threads(TrainConfig(num_threads=3), cuda=False) == 3
+    assert host_threads(TrainConfig(), cuda=False) is None  # torch's own choice on a CPU
+    assert host_threads(TrainConfig(), cuda=True) == min(GPU_HOST_THREADS, os.cpu_count())
+    assert host_threads(TrainConfig(cpu=True), cuda=True) is None  # --cpu on a GPU machine

@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from src.common.framelets import framelet_count
-from src.diffusion.flow_matching import FlowMatchingLoss, add_noise, sample_sigmas_logit_normal, time_shift
+from src.diffusion.flow_matching import (
+    FlowMatchingLoss,
+    add_noise,
+    randn_like_on,
+    sample_sigmas_logit_normal,
+    time_shift,
+)
 
 
 @dataclasses.dataclass
@@ -77,7 +83,7 @@ class FlowMatchingObjective:
         b, t = frames.shape[:2]
         num_framelets = framelet_count(t, self.frames_per_framelet)
         sigma = self.sample_sigmas(b, num_framelets, generator=generator).to(frames.device)
-        noise = torch.randn(frames.shape, generator=generator).to(frames.device)
+        noise = randn_like_on(frames.shape, generator=generator, like=frames)
         prediction = model(add_noise(frames, noise, sigma), cond, sigma)
         loss = self.loss_fn(prediction.float(), frames, sigma)
         if not self.perceptual_weight:

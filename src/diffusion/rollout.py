@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from src.common.framelets import framelet_count
-from src.diffusion.flow_matching import add_noise
+from src.diffusion.flow_matching import add_noise, randn_like_on
 
 
 class CachedDenoiser(Protocol):
@@ -42,13 +42,6 @@ class CachedDenoiser(Protocol):
     def denoise_framelet_and_push(self, x_noisy: Tensor, cond: Tensor, sigma: Tensor, cache) -> Tensor:
         """``denoise_framelet``, then this pass's keys and values enter the cache as the framelet's
         context (``context_from_last_step``)."""
-
-
-def randn_like_on(shape, *, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """Normal noise drawn on the generator's device (the same numbers wherever the model runs),
-    then moved to ``like``'s device and dtype."""
-    device = generator.device if generator is not None else like.device
-    return torch.randn(tuple(shape), generator=generator, device=device, dtype=like.dtype).to(like.device)
 
 
 def sample_framelet(
