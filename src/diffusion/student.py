@@ -62,6 +62,7 @@ from torch import Tensor, nn
 from src.conditions.encode import downsample_encoded
 from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
+from src.diffusion.flow_matching import randn_like_on
 from src.diffusion.parallel import all_reduce_gradients
 
 
@@ -183,13 +184,17 @@ class StudentObjective:
             self.discriminator.load_state_dict(state["discriminator"])
             self.discriminator_optimizer.load_state_dict(state["optimizer"])
 
-    def corruption(self, clips: int, frames: int, height: int, width: int, *, generator: torch.Generator):
-        """Noise ``n t 3 H W`` and blur amounts ``n t`` for the fed-back frames (CPU)."""
+    def corruption(
+        self, clips: int, frames: int, height: int, width: int, *, generator: torch.Generator, like: Tensor
+    ):
+        """Noise ``n t 3 H W`` and blur amounts ``n t`` for the fed-back frames, on ``like``'s
+        device and dtype (the noise drawn there: ``randn_like_on``)."""
         p = self.corruption_probability
         noisy = torch.rand(clips, frames, generator=generator) < p
-        std = torch.rand(clips, frames, generator=generator) * self.noise_max * noisy
-        noise = torch.randn(clips, frames, 3, height, width, generator=generator) * std[..., None, None, None]
-        blur = (torch.rand(clips, frames, generator=generator) < p).float()
+        std = (torch.rand(clips, frames, generator=generator) * self.noise_max * noisy).to(like)
+        noise = randn_like_on((clips, frames, 3, height, width), generator=generator, like=like)
+        noise = noise * std[..., None, None, None]
+        blur = (torch.rand(clips, frames, generator=generator) < p).to(like)
         return noise, blur
 
     def discriminator_step(self, real: Tensor, fake: Tensor) -> float:
@@ -216,11 +221,11 @@ class StudentObjective:
         seeds = torch.randint(0, 1 << 30, (clips,), generator=generator).tolist()
         with torch.no_grad():
             target = self.teacher(cond, seeds).to(device=device, dtype=frames.dtype)  # n t 3 H W
-        noise, blur = self.corruption(clips, t, height, width, generator=generator)
+        noise, blur = self.corruption(clips, t, height, width, generator=generator, like=target)
         output = model(
             downsample_encoded(cond, self.upscale),
-            feedback_noise=noise.to(device=device, dtype=frames.dtype),
-            feedback_blur=blur.to(device=device, dtype=frames.dtype),
+            feedback_noise=noise,
+            feedback_blur=blur,
             clamp=False,
         ).float()  # n t 3 H W
         logs: dict[str, float] = {}
