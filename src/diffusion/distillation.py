@@ -54,10 +54,10 @@ from torch import Tensor, nn
 
 from src.common.framelets import framelet_count
 from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
-from src.diffusion.flow_matching import add_noise, make_sigmas, time_shift
+from src.diffusion.flow_matching import add_noise, make_sigmas, randn_like_on, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.parallel import all_reduce_gradients
-from src.diffusion.rollout import randn_like_on, sample_framelet
+from src.diffusion.rollout import sample_framelet
 
 REAL_VIDEO = "real_video"
 GAME = "game"

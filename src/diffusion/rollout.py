@@ -117,7 +117,7 @@ def rollout_framelets(
     out = []
     for start in range(0, t, f):
         c = cond[:, start : start + f]
-        noise = torch.randn((b, f, 3, h, w), generator=generator, device=cond.device, dtype=cond.dtype)
+        noise = randn_like_on((b, f, 3, h, w), generator=generator, like=cond)
         x, _ = sample_framelet(
             model,
             noise,
