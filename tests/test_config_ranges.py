@@ -38,6 +38,7 @@ SCRIPT_CONFIGS = {
     "bench_generalisation": "GeneralisationConfig",
     "publish_checkpoint": "PublishConfig",
     "bench_startup": "BenchStartupConfig",
+    "make_flythroughs": "FlythroughConfig",
 }
 
 
