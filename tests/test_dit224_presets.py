@@ -84,7 +84,9 @@ def test_the_gpu_presets_train_the_same_model_in_three_stages():
 def test_the_fine_tune_and_the_distillation_jitter_any_hue_on_cpu_and_gpu():
     # the leave-the-road-out measurement behind it is in src/net/README.md ("any hue")
     names = ("dit224_highres_cpu", "dit224_distill_cpu", "dit224_highres_gpu", "dit224_distill_gpu")
-    augments = [load_config(TrainConfig, "conf/base.yaml", f"conf/{name}.yaml").data.augment for name in names]
+    augments = [
+        load_config(TrainConfig, "conf/base.yaml", f"conf/{name}.yaml").data.augment for name in names
+    ]
     assert all(a == augments[0] for a in augments)
     augment = augments[0]
     assert tuple(augment.hue_shift_deg) == (-180.0, 180.0) and tuple(augment.saturation_factor) == (0.5, 1.5)
