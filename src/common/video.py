@@ -6,7 +6,9 @@ Writes go to a temporary file first and are renamed into place when complete.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -73,9 +75,19 @@ class Mp4Writer:
             self._tmp.unlink(missing_ok=True)
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, *, fps: float) -> Path:
-    """Write ``t h w 3`` uint8 RGB frames as an H.264 mp4."""
-    writer = Mp4Writer(path, fps=fps, width=frames.shape[2], height=frames.shape[1])
+def write_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], *, fps: float) -> Path:
+    """Write uint8 RGB frames as an H.264 mp4: a ``t h w 3`` array, or any iterable of ``h w 3``
+    frames (streamed: the size comes from the first; an interrupted write leaves no file)."""
+    if isinstance(frames, np.ndarray):
+        height, width = frames.shape[1:3]
+    else:
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:
+            raise ValueError(f"no frames to write to {path}")
+        height, width = first.shape[:2]
+        frames = itertools.chain([first], frames)
+    writer = Mp4Writer(path, fps=fps, width=width, height=height)
     try:
         for frame in frames:
             writer.write(frame)

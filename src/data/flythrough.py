@@ -135,7 +135,7 @@ def make_flythroughs(config: FlythroughConfig) -> list[Path]:
     else in it is replaced), each video is written under a temporary name and renamed when done."""
     from src.common.io import claim_output_folder, write_output_marker
     from src.common.progress import tqdm
-    from src.common.video import Mp4Writer
+    from src.common.video import write_mp4
     from src.data.photos import photo_files, read_photo
 
     size = parse_resolution(config.resolution)
@@ -148,22 +148,16 @@ def make_flythroughs(config: FlythroughConfig) -> list[Path]:
             "Rename them so each fly-through gets its own file.",
         )
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, name in zip(tqdm(files, desc="fly-throughs", unit="photo"), names, strict=True):
-        photo = read_photo(path)
-        writer = Mp4Writer(out / name, fps=config.fps, width=size[0], height=size[1])
-        try:
-            for frame in flythrough_frames(
-                photo,
-                frames=config.frames,
-                size=size,
-                zoom=config.zoom,
-                focus=(config.focus_x, config.focus_y),
-            ):
-                writer.write(frame)
-        except BaseException:  # an interrupt leaves no partial video behind
-            writer.abort()
-            raise
-        written.append(writer.close())
+    focus = (config.focus_x, config.focus_y)
+    written = [
+        write_mp4(
+            out / name,
+            flythrough_frames(
+                read_photo(path), frames=config.frames, size=size, zoom=config.zoom, focus=focus
+            ),
+            fps=config.fps,
+        )
+        for path, name in zip(tqdm(files, desc="fly-throughs", unit="photo"), names, strict=True)
+    ]
     write_output_marker(out, kind=OUTPUT_KIND)
     return written
