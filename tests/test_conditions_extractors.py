@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.conditions.depth import GeometricDepth
+from src.conditions.depth import GeometricDepth, positive_inverse_depth
 from src.conditions.extract import ExtractConfig
 from src.conditions.flat_color import FlatColor
 from src.conditions.flow import DISFlow
@@ -87,12 +87,26 @@ def test_geometric_depth_is_positive_and_nearer_at_the_bottom():
     assert inverse[:, -5:].mean() > inverse[:, :5].mean()
 
 
+def test_a_model_depth_of_zeros_or_negatives_still_comes_out_positive():
+    """A random or ReLU-headed depth model can predict all zeros (or negatives) for a frame;
+    encode takes the log, so the shifted depth must be positive while the ranking is kept."""
+    zeros = np.zeros((1, 4, 5), np.float32)
+    negative = -np.arange(20, dtype=np.float32).reshape(1, 4, 5)
+    usual = np.linspace(0.0, 10.0, 20, dtype=np.float32).reshape(1, 4, 5)
+    out = positive_inverse_depth(np.concatenate([zeros, negative, usual]))
+    assert out.dtype == np.float32 and np.all(out > 0)
+    assert np.array_equal(np.argsort(out[1], axis=None), np.argsort(negative[0], axis=None))
+    assert out[2].min() == pytest.approx(10.0 * 1e-3, rel=0.05)  # a thousandth of the 99th percentile
+
+
 _TINY_DEPTH_MODEL_CHECK = """
 import sys
 import numpy as np
+import torch
 import transformers
 from src.conditions.extract import ExtractConfig, Extractor
 
+torch.manual_seed(0)
 folder = sys.argv[1]
 backbone = transformers.Dinov2Config(
     hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=28,

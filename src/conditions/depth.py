@@ -171,9 +171,17 @@ class TransformersDepth:
             if self.output == "metric":
                 predicted = 1.0 / np.maximum(predicted, 1e-3)
             out.append(predicted)
-        inverse = np.concatenate(out).astype(np.float32)
-        # relative inverse depth must be positive for encode's log: shift the per-frame minimum to a floor
-        floor = np.percentile(inverse.reshape(len(inverse), -1), 99, axis=1) * 1e-3
-        lowest = inverse.reshape(len(inverse), -1).min(axis=1)
-        shift = np.maximum(0.0, floor - lowest)
-        return inverse + shift[:, None, None]
+        return positive_inverse_depth(np.concatenate(out).astype(np.float32))
+
+
+def positive_inverse_depth(inverse: np.ndarray) -> np.ndarray:
+    """Shift each frame of relative inverse depth so its minimum sits on a small positive floor.
+
+    encode takes the log, so every value must be above zero. The floor is a thousandth of the
+    frame's 99th percentile, and never below 1e-6: a frame the model maps to all zeros or to
+    negatives (a black frame, a ReLU head) still comes out positive.
+    """
+    flat = inverse.reshape(len(inverse), -1)
+    floor = np.maximum(np.percentile(flat, 99, axis=1) * 1e-3, 1e-6)
+    shift = np.maximum(0.0, floor - flat.min(axis=1))
+    return (inverse + shift[:, None, None]).astype(np.float32)
