@@ -172,6 +172,39 @@ def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips(
     assert loss_of(game_teacher_weight=0.0) < default  # the game clip's teacher L1 is gone
 
 
+def test_the_temporal_term_holds_the_game_clips_to_the_raster_when_asked(monkeypatch):
+    """``temporal_reference``: the game clip's change is compared with the teacher's rollout by
+    default and with the game's own raster frames under 'raster'; anything else is refused."""
+    import src.diffusion.student as student_module
+
+    torch.manual_seed(0)
+    model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "cond": torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1,
+        "frames": torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1,
+    }
+    seen = []
+    real_temporal_loss = student_module.temporal_loss
+
+    def spy(output, reference, flow_px, valid_mask):
+        seen.append((output.shape, reference))
+        return real_temporal_loss(output, reference, flow_px, valid_mask)
+
+    monkeypatch.setattr(student_module, "temporal_loss", spy)
+    for name in ("teacher", "raster"):
+        objective = tiny_objective(temporal_reference=name)
+        objective.discriminator_step = lambda real, fake: 0.0
+        objective(model, batch, generator=torch.Generator().manual_seed(5))
+    game = objective.game_clips(0, 1)
+    teacher_game = objective.teacher(game["cond"], [0])
+    assert seen[0][0] == (1, 3, 3, 16, 16)  # the game clip only
+    assert torch.equal(seen[0][1], teacher_game) and torch.equal(seen[1][1], game["raster"])
+    assert not torch.equal(teacher_game, game["raster"])
+    with pytest.raises(UserError, match="temporal_reference"):
+        tiny_objective(temporal_reference="video")
+
+
 def test_the_structure_loss_sees_layout_and_rough_colour_not_texture():
     generator = torch.Generator().manual_seed(0)
     raster = torch.zeros(1, 3, 32, 32)

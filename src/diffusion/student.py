@@ -16,11 +16,13 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
 
    * ``teacher``:     ``|S - T|``, on all clips;
    * ``real``:        ``|S - x|`` against the real frames ``x``, on the real clips;
-   * ``temporal``:    ReCoNet's output temporal loss (Gao et al. 2018, eq. 5 with the target in
-     place of the input): ``|(S_t - W(S_{t-1})) - (T_t - W(T_{t-1}))|`` on game clips, ``W`` the
-     backward warp by the game's exact flow, over the pixels the flow explains (no disocclusions
-     or motion boundaries, sources inside the frame). The student may change between frames only
-     as much as its target does: flicker is penalised, real motion and lighting are not;
+   * ``temporal``:    ReCoNet's output temporal loss (Gao et al. 2018, eq. 5, by default with the
+     target in place of the input): ``|(S_t - W(S_{t-1})) - (T_t - W(T_{t-1}))|`` on game clips,
+     ``W`` the backward warp by the game's exact flow, over the pixels the flow explains (no
+     disocclusions or motion boundaries, sources inside the frame). The student may change between
+     frames only as much as its target does: flicker is penalised, real motion and lighting are
+     not. ``temporal_reference="raster"`` puts the game's raster frames in place of ``T``, as
+     ReCoNet has its input there: a teacher that flickers then cannot teach the flicker;
    * ``perceptual`` (off by default): a perceptual distance (the builder gives ST-LPIPS,
      ``src/eval/lpips.py``) of ``S`` to the real frames on the real clips and to ``T`` on the
      game clips: what L1 misses about texture and structure, without a discriminator;
@@ -59,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.common.errors import UserError
 from src.conditions.encode import downsample_encoded
 from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
@@ -126,6 +129,7 @@ class StudentObjective:
         teacher_weight: float = 1.0,
         real_weight: float = 1.0,
         temporal_weight: float = 1.0,
+        temporal_reference: str = "teacher",
         adversarial_weight: float = 0.05,
         perceptual_weight: float = 0.0,
         perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
@@ -159,6 +163,11 @@ class StudentObjective:
         self.upscale = upscale
         self.teacher_weight, self.real_weight = teacher_weight, real_weight
         self.temporal_weight, self.adversarial_weight = temporal_weight, adversarial_weight
+        if temporal_reference not in ("teacher", "raster"):
+            raise UserError(
+                f"student.temporal_reference must be 'teacher' or 'raster', got {temporal_reference!r}"
+            )
+        self.temporal_reference = temporal_reference
         self.corruption_probability, self.noise_max = feedback_corruption_probability, feedback_noise_max
         if (perceptual_weight > 0 or (game_perceptual_weight or 0) > 0) and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
@@ -242,7 +251,8 @@ class StudentObjective:
             loss = loss + self.real_weight * real_l1
             logs["real_l1"] = float(real_l1.detach())
         if self.temporal_weight and game is not None and t > 1:
-            temporal = temporal_loss(output[b:], target[b:].float(), game["flow_px"], game["valid_mask"])
+            reference = game["raster"] if self.temporal_reference == "raster" else target[b:]
+            temporal = temporal_loss(output[b:], reference.float(), game["flow_px"], game["valid_mask"])
             loss = loss + self.temporal_weight * temporal
             logs["temporal"] = float(temporal.detach())
         if self.structure_weight and game is not None:

@@ -174,7 +174,11 @@ class StudentConfig:
     real_weight: float = 1.0
     """L1 to the real frames themselves (real clips)"""
     temporal_weight: float = 1.0
-    """ReCoNet's output temporal loss under the game's exact flow: change as much as the teacher"""
+    """ReCoNet's output temporal loss under the game's exact flow: change as much as the reference"""
+    temporal_reference: str = "teacher"
+    """what the student's frame-to-frame change on game clips is held to: 'teacher' (the
+    teacher's rollout, which may flicker itself) or 'raster' (the game's own frames: ReCoNet's
+    original form, the change the scene really has)"""
     adversarial_weight: float = 0.05
     """hinge GAN loss of a PatchGAN that compares the student's frames with real frames"""
     perceptual_weight: float = 0.0

@@ -207,6 +207,7 @@ def student_objective(config, model, data, device) -> StudentObjective:
         teacher_weight=settings.teacher_weight,
         real_weight=settings.real_weight,
         temporal_weight=settings.temporal_weight,
+        temporal_reference=settings.temporal_reference,
         adversarial_weight=settings.adversarial_weight,
         perceptual_weight=settings.perceptual_weight,
         perceptual=PerceptualLoss().to(device)
