@@ -78,3 +78,35 @@ class BenchDataConfig:
     """also count the preset model's training FLOPs per clip at the dataset's frame size"""
     out: str = "runs/bench_data.json"
     """the JSON report to write"""
+
+
+@dataclasses.dataclass
+class BenchRealismFloorConfig:
+    """``bench_realism_floor``: KID/SWD of real footage of other places against a reference clip."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "fps": "(0, inf)",
+        "frames_per_set": "[2, inf)",
+        "clip_frames": "[2, inf)",
+    }
+
+    reference: str = "../shared/data/real_videos"
+    """the real frames a game ride is scored against: evaluate's --data (prepared dataset, video or folder)"""
+    others: list[str] = dataclasses.field(default_factory=list)
+    """real footage of other places: prepared datasets, videos or folders of videos, one set each"""
+    per_video: bool = False
+    """one set per video of each --others entry instead of one per entry"""
+    resolution: str = "224x224"
+    """WIDTHxHEIGHT videos are prepared at (the renderer's play size; prepared datasets keep theirs)"""
+    fps: float = 10.0
+    """frame rate videos are prepared at"""
+    split: str = "all"
+    """which frames of each source: all, train or val"""
+    clip_frames: int = 16
+    """the reference is read in clips of this many frames, as evaluate reads it"""
+    frames_per_set: int = 64
+    """frames of each other set, spread evenly over it (evaluate's game ride has 64)"""
+    cache_dir: str | None = None
+    """where prepared videos are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
+    json_out: str = "runs/bench_realism_floor.json"
+    """where the results go (JSON)"""
