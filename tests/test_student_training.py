@@ -164,3 +164,18 @@ def test_the_student_presets_resolve(capsys):
         assert exit_info.value.code == 0
         printed = capsys.readouterr().out
         assert f"run_name: {preset}" in printed and "model_class: StudentUNet" in printed
+    # the stabilising fine-tune at the play size stacks on student_cpu and student_finetune_cpu
+    stack = ["student_cpu", "student_finetune_cpu", "student224_stabilise_cpu"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--conf",
+                "conf/base.yaml",
+                *(x for p in stack for x in ("--conf", f"conf/{p}.yaml")),
+                "--print_config",
+            ]
+        )
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "temporal_reference: raster" in printed and "crop: [224, 224]" in printed
+    assert "teacher: game/models/default/student" in printed and "perceptual_weight: 0.5" in printed
