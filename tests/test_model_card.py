@@ -73,6 +73,12 @@ def test_run_card_lists_the_stages_it_started_from(tmp_path):
     stages = earlier_stages(high)
     assert [stage["run_name"] for stage in stages] == ["low", "high"]
     assert earlier_stages(tmp_path / "missing") == [] and earlier_stages(None) == []
+    # a folder a stage started from and later replaced by that stage's own package: listed once
+    loop = package(
+        "loop", "data/prepared/bundle", "uv run train --conf ft.yaml", init_from=str(tmp_path / "loop")
+    )
+    assert [stage["run_name"] for stage in earlier_stages(loop)] == ["loop"]
+    assert earlier_stages(loop, current=("loop", None)) == []  # ... or by this run's own package
 
     config = SimpleNamespace(
         run_name="distill",

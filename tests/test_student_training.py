@@ -178,4 +178,4 @@ def test_the_student_presets_resolve(capsys):
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "temporal_reference: raster" in printed and "crop: [224, 224]" in printed
-    assert "teacher: game/models/default/student" in printed and "perceptual_weight: 0.5" in printed
+    assert "teacher: runs/bundle_student_finetune" in printed and "perceptual_weight: 0.5" in printed

@@ -69,12 +69,18 @@ _MODEL_DESCRIPTIONS = {
 }
 
 
-def earlier_stages(init_from: str | Path | None, *, limit: int = 8) -> list[dict]:
+def earlier_stages(
+    init_from: str | Path | None, *, limit: int = 8, current: tuple[str, int] | None = None
+) -> list[dict]:
     """The training runs a run started from, oldest first: ``init_from``'s package card, then the
     card of the run that one started from, and so on (each a dict with ``run_name``, ``dataset``
     and ``command``). The chain ends at a source that is missing or has no card (e.g. a
-    package from elsewhere), or after ``limit`` stages."""
+    package from elsewhere), after ``limit`` stages, or where a card comes round again: a
+    folder such as ``game/models/default/student`` that a stage started from and that was later
+    replaced by that stage's own package (or by ``current``, this run's ``(run_name, step)``)
+    no longer says what was in it then."""
     stages: list[dict] = []
+    seen = {current} if current else set()
     source = init_from
     while source and len(stages) < limit:
         conditions_file = package_folder(source) / "conditions.json"
@@ -82,8 +88,9 @@ def earlier_stages(init_from: str | Path | None, *, limit: int = 8) -> list[dict
             card = json.loads(conditions_file.read_text()).get("card") or {}
         except (OSError, json.JSONDecodeError, AttributeError):
             break
-        if not card.get("command"):
+        if not card.get("command") or (card.get("run_name"), card.get("step")) in seen:
             break
+        seen.add((card.get("run_name"), card.get("step")))
         stages.append(card)
         source = (card.get("train_config") or {}).get("init_from")
     return stages[::-1]
@@ -242,7 +249,7 @@ def export_package(
         num_params=num_params,
         command=command,
         appendix=appendix,
-        stages=earlier_stages(config.init_from),
+        stages=earlier_stages(config.init_from, current=(config.run_name, step)),
     )
     return write_package(
         out_dir,
