@@ -152,7 +152,8 @@ def test_the_discriminator_real_side_holds_only_real_frames_and_real_photos():
         tiny_objective(discriminator_real_frames=False)
 
 
-def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips():
+def tiny_model_and_batch():
+    """A tiny student (seeded) and a batch of two random 3-frame clips of 16x16 conditions."""
     torch.manual_seed(0)
     model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
     generator = torch.Generator().manual_seed(0)
@@ -160,6 +161,11 @@ def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips(
         "cond": torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1,
         "frames": torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1,
     }
+    return model, batch
+
+
+def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips():
+    model, batch = tiny_model_and_batch()
 
     def loss_of(**kwargs):
         torch.manual_seed(0)
@@ -177,13 +183,7 @@ def test_the_temporal_term_holds_the_game_clips_to_the_raster_when_asked(monkeyp
     default and with the game's own raster frames under 'raster'; anything else is refused."""
     import src.diffusion.student as student_module
 
-    torch.manual_seed(0)
-    model = build_student("tiny", channels=(8, 12, 16), state_channels=8)
-    generator = torch.Generator().manual_seed(0)
-    batch = {
-        "cond": torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1,
-        "frames": torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1,
-    }
+    model, batch = tiny_model_and_batch()
     seen = []
     real_temporal_loss = student_module.temporal_loss
 
