@@ -23,6 +23,9 @@ UNDOES_AN_EARLIER_LAYER = {
     },
     # student_finetune_cpu is layered on student_cpu, whose learning rate is for training from scratch
     "student_finetune_cpu.yaml": {"optim.learning_rate"},
+    # student224_stabilise_cpu is layered on student_cpu: 4-frame clips at 224x224 instead of its 6
+    # at 96x96, and its own prepared data instead of the embedded clips prepared when missing
+    "student224_stabilise_cpu.yaml": {"data.clip_frames", "data.prepare_defaults_if_missing"},
 }
 
 
