@@ -90,6 +90,7 @@ def format_table(result: dict) -> str:
 
 
 def run_bench_realism_floor_and_report(config: BenchRealismFloorConfig) -> dict:
+    from src.data.prepared import SPLITS
     from src.eval.evaluate import prepared_data
     from src.runtime.package import default_cache_dir
 
@@ -98,8 +99,8 @@ def run_bench_realism_floor_and_report(config: BenchRealismFloorConfig) -> dict:
             "bench_realism_floor needs real footage of other places to compare",
             "Pass --others with prepared datasets, video files or folders of videos.",
         )
-    if config.split not in ("all", "train", "val"):
-        raise UserError(f"--split must be all, train or val, got {config.split!r}")
+    if config.split not in SPLITS:
+        raise UserError(f"unknown --split {config.split!r}", f"Use {', '.join(SPLITS)}.")
     width, height = parse_resolution(config.resolution)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
 
