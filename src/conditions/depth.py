@@ -171,7 +171,7 @@ class TransformersDepth:
             if self.output == "metric":
                 predicted = 1.0 / np.maximum(predicted, 1e-3)
             out.append(predicted)
-        return positive_inverse_depth(np.concatenate(out).astype(np.float32))
+        return positive_inverse_depth(np.concatenate(out))  # float32 out
 
 
 def positive_inverse_depth(inverse: np.ndarray) -> np.ndarray:
