@@ -18,6 +18,8 @@ always offscreen (EGL when headless); the window shows the read-back arrays.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 from pathlib import Path
 
@@ -40,10 +42,27 @@ class NoOpenGLContextError(UserError):
     """No OpenGL 3.3 context can be made on this machine (no EGL driver and no display)."""
 
 
+def load_triton_before_gl() -> None:
+    """Loads triton's native library, when it is installed, before any OpenGL context exists.
+
+    Mesa's EGL driver and triton's library clash: a process that makes an EGL context and then
+    loads triton (torch does so lazily: ``torch.optim``, ``torch.compile``, diffusers) dies with
+    SIGSEGV. Loaded in the other order both work. The library is triton's own (no torch), and
+    every context of the project is made here, so this is the one place that fixes the order.
+    """
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        importlib.import_module("triton._C.libtriton")
+    except ImportError:  # a triton without the native module cannot clash with Mesa either
+        pass
+
+
 def create_headless_context(backend: str = "egl"):
     """A standalone OpenGL 3.3 context; EGL first (no display needed), then the platform default."""
     import moderngl
 
+    load_triton_before_gl()
     errors = []
     for kwargs in ({"backend": backend}, {}):
         try:
