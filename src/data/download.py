@@ -173,3 +173,21 @@ class _QuietLogger:
 
     def error(self, message: str) -> None:
         pass
+
+
+def download_once(url: str, state) -> Path:
+    """``download_video(url)`` when every process needs the file: the main process downloads it,
+    the others then take its cached copy (two processes never write one download)."""
+    error = None
+    if state.is_main_process:
+        try:
+            download_video(url)
+        except UserError as failed:
+            error = failed
+    state.wait_for_everyone()
+    if error is not None:
+        raise error
+    local = cached_video(url)
+    if local is None:
+        raise UserError(f"download failed: {url} (see the main process's message)")
+    return local

@@ -1,9 +1,8 @@
 """One training run per run folder, and a log that matches the checkpoint a run resumes from.
 
-``lock_run_folder`` takes ``RUN/.lock``: an exclusive ``flock`` held for the life of the process,
-with the holder's pid and host written in the file. A second ``train_net`` on the same run gets one
-line naming the holder. A lock left by a process that died is stale: the kernel released its
-``flock``, so the next run takes the file over (and says so).
+``lock_run_folder`` takes ``RUN/.lock`` (src/common/folder_lock.py): a second ``train_net`` on the
+same run gets one line naming the holder; a lock left by a killed process is taken over (and the
+next run says so).
 
 ``drop_log_records_after`` keeps in ``logs.jsonl`` only the records up to the step a run resumes
 from: a run killed after logging but before its next checkpoint would otherwise log those steps
@@ -12,61 +11,26 @@ twice.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import socket
 from pathlib import Path
 from typing import IO
 
 from src.common.errors import UserError
+from src.common.folder_lock import LOCK_FILE, lock_folder
+from src.common.folder_lock import release_folder_lock as release_run_folder
 from src.common.io import atomic_write_text
 
-LOCK_FILE = ".lock"
-
-
-def _holder(lock: IO[str]) -> str:
-    lock.seek(0)
-    try:
-        holder = json.loads(lock.read() or "{}")
-        return f"pid {holder['pid']} on {holder['host']}"
-    except (ValueError, KeyError, TypeError):
-        return "another process"
+__all__ = ["LOCK_FILE", "claim_run_folder", "drop_log_records_after", "lock_run_folder", "release_run_folder"]
 
 
 def lock_run_folder(run_dir: str | Path) -> IO[str]:
     """Lock ``run_dir`` for this process (kept until the returned file is closed or the process
     ends); a UserError if another live process holds it."""
-    path = Path(run_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(path, "a+")  # noqa: SIM115 - held open for the life of the run
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(lock)
-        lock.close()
-        raise UserError(
-            f"the run {run_dir} is in use by another train_net ({holder})",
-            "Wait for it to finish or stop it; two runs in one folder would mix their checkpoints and logs.",
-        ) from None
-    lock.seek(0)
-    previous = lock.read().strip()
-    if previous:
-        print(f"taking over the stale lock of {run_dir} ({_holder(lock)} is gone)", flush=True)
-    lock.seek(0)
-    lock.truncate()
-    lock.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
-    lock.flush()
-    return lock
-
-
-def release_run_folder(lock: IO[str]) -> None:
-    """Empty the lock file (a clean exit leaves no stale holder) and release it."""
-    if lock.closed:
-        return
-    lock.seek(0)
-    lock.truncate()
-    lock.close()
+    return lock_folder(
+        run_dir,
+        in_use=f"the run {run_dir} is in use by another train_net",
+        hint="Wait for it to finish or stop it; two runs in one folder would mix their checkpoints and logs.",
+    )
 
 
 def drop_log_records_after(run_dir: str | Path, step: int) -> int:
