@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from src.common.errors import UserError
-from src.common.io import OUTPUT_MARKER, DiskFullError, atomic_directory, claim_output_folder
+from src.common.io import DiskFullError
+from src.common.outputs import OUTPUT_MARKER, atomic_directory, claim_output_folder
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.data.sources import find_embedded_file

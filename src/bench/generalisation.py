@@ -32,7 +32,8 @@ from pathlib import Path
 
 from src.common.config import load_config
 from src.common.errors import UserError
-from src.common.io import atomic_write_json, atomic_write_text, claim_output_folder, write_output_marker
+from src.common.io import atomic_write_json, atomic_write_text
+from src.common.outputs import claim_output_folder, write_output_marker
 from src.data.prepared import read_manifest, segments
 from src.data.sources import embedded_street_videos
 from src.eval.evaluate import EvaluateConfig, evaluate

@@ -272,8 +272,29 @@ def field_ranges(config_cls: type) -> dict[str, Interval]:
     return ranges
 
 
+def _check_order(config: Any, prefix: str) -> None:
+    """A ``(low, high)`` field (named ``..._range...``) must not be inverted, and the pairs a class
+    lists in ``ORDERED`` (``(("near_m", "far_m"),)``) must have the first below the second."""
+    hint = "Change it on the command line or in the --conf file that sets it."
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if "_range" in field.name and isinstance(value, (list, tuple)) and len(value) == 2:
+            low, high = value
+            if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+                raise UserError(f"invalid --{prefix}{field.name} {list(value)}: the low end is above the high end", hint)
+    for low_name, high_name in getattr(type(config), "ORDERED", ()):
+        low, high = getattr(config, low_name), getattr(config, high_name)
+        if low is not None and high is not None and not low < high:
+            raise UserError(
+                f"invalid --{prefix}{low_name} {low} with --{prefix}{high_name} {high}: {low_name} must be "
+                f"below {high_name}",
+                hint,
+            )
+
+
 def check_ranges(config: Any, prefix: str = "") -> None:
-    """Raise a one-line UserError for the first numeric field of ``config`` outside its range."""
+    """Raise a one-line UserError for the first numeric field of ``config`` outside its range,
+    or the first inverted pair (``_check_order``)."""
     ranges = field_ranges(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -293,6 +314,7 @@ def check_ranges(config: Any, prefix: str = "") -> None:
                     f"invalid --{key} {shown}: out of range, {each}{key} must be {interval.describe()}",
                     "Change it on the command line or in the --conf file that sets it.",
                 )
+    _check_order(config, prefix)
 
 
 Layer = Mapping[str, Any] | str | Path

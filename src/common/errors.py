@@ -2,12 +2,14 @@
 
 A :class:`UserError` means the input was wrong (a missing file, a bad flag, a
 corrupt download): the script prints one line that says what was wrong and what
-to do, and exits with status 2, without a traceback. Anything else is a bug and
-keeps its traceback.
+to do, and exits with status 2, without a traceback. So does an OSError about a
+path the person chose (read-only, not a folder, a full disk). Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -35,6 +37,32 @@ class UserError(Exception):
         return self.message
 
 
+# errors that say a path given to the command cannot be used (not writable, not a folder, a read-only
+# disk, a full disk): the person can fix them, so they are one line, like a UserError
+PLACE_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENAMETOOLONG,
+}
+
+
+def place_error_line(error: OSError) -> str:
+    """One line for an OSError about a path: which path, what is wrong, what to do."""
+    where = error.filename if error.filename is not None else "a file the command writes"
+    also = f" (and {error.filename2})" if error.filename2 is not None else ""
+    what = error.strerror or str(error)
+    return (
+        f"cannot use {where}{also}: {what}. Check that the folder exists, is a folder and is writable "
+        "(and that the disk has space), or choose another path"
+    )
+
+
 def script_main(fn: F) -> F:
     """Run ``fn`` so that a UserError becomes one line on stderr and exit code 2.
 
@@ -51,5 +79,10 @@ def script_main(fn: F) -> F:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr, flush=True)
             sys.exit(130)
+        except OSError as error:
+            if error.errno not in PLACE_ERRNOS:
+                raise
+            print(f"error: {place_error_line(error)}", file=sys.stderr, flush=True)
+            sys.exit(USER_ERROR_EXIT_CODE)
 
     return wrapper  # type: ignore[return-value]

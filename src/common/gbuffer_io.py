@@ -37,9 +37,7 @@ onto it when complete.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +45,8 @@ import numpy as np
 
 from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M, GBuffer, stack_gbuffers
-from src.common.io import (
-    DiskFullError,
-    atomic_write_json,
-    claim_output_folder,
-    disk_error,
-    write_output_marker,
-)
+from src.common.io import DiskFullError, atomic_write_json, disk_error, normal_permissions
+from src.common.outputs import claim_output_folder, make_staging_folder, swap_into_place, write_output_marker
 
 CLIP_FORMAT = "velodream-gbuffer-clip"
 CLIP_VERSION = 1
@@ -97,9 +90,7 @@ class GBufferClipWriter:
         claim_clip_folder(self.directory)
         try:
             self.directory.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(
-                tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent)
-            )
+            self._tmp = make_staging_folder(self.directory)
         except OSError as error:
             if isinstance(disk_error(error, self.directory.parent), DiskFullError):
                 raise DiskFullError(self.directory.parent) from None
@@ -161,19 +152,8 @@ class GBufferClipWriter:
                 raise DiskFullError(self.directory.parent) from None
             raise
         claim_clip_folder(self.directory)  # still ours (nothing else appeared there while recording)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o777 & ~umask)  # mkdtemp/mkstemp make things private; a clip is a normal folder
-        for file in self._tmp.iterdir():
-            os.chmod(file, 0o666 & ~umask)
-        old = None
-        if self.directory.exists():
-            old = self.directory.with_name(f".{self.directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.directory, old)
-        os.replace(self._tmp, self.directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        normal_permissions(self._tmp)  # mkdtemp makes things private; a clip is a normal folder
+        swap_into_place(self._tmp, self.directory)
         self.closed = True
         return self.directory
 

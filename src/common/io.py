@@ -3,11 +3,7 @@
 A crash, an interrupt or a full disk leaves either the old file or the new one,
 never a half-written one.
 
-Output folders follow one rule (``claim_output_folder``): a command replaces a folder only if
-it wrote that folder itself. Every folder written through ``atomic_directory`` carries a marker
-file (``.velodream-output.json``: the kind of output, the command and the names it wrote); an
-existing folder without the marker, of another kind, or holding a name the command did not
-write, is refused with one line, and so is a folder that contains one of the command's inputs.
+Output folders (who may replace what) are ``src/common/outputs.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +12,8 @@ import contextlib
 import errno
 import json
 import os
-import shutil
-import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,145 +71,6 @@ def report_table_and_json(table: str, result: dict, json_out: str | Path | None)
     return result
 
 
-OUTPUT_MARKER = ".velodream-output.json"
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def _written_names(folder: Path) -> tuple[str | None, set[str]]:
-    """The kind and the names recorded in ``folder``'s marker (``(None, set())`` without one)."""
-    try:
-        marker = json.loads((folder / OUTPUT_MARKER).read_text())
-    except (OSError, ValueError):
-        return None, set()
-    if not isinstance(marker, dict):
-        return None, set()
-    return str(marker.get("kind")), {str(name) for name in marker.get("files", [])}
-
-
-def claim_output_folder(
-    target: str | Path,
-    *,
-    kind: str,
-    inputs: Iterable[str | Path] = (),
-    recognise: Callable[[Path], bool] | None = None,
-    also_ours: Iterable[str] = (),
-    flag: str = "--out",
-    replaces: bool = True,
-) -> Path:
-    """Check, before any work, that ``target`` may be (re)written as an output of ``kind``.
-
-    Allowed: a folder that does not exist, an empty one, or one this kind of command wrote (its
-    marker names ``kind`` and every name in it, apart from ``also_ours``, is one it wrote; a
-    folder from before markers counts when ``recognise(folder)`` says it is one). Refused with
-    one line (a UserError): anything else, and a ``target`` that equals or contains an input.
-    ``replaces=False`` is for commands that only add or update their own files in the folder
-    (``prepare_data``, ``evaluate``): other files in a folder of their kind are left alone, so
-    they do not block it.
-    """
-    target = Path(target)
-    resolved = target.resolve()
-    for source in inputs:
-        if _is_within(Path(source).resolve(), resolved):
-            raise UserError(
-                f"{flag} {target} contains this command's input {source}: writing it would delete the input",
-                f"Choose a new folder for {flag}.",
-            )
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise UserError(f"{flag} {target} exists and is not a folder", f"Choose a new folder for {flag}.")
-    if not target.exists():
-        return target
-    try:
-        names = {child.name for child in target.iterdir()}
-    except OSError as error:
-        raise UserError(f"cannot read {flag} {target}: {error.strerror or error}") from None
-    if not names:
-        return target
-    written_kind, written = _written_names(target)
-    if written_kind is None:
-        if recognise is not None and recognise(target):
-            return target
-        raise UserError(
-            f"{flag} {target} already exists and was not written by this command, so it will not be replaced",
-            f"Choose a new folder for {flag}, or move {target} away yourself.",
-        )
-    if written_kind != kind:
-        raise UserError(
-            f"{flag} {target} holds a {written_kind} output, not a {kind}, so it will not be replaced",
-            f"Choose a new folder for {flag}.",
-        )
-    foreign = sorted(names - written - set(also_ours) - {OUTPUT_MARKER})
-    if foreign and replaces:
-        raise UserError(
-            f"{flag} {target} holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which this command "
-            "did not write, so it will not be replaced",
-            f"Move {'them' if len(foreign) > 1 else 'it'} out of {target}, or choose a new folder for {flag}.",
-        )
-    return target
-
-
-def write_output_marker(folder: str | Path, *, kind: str) -> None:
-    """Record in ``folder`` that it is an output of ``kind`` and which names the command wrote."""
-    folder = Path(folder)
-    names = sorted(child.name for child in folder.iterdir() if child.name != OUTPUT_MARKER)
-    atomic_write_json(
-        folder / OUTPUT_MARKER,
-        {"kind": kind, "command": " ".join(sys.argv), "files": names},
-    )
-
-
-@contextlib.contextmanager
-def atomic_directory(
-    target: str | Path,
-    *,
-    kind: str,
-    inputs: Iterable[str | Path] = (),
-    recognise: Callable[[Path], bool] | None = None,
-    also_ours: Iterable[str] = (),
-) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
-
-    ``target`` must pass ``claim_output_folder`` (checked before and again at the swap); the new
-    folder gets the output marker of ``kind``. An existing ``target`` is moved aside first and
-    removed after the new one is in place. On any error (a full disk included) the temporary
-    folder is removed and the old ``target`` is left as it was.
-    """
-    target = Path(target)
-    inputs = list(inputs)
-    also_ours = list(also_ours)
-    claim = dict(kind=kind, inputs=inputs, recognise=recognise, also_ours=also_ours)
-    claim_output_folder(target, **claim)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as error:
-        raise disk_error(error, target) from None
-    try:
-        try:
-            yield tmp
-            write_output_marker(tmp, kind=kind)
-        except Exception as error:
-            if is_full_disk(error, target.parent):  # name the output's folder, not the temporary one
-                raise DiskFullError(target.parent) from None
-            raise
-        _normal_permissions(tmp)
-        claim_output_folder(target, **claim)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -256,7 +111,7 @@ def is_full_disk(error: BaseException, folder: str | Path) -> bool:
     return stats.f_bavail == 0 or stats.f_bfree == 0
 
 
-def _normal_permissions(folder: Path) -> None:
+def normal_permissions(folder: Path) -> None:
     """Give a staged folder and everything in it the usual permissions (mkdtemp makes 0700; some
     writers make 0600 files)."""
     mask = _umask()

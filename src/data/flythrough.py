@@ -133,7 +133,7 @@ def make_flythroughs(config: FlythroughConfig) -> list[Path]:
 
     The folder is claimed first (a new or empty folder, or one this command wrote: nothing
     else in it is replaced), each video is written under a temporary name and renamed when done."""
-    from src.common.io import claim_output_folder, write_output_marker
+    from src.common.outputs import claim_output_folder, write_output_marker
     from src.common.progress import tqdm
     from src.common.video import write_mp4
     from src.data.photos import photo_files, read_photo

@@ -31,13 +31,8 @@ import numpy as np
 
 from src.common.config import parse_resolution, to_dict
 from src.common.errors import UserError
-from src.common.io import (
-    DiskFullError,
-    atomic_write_json,
-    claim_output_folder,
-    is_full_disk,
-    write_output_marker,
-)
+from src.common.io import DiskFullError, atomic_write_json, is_full_disk
+from src.common.outputs import claim_output_folder, write_output_marker
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import Extractor
 from src.conditions.flat_color import fit_frame_indices

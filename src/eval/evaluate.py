@@ -38,7 +38,8 @@ import numpy as np
 from src.common.config import to_dict
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
-from src.common.io import atomic_write_json, claim_output_folder, write_output_marker
+from src.common.io import atomic_write_json
+from src.common.outputs import claim_output_folder, write_output_marker
 from src.common.video import save_png, write_mp4
 from src.data.prepared import SPLITS, read_manifest
 from src.eval.config import ConditionGapConfig

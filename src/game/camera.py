@@ -32,6 +32,7 @@ class CameraConfig:
         "lean_roll_fraction": "[0, inf)",
         "look_into_turn_deg_per_mps": "(-inf, inf)",
     }
+    ORDERED = (("near_m", "far_m"),)  # pairs whose first must be below the second (check_ranges)
 
     fov_y_deg: float = 70.0
     """vertical field of view in degrees"""

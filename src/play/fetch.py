@@ -30,7 +30,8 @@ import zipfile
 from pathlib import Path
 
 from src.common.errors import UserError
-from src.common.io import FULL_DISK_ERRNOS, DiskFullError, atomic_directory
+from src.common.io import FULL_DISK_ERRNOS, DiskFullError
+from src.common.outputs import NOT_PUBLISHED, atomic_directory
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.play.archives import check_archive_members
 from src.runtime.package import BUNDLE_FILE, REQUIRED_PACKAGE_FILES, check_package, default_cache_dir
@@ -62,7 +63,21 @@ def _resolve_hub(source: str, cache: Path, offline: bool) -> Path:
         )
     repo_id, revision = match.group(1), match.group(2)
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UserError(
+            f"invalid hub source '{source}': {str(error).splitlines()[0]}",
+            "Write it as hf://owner/repo or hf://owner/repo@revision.",
+        ) from None
 
     try:
         path = snapshot_download(
@@ -71,6 +86,7 @@ def _resolve_hub(source: str, cache: Path, offline: bool) -> Path:
             cache_dir=cache / "hub",
             local_files_only=offline,
             allow_patterns=["*.json", "*.safetensors", "*.md", "ncnn/*", "*.png"],
+            ignore_patterns=NOT_PUBLISHED,
         )
     except LocalEntryNotFoundError:
         raise UserError(

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from src.common.errors import UserError
-from src.common.io import atomic_directory
+from src.common.outputs import atomic_directory
 from src.runtime.kinds import model_kind
 from src.runtime.ncnn_export import ExportError, export_step_ncnn
 from src.runtime.package import RendererPackage, default_cache_dir
@@ -130,6 +130,16 @@ def _stored_key(directory: Path) -> str | None:
         return None
 
 
+def _damaged_files(directory: Path, names: list[str]) -> list[str]:
+    """The files among ``names`` whose size differs from the one recorded at export (a truncated
+    copy, a disk that filled up); an export from before sizes were recorded has none."""
+    try:
+        sizes = json.loads((directory / EXPORT_KEY_FILE).read_text()).get("sizes", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in names if name in sizes and (directory / name).stat().st_size != sizes[name]]
+
+
 def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Path, Path, dict]:
     """The package's ncnn export for this frame size, made now if missing or made from other
     weights or config (the export stores the hash of the files it came from, ``export_key``).
@@ -147,6 +157,13 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
             f"the ncnn export in {directory} was made from other weights or config: exporting again",
             flush=True,
         )
+    elif complete and (damaged := _damaged_files(directory, [param.name, weights.name, shapes.name])):
+        print(
+            f"the ncnn export in {directory} is damaged ({', '.join(damaged)} changed size since it was "
+            "written): exporting again",
+            flush=True,
+        )
+        complete = False
     if not complete or _stored_key(directory) != key:
         if not complete:
             print(f"exporting the model to ncnn for {width}x{height} (once; kept in {directory})", flush=True)
@@ -159,7 +176,8 @@ def ensure_export(package: RendererPackage, height: int, width: int) -> tuple[Pa
             for leftover in staging.iterdir():  # pnnx's intermediates (torchscript, onnx, ...) are not needed
                 if leftover.name not in keep and leftover.is_file():
                     leftover.unlink()
-            (staging / EXPORT_KEY_FILE).write_text(json.dumps({"key": key}) + "\n")
+            sizes = {name: (staging / name).stat().st_size for name in sorted(keep)}
+            (staging / EXPORT_KEY_FILE).write_text(json.dumps({"key": key, "sizes": sizes}) + "\n")
     return param, weights, json.loads(shapes.read_text())
 
 

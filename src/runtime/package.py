@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.common.errors import UserError
-from src.common.io import atomic_directory, atomic_write_json, claim_output_folder
+from src.common.io import atomic_write_json
+from src.common.outputs import atomic_directory, check_plain_name, claim_output_folder
 from src.conditions.spec import ConditionSpec
 from src.runtime.defaults import DEFAULT_RENDERER, SamplingDefaults
 
@@ -100,8 +101,8 @@ def read_bundle(directory: str | Path) -> dict:
     for name, member in renderers.items():
         if (
             not isinstance(member, str)
-            or Path(member).is_absolute()
-            or ".." in Path(member).parts
+            or member in ("", ".", "..")
+            or Path(member).name != member
             or name == DEFAULT_RENDERER
         ):
             raise UserError(
@@ -175,14 +176,39 @@ def is_written_bundle(folder: Path) -> bool:
         members = set(json.loads((folder / BUNDLE_FILE).read_text())["renderers"].values())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return {child.name for child in folder.iterdir()} <= {BUNDLE_FILE, "README.md", *members}
+    return {child.name for child in folder.iterdir()} <= {BUNDLE_FILE, "README.md", *members} and all(
+        (folder / member).is_dir() and is_written_package(folder / member) for member in members
+    )
 
 
-def claim_package_folder(directory: str | Path, *, inputs=()) -> Path:
-    """Refuse (one line) a ``--out`` that ``write_package`` may not replace; see ``claim_output_folder``."""
-    return claim_output_folder(
+def claim_package_folder(directory: str | Path, *, inputs=(), model_class: str | None = None) -> Path:
+    """Refuse (one line) a ``--out`` that ``write_package`` may not replace; see ``claim_output_folder``.
+
+    Also refused: a renderer inside a bundle (the bundle is rewritten whole, by ``bundle_package``),
+    and, given ``model_class``, a package of another model class (a baseline never replaces a
+    trained renderer)."""
+    directory = Path(directory)
+    if (directory.parent / BUNDLE_FILE).is_file() and is_written_bundle(directory.parent):
+        members = set(json.loads((directory.parent / BUNDLE_FILE).read_text())["renderers"].values())
+        if directory.name in members:
+            raise UserError(
+                f"--out {directory} is a renderer of the bundle {directory.parent}, so it will not be replaced on its own",
+                "Write the package to a new folder, then rebuild the bundle with bundle_package.",
+            )
+    claim_output_folder(
         directory, kind=PACKAGE_KIND, inputs=inputs, recognise=is_written_package, also_ours=[NCNN_FOLDER]
     )
+    if model_class is not None and (directory / "config.json").is_file():
+        try:
+            existing = json.loads((directory / "config.json").read_text()).get("_class_name")
+        except (OSError, ValueError, AttributeError):
+            existing = None
+        if existing is not None and existing != model_class:
+            raise UserError(
+                f"--out {directory} holds a {existing} package, not a {model_class}, so it will not be replaced",
+                "Choose a new folder for --out.",
+            )
+    return directory
 
 
 def claim_bundle_folder(directory: str | Path, *, inputs=()) -> Path:
@@ -203,6 +229,8 @@ def write_bundle(
 
     if default not in members:
         raise ValueError(f"the default renderer {default!r} is not one of {list(members)}")
+    for name in members:
+        check_plain_name(name, "the renderer name")
     directory = Path(directory)
     with atomic_directory(
         directory, kind=BUNDLE_KIND, inputs=list(members.values()), recognise=is_written_bundle
@@ -273,6 +301,7 @@ def write_package(
         name: tensor.detach().to("cpu", torch.float32).contiguous()
         for name, tensor in model.state_dict().items()
     }
+    claim_package_folder(directory, inputs=inputs, model_class=type(model).__name__)
     with atomic_directory(
         directory,
         kind=PACKAGE_KIND,
@@ -360,6 +389,15 @@ def load_package(
             f"renderer package {directory}: model.safetensors is not a readable safetensors file ({error})",
             "Download or export the package again.",
         ) from None
+    broken = sorted(
+        name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()
+    )
+    if broken:
+        raise UserError(
+            f"renderer package {directory}: model.safetensors holds NaN or infinite weights "
+            f"({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}); it would render black frames",
+            "The run that wrote it diverged: package an earlier checkpoint, or train again with a lower learning rate.",
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

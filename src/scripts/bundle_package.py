@@ -14,6 +14,7 @@ import dataclasses
 
 from src.common.config import parse_config, parse_resolution
 from src.common.errors import UserError, script_main
+from src.common.outputs import check_plain_name
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     from src.train.package import bundle_packages
 
     pairs = _pairs(config.renderers, "--renderers")
-    names = [name for name, _ in pairs]
+    names = [check_plain_name(name, "--renderers name") for name, _ in pairs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise UserError(

@@ -47,9 +47,18 @@ def main(argv: list[str] | None = None) -> None:
     package = check_package(config.package)
     # huggingface_hub (and the httpx it talks through) load only for an upload: a fast --help
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
-    from src.common.io import OUTPUT_MARKER
+    from src.common.outputs import NOT_PUBLISHED
+
+    try:
+        validate_repo_id(config.repo_id)
+    except HFValidationError as error:
+        raise UserError(
+            f"invalid --repo-id {config.repo_id!r}: {str(error).splitlines()[0]}",
+            "Write it as OWNER/NAME (letters, digits, '-', '_', '.').",
+        ) from None
 
     api = HfApi()
     try:
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             revision=config.revision,
             commit_message=config.commit_message,
             allow_patterns=["*.json", "*.safetensors", "*.md", "*.png", "ncnn/*"],
-            ignore_patterns=[OUTPUT_MARKER],  # says who wrote the local folder; not part of the package
+            ignore_patterns=NOT_PUBLISHED,  # markers and staging folders: never part of a package
         )
     except HfHubHTTPError as error:
         raise UserError(

@@ -319,7 +319,7 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
     """A flat-colour baseline package (``FlatColorRenderer``) for a prepared dataset: its
     normalisation statistics, frame size and fps, and the albedo planes of ``spec`` (default:
     the standard spec). It has no weights, so it needs no training."""
-    claim_package_folder(out_dir, inputs=[dataset])
+    claim_package_folder(out_dir, inputs=[dataset], model_class=FlatColorRenderer.__name__)
     spec = spec or ConditionSpec()
     albedo = spec.slices().get("albedo")
     if albedo is None:
