@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from src.conditions.config import ExtractConfig
+
 SYSTEMS = ("reference", "ours", "ours_stem_smooth", "ours_smooth_half")
 
 
@@ -110,3 +112,34 @@ class BenchRealismFloorConfig:
     """where prepared videos are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
     json_out: str = "runs/bench_realism_floor.json"
     """where the results go (JSON)"""
+
+
+@dataclasses.dataclass
+class EvalExtractorsConfig:
+    """``eval_extractors``: where the ground truth comes from and where results go."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+        "game_frames": "[2, inf)",
+        "game_seeds": "[0, inf)",
+        "game_fps": "(0, inf)",
+        "aloe_width": "[8, inf)",
+    }
+
+    out: str = "runs/eval_extractors/extractors.json"
+    """the JSON file for the results (recorded game rides go beside it, in game_clips/)"""
+    game_clip: str | None = None
+    """an existing G-buffer clip folder (None: record autopilot rides, one per seed)"""
+    game_frames: int = 48
+    """frames per recorded game ride"""
+    game_resolution: str = "160x120"
+    """WIDTHxHEIGHT of the recorded game rides"""
+    game_seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
+    """one recorded game ride per seed"""
+    game_fps: float = 10.0
+    """frame rate of the recorded rides (the prepared data's, so flow magnitudes match training)"""
+    aloe_width: int = 320
+    """width in pixels the aloe stereo image is resized to"""
+    skip_game: bool = False
+    """measure on aloe only (no game rides)"""
+    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
+    """the extractors under test"""

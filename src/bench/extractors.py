@@ -11,12 +11,12 @@ Baselines put the numbers in context: zero flow, and for depth the ground-plane 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from src.bench.config import EvalExtractorsConfig  # its settings live apart, free of cv2
 from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer_io import load_gbuffer_clip
@@ -25,37 +25,6 @@ from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.flow import DISFlow, end_point_error
 from src.data.sources import find_embedded_file
 from src.game.recording import record_autopilot_clip
-
-
-@dataclasses.dataclass
-class EvalExtractorsConfig:
-    """``eval_extractors``: where the ground truth comes from and where results go."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
-        "game_frames": "[2, inf)",
-        "game_seeds": "[0, inf)",
-        "game_fps": "(0, inf)",
-        "aloe_width": "[8, inf)",
-    }
-
-    out: str = "runs/eval_extractors/extractors.json"
-    """the JSON file for the results (recorded game rides go beside it, in game_clips/)"""
-    game_clip: str | None = None
-    """an existing G-buffer clip folder (None: record autopilot rides, one per seed)"""
-    game_frames: int = 48
-    """frames per recorded game ride"""
-    game_resolution: str = "160x120"
-    """WIDTHxHEIGHT of the recorded game rides"""
-    game_seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
-    """one recorded game ride per seed"""
-    game_fps: float = 10.0
-    """frame rate of the recorded rides (the prepared data's, so flow magnitudes match training)"""
-    aloe_width: int = 320
-    """width in pixels the aloe stereo image is resized to"""
-    skip_game: bool = False
-    """measure on aloe only (no game rides)"""
-    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
-    """the extractors under test"""
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

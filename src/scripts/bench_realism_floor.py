@@ -13,13 +13,13 @@ from src.common.errors import script_main
 
 @script_main
 def main(argv=None) -> None:
+    config = parse_config(
+        BenchRealismFloorConfig, argv, prog="bench_realism_floor", description=__doc__.splitlines()[0]
+    )
+    # imported after parsing: it pulls torch, and --help should not wait for that
     from src.bench.realism_floor import run_bench_realism_floor_and_report
 
-    run_bench_realism_floor_and_report(
-        parse_config(
-            BenchRealismFloorConfig, argv, prog="bench_realism_floor", description=__doc__.splitlines()[0]
-        )
-    )
+    run_bench_realism_floor_and_report(config)
 
 
 if __name__ == "__main__":
