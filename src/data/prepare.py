@@ -41,6 +41,7 @@ from src.data import sources as embedded
 from src.data.config import PrepareConfig  # the settings live apart, free of cv2, av and torch
 from src.data.decode import DecodeReport, iter_video_frames, probe_video, split_index
 from src.data.download import cached_video, download_video, expand_video_sources, is_url, url_video_id
+from src.data.sidecar import sidecar_for_video, sidecar_key
 
 
 def video_id(path: Path) -> str:
@@ -135,7 +136,8 @@ def prepare_video(
         previous = None
     source_key = content_key(path, previous)
     # shards are keyed on the settings and on the video's content
-    digest = hashlib.sha1(f"{_settings_digest(config)}:{source_key['sha256']}".encode()).hexdigest()[:16]
+    key = f"{_settings_digest(config)}:{source_key['sha256']}{sidecar_key(path)}"  # sidecar: src/data/sidecar.py
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     if previous is not None:
         if previous.get("settings_digest") == digest and all(
             (folder / s["file"]).is_file() for s in previous["shards"]
@@ -169,6 +171,7 @@ def prepare_video(
             raise UserError(
                 f"{path}: only {num_frames} frame(s) after resampling", "Use a longer video or a higher fps."
             )
+        sidecar = sidecar_for_video(path, info=info, report=report, decode=decode, num_frames=num_frames)
         # the palette sees the same few evenly spaced training frames as when fitted on all of them
         fit_count = first_val if first_val > 0 else num_frames
         extractor.fit(np.stack([spool.read(int(i), int(i) + 1)[0] for i in fit_frame_indices(fit_count)]))
@@ -198,6 +201,8 @@ def prepare_video(
                 previous = frames[0] if with_previous else None
                 frames = frames[1:] if with_previous else frames
                 channels = extractor.extract(frames, previous)
+                if sidecar is not None:  # true depth (1/m) in place of the estimate
+                    channels["depth"] = sidecar.inverse_depth(start, stop)
                 channels["frames"] = frames
                 prepared.write_shard(
                     folder / shard["file"],
@@ -221,6 +226,7 @@ def prepare_video(
         "decode": report.to_dict(),
         "settings_digest": digest,
         "source_key": source_key,
+        **(sidecar.record() if sidecar is not None else {"depth_source": "estimate"}),
     }
     if count == 1:
         _log_ended_early(record)
