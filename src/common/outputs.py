@@ -115,9 +115,11 @@ def foreign_paths(
 
 
 def _refuse_part_of_other_output(target: Path, kind: str, flag: str) -> None:
-    """A folder listed by its parent's marker belongs to that output (a bundle's member package)."""
+    """A folder listed by its parent's marker belongs to that output (a bundle's member package),
+    unless it carries a marker of this kind of its own (a clip an evaluation recorded)."""
     parent_kind, listed, _ = _read_marker(target.parent)
-    if parent_kind is not None and parent_kind != kind and target.name in listed:
+    own_kind = _read_marker(target)[0]
+    if parent_kind is not None and parent_kind != kind and target.name in listed and own_kind != kind:
         raise UserError(
             f"{flag} {target} is part of the {parent_kind} {target.parent}, so it will not be replaced on its own",
             f"Choose a new folder for {flag}, or rewrite {target.parent} with the command that made it.",

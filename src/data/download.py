@@ -109,9 +109,19 @@ def cached_video(url: str, *, cache_dir: Path | None = None) -> Path | None:
     folder = (cache_dir or video_cache_dir()) / url_digest(url)[:16]
     done_file = folder / "done.json"
     if done_file.is_file():
-        done = json.loads(done_file.read_text())
-        if (folder / done["file"]).is_file():
-            return folder / done["file"]
+        try:
+            done = json.loads(done_file.read_text())
+            name = done["file"]
+            if not isinstance(name, str) or Path(name).name != name:
+                raise ValueError(f"'file' is {name!r}, not a file name")
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            # a damaged record (written by download_video) is not a download: fetch it again
+            print(
+                f"the download record {done_file} is damaged ({error}): downloading {url} again", flush=True
+            )
+            return None
+        if (folder / name).is_file():
+            return folder / name
     return None
 
 

@@ -140,7 +140,7 @@ def prepare_video(
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     if previous is not None:
         if previous.get("settings_digest") == digest and all(
-            (folder / s["file"]).is_file() for s in previous["shards"]
+            prepared.shard_is_complete(folder / s["file"]) for s in previous["shards"]
         ):
             _log_ended_early(previous)
             return previous

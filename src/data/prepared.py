@@ -53,6 +53,7 @@ def read_shard_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of one shard, as stored."""
     from safetensors.numpy import load_file
 
+    shard_header(Path(path))  # a truncated shard is one line, not a safetensors traceback
     return load_file(str(path))
 
 
@@ -81,8 +82,15 @@ def read_manifest(directory: str | Path) -> dict:
         raise UserError(
             f"no prepared dataset at {directory} (manifest.json missing)", prepare_hint(directory)
         )
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise UserError(
+            f"{path} cannot be read ({type(error).__name__}: {error})",
+            "It is damaged: run the same prepare_data command again, which rewrites it.",
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        manifest = manifest if isinstance(manifest, dict) else {}
         raise UserError(
             f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}", "Re-run prepare_data."
         )
@@ -113,6 +121,36 @@ class ShardReader:
 SAFETENSORS_DTYPES = {"U8": np.uint8, "F16": np.float16, "F32": np.float32, "I64": np.int64}
 
 
+def shard_header(path: Path) -> tuple[int, dict]:
+    """(header size, header) of a safetensors shard whose data is all there; a truncated or
+    garbled shard is a one-line UserError."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            if not 2 <= header_size <= size - 8:
+                raise ValueError(f"header of {header_size} bytes in a file of {size}")
+            header = json.loads(handle.read(header_size))
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        if 8 + header_size + max(ends, default=0) > size:
+            raise ValueError(f"{size} bytes, the header needs {8 + header_size + max(ends)}")
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise UserError(
+            f"the prepared shard {path} is damaged or truncated ({error})",
+            "Run the same prepare_data command again: it re-makes damaged shards.",
+        ) from None
+    return header_size, header
+
+
+def shard_is_complete(path: Path) -> bool:
+    """Whether ``path`` is a shard whose header and data are all there (``shard_header``)."""
+    try:
+        shard_header(path)
+    except (UserError, OSError):
+        return False
+    return True
+
+
 def memory_map_shard(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of a safetensors file as read-only ``np.memmap`` views, without reading their data.
 
@@ -121,9 +159,7 @@ def memory_map_shard(path: str | Path) -> dict[str, np.ndarray]:
     row-major: each tensor is one contiguous run of the file, so a slice of it is a plain view.
     """
     path = Path(path)
-    with open(path, "rb") as handle:
-        header_size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(header_size))
+    header_size, header = shard_header(path)
     file_map = np.memmap(path, dtype=np.uint8, mode="r")
     out = {}
     for key, entry in header.items():

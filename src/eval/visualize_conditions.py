@@ -20,6 +20,7 @@ import numpy as np
 
 from src.common.config import parse_resolution
 from src.common.io import atomic_write_json
+from src.common.outputs import claim_output_folder, write_output_marker
 from src.conditions.config import ExtractConfig
 from src.conditions.spec import ConditionSpec
 from src.data.config import DecodeConfig
@@ -113,6 +114,7 @@ def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -
 
 def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
+    claim_output_folder(config.out, kind=OUTPUT_KIND, recognise=_is_written_views)  # before any work
     # torch, cv2, av and moderngl load here, not at start-up, so --help answers at once
     import cv2
 
@@ -213,4 +215,14 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         "conditions": spec.to_dict(),
     }
     atomic_write_json(out / "domain_gap.json", summary)
+    write_output_marker(out, kind=OUTPUT_KIND)
     return summary
+
+
+OUTPUT_KIND = "condition views"
+WRITTEN_NAMES = {"conditions.mp4", "conditions_grid.png", "histograms.png", "domain_gap.json", "game_clip"}
+
+
+def _is_written_views(folder: Path) -> bool:
+    """A folder this command filled before output markers: only the names it writes."""
+    return {child.name for child in folder.iterdir()} <= WRITTEN_NAMES

@@ -9,11 +9,13 @@ ignored (and cleaned) on resume, so the previous checkpoint is used.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 import time
 from pathlib import Path
 
+from src.common.errors import UserError
 from src.common.io import atomic_write_json
 
 _STEP_DIR = re.compile(r"step-(\d{7,})")
@@ -65,3 +67,27 @@ def finalize_checkpoint(run_dir: Path, step: int, *, extra: dict, keep_last: int
     for _, old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+# what a damaged checkpoint file raises when read: torch (zip reader, unpickler), safetensors
+# (Rust), a short read
+DAMAGED_ERRORS = (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError)
+
+
+def load_newest_readable_state(accelerator, run_dir: Path, say: bool) -> tuple[int, Path]:
+    """Load the newest complete checkpoint of ``run_dir`` that reads; a damaged one (a truncated
+    file) is passed over with a line saying so, for the one before it. Every one damaged: a
+    one-line UserError."""
+    checkpoints = list_checkpoints(run_dir)
+    for step, folder in reversed(checkpoints):
+        try:
+            accelerator.load_state(str(folder))
+            return step, folder
+        except DAMAGED_ERRORS as error:
+            if say:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+                print(f"checkpoint {folder} cannot be read ({first}): trying the one before it", flush=True)
+    raise UserError(
+        f"no checkpoint of {run_dir} can be read ({len(checkpoints)} damaged)",
+        f"Start a new run (another --run_name), or move {run_dir / 'checkpoints'} away yourself.",
+    )

@@ -33,6 +33,7 @@ from src.common.progress import tqdm  # plain lines when the output is not a ter
 from src.diffusion.parallel import all_reduce_gradients
 from src.eval.curves import plot_run_curves
 from src.train import checkpoint as ckpt
+from src.train.checkpoint import load_newest_readable_state
 from src.train.config import TrainConfig
 from src.train.data import TrainingData
 from src.train.ema import EMA
@@ -184,7 +185,7 @@ class Trainer:
         if hasattr(self.objective, "state_dict"):
             accelerator.register_for_checkpointing(self.objective)
         if self.resume is not None:
-            accelerator.load_state(str(self.resume[1]))
+            self.resume = load_newest_readable_state(accelerator, run_dir, self.is_main)
             if self.is_main:
                 print(f"resuming {run_dir} from step {self.state.step}")
         if self.is_main:
@@ -234,6 +235,12 @@ class Trainer:
             )
             with accelerator.accumulate(self.model), accelerator.autocast():
                 loss, logs = self.objective(self.forward, batch, generator=generator)
+                if not math.isfinite(loss.item()):  # before the step: the weights stay as checkpointed
+                    raise UserError(
+                        f"the loss became {loss.item()} at step {step + 1}; the step was not taken and the "
+                        "last checkpoint is unchanged",
+                        "Lower --optim.learning_rate, check the data, or resume from the last checkpoint.",
+                    )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and getattr(
                     self.objective, "model_gradients_need_averaging", False
@@ -247,10 +254,6 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(loss.item()):
-            raise RuntimeError(
-                f"loss became {loss.item()} at step {step}; lower optim.learning_rate or check the data"
-            )
         samples = batch["frames"].shape[0] * accelerator.num_processes * accumulation
         return loss, (float(grad_norm) if grad_norm is not None else None), samples, logs
 

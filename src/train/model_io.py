@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from src.common.errors import UserError
@@ -82,19 +83,32 @@ def ema_weights_of(source: str | Path) -> dict[str, torch.Tensor]:
     """EMA weights of a renderer package, or of a run folder (its newest checkpoint, else its package)."""
     source = Path(source)
     if (source / "model.safetensors").is_file():
-        return load_file(source / "model.safetensors")
-    latest = ckpt.latest_checkpoint(source)
-    if latest is not None:
-        for candidate in sorted(latest[1].glob("custom_checkpoint_*.pkl")):
-            state = torch.load(candidate, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "shadow" in state:
-                return state["shadow"]
+        return _read_weights(source / "model.safetensors", source)
+    for _, folder in reversed(ckpt.list_checkpoints(source)):  # the newest that reads
+        try:
+            for candidate in sorted(folder.glob("custom_checkpoint_*.pkl")):
+                state = torch.load(candidate, map_location="cpu", weights_only=True)
+                if isinstance(state, dict) and "shadow" in state:
+                    return state["shadow"]
+        except ckpt.DAMAGED_ERRORS as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            print(f"init_from: checkpoint {folder} cannot be read ({first}): trying the one before it")
     if (source / "package" / "model.safetensors").is_file():
-        return load_file(source / "package" / "model.safetensors")
+        return _read_weights(source / "package" / "model.safetensors", source)
     raise UserError(
         f"no weights found in {source}",
         "init_from takes a run folder with a checkpoint (runs/NAME) or a renderer package directory.",
     )
+
+
+def _read_weights(path: Path, source: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except ckpt.DAMAGED_ERRORS + (SafetensorError,) as error:
+        raise UserError(
+            f"init_from {source}: {path} is not a readable safetensors file ({error})",
+            "It is damaged or truncated: export or download it again.",
+        ) from None
 
 
 def load_weights_from(model, source: str | Path) -> None:
