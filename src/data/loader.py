@@ -17,7 +17,8 @@ with the dataset's statistics, or a renderer package's when ``stats`` is given; 
 ``split="train"`` only); ``index`` b int64.
 
 Splits: ``train`` and ``val`` (the last part of each video), or ``all`` (every frame of each
-video). Training clips are random; the clips of ``val``/``all`` (or of any split with
+video). Training clips are random (a clip's video drawn in proportion to its frames, or to its
+weight in ``source_weights``: ``src/data/weights.py``); the clips of ``val``/``all`` (or of any split with
 ``fixed_clips=True``) are fixed: evenly spread, centred, unaugmented, the same every time.
 """
 
@@ -45,6 +46,7 @@ from src.conditions.augment import (
 from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.data import prepared
+from src.data.weights import segment_probabilities
 
 STORED_TORCH_DTYPES = {
     "frames": torch.uint8,
@@ -79,6 +81,7 @@ class ClipDataset(Dataset):
         num_val_clips: int = 64,
         stats: ConditionStats | None = None,
         fixed_clips: bool | None = None,
+        source_weights: dict[str, float] | None = None,
     ):
         self.root = Path(prepared_dir)
         self.manifest = prepared.read_manifest(self.root)
@@ -114,8 +117,8 @@ class ClipDataset(Dataset):
                 f"no {split} segment of {self.root} has {span} frames for a {clip_frames}-frame clip",
                 "Use shorter clips, or prepare longer videos / a higher fps.",
             )
-        self.weights = np.array([s["num_frames"] for s in self.segments], np.float64)
-        self.weights /= self.weights.sum()
+        # per video: its frames, or its weight in source_weights (src/data/weights.py)
+        self.weights = segment_probabilities(self.segments, self.manifest["videos"], source_weights)
         self.num_val_clips = num_val_clips
         self.reader = prepared.ShardReader(self.root)
 

@@ -50,6 +50,10 @@ class DataConfig:
     """clips per optimiser step on each process (before gradient accumulation)"""
     num_workers: int = 0
     """DataLoader worker processes that prepare batches ahead of the step (0: on the training thread)"""
+    source_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    """per-video sampling weights: {pattern: weight}, the first pattern matching a video's file name,
+    stem or id gives its weight (its share of clips, whatever its length; "*" for the rest); empty:
+    in proportion to each video's frames (src/data/weights.py)"""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """domain-bridging degradations applied to the conditions of training clips"""
 

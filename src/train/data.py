@@ -39,6 +39,7 @@ class TrainingData:
             frame_skip=tuple(config.data.frame_skip),
             spec=self.spec,
             augment=config.data.augment,
+            source_weights=config.data.source_weights,
         )
 
     def train_batch(self, index: int) -> dict:
