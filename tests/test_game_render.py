@@ -10,6 +10,7 @@ import pytest
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 from src.common.gbuffer_io import load_gbuffer_clip, save_gbuffer_clip
 from src.game.camera import CameraConfig, CameraPose, project_points, unproject_pixels
+from src.game.city import StreetGeometry
 from src.game.meshes import SceneBuilder, box_models, build_scene
 from src.game.raster import GBufferRaster
 from src.game.session import GameSession, PlayConfig
@@ -132,12 +133,7 @@ def test_ground_normals_point_up_and_semantics_sit_where_the_camera_says(rendere
         s_mid = building.s_start_m + building.width_m / 2
         if building.height_m < 16 or not 60 < s_mid < 110:
             continue
-        x_face = building.side * (
-            world.road_half_width_m
-            + world.config.curb_width_m
-            + world.config.sidewalk_width_m
-            + building.setback_m
-        )
+        x_face = building.side * (StreetGeometry.of(world.config).facade_x_m + building.setback_m)
         pixel, depth = project_points(
             np.array([[x_face, 12.0, -s_mid]]), pose.view_matrix(), renderer.intrinsics
         )

@@ -34,6 +34,10 @@ SEMANTIC_CLASSES: dict[str, int] = {
     "pole": 7,
     "tree": 8,
     "bicycle": 9,
+    "traffic_light": 10,
+    "sign": 11,
+    "wire": 12,
+    "planter": 13,
 }
 
 GBUFFER_CHANNELS = ("color", "depth", "flow", "normals", "albedo", "semantic")

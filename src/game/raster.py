@@ -29,13 +29,13 @@ from src.common.errors import UserError
 from src.common.gbuffer import SKY_DEPTH_M, GBuffer
 from src.game.camera import CameraConfig, Intrinsics
 from src.game.meshes import MESHES, Scene
+from src.game.palette import city_palette
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "game" / "shaders"
 SUN_DIRECTION_WORLD = np.array([0.45, 0.8, 0.35]) / np.linalg.norm([0.45, 0.8, 0.35])
 HORIZON_COLOUR = (0.78, 0.84, 0.9)
 ZENITH_COLOUR = (0.35, 0.55, 0.85)
-SKY_ALBEDO = (0.55, 0.7, 0.9)
-INSTANCE_FLOATS = 16 + 16 + 9 + 4 + 4
+INSTANCE_FLOATS = 16 + 16 + 9 + 4 + 4 + 4
 
 
 class NoOpenGLContextError(UserError):
@@ -133,7 +133,22 @@ class GBufferRaster:
         s["u_sky_depth_m"].value = SKY_DEPTH_M
         s["u_horizon_colour"].value = HORIZON_COLOUR
         s["u_zenith_colour"].value = ZENITH_COLOUR
-        s["u_sky_albedo"].value = SKY_ALBEDO
+        self._set_palette_uniforms()
+
+    def _set_palette_uniforms(self) -> None:
+        """The measured colours the shaders' patterns use (game/city_palette.yaml)."""
+        pal = city_palette()
+        p, s = self.geometry_program, self.sky_program
+        p["u_road_colours"].write(pal.colours("road")[:4].astype("f4").tobytes())
+        p["u_road_shares"].value = tuple(np.pad(pal.shares("road"), (0, 4))[:4])
+        p["u_sidewalk_colours"].write(pal.colours("sidewalk")[:3].astype("f4").tobytes())
+        p["u_sidewalk_shares"].value = tuple(np.pad(pal.shares("sidewalk"), (0, 3))[:3])
+        p["u_glass_colour"].value = tuple(pal.darkest("building"))
+        sky, shares = pal.colours("sky"), pal.shares("sky")
+        s["u_cloud_albedo"].value = tuple(sky[0])  # the sky's two largest clusters: cloud, clear
+        s["u_sky_albedo"].value = tuple(sky[1])
+        s["u_cloud_cover"].value = float(shares[0] / (shares[0] + shares[1]))
+        s["u_sun_world"].value = tuple(SUN_DIRECTION_WORLD)
 
     @property
     def width(self) -> int:
@@ -157,12 +172,13 @@ class GBufferRaster:
                     (mesh["vbo"], "3f 3f", "in_position", "in_normal"),
                     (
                         mesh["ibo"],
-                        "16f 16f 9f 4f 4f/i",
+                        "16f 16f 9f 4f 4f 4f/i",
                         "in_mvp",
                         "in_prev_mvp",
                         "in_normal_matrix",
-                        "in_view_z_row",
                         "in_albedo_semantic",
+                        "in_pattern",
+                        "in_size_seed",
                     ),
                 ],
             )
@@ -170,7 +186,7 @@ class GBufferRaster:
         return mesh
 
     def instance_data(self, batch, view: np.ndarray, prev_view: np.ndarray) -> np.ndarray:
-        """Per-instance attributes (n 49 float32), matrices column-major as GLSL reads them."""
+        """Per-instance attributes (n 53 float32), matrices column-major as GLSL reads them."""
         model_view = view @ batch.model  # n 4 4, float64 so that long distances cancel exactly
         mvp = self.projection @ model_view
         prev_mvp = self.projection @ (prev_view @ batch.prev_model)
@@ -180,9 +196,10 @@ class GBufferRaster:
         data[:, 0:16] = mvp.transpose(0, 2, 1).reshape(n, 16)
         data[:, 16:32] = prev_mvp.transpose(0, 2, 1).reshape(n, 16)
         data[:, 32:41] = normal_matrix.transpose(0, 2, 1).reshape(n, 9)
-        data[:, 41:45] = model_view[:, 2, :]
-        data[:, 45:48] = batch.albedo
-        data[:, 48] = batch.semantic.astype(np.float32) / 255.0
+        data[:, 41:44] = batch.albedo
+        data[:, 44] = batch.semantic.astype(np.float32) / 255.0
+        data[:, 45:49] = batch.pattern
+        data[:, 49:53] = batch.size_seed
         return data
 
     def render(self, scene: Scene, view: np.ndarray, prev_view: np.ndarray | None = None) -> GBuffer:
@@ -218,6 +235,7 @@ class GBufferRaster:
         s = self.sky_program
         s["u_view_to_prev_view"].write((prev_view[:3, :3] @ view[:3, :3].T).T.astype("f4").tobytes())
         s["u_view_up"].value = tuple(view[:3, 1])
+        s["u_view_to_world"].write(view[:3, :3].astype("f4").tobytes())  # transposed = inverse, column-major
         self.sky_vao.render(vertices=3)
         ctx.depth_func = "<"
 

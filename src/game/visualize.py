@@ -36,6 +36,10 @@ for _name, _colour in {
     "pole": (250, 220, 40),
     "tree": (40, 170, 60),
     "bicycle": (40, 220, 220),
+    "traffic_light": (250, 130, 0),
+    "sign": (220, 220, 0),
+    "wire": (255, 0, 255),
+    "planter": (120, 90, 40),
 }.items():
     SEMANTIC_PALETTE[SEMANTIC_CLASSES[_name]] = _colour
 

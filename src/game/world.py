@@ -15,6 +15,9 @@ import math
 
 import numpy as np
 
+from src.game.city import Building, next_building
+from src.game.palette import city_palette
+
 
 @dataclasses.dataclass
 class WorldConfig:
@@ -62,6 +65,9 @@ class WorldConfig:
         "taxi_share": "[0, 1]",
         "lane_jitter_m": "[0, inf)",
         "min_vehicle_gap_m": "[0, inf)",
+        "parking_lane_width_m": "[0, inf)",
+        "block_length_m": "(0, inf)",
+        "cross_street_width_m": "[0, inf)",
     }
 
     # road layout
@@ -81,6 +87,12 @@ class WorldConfig:
     """gap between two dashes of the lane markings"""
     lane_marking_width_m: float = 0.15
     """width of the lane markings"""
+    parking_lane_width_m: float = 2.4
+    """the parked cars' lane between the outer traffic lane and the kerb (the rider stays out)"""
+    block_length_m: float = 110.0
+    """distance between the centres of two cross streets"""
+    cross_street_width_m: float = 14.0
+    """width of a cross street, kerb to kerb"""
     # city
     view_distance_m: float = 320.0
     """the world is built this far ahead of the rider (also where the fog ends)"""
@@ -196,17 +208,6 @@ class Vehicle:
         return VEHICLE_SIZES_M[self.kind][2]
 
 
-@dataclasses.dataclass
-class Building:
-    side: int  # +1 right, -1 left
-    s_start_m: float
-    width_m: float  # along the road
-    depth_m: float
-    height_m: float
-    setback_m: float
-    colour: tuple[float, float, float]
-
-
 @dataclasses.dataclass(frozen=True)
 class WorldState:
     """What the camera, the HUD and the autopilot read; a snapshot of the world."""
@@ -227,27 +228,8 @@ class WorldState:
     crash_pitch_rad: float
 
 
-CAR_COLOURS = [
-    (0.75, 0.1, 0.1),
-    (0.1, 0.2, 0.6),
-    (0.85, 0.85, 0.85),
-    (0.1, 0.1, 0.1),
-    (0.3, 0.5, 0.3),
-    (0.5, 0.5, 0.55),
-    (0.6, 0.35, 0.15),
-]
 TAXI_COLOUR = (0.95, 0.75, 0.05)
 BUS_COLOURS = [(0.8, 0.15, 0.1), (0.15, 0.45, 0.75), (0.9, 0.9, 0.85)]
-BUILDING_COLOURS = [
-    (0.72, 0.62, 0.5),
-    (0.6, 0.58, 0.55),
-    (0.55, 0.35, 0.28),
-    (0.82, 0.78, 0.7),
-    (0.45, 0.5, 0.58),
-    (0.68, 0.52, 0.42),
-    (0.35, 0.37, 0.4),
-    (0.8, 0.7, 0.55),
-]
 
 
 class World:
@@ -277,6 +259,7 @@ class World:
         self.crashed_into: Vehicle | None = None
         self.vehicles: list[Vehicle] = []
         self.buildings: list[Building] = []
+        self.city_blocks: dict = {}  # block index -> its prebuilt static Scene (src/game/blocks.py)
         self._city_end_m = {-1: -c.keep_behind_m, 1: -c.keep_behind_m}
         self._extend_city()
         for _ in range(c.initial_vehicles * 4):
@@ -409,8 +392,11 @@ class World:
         kind = "car" if u < c.car_share else "taxi" if u < c.car_share + c.taxi_share else "bus"
         low, high = c.same_direction_speed_range_mps if lane > 0 else c.oncoming_speed_range_mps
         speed = float(self.rng.uniform(low, high)) * (0.8 if kind == "bus" else 1.0)
-        colour = {"car": CAR_COLOURS, "taxi": [TAXI_COLOUR], "bus": BUS_COLOURS}[kind]
-        colour = colour[int(self.rng.integers(len(colour)))]
+        if kind == "car":  # the measured palette (game/city_palette.yaml)
+            colour = tuple(float(v) for v in city_palette().draw("vehicle", self.rng, 1)[0])
+        else:
+            colours = [TAXI_COLOUR] if kind == "taxi" else BUS_COLOURS
+            colour = colours[int(self.rng.integers(len(colours)))]
         jitter = float(self.rng.uniform(-c.lane_jitter_m, c.lane_jitter_m))
         length = VEHICLE_SIZES_M[kind][0]
         for other in self.vehicles:
@@ -442,19 +428,8 @@ class World:
         for side in (-1, 1):
             rng = self._city_rngs[side]
             while self._city_end_m[side] < horizon:
-                start = self._city_end_m[side] + rng.uniform(*c.building_gap_range_m)
-                width = rng.uniform(*c.building_width_range_m)
-                self.buildings.append(
-                    Building(
-                        side=side,
-                        s_start_m=float(start),
-                        width_m=float(width),
-                        depth_m=float(rng.uniform(*c.building_depth_range_m)),
-                        height_m=float(rng.uniform(*c.building_height_range_m)),
-                        setback_m=float(rng.uniform(*c.building_setback_range_m)),
-                        colour=BUILDING_COLOURS[int(rng.integers(len(BUILDING_COLOURS)))],
-                    )
-                )
-                self._city_end_m[side] = float(start + width)
+                building = next_building(rng, c, side, self._city_end_m[side])
+                self.buildings.append(building)
+                self._city_end_m[side] = building.s_start_m + building.width_m
         behind = self.s_m - c.keep_behind_m
         self.buildings = [b for b in self.buildings if b.s_start_m + b.width_m > behind]
