@@ -188,3 +188,48 @@ def test_stored_inverse_metres_encode_as_the_games_metric_depth():
     assert (game[:, :3] == real[:, :3]).all() and (game[:, depth] - real[:, depth]).abs().max() < 1e-3
     # normals of random (rough) depth amplify float16's rounding; still the same to 1e-2
     assert (game[:, normals] - real[:, normals]).abs().max() < 1e-2
+
+
+def test_normals_take_one_field_of_view_per_batch_item():
+    import torch
+
+    from src.conditions.normals import normals_from_depth
+
+    depth = torch.rand(2, 3, 12, 16) + 1.0
+    both = normals_from_depth(depth, fov_y_deg=torch.tensor([30.0, 70.0]), channel_dim=-3)
+    for item, fov in enumerate((30.0, 70.0)):
+        assert torch.allclose(
+            both[item], normals_from_depth(depth[item], fov_y_deg=fov, channel_dim=-3), atol=1e-6
+        )
+    assert not torch.allclose(both[0], both[1], atol=1e-2)
+
+
+def test_clips_of_a_sidecar_video_get_their_cameras_normals(tmp_path):
+    import torch
+
+    from src.conditions.encode import ConditionStats, encode
+    from src.data.loader import ClipDataset
+    from src.data.prepare import PrepareConfig, prepare_dataset
+
+    video = _video(tmp_path)
+    arrays = _sidecar_arrays()
+    focal = 30.0  # on the 32x24 grid: the 24-row frame spans 2 atan(12 / 30) = 43.6 degrees
+    arrays["K_map"] = np.array([[focal, 0, 16], [0, focal, 12], [0, 0, 1]])
+    _save(video, arrays)
+    out = tmp_path / "prepared"
+    manifest = prepare_dataset(
+        PrepareConfig(videos=[str(video)], out=str(out), resolution="16x16", val_fraction=0)
+    )
+    fov = manifest["videos"][0]["sidecar"]["camera_fov_y_deg"]
+    assert abs(fov - np.degrees(2 * np.arctan(12 / focal))) < 1e-2
+    clips = ClipDataset(out, split="train", clip_frames=4, crop=16, seed=0, augment=None)
+    raw = clips.raw_batch_at(0, 2)
+    assert raw["fov_y_deg"] == [fov, fov]
+    batch = clips.finish_batch(raw)
+    channels = {k: raw[k] for k in ("albedo", "depth", "flow")}
+    stats = ConditionStats.from_dict(manifest["stats"])
+    own = encode(channels, spec=clips.spec, stats=stats, depth_kind="inverse_relative", fov_y_deg=fov)
+    assumed = encode(channels, spec=clips.spec, stats=stats, depth_kind="inverse_relative")
+    assert torch.allclose(batch["cond"], own, atol=1e-5) and not torch.allclose(
+        batch["cond"], assumed, atol=1e-3
+    )

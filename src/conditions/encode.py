@@ -104,13 +104,14 @@ def encode(
     spec: ConditionSpec,
     stats: ConditionStats,
     depth_kind: str,
-    fov_y_deg: float | None = None,
+    fov_y_deg: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Encode G-buffer channels (each ``... h w [k]``; albedo uint8 0..255, depth ``... h w``,
     flow ``... h w 2`` in pixels, normals ``... h w 3``) into a float32 ``... C h w`` tensor in [-1, 1].
 
     ``depth_kind`` is ``"metric"`` (game) or ``"inverse_relative"`` (extracted). ``fov_y_deg``
-    overrides ``stats.fov_y_deg`` for normals (e.g. the game's true field of view).
+    overrides ``stats.fov_y_deg`` for normals (e.g. the game's true field of view, or a tensor of
+    one per batch item: a video's camera from its depth sidecar).
     """
     planes: list[torch.Tensor] = []  # each ... k h w
     log_r = None
@@ -134,9 +135,8 @@ def encode(
         elif name == "normals":
             if spec.normals_source == "depth":
                 relative_depth = (-log_r).exp()
-                normals = normals_from_depth(
-                    relative_depth, fov_y_deg=fov_y_deg or stats.fov_y_deg, channel_dim=-3
-                )
+                fov = stats.fov_y_deg if fov_y_deg is None else fov_y_deg
+                normals = normals_from_depth(relative_depth, fov_y_deg=fov, channel_dim=-3)
             else:
                 normals = _tensor(channels["normals"]).float().movedim(-1, -3)
             planes.append(normals.clamp(-1.0, 1.0))

@@ -14,7 +14,7 @@ import torch
 
 
 def normals_from_depth(
-    depth: np.ndarray | torch.Tensor, *, fov_y_deg: float, channel_dim: int = -1
+    depth: np.ndarray | torch.Tensor, *, fov_y_deg: float | torch.Tensor, channel_dim: int = -1
 ) -> np.ndarray | torch.Tensor:
     """Unit view-space normals (``... h w 3``; OpenGL camera axes: x right, y up, +z toward the camera)
     from depth along the camera axis (``... h w``, any positive scale; larger = farther).
@@ -22,15 +22,21 @@ def normals_from_depth(
     Each pixel is back-projected with square pixels and the principal point at the image centre;
     the normal is the cross product of the central-difference tangents, oriented toward the camera.
     Returns the same array type it was given. ``channel_dim=-3`` gives ``... 3 h w`` instead.
-    """
+    ``fov_y_deg`` may be a tensor of the leading dimensions' first ones (``b`` for ``b t h w``):
+    a field of view per item (videos from different cameras in one batch)."""
     as_numpy = isinstance(depth, np.ndarray)
     z = torch.from_numpy(np.ascontiguousarray(depth)) if as_numpy else depth
     z = z.float()
     h, w = z.shape[-2:]
-    focal = (h / 2) / math.tan(math.radians(fov_y_deg) / 2)
-    xs = (torch.arange(w, dtype=z.dtype, device=z.device) + 0.5 - w / 2) / focal  # w
-    ys = -(torch.arange(h, dtype=z.dtype, device=z.device) + 0.5 - h / 2) / focal  # h
-    px, py, pz = z * xs, z * ys[:, None], -z  # ... h w each
+    if isinstance(fov_y_deg, torch.Tensor):  # one per leading item (b, or b t): ... 1 1
+        fov = fov_y_deg.to(device=z.device, dtype=z.dtype)
+        fov = fov.reshape(*fov.shape, *([1] * (z.ndim - fov.ndim)))
+        focal = (h / 2) / torch.tan(torch.deg2rad(fov) / 2)
+    else:
+        focal = (h / 2) / math.tan(math.radians(fov_y_deg) / 2)
+    xs = (torch.arange(w, dtype=z.dtype, device=z.device) + 0.5 - w / 2) / focal  # w (or ... 1 w)
+    ys = -(torch.arange(h, dtype=z.dtype, device=z.device)[:, None] + 0.5 - h / 2) / focal  # h 1
+    px, py, pz = z * xs, z * ys, -z  # ... h w each
 
     def diff_x(a: torch.Tensor) -> torch.Tensor:
         padded = torch.cat([a[..., :, :1], a, a[..., :, -1:]], dim=-1)

@@ -119,6 +119,10 @@ class ClipDataset(Dataset):
             )
         # per video: its frames, or its weight in source_weights (src/data/weights.py)
         self.weights = segment_probabilities(self.segments, self.manifest["videos"], source_weights)
+        # a video with a depth sidecar knows its camera: its normals use its own field of view
+        self.fov_by_video = {
+            v["id"]: (v.get("sidecar") or {}).get("camera_fov_y_deg") for v in self.manifest["videos"]
+        }
         self.num_val_clips = num_val_clips
         self.reader = prepared.ShardReader(self.root)
 
@@ -182,7 +186,7 @@ class ClipDataset(Dataset):
         scale); the mirror and the colour jitter wait for ``finish_batch``.
         """
         plan = self._plan(index)
-        return self._read(plan) | {"joint": plan["joint"], "augment": plan["augment"]}
+        return self._read(plan) | {key: plan[key] for key in ("joint", "augment", "fov_y_deg")}
 
     def _plan(self, index: int) -> dict:
         """What clip ``index`` reads (segment, frames, window) and its augmentation draws."""
@@ -198,6 +202,7 @@ class ClipDataset(Dataset):
             "window": (slice(top, top + region_h), slice(left, left + region_w)),
             "joint": joint,
             "augment": self.augmenter.draw(rng) if self.augmenter is not None else None,
+            "fov_y_deg": self.fov_by_video.get(seg["video"]),
         }
 
     def _read(self, plan: dict, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -251,6 +256,7 @@ class ClipDataset(Dataset):
             "index": torch.tensor(indices, dtype=torch.int64),
             "joint": [raw["joint"] for raw in raws],
             "augment": [raw["augment"] for raw in raws],
+            "fov_y_deg": [raw["fov_y_deg"] for raw in raws],
         }
 
     def raw_batch_at(self, step: int, batch_size: int, *, shared_memory: bool | None = None) -> dict:
@@ -281,6 +287,7 @@ class ClipDataset(Dataset):
             "index": torch.tensor(indices, dtype=torch.int64),
             "joint": [plan["joint"] for plan in plans],
             "augment": [plan["augment"] for plan in plans],
+            "fov_y_deg": [plan["fov_y_deg"] for plan in plans],
         }
 
     def finish_batch(self, raw: dict, device: torch.device | str | None = None) -> dict:
@@ -292,11 +299,22 @@ class ClipDataset(Dataset):
         channels = flip_and_jitter_batch(channels, raw["joint"])
         frames = frames_from_uint8(channels.pop("frames"))  # b t 3 h w
         cond = encode(
-            channels, spec=self.spec, stats=self.stats, depth_kind=self.manifest["depth_kind"]
+            channels,
+            spec=self.spec,
+            stats=self.stats,
+            depth_kind=self.manifest["depth_kind"],
+            fov_y_deg=self._fov_of_clips(raw.get("fov_y_deg")),
         )  # b t C h w
         if self.augmenter is not None:
             cond = self.augmenter.apply(cond, raw["augment"])
         return {"frames": frames.contiguous(), "cond": cond.contiguous(), "index": raw["index"]}
+
+    def _fov_of_clips(self, fovs: list[float | None] | None) -> torch.Tensor | None:
+        """Each clip's field of view for its normals (``b``): its camera's where its video has a
+        depth sidecar that names it, else the statistics' (None when no clip has its own)."""
+        if not fovs or all(f is None for f in fovs):
+            return None
+        return torch.tensor([self.stats.fov_y_deg if f is None else f for f in fovs], dtype=torch.float32)
 
     def batch_at(self, step: int, batch_size: int) -> dict:
         """Training batch ``step``: clips ``step * batch_size ...`` read, encoded and augmented
