@@ -116,7 +116,8 @@ def test_prepare_data_takes_urls_beside_files_and_a_failing_url_is_one_line(serv
     assert Path(record["source"]).is_relative_to(tmp_path / "cache")
     assert record["num_frames"] == by_url[None]["num_frames"] == 8  # 2 s at 4 fps, trimmed as a file is
     failed = [line for line in done.stderr.splitlines() if "missing.mp4" in line]
-    assert len(failed) == 2  # when it happens, and in the summary at the end
+    assert len(failed) == 1  # when it happens; the summary counts it
+    assert done.stdout.strip().endswith("; skipped 1 (see above)")
     assert all(f"skipped {base}/missing.mp4: download failed: " in line for line in failed)
     assert "Traceback" not in done.stderr
     assert [item["source"] for item in manifest["skipped"]] == [f"{base}/missing.mp4"]

@@ -60,7 +60,7 @@ class PrepareConfig:
     out: str = "data/prepared/default"
     """the prepared dataset folder to write (re-running resumes it)"""
     defaults: bool = False
-    """use the real street clips shipped in public packages (bikes.mp4, vtest.avi)"""
+    """add the real street clips shipped in public packages (bikes.mp4, vtest.avi) to --videos"""
     resolution: str = "96x96"
     """WIDTHxHEIGHT of the prepared frames (centre crop to this aspect, then resize)"""
     fps: float = 10.0

@@ -39,8 +39,9 @@ from src.conditions.flat_color import fit_frame_indices
 from src.data import prepared
 from src.data import sources as embedded
 from src.data.config import PrepareConfig  # the settings live apart, free of cv2, av and torch
+from src.data.dataset_lock import lock_dataset_folder, release_dataset_folder
 from src.data.decode import DecodeReport, iter_video_frames, probe_video, split_index
-from src.data.download import cached_video, download_video, expand_video_sources, is_url, url_video_id
+from src.data.download import download_once, download_video, expand_video_sources, is_url, url_video_id
 from src.data.sidecar import sidecar_for_video, sidecar_key
 
 
@@ -324,24 +325,6 @@ def _skip(path: Path, error: Exception, failure_file: Path) -> None:
     atomic_write_json(failure_file, {"source": str(path), "error": message})
 
 
-def _download_once(url: str, state) -> Path:
-    """``download_video(url)`` when every process needs the file: the main process downloads it,
-    the others then take its cached copy (two processes never write one download)."""
-    error = None
-    if state.is_main_process:
-        try:
-            download_video(url)
-        except UserError as failed:
-            error = failed
-    state.wait_for_everyone()
-    if error is not None:
-        raise error
-    local = cached_video(url)
-    if local is None:
-        raise UserError(f"download failed: {url} (see the main process's message)")
-    return local
-
-
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
     import torch
@@ -352,13 +335,14 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())
     out = Path(config.out)
-    if config.defaults and not config.videos:
-        sources = embedded.embedded_street_videos()  # read through the module: tests replace it
-    else:
-        sources = expand_video_sources(config.videos)
+    # --defaults adds the embedded clips (read through the module: tests replace it) to --videos
+    sources = expand_video_sources(
+        [*config.videos, *(embedded.embedded_street_videos() if config.defaults else [])]
+    )
     config.decode_config()  # validate before any work
     claim_output_folder(out, kind=PREPARED_KIND, recognise=is_prepared_folder, replaces=False)
     state.wait_for_everyone()  # every process checks the folder before any of them writes to it
+    lock = lock_dataset_folder(out, state)  # one prepare_data per folder at a time: none mixes it
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_output_marker(out, kind=PREPARED_KIND)
@@ -377,7 +361,7 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
         record = None
         try:
             if is_url(path):  # a failed download is one line, like a corrupt file; the others go on
-                local = _download_once(path, state) if split_videos else download_video(path)
+                local = download_once(path, state) if split_videos else download_video(path)
                 record = prepare_video(local, out, config, extractor, position=1, url=path, part=part)
             else:
                 record = prepare_video(path, out, config, extractor, position=1, part=part)
@@ -442,4 +426,5 @@ def prepare_dataset(config: PrepareConfig) -> dict | None:
         "skipped": skipped,
     }
     atomic_write_json(out / "manifest.json", manifest)
+    release_dataset_folder(lock)
     return manifest

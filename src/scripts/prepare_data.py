@@ -7,7 +7,7 @@
     accelerate launch --num_processes 4 -m src.scripts.prepare_data --videos DIR --out OUT   # split videos
 
 A URL is downloaded with yt-dlp into the cache (resumably) and prepared like a file; a folder may
-hold *.urls lists (one URL or path a line). A video or URL that fails is one line; the others go on.
+hold *.urls lists (one URL or path a line). --defaults with --videos prepares both. A video or URL that fails is one line; the others go on.
 
 Re-running the same command resumes (finished shards and videos are skipped). Memory does not grow
 with a video's length: decoded frames stream to a temporary unnamed file beside the shards (about
@@ -15,8 +15,6 @@ with a video's length: decoded frames stream to a temporary unnamed file beside 
 """
 
 from __future__ import annotations
-
-import sys
 
 from src.common.config import parse_config
 from src.common.errors import UserError, script_main
@@ -35,12 +33,13 @@ def main(argv: list[str] | None = None) -> None:
 
     manifest = prepare_dataset(config)
     if manifest is not None:
-        for item in manifest["skipped"]:  # before the summary, so the summary is the last line
-            print(f"skipped {item['source']}: {item['error']}", file=sys.stderr, flush=True)
         totals = manifest["totals"]
+        # each skip was printed when it happened (and is listed in the manifest): counted, not repeated
+        skipped = f"; skipped {len(manifest['skipped'])} (see above)" if manifest["skipped"] else ""
         print(
             f"prepared {totals['videos']} video(s): {totals['train_frames']} train + {totals['val_frames']} val frames "
             f"at {manifest['resolution'][0]}x{manifest['resolution'][1]}, {manifest['fps']} fps -> {config.out}"
+            f"{skipped}"
         )
 
 
