@@ -55,20 +55,20 @@ vec3 sidewalk_colour(float u) {
 }
 
 // asphalt: large resurfaced areas, small patches, cracks (world metres: x across, z = -s)
-vec3 asphalt(vec2 world) {
-    vec3 colour = road_colour(hash(floor(world / vec2(7.0, 23.0))));
+vec3 asphalt(vec2 world, float px_m) {
+    vec3 colour = road_colour(hash(floor(world / vec2(3.5, 9.0))));
     vec2 cell = floor(world / vec2(2.5, 4.0));
     vec2 inside = fract(world / vec2(2.5, 4.0));
     float h = hash(cell + 17.0);
     if (h < 0.22 && all(greaterThan(inside, vec2(0.15))) && all(lessThan(inside, vec2(0.2 + 3.0 * h + 0.2))))
         colour = road_colour(hash(cell + 3.0));
     float crack = abs(value_noise(world * vec2(0.7, 0.25)) - 0.5);
-    if (crack < 0.012 && hash(floor(world / 9.0)) > 0.45) colour = u_road_colours[3];
+    if (px_m < 0.05 && crack < 0.012 && hash(floor(world / 9.0)) > 0.45) colour = u_road_colours[3];
     return colour;
 }
 
 // facade of a building: window grid per floor, storefronts and doors on the ground floor
-vec3 facade(vec3 wall, float floor_m, float spacing_m, float material) {
+vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_m) {
     if (abs(v_local_normal.y) > 0.5) return wall;  // roof
     bool faces_x = abs(v_local_normal.x) > 0.5;
     float u = faces_x ? v_local_m.z : v_local_m.x;
@@ -93,6 +93,8 @@ vec3 facade(vec3 wall, float floor_m, float spacing_m, float material) {
                : material < 1.5 ? vec4(0.42, 0.3, 0.78, 0.0)
                : material < 2.5 ? vec4(0.28, 0.25, 0.8, 0.0)
                : vec4(0.47, 0.04, 0.96, 0.0);
+    if (min(spacing_m, floor_m) < 4.0 * px_m)  // bays under 4 pixels: the grid's mean colour, no cut
+        return mix(wall, u_glass_colour, 2.0 * shape.x * (shape.z - shape.y));
     float du = abs(fu - 0.5), frame_u = 0.08 * columns / width;
     if (du < shape.x && fv > shape.y && fv < shape.z) discard;
     if (du < shape.x + frame_u && fv > shape.y - 0.05 && fv < shape.z + 0.03)
@@ -103,8 +105,11 @@ vec3 facade(vec3 wall, float floor_m, float spacing_m, float material) {
 
 vec3 pattern_albedo() {
     int kind = int(v_pattern.x + 0.5);
-    if (kind == 1) return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w);
-    if (kind == 2) return asphalt(vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z));
+    // metres per pixel on this surface: detail finer than a few pixels is drawn as its mean
+    // (real flat colour is smoothed; aliased 1-pixel grids are not what a camera sees)
+    float px_m = max(length(dFdx(v_local_m)), length(dFdy(v_local_m)));
+    if (kind == 1) return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w, px_m);
+    if (kind == 2) return asphalt(vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z), px_m);
     if (kind == 3) {  // a lane marking: dashed (length, period, centre z), worn
         float s = -(v_local_m.z + v_pattern.w);
         if (v_pattern.y > 0.0 && mod(s, v_pattern.z) > v_pattern.y) discard;
@@ -115,7 +120,7 @@ vec3 pattern_albedo() {
         if (v_local_normal.y < 0.5) return v_albedo;
         vec2 world = vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z) / v_pattern.w;
         vec2 joint = abs(fract(world) - 0.5);
-        if (max(joint.x, joint.y) > 0.47) return u_sidewalk_colours[0] * 0.8;
+        if (v_pattern.w > 6.0 * px_m && max(joint.x, joint.y) > 0.47) return u_sidewalk_colours[0] * 0.8;
         return sidewalk_colour(hash(floor(world)));
     }
     if (kind == 5) {  // crosswalk bars along local x (y = 0) or z (y = 1), worn
@@ -126,7 +131,7 @@ vec3 pattern_albedo() {
     }
     if (kind == 6) {  // glass behind the windows: panes of varying darkness
         vec3 cell = floor(v_local_m / vec3(1.6, 1.4, 1.6));
-        return v_albedo * (0.7 + 0.6 * hash(cell.xy + cell.z * 7.0 + v_size_seed.w));
+        return v_albedo * (0.85 + 0.3 * hash(cell.xy + cell.z * 7.0 + v_size_seed.w));
     }
     if (kind == 7) {  // traffic-light head: three lamps on the faces along z, one lit
         vec2 p = v_local_m.xy;

@@ -175,7 +175,7 @@ def _add_lamps_and_trees(builder, rng, street: StreetGeometry, config, side: int
             [x[tree] + offset[:, 0], trunk_h[tree] + size * squash * 0.4, -tree_s[tree] + offset[:, 1]], -1
         ),
         np.stack([size, size * squash, size * rng.uniform(0.85, 1.15, len(tree))], -1),
-        pal.draw("vegetation", rng, len(tree), exclude_darkest=False),
+        pal.draw("vegetation", rng, len(tree)),
         "tree",
         mesh="sphere",
     )

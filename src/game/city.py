@@ -33,6 +33,7 @@ class Building:
     height_m: float
     setback_m: float
     colour: tuple[float, float, float]
+    glass_colour: tuple[float, float, float] = (0.2, 0.2, 0.2)
     material: int = 0  # index into MATERIALS
     floor_height_m: float = 3.2
     window_spacing_m: float = 2.5
@@ -63,7 +64,8 @@ def next_building(rng: np.random.Generator, config, side: int, end_m: float) -> 
         break
     palette = city_palette()
     material = int(rng.choice(len(MATERIALS), p=MATERIAL_SHARES))
-    colour = palette.draw("building", rng, 1, exclude_darkest=True)[0]
+    colour = palette.draw("building", rng, 1, half="bright")[0]
+    glass = palette.draw("building", rng, 1, half="dark")[0]
     return Building(
         side=side,
         s_start_m=float(start),
@@ -72,6 +74,7 @@ def next_building(rng: np.random.Generator, config, side: int, end_m: float) -> 
         height_m=float(rng.uniform(*config.building_height_range_m)),
         setback_m=float(rng.uniform(*config.building_setback_range_m)),
         colour=tuple(float(v) for v in colour),
+        glass_colour=tuple(float(v) for v in glass),
         material=material,
         floor_height_m=float(rng.uniform(3.0, 4.2)),
         window_spacing_m=float(rng.uniform(1.8, 3.4) if material != 3 else rng.uniform(1.3, 1.8)),

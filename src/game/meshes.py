@@ -22,9 +22,6 @@ from src.game.world import World
 
 __all__ = ["MESHES", "InstanceBatch", "Scene", "SceneBuilder", "box_models", "build_scene"]
 
-MARKING_YELLOW = (0.9, 0.72, 0.1)
-GLASS_ALBEDO = (0.12, 0.15, 0.2)
-TYRE_ALBEDO = (0.06, 0.06, 0.06)
 BIKE_ALBEDO = (0.1, 0.1, 0.12)
 WINDOW_RECESS_M = 0.3  # the glass sits this far behind the wall
 
@@ -83,7 +80,7 @@ def _add_road(builder: SceneBuilder, world: World, s_lo: float, s_hi: float) -> 
         c.lane_marking_length_m + c.lane_marking_gap_m,
         z_mid,
     )
-    lines = [(-0.15, MARKING_YELLOW, continuous), (0.15, MARKING_YELLOW, continuous)]
+    lines = [(-0.15, white, continuous), (0.15, white, continuous)]
     lines += [(side * street.traffic_half_m, white, continuous) for side in (-1, 1)]
     lines += [
         (sign * k * c.lane_width_m, white, dashed)
@@ -125,7 +122,7 @@ def _add_buildings(builder: SceneBuilder, world: World) -> None:
     builder.add_boxes(
         centre - np.array([0, WINDOW_RECESS_M / 2, 0]),
         inner,
-        city_palette().darkest("building"),
+        np.array([x.glass_colour for x in b], np.float32),
         "building",
         pattern=(PATTERNS["glass"], 0.0, 0.0, 0.0),
         seed=seed,
@@ -154,15 +151,16 @@ def _add_vehicle(builder: SceneBuilder, vehicle) -> None:
             prev_centres=[at(vehicle.prev_x_m, vehicle.prev_s_m, dx, y, ds)],
         )
 
-    colour = vehicle.colour
-    add(0, 0.3, 0, (width - 0.15, 0.45, length - 0.5), TYRE_ALBEDO)  # wheels and underbody
+    colour, pal = vehicle.colour, city_palette()
+    glass, tyre = pal.darkest("building"), pal.darkest("vehicle")
+    add(0, 0.3, 0, (width - 0.15, 0.45, length - 0.5), tyre)  # wheels and underbody
     if vehicle.kind == "bus":
         add(0, 0.35 + (height - 0.35) / 2, 0, (width, height - 0.35, length), colour)
-        add(0, height - 1.05, 0.3, (width + 0.04, 0.9, length - 1.4), GLASS_ALBEDO)
+        add(0, height - 1.05, 0.3, (width + 0.04, 0.9, length - 1.4), glass)
         return
     body_h = height * 0.5
     add(0, 0.3 + body_h / 2, 0, (width, body_h, length), colour)
     cabin_h = height - 0.3 - body_h
-    add(0, 0.3 + body_h + cabin_h / 2, -0.25, (width * 0.88, cabin_h, length * 0.5), GLASS_ALBEDO)
+    add(0, 0.3 + body_h + cabin_h / 2, -0.25, (width * 0.88, cabin_h, length * 0.5), glass)
     if vehicle.kind == "taxi":
         add(0, height + 0.1, -0.25, (0.6, 0.2, 0.25), (0.98, 0.95, 0.6))

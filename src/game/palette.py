@@ -43,13 +43,17 @@ class CityPalette:
         colours = self._colours[region]
         return colours[np.argmax(colours.sum(1))]
 
-    def draw(
-        self, region: str, rng: np.random.Generator, n: int, *, exclude_darkest: bool = False
-    ) -> np.ndarray:
-        """n 3 float32 colours: a centre by share, plus its spread as Gaussian noise."""
+    def draw(self, region: str, rng: np.random.Generator, n: int, *, half: str | None = None) -> np.ndarray:
+        """n 3 float32 colours: a centre by share, plus its spread as Gaussian noise. ``half``
+        "dark" or "bright" draws only from the darker or brighter half of the centres (a wall
+        and the glass in it: together they make up the region's measured distribution)."""
         colours, shares, spread = self._colours[region], self._shares[region].copy(), self._spread[region]
-        if exclude_darkest and len(colours) > 1:
-            shares[np.argmin(colours.sum(1))] = 0.0
+        if half is not None and len(colours) > 1:
+            order = np.argsort(colours.sum(1))
+            dark = order[: len(order) // 2]
+            keep = np.zeros(len(colours), bool)
+            keep[dark] = True
+            shares[keep if half == "bright" else ~keep] = 0.0
             shares /= shares.sum()
         pick = rng.choice(len(colours), size=n, p=shares)
         noise = rng.standard_normal((n, 3)) * spread[pick]
