@@ -143,7 +143,7 @@ def test_runs_started_before_model_class_existed_still_resume(tmp_path):
     from src.common.config import to_dict
     from src.common.errors import UserError
     from src.train.config import TrainConfig
-    from src.train.loop import _check_same_run
+    from src.train.run_folder import check_same_run as _check_same_run
 
     config = TrainConfig()
     saved = to_dict(config)

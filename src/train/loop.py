@@ -25,7 +25,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from src.common.config import to_dict, to_yaml
+from src.common.config import to_dict
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import DiskFullError, atomic_write_text, is_full_disk
@@ -40,7 +40,13 @@ from src.train.ema import EMA
 from src.train.model_io import build_model, load_weights_from
 from src.train.objectives import build_objective
 from src.train.package import export_package, sampling_defaults, training_command
-from src.train.run_folder import claim_run_folder, drop_log_records_after, lock_run_folder, release_run_folder
+from src.train.run_folder import (
+    claim_run_folder,
+    drop_log_records_after,
+    lock_run_folder,
+    record_run,
+    release_run_folder,
+)
 from src.train.schedule import warmup_steady_cooldown
 from src.train.validation import run_validation
 
@@ -96,25 +102,6 @@ def _mixed_precision(config: TrainConfig) -> str:
     if config.mixed_precision not in ("no", "bf16", "fp16"):
         raise UserError(f"mixed_precision must be auto, no, bf16 or fp16, got '{config.mixed_precision}'")
     return config.mixed_precision
-
-
-def _check_same_run(run_dir: Path, config: TrainConfig) -> None:
-    """Refuse to resume a run whose model or data changed; other settings may change."""
-    saved_path = run_dir / "run_config.yaml"
-    if not saved_path.is_file():
-        return
-    import yaml
-
-    saved = yaml.safe_load(saved_path.read_text())
-    current = to_dict(config)
-    defaults = to_dict(TrainConfig())
-    for key in ("model", "conditions"):
-        # fields added since the run started (model.model_class) count with their defaults
-        if {**defaults[key], **saved.get(key, {})} != current.get(key):
-            raise UserError(
-                f"{run_dir} was trained with a different '{key}' section than this command asks for",
-                "Resume with the same config, or pick a new --run_name.",
-            )
 
 
 class Trainer:
@@ -205,8 +192,7 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.lock = lock_run_folder(run_dir)  # before anything in the folder is touched
         ckpt.remove_incomplete(run_dir)
-        _check_same_run(run_dir, config)
-        atomic_write_text(run_dir / "run_config.yaml", to_yaml(config))
+        record_run(run_dir, config)  # refuses a changed model, conditions or dataset size
         # every distinct command that started or resumed this run, in order: the model card quotes
         # them all, so a run extended with other flags is still reproducible from its card
         commands_file = run_dir / "command.txt"
