@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+REFERENCE_HINT = (  # evaluate --reference (src/eval/reference.py)
+    "Give held-out real footage of the game's place: a prepared dataset, videos or a folder "
+    "(the city reference is ../shared/data/city_videos/city_street_pandaset002_back_reversed.mp4)."
+)
+
 
 @dataclasses.dataclass
 class ConditionGapConfig:
