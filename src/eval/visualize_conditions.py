@@ -67,6 +67,9 @@ class VisualizeConditionsConfig:
     """frames of each clip shown in conditions_grid.png"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
     """the real-video extractors (also those the game-side transforms run on the raster)"""
+    depth_sidecar: bool = True
+    """take the real video's depth from its <video>.depth.npz (LiDAR/stereo) where it has one, as
+    prepare_data does; false: the estimate (to measure what the sidecar changes)"""
     conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
     """the condition spec both clips are encoded with, game-side transforms included"""
     gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
@@ -123,8 +126,9 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     from src.conditions.align import align_game_clip
     from src.conditions.encode import ConditionStats, StatsAccumulator, encode
     from src.conditions.extract import Extractor
-    from src.data.decode import decode_video
+    from src.data.decode import decode_video_with_report, probe_video
     from src.data.prepared import read_manifest
+    from src.data.sidecar import sidecar_for_video
     from src.data.sources import find_embedded_file
     from src.eval.condition_gap import condition_gap_accuracy
     from src.eval.domain_gap import domain_gap, plot_histograms
@@ -138,10 +142,18 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     decode = DecodeConfig(
         fps=config.fps, resolution=config.resolution, start_s=config.start_s, max_frames=config.frames
     )
-    real_frames = decode_video(video, decode)
+    real_frames, report = decode_video_with_report(video, decode)
     extractor = Extractor(config.extract)
     extractor.fit(real_frames)
     real = extractor.extract(real_frames)
+    sidecar = None
+    if config.depth_sidecar:  # true depth in place of the estimate, as prepare_data takes it
+        info = probe_video(video)
+        sidecar = sidecar_for_video(
+            video, info=info, report=report, decode=decode, num_frames=len(real_frames)
+        )
+    if sidecar is not None:
+        real["depth"] = sidecar.inverse_depth(0, len(real_frames))
 
     game_dir = (
         Path(config.game_clip)
@@ -169,7 +181,10 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         accumulator = StatsAccumulator(fov_y_deg=config.extract.assumed_fov_y_deg)
         accumulator.add(depth=real["depth"], flow=real["flow"], depth_kind="inverse_relative")
         stats = accumulator.stats()
-    real_cond = encode(real, spec=spec, stats=stats, depth_kind="inverse_relative").numpy()  # t C h w
+    real_fov = sidecar.fov_y_deg() if sidecar is not None else None  # its camera's, else the stats'
+    real_cond = encode(
+        real, spec=spec, stats=stats, depth_kind="inverse_relative", fov_y_deg=real_fov
+    ).numpy()
     game_cond = encode(
         {k: game[k] for k in ("albedo", "depth", "flow")},
         spec=spec,
@@ -205,6 +220,7 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     summary = {
         "metric": "1-D Wasserstein distance between encoded values (range [-1, 1])",
         "real": str(video),
+        "real_depth_source": "lidar_sidecar" if sidecar is not None else "estimate",
         "game": str(game_dir),
         "frames": int(num),
         "stats": stats.to_dict(),
