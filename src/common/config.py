@@ -281,7 +281,9 @@ def _check_order(config: Any, prefix: str) -> None:
         if "_range" in field.name and isinstance(value, (list, tuple)) and len(value) == 2:
             low, high = value
             if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
-                raise UserError(f"invalid --{prefix}{field.name} {list(value)}: the low end is above the high end", hint)
+                raise UserError(
+                    f"invalid --{prefix}{field.name} {list(value)}: the low end is above the high end", hint
+                )
     for low_name, high_name in getattr(type(config), "ORDERED", ()):
         low, high = getattr(config, low_name), getattr(config, high_name)
         if low is not None and high is not None and not low < high:
@@ -361,7 +363,21 @@ def parse_config(
         sys.stdout.write(to_yaml(config))
         sys.stdout.flush()
         sys.exit(0)
+    _check_output_files(config)
     return config
+
+
+OUTPUT_FILE_FIELDS = ("json_out",)  # file fields every command writes at its end: checked at its start
+
+
+def _check_output_files(config: Any) -> None:
+    """A ``json_out`` that cannot be written is refused before the command's work, not after it."""
+    from src.common.io import check_writable_file
+
+    for name in OUTPUT_FILE_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, str) and value:
+            check_writable_file(value, what=f"--{name}")
 
 
 def _layer_args(config_cls: type, layers: Sequence[Layer]) -> list[str]:

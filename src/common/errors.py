@@ -57,6 +57,8 @@ def place_error_line(error: OSError) -> str:
     where = error.filename if error.filename is not None else "a file the command writes"
     also = f" (and {error.filename2})" if error.filename2 is not None else ""
     what = error.strerror or str(error)
+    if error.errno == errno.EEXIST:  # mkdir of a folder on the way, where a file is
+        what = "a file is where a folder is needed"
     return (
         f"cannot use {where}{also}: {what}. Check that the folder exists, is a folder and is writable "
         "(and that the disk has space), or choose another path"

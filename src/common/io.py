@@ -136,8 +136,11 @@ def check_writable_file(path: str | Path, *, what: str, suffixes: tuple[str, ...
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
+        why = error.strerror or str(error)
+        if error.errno in (errno.EEXIST, errno.ENOTDIR):
+            why = "a file is where a folder is needed"
         raise UserError(
-            f"cannot write {what} to {path}: {error.strerror or error}", "Choose a path in a writable folder."
+            f"cannot write {what} to {path}: {why}", "Choose a path in a writable folder."
         ) from None
     return path
 

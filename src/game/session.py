@@ -278,6 +278,15 @@ def check_play_config(config: PlayConfig) -> None:
         )
     if config.resolution is not None:
         parse_resolution(config.resolution)
+    if (
+        config.record is not None
+        and config.record_side_by_side is not None
+        and Path(config.record).resolve() == Path(config.record_side_by_side).resolve()
+    ):
+        raise UserError(
+            f"--record and --record_side_by_side are both {config.record}: one video would overwrite the other",
+            "Give each its own file.",
+        )
 
 
 def run_session(
@@ -334,15 +343,6 @@ def _check_views_and_outputs(
         )
     if config.record_side_by_side is not None and "side_by_side" not in declared:
         raise UserError("--record_side_by_side needs the neural renderer", "Add --renderer neural.")
-    if (
-        config.record is not None
-        and config.record_side_by_side is not None
-        and Path(config.record).resolve() == Path(config.record_side_by_side).resolve()
-    ):
-        raise UserError(
-            f"--record and --record_side_by_side are both {config.record}: one video would overwrite the other",
-            "Give each its own file.",
-        )
     recordings = {}
     if config.record is not None:
         recordings[config.record] = record_view

@@ -9,8 +9,11 @@ Re-running the same command resumes the run (runs/<run_name>) from its newest ch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from src.common.config import parse_config
 from src.common.errors import script_main
+from src.common.io import check_writable_dir
 from src.train.config import TrainConfig
 
 
@@ -21,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     from src.train.auto_data import prepare_defaults_if_missing
     from src.train.loop import train
 
+    check_writable_dir(Path(config.runs_dir) / config.run_name, what="--runs_dir")  # before any data is made
     prepare_defaults_if_missing(config)
 
     run_dir = train(config)
