@@ -1,6 +1,6 @@
 #version 330
 // Writes the G-buffer: lit colour, albedo, semantic, view normal + axis depth, flow.
-// Surfaces carry a procedural pattern (v_pattern.x; ids in src/game/meshes.py PATTERNS) that
+// Surfaces carry a procedural pattern (PATTERN; ids in src/game/instances.py PATTERNS) that
 // changes their albedo or cuts holes (discard: a window shows the recessed glass behind it, so
 // depth, normals, flow and semantic are those of real geometry). Colours come from uniforms
 // measured on real footage (game/city_palette.yaml) or from the instance's albedo.
@@ -14,6 +14,7 @@ uniform vec4 u_road_shares;
 uniform vec3 u_sidewalk_colours[3];
 uniform vec3 u_sidewalk_shares;
 uniform vec3 u_glass_colour;
+uniform float u_window_detail_m;   // windows are cut only nearer than this (their glass is drawn there)
 
 in vec4 v_prev_clip;
 in float v_view_z;
@@ -31,8 +32,10 @@ layout(location = 2) out float out_semantic;  // id / 255 into an 8-bit target: 
 layout(location = 3) out vec4 out_normal_depth;
 layout(location = 4) out vec2 out_flow;
 
-float hash(vec2 p) {
-    return fract(sin(dot(p, vec2(127.1, 311.7))) * 43758.5453);
+float hash(vec2 p) {  // arithmetic only (no sin: slow on a CPU rasteriser); D. Hoskins' hash12
+    vec3 p3 = fract(vec3(p.xyx) * 0.1031);
+    p3 += dot(p3, p3.yzx + 33.33);
+    return fract((p3.x + p3.y) * p3.z);
 }
 
 float value_noise(vec2 p) {
@@ -67,9 +70,18 @@ vec3 asphalt(vec2 world, float px_m) {
     return colour;
 }
 
-// facade of a building: window grid per floor, storefronts and doors on the ground floor
+// facade of a building: window grid per floor, storefronts and doors on the ground floor.
+// Windows are holes: the glass box behind shows through, recessed (src/game/meshes.py).
 vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_m) {
     if (abs(v_local_normal.y) > 0.5) return wall;  // roof
+    // window half-width (of a bay) and sill/head per material: brick, concrete, stucco, glass
+    vec3 shape = material < 0.5 ? vec3(0.2, 0.22, 0.82)
+               : material < 1.5 ? vec3(0.42, 0.3, 0.78)
+               : material < 2.5 ? vec3(0.28, 0.25, 0.8)
+               : vec3(0.47, 0.04, 0.96);
+    // far away, or bays under 4 pixels: no cut, the grid's mean colour (real flat colour is smooth)
+    if (min(spacing_m, floor_m) < 4.0 * px_m || -v_view_z > u_window_detail_m)
+        return mix(wall, u_glass_colour, 2.0 * shape.x * (shape.z - shape.y));
     bool faces_x = abs(v_local_normal.x) > 0.5;
     float u = faces_x ? v_local_m.z : v_local_m.x;
     float width = faces_x ? v_size_seed.z : v_size_seed.x;
@@ -78,9 +90,8 @@ vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_
     float cu = (u / width + 0.5) * columns;
     float fu = fract(cu);
     float ground_m = 1.25 * floor_m;
-    float seed = v_size_seed.w;
     if (h < ground_m) {  // storefronts, a door in some bays, a fascia above
-        bool door = hash(vec2(floor(cu), seed)) < 0.35;
+        bool door = hash(vec2(floor(cu), v_size_seed.w)) < 0.35;
         if (door && abs(fu - 0.5) < 0.16 && h < 2.3) discard;
         if (abs(fu - 0.5) < 0.44 && h > 0.55 && h < ground_m - 0.7) discard;
         if (h > ground_m - 0.7) return mix(wall, u_glass_colour, 0.5);
@@ -88,13 +99,6 @@ vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_
     }
     if (h > v_size_seed.y - 1.0) return wall;  // parapet
     float fv = fract((h - ground_m) / floor_m);
-    // window half-width (of a bay) and sill/head per material: brick, concrete, stucco, glass
-    vec4 shape = material < 0.5 ? vec4(0.2, 0.22, 0.82, 0.0)
-               : material < 1.5 ? vec4(0.42, 0.3, 0.78, 0.0)
-               : material < 2.5 ? vec4(0.28, 0.25, 0.8, 0.0)
-               : vec4(0.47, 0.04, 0.96, 0.0);
-    if (min(spacing_m, floor_m) < 4.0 * px_m)  // bays under 4 pixels: the grid's mean colour, no cut
-        return mix(wall, u_glass_colour, 2.0 * shape.x * (shape.z - shape.y));
     float du = abs(fu - 0.5), frame_u = 0.08 * columns / width;
     if (du < shape.x && fv > shape.y && fv < shape.z) discard;
     if (du < shape.x + frame_u && fv > shape.y - 0.05 && fv < shape.z + 0.03)
@@ -103,48 +107,56 @@ vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_
     return wall;
 }
 
+// metres per pixel on this surface: detail finer than a few pixels is drawn as its mean
+// (real flat colour is smoothed; aliased 1-pixel grids are not what a camera sees)
+float metres_per_pixel() {
+    return max(length(dFdx(v_local_m)), length(dFdy(v_local_m)));
+}
+
+// The raster compiles one program per pattern (#define PATTERN, ids in src/game/instances.py):
+// a CPU rasteriser would otherwise run every branch below for every pixel.
 vec3 pattern_albedo() {
-    int kind = int(v_pattern.x + 0.5);
-    // metres per pixel on this surface: detail finer than a few pixels is drawn as its mean
-    // (real flat colour is smoothed; aliased 1-pixel grids are not what a camera sees)
-    float px_m = max(length(dFdx(v_local_m)), length(dFdy(v_local_m)));
-    if (kind == 1) return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w, px_m);
-    if (kind == 2) return asphalt(vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z), px_m);
-    if (kind == 3) {  // a lane marking: dashed (length, period, centre z), worn
-        float s = -(v_local_m.z + v_pattern.w);
-        if (v_pattern.y > 0.0 && mod(s, v_pattern.z) > v_pattern.y) discard;
-        if (value_noise(vec2(v_local_m.x * 9.0, s * 3.0) + v_size_seed.w) < 0.3) discard;
-        return v_albedo;
-    }
-    if (kind == 4) {  // pavement slabs with joints, the kerb edge plain
-        if (v_local_normal.y < 0.5) return v_albedo;
-        vec2 world = vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z) / v_pattern.w;
-        vec2 joint = abs(fract(world) - 0.5);
-        if (v_pattern.w > 6.0 * px_m && max(joint.x, joint.y) > 0.47) return u_sidewalk_colours[0] * 0.8;
-        return sidewalk_colour(hash(floor(world)));
-    }
-    if (kind == 5) {  // crosswalk bars along local x (y = 0) or z (y = 1), worn
-        float along = v_pattern.y < 0.5 ? v_local_m.x : v_local_m.z;
-        if (fract(along / v_pattern.z) > 0.5) discard;
-        if (value_noise(v_local_m.xz * 4.0 + v_size_seed.w) < 0.25) discard;
-        return v_albedo;
-    }
-    if (kind == 6) {  // glass behind the windows: panes of varying darkness
-        vec3 cell = floor(v_local_m / vec3(1.6, 1.4, 1.6));
-        return v_albedo * (0.85 + 0.3 * hash(cell.xy + cell.z * 7.0 + v_size_seed.w));
-    }
-    if (kind == 7) {  // traffic-light head: three lamps on the faces along z, one lit
-        vec2 p = v_local_m.xy;
-        if (abs(v_local_normal.z) < 0.5) return v_albedo;
-        for (int i = 0; i < 3; i++) {
-            vec2 centre = vec2(0.0, 0.3 * float(1 - i) * v_size_seed.y);
-            if (length(p - centre) < 0.11) {
-                vec3 lamp = i == 0 ? vec3(0.9, 0.1, 0.08) : i == 1 ? vec3(0.95, 0.65, 0.1) : vec3(0.1, 0.85, 0.4);
-                return int(v_pattern.y + 0.5) == i ? lamp : lamp * 0.25;
-            }
+#if PATTERN == 1
+    return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w, metres_per_pixel());
+#elif PATTERN == 2
+    return asphalt(vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z), metres_per_pixel());
+#elif PATTERN == 3
+    // a lane marking: dashed (length, period, centre z), worn
+    float s = -(v_local_m.z + v_pattern.w);
+    if (v_pattern.y > 0.0 && mod(s, v_pattern.z) > v_pattern.y) discard;
+    if (value_noise(vec2(v_local_m.x * 9.0, s * 3.0) + v_size_seed.w) < 0.3) discard;
+    return v_albedo;
+#elif PATTERN == 4
+    // pavement slabs with joints, the kerb edge plain
+    if (v_local_normal.y < 0.5) return v_albedo;
+    vec2 world = vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z) / v_pattern.w;
+    vec2 joint = abs(fract(world) - 0.5);
+    if (v_pattern.w > 6.0 * metres_per_pixel() && max(joint.x, joint.y) > 0.47) return u_sidewalk_colours[0] * 0.8;
+    return sidewalk_colour(hash(floor(world)));
+#elif PATTERN == 5
+    // crosswalk bars along local x (y = 0) or z (y = 1), worn
+    float along = v_pattern.y < 0.5 ? v_local_m.x : v_local_m.z;
+    if (fract(along / v_pattern.z) > 0.5) discard;
+    if (value_noise(v_local_m.xz * 4.0 + v_size_seed.w) < 0.25) discard;
+    return v_albedo;
+#elif PATTERN == 6
+    // glass behind the windows: panes of varying darkness
+    vec3 cell = floor(v_local_m / vec3(1.6, 1.4, 1.6));
+    return v_albedo * (0.85 + 0.3 * hash(cell.xy + cell.z * 7.0 + v_size_seed.w));
+#elif PATTERN == 7
+    // traffic-light head: three lamps on the faces along z, one lit
+    if (abs(v_local_normal.z) < 0.5) return v_albedo;
+    for (int i = 0; i < 3; i++) {
+        vec2 centre = vec2(0.0, 0.3 * float(1 - i) * v_size_seed.y);
+        if (length(v_local_m.xy - centre) < 0.11) {
+            vec3 lamp = i == 0 ? vec3(0.9, 0.1, 0.08) : i == 1 ? vec3(0.95, 0.65, 0.1) : vec3(0.1, 0.85, 0.4);
+            return int(v_pattern.y + 0.5) == i ? lamp : lamp * 0.25;
         }
     }
     return v_albedo;
+#else
+    return v_albedo;
+#endif
 }
 
 void main() {

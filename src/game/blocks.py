@@ -26,21 +26,23 @@ POLE_HEIGHT_M = 9.0
 OUTSKIRT_M = 80.0  # the pavement and cross streets run on this far behind the facades
 
 
-def build_block(k: int, config, seed: int) -> Scene:
-    """Everything static of block ``k`` (see the module docstring), the same for a seed every time."""
+def build_block(k: int, config, seed: int) -> tuple[Scene, Scene]:
+    """Everything static of block ``k`` (see the module docstring), the same for a seed every time:
+    (the ground: pavements, kerbs, the cross street and its crosswalks; the things standing on it)."""
     rng = np.random.default_rng([seed, 2, k & 0xFFFFFFFF, k < 0])
     street = StreetGeometry.of(config)
     pal = city_palette()
-    builder = SceneBuilder()
+    ground, builder = SceneBuilder(), SceneBuilder()
     street_start, street_end = cross_street_span(k, config)
     s0, s1 = street_end, cross_street_span(k + 1, config)[0]  # the block's kerbs
-    _add_pavement(builder, street, config, (street_start, street_end), (s0, s1), pal)
+    _add_pavement(ground, street, config, (street_start, street_end), (s0, s1), pal)
+    _add_crossings(ground, rng, street, (street_start, street_end), pal)
     for side in (-1, 1):
         _add_parked_cars(builder, rng, street, side, s0 + 7.0, s1 - 7.0, pal)
         _add_poles_and_wires(builder, rng, street, side, s0 + 3.0, s1 - 3.0, pal)
         _add_lamps_and_trees(builder, rng, street, config, side, (s0 + 4.0, s1 - 4.0), pal)
     _add_intersection(builder, rng, street, (street_start, street_end), pal)
-    return builder.build()
+    return ground.build(), builder.build()
 
 
 def _add_pavement(builder, street: StreetGeometry, config, cross: tuple, kerbs: tuple, pal: CityPalette):
@@ -100,7 +102,7 @@ def _add_parked_cars(builder, rng, street: StreetGeometry, side: int, s0: float,
 
 
 def _add_poles_and_wires(builder, rng, street: StreetGeometry, side: int, s0: float, s1: float, pal):
-    """Wooden utility poles with a crossarm, and three wires from each pole to the next."""
+    """Wooden utility poles with a crossarm, and two wires from each pole to the next."""
     s = _uniform_spacing(rng, s0, s1, 32.0, 3.0)
     n = len(s)
     if n == 0:
@@ -123,7 +125,7 @@ def _add_poles_and_wires(builder, rng, street: StreetGeometry, side: int, s0: fl
     if n < 2:
         return
     span, mid = np.diff(s), (s[1:] + s[:-1]) / 2
-    for dx in (-0.85, 0.0, 0.85):
+    for dx in (-0.85, 0.85):
         builder.add_boxes(
             np.stack([np.full(n - 1, x + dx), np.full(n - 1, WIRE_HEIGHT_M + 0.2), -mid], -1),
             np.stack([np.full(n - 1, 0.03), np.full(n - 1, 0.03), span], -1),
@@ -165,7 +167,7 @@ def _add_lamps_and_trees(builder, rng, street: StreetGeometry, config, side: int
         "tree",
         mesh="cylinder",
     )
-    crowns = rng.integers(1, 4, n)
+    crowns = rng.integers(1, 3, n)
     tree = np.repeat(np.arange(n), crowns)
     size = rng.uniform(2.2, 4.6, len(tree))
     offset = rng.uniform(-0.8, 0.8, (len(tree), 2)) * (crowns[tree] > 1)[:, None]
@@ -182,11 +184,10 @@ def _add_lamps_and_trees(builder, rng, street: StreetGeometry, config, side: int
 
 
 def _add_intersection(builder, rng, street: StreetGeometry, cross: tuple, pal):
-    """Traffic lights at the four corners, signs, planters with bushes, crosswalks and manholes."""
+    """Traffic lights at the four corners (mast arms over the road), signs, planters with bushes."""
     start, end = cross
-    width = end - start
     corner_x = street.kerb_x_m + street.curb_width_m + 0.45
-    dark, marking = pal.darkest("pole"), pal.brightest("lane_marking")
+    dark = pal.darkest("pole")
     lit = int(rng.integers(3))
     arm = 5.5  # mast arms reach over the road at the two corners that face oncoming traffic
     for side, s in ((-1, start - 1.2), (1, start - 1.2), (-1, end + 1.2), (1, end + 1.2)):
@@ -205,6 +206,13 @@ def _add_intersection(builder, rng, street: StreetGeometry, cross: tuple, pal):
                 pattern=(PATTERNS["traffic_light"], (lit + (side > 0)) % 3, 0.0, 0.0),
             )
     _add_signs_and_planters(builder, rng, street, cross, pal)
+
+
+def _add_crossings(builder, rng, street: StreetGeometry, cross: tuple, pal):
+    """Crosswalks over the main road and over the cross street, and manholes in the lanes."""
+    start, end = cross
+    width = end - start
+    marking = pal.brightest("lane_marking")
     half_road = street.kerb_x_m
     for s in (start - 3.0, end + 3.0):  # crosswalks over the main road, bars along s
         builder.add_boxes(

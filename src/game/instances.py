@@ -99,8 +99,8 @@ def _sphere_vertices(rings: int = 5, segments: int = 8) -> np.ndarray:
 MESHES: dict[str, np.ndarray] = {
     "box": _box_vertices(),
     "quad": _quad_vertices(),
-    "cylinder": _cylinder_vertices(),
-    "sphere": _sphere_vertices(),
+    "cylinder": _cylinder_vertices(8),
+    "sphere": _sphere_vertices(4, 6),
 }
 
 
@@ -172,12 +172,21 @@ class SceneBuilder:
         prev = None if prev_centres is None else box_models(prev_centres, sizes)
         self.add(mesh, box_models(centres, sizes), albedo, semantic, prev, **pattern)
 
-    def add_scene(self, scene: Scene) -> None:
-        """Every batch of a prebuilt scene (a city block)."""
+    def add_scene(self, scene: Scene, keep=None) -> None:
+        """Every batch of a prebuilt scene (a city block); ``keep(batch)``: only those instances."""
         for name, batch in scene.items():
-            self._parts[name].append(
-                (batch.model, batch.prev_model, batch.albedo, batch.semantic, batch.pattern, batch.size_seed)
+            arrays = (
+                batch.model,
+                batch.prev_model,
+                batch.albedo,
+                batch.semantic,
+                batch.pattern,
+                batch.size_seed,
             )
+            if keep is not None:
+                mask = keep(batch)
+                arrays = tuple(a[mask] for a in arrays)
+            self._parts[name].append(arrays)
 
     def build(self) -> Scene:
         scene = {}

@@ -28,14 +28,22 @@ import numpy as np
 from src.common.errors import UserError
 from src.common.gbuffer import SKY_DEPTH_M, GBuffer
 from src.game.camera import CameraConfig, Intrinsics
-from src.game.meshes import MESHES, Scene
+from src.game.meshes import MESHES, WINDOW_DETAIL_M, Scene
 from src.game.palette import city_palette
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "game" / "shaders"
 SUN_DIRECTION_WORLD = np.array([0.45, 0.8, 0.35]) / np.linalg.norm([0.45, 0.8, 0.35])
 HORIZON_COLOUR = (0.78, 0.84, 0.9)
 ZENITH_COLOUR = (0.35, 0.55, 0.85)
-INSTANCE_FLOATS = 16 + 16 + 9 + 4 + 4 + 4
+INSTANCE_ATTRIBUTES = (  # per-instance vertex attributes and their floats, in buffer order
+    ("in_mvp", 16),
+    ("in_prev_mvp", 16),
+    ("in_normal_matrix", 9),
+    ("in_albedo_semantic", 4),
+    ("in_pattern", 4),
+    ("in_size_seed", 4),
+)
+INSTANCE_FLOATS = sum(floats for _, floats in INSTANCE_ATTRIBUTES)
 
 
 class NoOpenGLContextError(UserError):
@@ -96,10 +104,12 @@ class GBufferRaster:
         self.projection = np.diag([1.0, -1.0, 1.0, 1.0]) @ self.intrinsics.projection_matrix()
         self.ctx = ctx or create_headless_context()
         ctx = self.ctx
-        self.geometry_program = ctx.program(
-            vertex_shader=(SHADER_DIR / "gbuffer.vert").read_text(),
-            fragment_shader=(SHADER_DIR / "gbuffer.frag").read_text(),
+        self._geometry_sources = (
+            (SHADER_DIR / "gbuffer.vert").read_text(),
+            (SHADER_DIR / "gbuffer.frag").read_text(),
         )
+        self._fog_m = (fog_start_m, fog_end_m)
+        self._programs: dict[int, object] = {}  # pattern id -> the fragment shader holding only it
         self.sky_program = ctx.program(
             vertex_shader=(SHADER_DIR / "sky.vert").read_text(),
             fragment_shader=(SHADER_DIR / "sky.frag").read_text(),
@@ -115,16 +125,8 @@ class GBufferRaster:
         self.depth_buffer = ctx.depth_texture(size)
         self.fbo = ctx.framebuffer(color_attachments=self.targets, depth_attachment=self.depth_buffer)
         self.sky_vao = ctx.vertex_array(self.sky_program, [])
-        self._meshes = {}
-        for name, vertices in MESHES.items():
-            vbo = ctx.buffer(vertices.tobytes())
-            self._meshes[name] = {"vbo": vbo, "count": len(vertices), "capacity": 0, "ibo": None, "vao": None}
-
-        p = self.geometry_program
-        p["u_resolution"].value = size
-        p["u_sky_colour"].value = HORIZON_COLOUR
-        p["u_fog_start_m"].value = fog_start_m
-        p["u_fog_end_m"].value = fog_end_m
+        self._meshes = {name: (ctx.buffer(v.tobytes()), len(v)) for name, v in MESHES.items()}
+        self._vaos: dict[tuple[str, int], dict] = {}  # (mesh, pattern) -> instance buffer and VAO
         s = self.sky_program
         s["u_resolution"].value = size
         tan_y = math.tan(math.radians(camera.fov_y_deg) / 2)
@@ -134,21 +136,48 @@ class GBufferRaster:
         s["u_horizon_colour"].value = HORIZON_COLOUR
         s["u_zenith_colour"].value = ZENITH_COLOUR
         self._set_palette_uniforms()
+        self.geometry_program = self._program(0)
+
+    def _program(self, pattern: int):
+        """The geometry program for one surface pattern, compiled on first use. A CPU rasteriser
+        runs every branch of a shader for every pixel, so each pattern gets a shader of its own
+        (``#define PATTERN``) and each (mesh, pattern) one instanced draw call."""
+        if pattern not in self._programs:
+            vertex, fragment = self._geometry_sources
+            header, body = fragment.split("\n", 1)  # after #version
+            p = self.ctx.program(
+                vertex_shader=vertex, fragment_shader=f"{header}\n#define PATTERN {pattern}\n{body}"
+            )
+            p["u_resolution"].value = (self.width, self.height)
+            p["u_sky_colour"].value = HORIZON_COLOUR
+            p["u_fog_start_m"].value, p["u_fog_end_m"].value = self._fog_m
+            self._programs[pattern] = p
+            self._set_palette_uniforms()
+        return self._programs[pattern]
 
     def _set_palette_uniforms(self) -> None:
         """The measured colours the shaders' patterns use (game/city_palette.yaml)."""
         pal = city_palette()
-        p, s = self.geometry_program, self.sky_program
-        p["u_road_colours"].write(pal.colours("road")[:4].astype("f4").tobytes())
-        p["u_road_shares"].value = tuple(np.pad(pal.shares("road"), (0, 4))[:4])
-        p["u_sidewalk_colours"].write(pal.colours("sidewalk")[:3].astype("f4").tobytes())
-        p["u_sidewalk_shares"].value = tuple(np.pad(pal.shares("sidewalk"), (0, 3))[:3])
-        p["u_glass_colour"].value = tuple(pal.darkest("building"))
-        sky, shares = pal.colours("sky"), pal.shares("sky")
-        s["u_cloud_albedo"].value = tuple(sky[0])  # the sky's two largest clusters: cloud, clear
-        s["u_sky_albedo"].value = tuple(sky[1])
-        s["u_cloud_cover"].value = float(shares[0] / (shares[0] + shares[1]))
-        s["u_sun_world"].value = tuple(SUN_DIRECTION_WORLD)
+        sky, sky_shares = pal.colours("sky"), pal.shares("sky")
+        geometry = {
+            "u_road_colours": pal.colours("road")[:4],
+            "u_road_shares": np.pad(pal.shares("road"), (0, 4))[:4],
+            "u_sidewalk_colours": pal.colours("sidewalk")[:3],
+            "u_sidewalk_shares": np.pad(pal.shares("sidewalk"), (0, 3))[:3],
+            "u_glass_colour": pal.darkest("building"),
+            "u_window_detail_m": np.float32(WINDOW_DETAIL_M),
+        }
+        values = {program: geometry for program in self._programs.values()}
+        values[self.sky_program] = {  # the sky's two largest clusters: cloud and clear sky
+            "u_cloud_albedo": sky[0],
+            "u_sky_albedo": sky[1],
+            "u_cloud_cover": np.float32(sky_shares[0] / (sky_shares[0] + sky_shares[1])),
+            "u_sun_world": SUN_DIRECTION_WORLD,
+        }
+        for program, uniforms in values.items():
+            for name, value in uniforms.items():
+                if name in program:  # a uniform the shader does not read is compiled away
+                    program[name].write(np.asarray(value, "f4").tobytes())
 
     @property
     def width(self) -> int:
@@ -158,32 +187,28 @@ class GBufferRaster:
     def height(self) -> int:
         return self.intrinsics.height
 
-    def _mesh_vao(self, name: str, count: int):
-        mesh = self._meshes[name]
-        if count > mesh["capacity"]:
-            capacity = max(256, 1 << (count - 1).bit_length())
-            if mesh["vao"] is not None:
-                mesh["vao"].release()
-                mesh["ibo"].release()
-            mesh["ibo"] = self.ctx.buffer(reserve=capacity * INSTANCE_FLOATS * 4, dynamic=True)
-            mesh["vao"] = self.ctx.vertex_array(
-                self.geometry_program,
+    def _mesh_vao(self, name: str, pattern: int, count: int) -> dict:
+        key = (name, pattern)
+        entry = self._vaos.setdefault(key, {"capacity": 0, "ibo": None, "vao": None})
+        if count > entry["capacity"]:
+            capacity = max(64, 1 << (count - 1).bit_length())
+            if entry["vao"] is not None:
+                entry["vao"].release()
+                entry["ibo"].release()
+            vbo, _ = self._meshes[name]
+            program = self._program(pattern)
+            entry["ibo"] = self.ctx.buffer(reserve=capacity * INSTANCE_FLOATS * 4, dynamic=True)
+            used = [(n, f) for n, f in INSTANCE_ATTRIBUTES if n in program]  # a plain shader has fewer
+            layout = " ".join(f"{f}f" if n in program else f"{4 * f}x" for n, f in INSTANCE_ATTRIBUTES)
+            entry["vao"] = self.ctx.vertex_array(
+                program,
                 [
-                    (mesh["vbo"], "3f 3f", "in_position", "in_normal"),
-                    (
-                        mesh["ibo"],
-                        "16f 16f 9f 4f 4f 4f/i",
-                        "in_mvp",
-                        "in_prev_mvp",
-                        "in_normal_matrix",
-                        "in_albedo_semantic",
-                        "in_pattern",
-                        "in_size_seed",
-                    ),
+                    (vbo, "3f 3f", "in_position", "in_normal"),
+                    (entry["ibo"], layout + "/i", *(n for n, _ in used)),
                 ],
             )
-            mesh["capacity"] = capacity
-        return mesh
+            entry["capacity"] = capacity
+        return entry
 
     def instance_data(self, batch, view: np.ndarray, prev_view: np.ndarray) -> np.ndarray:
         """Per-instance attributes (n 53 float32), matrices column-major as GLSL reads them."""
@@ -222,13 +247,19 @@ class GBufferRaster:
         ctx.disable(ctx.CULL_FACE | ctx.BLEND)
         ctx.enable(ctx.DEPTH_TEST)
         ctx.depth_func = "<"
-        self.geometry_program["u_sun_view"].value = tuple(view[:3, :3] @ SUN_DIRECTION_WORLD)
+        sun_view = tuple(view[:3, :3] @ SUN_DIRECTION_WORLD)
         for name, batch in scene.items():
             if len(batch) == 0:
                 continue
-            mesh = self._mesh_vao(name, len(batch))
-            mesh["ibo"].write(self.instance_data(batch, view, prev_view).tobytes())
-            mesh["vao"].render(vertices=mesh["count"], instances=len(batch))
+            data = self.instance_data(batch, view, prev_view)
+            patterns = batch.pattern[:, 0].astype(np.int64)
+            order = np.argsort(patterns, kind="stable")
+            kinds, starts = np.unique(patterns[order], return_index=True)
+            for kind, start, end in zip(kinds, starts, [*starts[1:], len(order)]):
+                entry = self._mesh_vao(name, int(kind), int(end - start))
+                self._program(int(kind))["u_sun_view"].value = sun_view
+                entry["ibo"].write(data[order[start:end]].tobytes())
+                entry["vao"].render(vertices=self._meshes[name][1], instances=int(end - start))
 
         # the sky last, on the far plane: it shades only the pixels no geometry covered
         ctx.depth_func = "<="
@@ -261,14 +292,16 @@ class GBufferRaster:
         )
 
     def release(self) -> None:
-        for mesh in self._meshes.values():
-            for key in ("vao", "ibo", "vbo"):
-                if mesh[key] is not None:
-                    mesh[key].release()
+        for entry in self._vaos.values():
+            entry["vao"].release()
+            entry["ibo"].release()
+        for vbo, _ in self._meshes.values():
+            vbo.release()
+        for program in self._programs.values():
+            program.release()
         self.fbo.release()
         for texture in self.targets:
             texture.release()
         self.depth_buffer.release()
         self.sky_vao.release()
-        self.geometry_program.release()
         self.sky_program.release()
