@@ -29,12 +29,8 @@ from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.flat_color import FlatColorRenderer
 from src.net.student import build_student
-from src.runtime.package import (
-    SamplingDefaults,
-    claim_package_folder,
-    write_bundle,
-    write_package,
-)
+from src.runtime.package import SamplingDefaults, write_bundle, write_package
+from src.runtime.package_folders import claim_package_folder
 
 USER_BYTES = b"a user's notes \x00\xff"
 

@@ -16,13 +16,8 @@ from src.conditions.spec import ConditionSpec
 from src.data.prepared import read_manifest
 from src.diffusion.flow_matching import resolution_shift
 from src.net.flat_color import FlatColorRenderer
-from src.runtime.package import (
-    SamplingDefaults,
-    claim_package_folder,
-    load_package,
-    write_bundle,
-    write_package,
-)
+from src.runtime.package import SamplingDefaults, load_package, write_bundle, write_package
+from src.runtime.package_folders import claim_bundle_folder, claim_package_folder
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
 from src.train.model_io import build_model, load_weights_from
@@ -429,7 +424,6 @@ def bundle_packages(
     readme_extra: str = "",
 ) -> Path:
     """A bundle of packages or runs (a run contributes its ``package`` folder) into ``out_dir``."""
-    from src.runtime.package import claim_bundle_folder
 
     packages = {name: package_folder(source) for name, source in members.items()}
     claim_bundle_folder(out_dir, inputs=[*members.values(), *packages.values()])  # before the packages load
