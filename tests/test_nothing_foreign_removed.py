@@ -25,12 +25,11 @@ from src.common.outputs import (
     check_plain_name,
     clean_stale_staging,
 )
-from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.net.flat_color import FlatColorRenderer
-from src.net.student import build_student
-from src.runtime.package import SamplingDefaults, write_bundle, write_package
+from src.runtime.package import write_bundle
 from src.runtime.package_folders import claim_package_folder
+from tests.test_output_folders import _package
 
 USER_BYTES = b"a user's notes \x00\xff"
 
@@ -120,22 +119,14 @@ def test_an_interrupted_write_is_cleaned_by_the_next_and_never_published(tmp_pat
 def test_a_renderer_name_is_a_plain_name(name, tmp_path):
     with pytest.raises(UserError, match="not a plain name"):
         check_plain_name(name, "--renderers name")
-    student = _student_package(tmp_path / "student")
+    student = _package(tmp_path / "student")
     with pytest.raises(UserError, match="not a plain name"):
         write_bundle(tmp_path / "out" / "bundle", {name: student}, default=name, readme="#\n")
     assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists()
 
 
-def _student_package(directory, model=None):
-    return write_package(
-        directory, model=(model or build_student("tiny")).eval(), spec=ConditionSpec(), stats=ConditionStats(),
-        width=32, height=32, fps=10, sampling=SamplingDefaults(num_denoising_steps=1), readme="# s\n",
-        card={"step": 1},
-    )  # fmt: skip
-
-
 def test_a_bundle_member_or_another_kind_of_package_is_never_replaced(tmp_path):
-    student = _student_package(tmp_path / "student")
+    student = _package(tmp_path / "student")
     bundle = write_bundle(tmp_path / "bundle", {"student": student}, default="student", readme="#\n")
     before = (bundle / "student" / "model.safetensors").read_bytes()
     (bundle / OUTPUT_MARKER).unlink()  # as the repository ships it: recognised without a marker
@@ -143,8 +134,8 @@ def test_a_bundle_member_or_another_kind_of_package_is_never_replaced(tmp_path):
     with pytest.raises(UserError, match="renderer of the bundle"):
         claim_package_folder(bundle / "student", model_class="FlatColorRenderer")
     with pytest.raises(UserError, match="renderer of the bundle"):
-        _student_package(bundle / "student", baseline)
+        _package(bundle / "student", model=baseline)
     assert (bundle / "student" / "model.safetensors").read_bytes() == before
     with pytest.raises(UserError, match="holds a StudentUNet package, not a FlatColorRenderer"):
-        _student_package(tmp_path / "student", baseline)
+        _package(tmp_path / "student", model=baseline)
     assert (tmp_path / "student" / "config.json").is_file()

@@ -15,22 +15,13 @@ import pytest
 import torch
 
 from src.common.errors import UserError, script_main
-from src.conditions.encode import ConditionStats
-from src.conditions.spec import ConditionSpec
 from src.data.prepared import memory_map_shard, read_manifest, shard_is_complete
 from src.net.student import build_student
-from src.runtime.package import SamplingDefaults, load_package, write_package
+from src.runtime.package import load_package
+from tests.test_output_folders import _package
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_BYTES = b"a user's file \x00\xff"
-
-
-def _package(directory, model=None):
-    return write_package(
-        directory, model=(model or build_student("tiny")).eval(), spec=ConditionSpec(), stats=ConditionStats(),
-        width=32, height=48, fps=10, sampling=SamplingDefaults(num_denoising_steps=1), readme="# s\n",
-        card={"step": 1},
-    )  # fmt: skip
 
 
 def test_an_unusable_output_place_is_one_line_before_the_work(tmp_path):
@@ -103,7 +94,7 @@ def test_nan_weights_are_refused_when_loading(tmp_path):
     model = build_student("tiny")
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
-    directory = _package(tmp_path / "nan", model)
+    directory = _package(tmp_path / "nan", model=model)
     with pytest.raises(UserError, match="NaN or infinite weights"):
         load_package(directory)
 

@@ -27,10 +27,11 @@ from src.runtime.package import SamplingDefaults, check_package, write_bundle, w
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _package(directory, seed=0):
+def _package(directory, seed=0, model=None):
+    """A tiny student package (or of ``model``) in ``directory``."""
     torch.manual_seed(seed)
     return write_package(
-        directory, model=build_student("tiny").eval(), spec=ConditionSpec(), stats=ConditionStats(), width=48,
+        directory, model=(model or build_student("tiny")).eval(), spec=ConditionSpec(), stats=ConditionStats(), width=48,
         height=32, fps=10, sampling=SamplingDefaults(num_denoising_steps=1), readme="# test\n", card={"step": 1},
     )  # fmt: skip
 
