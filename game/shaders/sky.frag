@@ -51,7 +51,7 @@ void main() {
     vec3 sky = mix(u_horizon_colour, u_zenith_colour, sqrt(up));
     float sunward = max(dot(world, u_sun_world), 0.0);
     vec3 cloud_lit = vec3(0.72 + 0.25 * sunward);
-    out_colour = mix(sky, cloud_lit, cloud) + vec3(1.0, 0.95, 0.8) * pow(sunward, 400.0);
+    out_colour = mix(sky, cloud_lit, cloud) + vec3(1.0, 0.95, 0.8) * pow(sunward, 1500.0);
     out_albedo = mix(u_sky_albedo, u_cloud_albedo, cloud);
     out_semantic = 0.0;  // sky
     out_normal_depth = vec4(-ray, u_sky_depth_m);
