@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from src.conditions.warp import backward_warp
-from src.diffusion.student import StudentObjective, temporal_loss
+from src.diffusion.student import StudentObjective
+from src.diffusion.temporal import temporal_loss
 from src.net.student import build_student
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,9 @@ loop calls ``loss, logs = objective(model, batch, generator=...)`` and steps the
 checkpointed with the run (``state_dict``). Per call:
 
 1. **Batch.** ``batch`` holds real clips (``frames`` b t 3 h w, ``cond``); ``game_batch(n)``
-   adds ``n`` game G-buffer clips (``cond`` only: their frames are generated, their raster is
-   never a target and never "real"). Every sample carries its ``source``.
+   adds ``n`` game G-buffer clips (their ``cond``; their frames are generated, their raster is
+   never a target of the frames and never "real", only of their frame-to-frame change in the
+   temporal term). Every sample carries its ``source``.
 2. **Self-forcing rollout** (Huang et al. 2025): the student renders every clip framelet by
    framelet with the KV cache, exactly as play does (``src/diffusion/rollout.py:
    sample_framelet``: the same steps, the same context, from its *own* earlier output). One
@@ -31,6 +32,10 @@ checkpointed with the run (``state_dict``). Per call:
      gives ST-LPIPS, ``src/eval/lpips.py``).
    * ``gan``: non-saturating generator loss of a small patch discriminator on every
      generated frame, real and game conditions alike.
+   * ``temporal`` (off by default): on the game clips, ReCoNet's output temporal loss under the
+     game's exact flow (``src/diffusion/temporal.py``): the generated frames change from frame
+     to frame as much as the reference does, the game's raster (``temporal_reference="raster"``,
+     the student's flicker fix) or the teacher's ODE rollout (``"teacher"``).
 4. **Critics** (before the student's losses, on the detached rollout): ``critic_steps``
    updates of the fake score (the teacher's own flow-matching recipe on the generated clips,
    a copy of the teacher at the start, so DMD starts at zero and grows as the student moves)
@@ -58,6 +63,7 @@ from src.diffusion.flow_matching import add_noise, make_sigmas, randn_like_on, t
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.parallel import all_reduce_gradients
 from src.diffusion.rollout import sample_framelet
+from src.diffusion.temporal import temporal_loss
 
 REAL_VIDEO = "real_video"
 GAME = "game"
@@ -100,8 +106,9 @@ class DistillationObjective:
     """Few-step self-forcing distillation with ODE regression, DMD and a GAN head (see above).
 
     ``teacher``: the frozen x0-predicting denoiser (parallel ``teacher(x, cond, sigma b n)`` and
-    the ``CachedDenoiser`` methods); ``game_batch(count, generator)``: game clips' ``cond``
-    (count t C h w) at the training frame size, or None for none.
+    the ``CachedDenoiser`` methods); ``game_batch(count, generator)``: game clips at the training
+    frame size, a dict of ``cond`` (count t C h w) and, for the temporal term, ``raster``
+    (count t 3 h w), ``flow_px`` (count t h w 2) and ``valid_mask`` (count t h w); or None.
 
     Under data parallelism the rollout calls the student's cached methods, not the DDP wrapper,
     so DDP never sees the student's backward: ``model_gradients_need_averaging`` tells the loop
@@ -130,7 +137,9 @@ class DistillationObjective:
         perceptual_weight: float = 0.0,
         perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
         game_clips_per_batch: int = 0,
-        game_batch: Callable[[int, torch.Generator], Tensor | None] | None = None,
+        game_batch: Callable[[int, torch.Generator], dict[str, Tensor] | None] | None = None,
+        temporal_weight: float = 0.0,
+        temporal_reference: str = "raster",
         critic_steps: int = 5,
         critic_learning_rate: float = 1e-4,
         discriminator_learning_rate: float = 2e-4,
@@ -148,6 +157,14 @@ class DistillationObjective:
         if perceptual_weight > 0 and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
         self.weights["perceptual"], self.perceptual = perceptual_weight, perceptual
+        if temporal_reference not in ("raster", "teacher") or (
+            temporal_reference == "teacher" and not ode_weight
+        ):
+            raise ValueError(
+                f"distill.temporal_reference must be 'raster' or 'teacher' (with ode_weight > 0), got "
+                f"{temporal_reference!r}"
+            )
+        self.weights["temporal"], self.temporal_reference = temporal_weight, temporal_reference
         self.dmd_sigma_range = dmd_sigma_range
         self.game_clips_per_batch = game_clips_per_batch if game_batch is not None else 0
         self.game_batch = game_batch
@@ -270,11 +287,11 @@ class DistillationObjective:
         b, t, _, h, w = frames.shape
         framelet_count(t, self.f)
         sources = [REAL_VIDEO] * b
-        if self.game_clips_per_batch:
-            game_cond = self.game_batch(self.game_clips_per_batch, generator)
-            if game_cond is not None:
-                cond = torch.cat([cond, game_cond.to(cond)])
-                sources += [GAME] * game_cond.shape[0]
+        game = self.game_batch(self.game_clips_per_batch, generator) if self.game_clips_per_batch else None
+        if game is not None:
+            game = {key: value.to(cond.device) for key, value in game.items()}
+            cond = torch.cat([cond, game["cond"].to(cond)])
+            sources += [GAME] * game["cond"].shape[0]
         total = cond.shape[0]
         noise = randn_like_on((total, t, 3, h, w), generator=generator, like=cond)
         exit_step = int(torch.randint(len(self.sigmas) - 1, (1,), generator=generator))
@@ -314,6 +331,11 @@ class DistillationObjective:
             terms["real_x0"] = F.mse_loss(generated[:b].float(), frames.float())
         if self.weights["perceptual"] > 0:  # beside real_x0: a perceptual distance to the real frames
             terms["perceptual"] = self.perceptual(generated[:b].float(), frames.float())
+        if self.weights["temporal"] > 0 and game is not None and t > 1:
+            reference = game["raster"] if self.temporal_reference == "raster" else target[b:]
+            terms["temporal"] = temporal_loss(
+                generated[b:].float(), reference.float(), game["flow_px"], game["valid_mask"]
+            )
         if self.weights["gan"] > 0:
             self.discriminator.requires_grad_(False)
             logits = self.discriminator(generated.flatten(0, 1)).flatten(1).mean(1)

@@ -63,26 +63,10 @@ from torch import Tensor, nn
 
 from src.common.errors import UserError
 from src.conditions.encode import downsample_encoded
-from src.conditions.warp import backward_warp, warp_valid_mask
 from src.diffusion.discriminator import discriminator_optimizer
 from src.diffusion.flow_matching import randn_like_on
 from src.diffusion.parallel import all_reduce_gradients
-
-
-def temporal_loss(output: Tensor, target: Tensor, flow_px: Tensor, valid_mask: Tensor) -> Tensor:
-    """ReCoNet's output temporal loss with a target: ``b t 3 h w`` output and target,
-    ``b t h w 2`` flow (``x_t - x_{t-1}`` at pixels of t), ``b t h w`` valid mask (1 = the flow
-    explains the pixel; entry 0 unused). Mean absolute difference of the two frame-to-frame
-    changes over the valid pixels."""
-    b, t, c, h, w = output.shape
-    flow = flow_px[:, 1:].reshape(-1, h, w, 2)
-
-    def change(frames: Tensor) -> Tensor:  # (b t-1) c h w: frame t minus frame t-1 moved to t
-        return frames[:, 1:].reshape(-1, c, h, w) - backward_warp(frames[:, :-1].reshape(-1, c, h, w), flow)
-
-    mask = valid_mask[:, 1:].reshape(-1, 1, h, w) * warp_valid_mask(flow)
-    difference = (change(output) - change(target)).abs().mean(dim=1, keepdim=True)
-    return (difference * mask).sum() / mask.sum().clamp_min(1.0)
+from src.diffusion.temporal import temporal_loss
 
 
 def layout(frames: Tensor, *, factor: int = 8) -> Tensor:

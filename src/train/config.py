@@ -256,6 +256,7 @@ class DistillConfig:
         "real_x0_weight": "[0, inf)",
         "gan_weight": "[0, inf)",
         "game_clips_per_batch": "[0, inf)",
+        "temporal_weight": "[0, inf)",
         "critic_steps": "[0, inf)",
         "critic_learning_rate": "(0, inf)",
         "discriminator_learning_rate": "(0, inf)",
@@ -279,6 +280,10 @@ class DistillConfig:
     """ST-LPIPS (src/eval/lpips.py) of the student's frames to the real frames (real clips), beside real_x0"""
     game_clips_per_batch: int = 2
     """game G-buffer clips rendered on the fly and added to every batch (generated, never real)"""
+    temporal_weight: float = 0.0
+    """on the game clips: ReCoNet's output temporal loss under the game's exact flow (0: off)"""
+    temporal_reference: str = "raster"
+    """the clip whose frame-to-frame change the game clips' should match: raster or teacher"""
     critic_steps: int = 5
     """fake-score and discriminator updates per generator step (DMD2's two time-scale rule)"""
     critic_learning_rate: float = 1e-4

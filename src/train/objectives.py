@@ -55,23 +55,30 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
     )
 
 
+GAME_CLIP_KEYS = ("cond", "raster", "flow_px", "valid_mask")  # what distillation takes of a game clip
+
+
 def game_clip_source(config, data, *, crop: tuple[int, int] | None):
-    """``game_batch(count, generator)`` -> cond count t C h w: game clips rendered on the fly at
-    the dataset's frame size, encoded with the run's spec and statistics, randomly cropped like
-    the real clips. Clip indices come from ``generator``, so a step's clips are a function of
-    its seed."""
+    """``game_batch(count, generator)`` -> game clips rendered on the fly at the dataset's frame
+    size, encoded with the run's spec and statistics, randomly cropped like the real clips: a
+    dict of ``cond`` (count t C h w), ``raster`` (count t 3 h w), ``flow_px`` (count t h w 2)
+    and ``valid_mask`` (count t h w), all cropped alike. Clip indices come from ``generator``,
+    so a step's clips are a function of its seed."""
     height, width = data.frame_size
     clips = GameClips.for_run(config, data, seed=config.seed)
 
-    def game_batch(count: int, generator: torch.Generator) -> torch.Tensor:
+    def game_batch(count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         index = int(torch.randint(1 << 30, (1,), generator=generator))
-        cond = clips.batch(index, count)["cond"]  # count t C H W
+        game = clips.batch(index, count)
         if crop is None or tuple(crop) == (height, width):
-            return cond
+            return {key: game[key] for key in GAME_CLIP_KEYS}
         ch, cw = crop
         top = int(torch.randint(height - ch + 1, (1,), generator=generator))
         left = int(torch.randint(width - cw + 1, (1,), generator=generator))
-        return cond[..., top : top + ch, left : left + cw]
+        rows, cols = slice(top, top + ch), slice(left, left + cw)
+        cropped = {key: game[key][..., rows, cols] for key in ("cond", "raster", "valid_mask")}
+        cropped["flow_px"] = game["flow_px"][..., rows, cols, :]  # count t h w 2
+        return cropped
 
     return game_batch
 
@@ -115,6 +122,8 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         perceptual=PerceptualLoss().to(device) if distill.perceptual_weight > 0 else None,
         game_clips_per_batch=distill.game_clips_per_batch,
         game_batch=game_batch,
+        temporal_weight=distill.temporal_weight,
+        temporal_reference=distill.temporal_reference,
         critic_steps=distill.critic_steps,
         critic_learning_rate=distill.critic_learning_rate,
         discriminator_learning_rate=distill.discriminator_learning_rate,
