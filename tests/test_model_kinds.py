@@ -8,7 +8,7 @@ from src.common.errors import UserError
 from src.net.export_step import DirectStep, FrameletStep, RecurrentStep
 from src.net.models import RENDERER_MODELS
 from src.runtime.kinds import MODEL_KINDS, model_kind
-from src.runtime.ncnn_runners import NcnnDenoiser, NcnnDirect, NcnnRecurrent
+from src.runtime.step_runners import StepDenoiser, StepDirect, StepRecurrent
 
 
 def test_every_model_class_has_a_row():
@@ -32,7 +32,7 @@ def test_rows_name_the_pieces_of_their_kind():
     assert MODEL_KINDS["direct"].sigma_input is None and MODEL_KINDS["recurrent"].sigma_input is None
 
 
-def test_ncnn_runners_by_kind():
+def test_step_runners_by_kind():
     class Model:
         frames_per_step = 2
 
@@ -42,11 +42,11 @@ def test_ncnn_runners_by_kind():
 
     shapes = {"inputs": [[1]] * 6, "outputs": [[1, 3, 8, 8]] * 3, "frame_size": [8, 8]}
     net = object()
-    denoiser = model_kind("diffusion").ncnn_runner(net, shapes, Model())
-    assert isinstance(denoiser, NcnnDenoiser) and denoiser.frames_per_framelet == 2
-    assert isinstance(model_kind("direct").ncnn_runner(net, shapes, Model()), NcnnDirect)
-    recurrent = model_kind("recurrent").ncnn_runner(net, shapes, Model())
-    assert isinstance(recurrent, NcnnRecurrent) and recurrent.net is net
+    denoiser = model_kind("diffusion").step_runner(net, shapes, Model())
+    assert isinstance(denoiser, StepDenoiser) and denoiser.frames_per_framelet == 2
+    assert isinstance(model_kind("direct").step_runner(net, shapes, Model()), StepDirect)
+    recurrent = model_kind("recurrent").step_runner(net, shapes, Model())
+    assert isinstance(recurrent, StepRecurrent) and recurrent.net is net
 
 
 def test_unknown_kind_is_one_clear_error():

@@ -1,13 +1,15 @@
 """Building a renderer (``src/runtime/renderer.py``) for a package, a backend and a frame size.
 
-``make_renderer(package, backend="torch" | "ncnn", ...)`` is the one entry point of play, the
+``make_renderer(package, backend="torch" | "ncnn" | "onnxruntime", ...)`` is the one entry point of play, the
 benchmark and ``evaluate``; ``torch_renderer(model, ...)`` serves validation during training,
 where the model is not yet a package. Nothing here depends on which model class the package
 holds: its ``renderer_kind`` picks the renderer's class from the table of model kinds
 (``src/runtime/kinds.py``).
 
 torch runs on the CPU or CUDA in fp32/bf16/fp16, optionally under ``torch.compile``; ncnn runs the
-pnnx export of the model's step on the CPU or on Vulkan (fp16 storage with ``dtype=float16``).
+pnnx export of the model's step on the CPU or on Vulkan (fp16 storage with ``dtype=float16``);
+onnxruntime runs the ONNX export of the same step on the CPU (or CUDA/TensorRT with
+onnxruntime-gpu). ``threads`` is the runtimes' own thread count (``src/runtime/threads.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import torch
 from src.common.errors import UserError
 from src.runtime.kinds import model_kind
 from src.runtime.ncnn_backend import load_ncnn_step
+from src.runtime.onnx_backend import load_onnx_step
 from src.runtime.package import RendererPackage, SamplingDefaults
 from src.runtime.renderer import Renderer
+from src.runtime.threads import set_torch_threads
 
 _DTYPES = {
     "float32": torch.float32,
@@ -28,7 +32,7 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-BACKENDS = ("torch", "ncnn")
+BACKENDS = ("torch", "ncnn", "onnxruntime")
 
 
 def resolve_device(device: str) -> str:
@@ -114,8 +118,10 @@ def make_renderer(
     dtype: str = "float32",
     compile: bool = False,
     seed: int = 0,
+    threads: int | None = None,
 ) -> Renderer:
-    """The package's model as a renderer on ``backend`` at ``width`` x ``height`` (default: its own size)."""
+    """The package's model as a renderer on ``backend`` at ``width`` x ``height`` (default: its own
+    size), with ``threads`` CPU threads for torch and the runtime (None: torch's current count)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}'", f"Use {' or '.join(BACKENDS)}.")
     if dtype not in _DTYPES:
@@ -123,6 +129,8 @@ def make_renderer(
     width, height = width or package.width, height or package.height
     model = package.model
     check_frame_size(model, width, height)
+    # torch also runs the rollout's own arithmetic on every backend; None leaves its count as it is
+    threads = set_torch_threads(threads) if threads else torch.get_num_threads()
     if backend == "torch":
         device = resolve_device(device)
         # torch's own Module.to: diffusers' ModelMixin.to warns on every dtype argument that
@@ -140,10 +148,18 @@ def make_renderer(
             seed=seed,
         )
 
-    use_vulkan = resolve_ncnn_device(device)
-    runner = load_ncnn_step(
-        package, height=height, width=width, use_vulkan=use_vulkan, fp16=_DTYPES[dtype] == torch.float16
-    )
+    if backend == "onnxruntime":
+        runner = load_onnx_step(package, height=height, width=width, threads=threads, device=device)
+    else:
+        use_vulkan = resolve_ncnn_device(device)
+        runner = load_ncnn_step(
+            package,
+            height=height,
+            width=width,
+            use_vulkan=use_vulkan,
+            fp16=_DTYPES[dtype] == torch.float16,
+            threads=threads,
+        )
     base = dict(
         frames_per_step=model.frames_per_step,
         native_size=(package.width, package.height),
@@ -155,7 +171,7 @@ def make_renderer(
     return _build(
         model,
         runner,
-        backend="ncnn",
+        backend=backend,
         sampling=package.sampling,
         num_denoising_steps=num_denoising_steps,
         base=base,

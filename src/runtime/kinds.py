@@ -4,10 +4,10 @@ A model class says its kind (``renderer_kind`` in ``src/net/models.py``); ``MODE
 that word to the pieces that serve it, so nothing else picks them by an ``if`` on the word:
 
 - ``renderer``: builds the ``src/runtime/renderer.py`` renderer over a runner (the torch model
-  itself, or its ncnn runner) -- ``DiffusionRenderer``, ``DirectRenderer`` or ``RecurrentRenderer``;
-- ``export_step``: the graph the model is exported to ncnn as, for one frame size
+  itself, or its exported-step runner) -- ``DiffusionRenderer``, ``DirectRenderer`` or ``RecurrentRenderer``;
+- ``export_step``: the graph the model is exported to ncnn and ONNX as, for one frame size
   (``src/net/export_step.py``), and ``export_name``, the file name of that export;
-- ``ncnn_runner``: the exported graph behind the torch model's methods (``src/runtime/ncnn_runners.py``).
+- ``step_runner``: the exported graph behind the torch model's methods (``src/runtime/step_runners.py``).
 
 A new kind is one new row here (and its classes in those rooms).
 """
@@ -22,8 +22,8 @@ from torch import nn
 from src.common.errors import UserError
 from src.net.export_step import DirectStep, FrameletStep, RecurrentStep
 from src.runtime.defaults import SamplingDefaults
-from src.runtime.ncnn_runners import NcnnDenoiser, NcnnDirect, NcnnRecurrent, StepNet
 from src.runtime.renderer import DiffusionRenderer, DirectRenderer, RecurrentRenderer, Renderer
+from src.runtime.step_runners import StepDenoiser, StepDirect, StepNet, StepRecurrent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +34,8 @@ class ModelKind:
     # (model, runner, backend=, sampling=, num_denoising_steps=, base=) -> the renderer over runner
     renderer: Callable[..., Renderer]
     export_step: Callable[[nn.Module, int, int], nn.Module]  # (model, h, w) -> the graph pnnx traces
-    export_name: str  # the export's file stem inside the package's ncnn/<w>x<h>/ folder
-    ncnn_runner: Callable[[StepNet, dict, nn.Module], object]  # (net, the export's shapes JSON, model)
+    export_name: str  # the export's file stem inside the package's ncnn/ and onnx/ <w>x<h>/ folders
+    step_runner: Callable[[StepNet, dict, nn.Module], object]  # (net, the export's shapes JSON, model)
     sigma_input: int | None = None  # the step input holding the noise level (traced at 0.5), if any
 
 
@@ -72,7 +72,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
             renderer=_diffusion_renderer,
             export_step=FrameletStep,
             export_name="framelet_step",
-            ncnn_runner=lambda net, shapes, model: NcnnDenoiser(
+            step_runner=lambda net, shapes, model: StepDenoiser(
                 net, shapes, frames_per_framelet=model.frames_per_step
             ),
             sigma_input=2,
@@ -82,14 +82,14 @@ MODEL_KINDS: dict[str, ModelKind] = {
             renderer=_direct_renderer,
             export_step=DirectStep,
             export_name="direct_step",
-            ncnn_runner=lambda net, shapes, model: NcnnDirect(net),
+            step_runner=lambda net, shapes, model: StepDirect(net),
         ),
         ModelKind(
             name="recurrent",
             renderer=_recurrent_renderer,
             export_step=RecurrentStep,
             export_name="recurrent_step",
-            ncnn_runner=lambda net, shapes, model: NcnnRecurrent(
+            step_runner=lambda net, shapes, model: StepRecurrent(
                 net, shapes, initial_recurrence=model.initial_recurrence
             ),
         ),

@@ -21,9 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from src.common.io import atomic_write_json
-from src.net.export_step import EMPTY_SLOT_BIAS
-from src.runtime.kinds import model_kind
+from src.runtime.step_export import step_graph, write_step_shapes
 
 # ncnn layer types that mean pnnx kept a torch op it could not convert
 _UNCONVERTED = re.compile(r"^(torch\.|Tensor\.|F\.|nn\.|aten::|pnnx\.(?!Input|Output))")
@@ -106,19 +104,7 @@ def export_step_ncnn(
     plus ``<name>.json`` (input and output shapes). Returns the paths of param, bin and shapes."""
     out_dir = Path(out_dir)
     name = name or f"{model.renderer_kind}_step_{h}x{w}"
-    kind = model_kind(model)
-    step = kind.export_step(model.eval(), h, w).eval()
-    inputs = [torch.zeros(shape) for shape in step.input_shapes()]
-    if kind.sigma_input is not None:
-        inputs[kind.sigma_input].fill_(0.5)  # the noise level
+    step, inputs = step_graph(model, h, w)
     paths = run_pnnx(step, inputs, out_dir, name, timeout_s=timeout_s)
-    paths["shapes"] = out_dir / f"{name}.json"
-    meta = {
-        "renderer_kind": model.renderer_kind,
-        "inputs": step.input_shapes(),
-        "outputs": step.output_shapes(),
-        "frame_size": [h, w],
-        "empty_slot_bias": EMPTY_SLOT_BIAS,
-    }
-    atomic_write_json(paths["shapes"], meta)
+    paths["shapes"] = write_step_shapes(out_dir / f"{name}.json", model, step, h, w)
     return paths

@@ -12,10 +12,10 @@ the flat-colour baseline -- runs behind this, in torch or in ncnn:
     renderer.backend                   "torch" or "ncnn"
 
 Three implementations cover the model kinds (``renderer_kind`` in ``src/net/models.py``):
-``DiffusionRenderer`` drives any ``CachedDenoiser`` (torch DiT or ``NcnnDenoiser``) with the one
+``DiffusionRenderer`` drives any ``CachedDenoiser`` (torch DiT or ``StepDenoiser``) with the one
 rollout of ``src/diffusion/rollout.py``; ``DirectRenderer`` calls a one-pass step function;
 ``RecurrentRenderer`` calls a one-pass step per frame and threads its feedback and state (the
-student, torch or ``NcnnRecurrent``).
+student, torch or ``StepRecurrent``).
 
 A model may render frames larger than its conditions (the student's ``upscale``): its renderer
 has a ``condition_size`` below ``frame_size`` and takes conditions at either size, averaging
@@ -158,7 +158,7 @@ class DirectRenderer(_RendererBase):
 class RecurrentRenderer(_RendererBase):
     """One network evaluation per frame with state carried between frames:
     ``runner.forward_step(cond 1 C h w, feedback, state) -> (frame 1 3 H W, feedback, state)`` and
-    ``runner.initial_recurrence(1, H, W)`` for a new ride (the torch student or ``NcnnRecurrent``)."""
+    ``runner.initial_recurrence(1, H, W)`` for a new ride (the torch student or ``StepRecurrent``)."""
 
     passes_per_step = 1
 

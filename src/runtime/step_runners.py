@@ -1,9 +1,12 @@
-"""The ncnn runners: an exported step graph behind the same methods as the torch model of its kind.
+"""The exported-step runners: a step graph exported to a runtime (ncnn, ONNX Runtime) behind the
+same methods as the torch model of its kind.
 
-``NcnnDenoiser`` has the DiT's ``CachedDenoiser`` protocol over a ``FixedKVCache`` of explicit
-tensors; ``NcnnDirect`` a direct model's ``forward_frames``; ``NcnnRecurrent`` the student's
-``initial_recurrence`` / ``forward_step``. Each wraps a loaded ``NcnnNet``
-(``src/runtime/ncnn_backend.py``); ``src/runtime/kinds.py`` says which serves which model kind.
+``StepDenoiser`` has the DiT's ``CachedDenoiser`` protocol over a ``FixedKVCache`` of explicit
+tensors; ``StepDirect`` a direct model's ``forward_frames``; ``StepRecurrent`` the student's
+``initial_recurrence`` / ``forward_step``. Each wraps a loaded net of a runtime (``NcnnNet`` in
+``src/runtime/ncnn_backend.py``, ``OnnxNet`` in ``src/runtime/onnx_backend.py``), whose call
+returns the graph's outputs at their full shapes (batch axis included); ``src/runtime/kinds.py``
+says which runner serves which model kind.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from torch import Tensor
 
 from src.net.export_step import FixedKVCache
 
-StepNet = Callable[..., tuple[Tensor, ...]]  # an NcnnNet: ``net(*inputs)`` -> output tensors
+StepNet = Callable[..., tuple[Tensor, ...]]  # NcnnNet or OnnxNet: ``net(*inputs)`` -> output tensors
 
 
-class NcnnDenoiser:
+class StepDenoiser:
     """The exported ``FrameletStep`` behind the ``CachedDenoiser`` protocol (batch 1)."""
 
     def __init__(self, net: StepNet, shapes: dict, *, frames_per_framelet: int):
@@ -63,7 +66,7 @@ class NcnnDenoiser:
         cache.roll(new_k, new_v)
 
 
-class NcnnDirect:
+class StepDirect:
     """The exported ``DirectStep`` behind the direct models' ``forward_frames`` method."""
 
     def __init__(self, net: StepNet):
@@ -73,7 +76,7 @@ class NcnnDirect:
         return self.net(cf)[0][None]  # ncnn drops the batch axis
 
 
-class NcnnRecurrent:
+class StepRecurrent:
     """The exported ``RecurrentStep`` behind the recurrent models' ``initial_recurrence`` /
     ``forward_step`` (batch 1, the export's frame size; shapes from the export's JSON)."""
 
