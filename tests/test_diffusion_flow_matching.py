@@ -55,8 +55,8 @@ def test_euler_sampler_with_a_perfect_denoiser():
     noise = torch.randn_like(target)
     seen = []
 
-    def denoiser(x, sigma):
-        assert sigma.shape == (2,)
+    def denoiser(x, sigma, step):
+        assert sigma.shape == (2,) and step == len(seen)
         return target
 
     out = euler_sample(denoiser, noise, make_sigmas(3), callback=lambda i, x, x0: seen.append(x))

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from src.bench.config import SYSTEMS, EqualWorkConfig
 from src.common.errors import UserError
 from src.common.io import report_table_and_json
-from src.diffusion.flow_matching import make_sigmas
+from src.diffusion.flow_matching import euler_sample, make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.attention import apply_rope, rope_cos_sin
 from src.net.dit import VelodreamDiT
@@ -127,7 +127,7 @@ class PlainSampler:
     and values join a window of ``window - 1`` cached framelets."""
 
     def __init__(self, model: PlainCausalDiT, *, steps: int, window: int):
-        self.model, self.sigmas, self.window = model, make_sigmas(steps).tolist(), window
+        self.model, self.sigmas, self.window = model, make_sigmas(steps), window
         self.cache: list[list[tuple[Tensor, Tensor]]] = []  # framelets, oldest first; per block (k, v)
         self.t = 0
 
@@ -138,10 +138,15 @@ class PlainSampler:
                 tuple(torch.cat([fr[i][j] for fr in self.cache], dim=2) for j in range(2))
                 for i in range(len(self.model.blocks))
             ]
-        x = noise * self.sigmas[0]
-        for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
-            x0, new = self.model.denoise(x, cond, sigma, past, self.t)
-            x = x0 + (sigma_next / sigma) * (x - x0) if sigma > 0 else x0
+        passes = []
+
+        def denoise(x: Tensor, sigma: Tensor, step: int) -> Tensor:
+            x0, new = self.model.denoise(x, cond, float(sigma[0]), past, self.t)
+            passes.append(new)
+            return x0
+
+        x = euler_sample(denoise, noise * float(self.sigmas[0]), self.sigmas)
+        new = passes[-1]  # the last pass's keys and values
         self.cache = (self.cache + [new])[-(self.window - 1) :] if self.window > 1 else []
         self.t += 1
         return x

@@ -119,31 +119,32 @@ def make_sigmas(num_steps: int, shift: float = 1.0, *, device: torch.device | st
     return sigmas.to(torch.float32)
 
 
-@torch.no_grad()
 def euler_sample(
-    denoiser: Denoiser,
+    denoiser: Callable[[Tensor, Tensor, int], Tensor],
     x_init: Tensor,
     sigmas: Tensor,
     *,
     callback: Callable[[int, Tensor, Tensor], None] | None = None,
 ) -> Tensor:
-    """Integrate the probability-flow ODE from ``sigmas[0]`` to ``sigmas[-1]`` with Euler steps.
+    """Integrate the probability-flow ODE from ``sigmas[0]`` to ``sigmas[-1]`` with Euler steps:
+    the one sampler of every denoiser here (the rollout, the benchmarks, the tests).
 
-    ``denoiser(x, sigma)`` gets ``sigma`` as a ``(b,)`` tensor and returns x0. With x-prediction
-    the ODE velocity is ``(x - x0) / sigma``, so an Euler step is
+    ``denoiser(x, sigma, step)`` gets ``sigma`` as a ``(b,)`` tensor and the step's index, and
+    returns x0. With x-prediction the ODE velocity is ``(x - x0) / sigma``, so an Euler step is
 
         x_{i+1} = x0 + (sigma_{i+1} / sigma_i) (x_i - x0),
 
     which is exact for a perfect denoiser of a single point. ``callback(i, x_i, x0_i)`` sees
     every step (e.g. to take the state at a chosen step). ``x_init`` should be
-    ``sigmas[0]``-noisy (pure noise when ``sigmas[0] == 1``).
+    ``sigmas[0]``-noisy (pure noise when ``sigmas[0] == 1``). It runs in the caller's grad mode
+    (the distillation's rollout trains through one of its steps).
     """
     x = x_init
     batch = x.shape[0]
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         sigma_batch = torch.full((batch,), sigma, dtype=x.dtype, device=x.device)
-        x0 = denoiser(x, sigma_batch)
+        x0 = denoiser(x, sigma_batch, i)
         if callback is not None:
             callback(i, x, x0)
         x = x0 + (sigma_next / sigma) * (x - x0) if sigma > 0 else x0

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from src.common.framelets import framelet_count
-from src.diffusion.flow_matching import add_noise, randn_like_on
+from src.diffusion.flow_matching import add_noise, euler_sample, randn_like_on
 
 
 class CachedDenoiser(Protocol):
@@ -58,30 +58,29 @@ def sample_framelet(
 ) -> tuple[Tensor, Tensor | None]:
     """Sample one framelet (``noise`` b f 3 h w, ``cond`` b f C h w) and put its context in ``cache``.
 
-    Euler steps over ``sigmas`` (``make_sigmas``; with x-prediction a step is
-    ``x' = x0 + (sigma' / sigma) (x - x0)``), then the context (see the module docstring); the
+    Euler steps over ``sigmas`` (``make_sigmas``, ``euler_sample``), then the context (see the module docstring); the
     context noise, when used, is the one random draw here. Returns (the sample, the x0
     prediction of step ``grad_step``). Only the pass of ``grad_step`` records gradients (when
     grad is enabled at all): Self-Forcing's "random exit" trains every step of a few-step model
     while the rollout still runs to the end, as play does.
     """
-    b = noise.shape[0]
     num_steps = len(sigmas) - 1
-    x = noise * float(sigmas[0])
     x0_at_grad_step = None
-    for i in range(num_steps):
-        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        sigma_batch = torch.full((b,), sigma, dtype=x.dtype, device=x.device)
-        last = i == num_steps - 1
-        with torch.set_grad_enabled(torch.is_grad_enabled() and i == grad_step):
-            if last and context_from_last_step:
-                x0 = model.denoise_framelet_and_push(x, cond, sigma_batch, cache)
+
+    def denoise(x: Tensor, sigma: Tensor, step: int) -> Tensor:
+        nonlocal x0_at_grad_step
+        with torch.set_grad_enabled(torch.is_grad_enabled() and step == grad_step):
+            if step == num_steps - 1 and context_from_last_step:
+                x0 = model.denoise_framelet_and_push(x, cond, sigma, cache)
             else:
-                x0 = model.denoise_framelet(x, cond, sigma_batch, cache)
-        if i == grad_step:
+                x0 = model.denoise_framelet(x, cond, sigma, cache)
+        if step == grad_step:
             x0_at_grad_step = x0
             x0 = x0.detach()
-        x = x0 + (sigma_next / sigma) * (x - x0) if sigma > 0 else x0
+        return x0
+
+    x = euler_sample(denoise, noise * float(sigmas[0]), sigmas)
+    b = noise.shape[0]
     if not context_from_last_step:
         sigma_ctx = torch.full((b,), context_sigma, dtype=x.dtype, device=x.device)
         context_noise = randn_like_on(x.shape, generator=generator, like=x)
