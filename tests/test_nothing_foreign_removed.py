@@ -139,3 +139,17 @@ def test_a_bundle_member_or_another_kind_of_package_is_never_replaced(tmp_path):
     with pytest.raises(UserError, match="holds a StudentUNet package, not a FlatColorRenderer"):
         _package(tmp_path / "student", model=baseline)
     assert (tmp_path / "student" / "config.json").is_file()
+
+
+def test_a_package_with_runtime_exports_is_rewritten_but_a_file_inside_an_export_stops_it(tmp_path):
+    package = _package(tmp_path / "student")
+    for runtime in ("ncnn", "onnx"):  # exports made on demand, each folder with its own marker
+        with atomic_directory(package / runtime / "48x32", kind=f"{runtime} export") as staging:
+            (staging / "step.bin").write_bytes(b"export")
+    _package(tmp_path / "student", seed=1)  # rewritten: the exports are the runtimes' own
+    with atomic_directory(package / "onnx" / "48x32", kind="onnx export") as staging:
+        (staging / "step.onnx").write_bytes(b"export")
+    (package / "onnx" / "48x32" / "notes.txt").write_bytes(USER_BYTES)
+    with pytest.raises(UserError, match="onnx/48x32/notes.txt"):
+        _package(tmp_path / "student", seed=2)
+    assert (package / "onnx" / "48x32" / "notes.txt").read_bytes() == USER_BYTES

@@ -40,7 +40,7 @@ from src.runtime.defaults import DEFAULT_RENDERER, SamplingDefaults
 from src.runtime.package_folders import (
     BUNDLE_FILE,
     BUNDLE_KIND,
-    NCNN_FOLDER,
+    EXPORT_FOLDERS,
     PACKAGE_KIND,
     REQUIRED_PACKAGE_FILES,
     claim_package_folder,
@@ -183,7 +183,7 @@ def write_bundle(
     ) as staging:
         for name, source in members.items():
             check_package(source)
-            shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns("ncnn", ".*"))
+            shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns(*EXPORT_FOLDERS, ".*"))
         atomic_write_json(
             staging / BUNDLE_FILE,
             {
@@ -253,7 +253,7 @@ def write_package(
         kind=PACKAGE_KIND,
         inputs=[*inputs, *(extra_files or {}).values()],
         recognise=is_written_package,
-        also_ours=[NCNN_FOLDER],
+        also_ours=EXPORT_FOLDERS,
     ) as staging:
         model.save_config(staging)
         (staging / "model.safetensors").write_bytes(

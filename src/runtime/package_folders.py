@@ -15,13 +15,14 @@ BUNDLE_FILE = "renderers.json"
 PACKAGE_KIND = "renderer package"
 BUNDLE_KIND = "renderer bundle"
 NCNN_FOLDER = "ncnn"  # play's exports inside a package (made on demand; not written by the package writer)
+EXPORT_FOLDERS = (NCNN_FOLDER, "onnx")  # the runtimes' exports, made on demand inside a package
 
 
 def is_written_package(folder: Path) -> bool:
     """Whether ``folder`` is a package written by ``write_package`` before output markers existed:
     its three required files, and nothing but the names the writer (and play's ncnn export) makes."""
     names = {child.name for child in folder.iterdir()}
-    ours = {*REQUIRED_PACKAGE_FILES, "README.md", "curves.png", NCNN_FOLDER}
+    ours = {*REQUIRED_PACKAGE_FILES, "README.md", "curves.png", *EXPORT_FOLDERS}
     return set(REQUIRED_PACKAGE_FILES) <= names and all(
         name in ours or (name.startswith("samples_") and name.endswith(".png")) for name in names
     )
@@ -54,7 +55,7 @@ def claim_package_folder(directory: str | Path, *, inputs=(), model_class: str |
                 "Write the package to a new folder, then rebuild the bundle with bundle_package.",
             )
     claim_output_folder(
-        directory, kind=PACKAGE_KIND, inputs=inputs, recognise=is_written_package, also_ours=[NCNN_FOLDER]
+        directory, kind=PACKAGE_KIND, inputs=inputs, recognise=is_written_package, also_ours=EXPORT_FOLDERS
     )
     if model_class is not None and (directory / "config.json").is_file():
         try:
