@@ -57,7 +57,7 @@ vec3 sidewalk_colour(float u) {
     return u_sidewalk_colours[2];
 }
 
-// asphalt: large resurfaced areas, small patches, cracks (world metres: x across, z = -s)
+// asphalt: resurfaced areas, small patches, cracks (world metres: x across, z = -s)
 vec3 asphalt(vec2 world, float px_m) {
     vec3 colour = road_colour(hash(floor(world / vec2(3.5, 9.0))));
     vec2 cell = floor(world / vec2(2.5, 4.0));
@@ -72,24 +72,33 @@ vec3 asphalt(vec2 world, float px_m) {
 
 // facade of a building: window grid per floor, storefronts and doors on the ground floor.
 // Windows are holes: the glass box behind shows through, recessed (src/game/meshes.py).
-vec3 facade(vec3 wall, float floor_m, float spacing_m, float material, float px_m) {
+vec3 facade(vec3 wall, float floor_m, float spacing_m, float material) {
     if (abs(v_local_normal.y) > 0.5) return wall;  // roof
     // window half-width (of a bay) and sill/head per material: brick, concrete, stucco, glass
     vec3 shape = material < 0.5 ? vec3(0.2, 0.22, 0.82)
                : material < 1.5 ? vec3(0.42, 0.3, 0.78)
                : material < 2.5 ? vec3(0.28, 0.25, 0.8)
                : vec3(0.47, 0.04, 0.96);
-    // far away, or bays under 4 pixels: no cut, the grid's mean colour (real flat colour is smooth)
-    if (min(spacing_m, floor_m) < 4.0 * px_m || -v_view_z > u_window_detail_m)
-        return mix(wall, u_glass_colour, 2.0 * shape.x * (shape.z - shape.y));
     bool faces_x = abs(v_local_normal.x) > 0.5;
     float u = faces_x ? v_local_m.z : v_local_m.x;
     float width = faces_x ? v_size_seed.z : v_size_seed.x;
     float h = v_local_m.y + 0.5 * v_size_seed.y;
+
+    float ground_m = 1.25 * floor_m;
+    // Windows are cut only near, where a bay spans 3 pixels both ways. Elsewhere they are albedo:
+    // rows of the bays' mean colour where floors still span 3 pixels (an oblique facade), else
+    // the whole grid's mean colour (real flat colour is smooth; aliased grids are not).
+    bool rows_resolved = floor_m >= 3.0 * fwidth(h);
+    if (spacing_m < 3.0 * fwidth(u) || !rows_resolved || -v_view_z > u_window_detail_m) {
+        if (!rows_resolved) return mix(wall, u_glass_colour, 2.0 * shape.x * (shape.z - shape.y));
+        if (h < ground_m) return h > 0.55 && h < ground_m - 0.7 ? mix(wall, u_glass_colour, 0.88) : wall;
+        float row = fract((h - ground_m) / floor_m);
+        bool in_row = row > shape.y && row < shape.z && h < v_size_seed.y - 1.0;
+        return in_row ? mix(wall, u_glass_colour, 2.0 * shape.x) : wall;
+    }
     float columns = max(1.0, floor(width / spacing_m));
     float cu = (u / width + 0.5) * columns;
     float fu = fract(cu);
-    float ground_m = 1.25 * floor_m;
     if (h < ground_m) {  // storefronts, a door in some bays, a fascia above
         bool door = hash(vec2(floor(cu), v_size_seed.w)) < 0.35;
         if (door && abs(fu - 0.5) < 0.16 && h < 2.3) discard;
@@ -117,7 +126,7 @@ float metres_per_pixel() {
 // a CPU rasteriser would otherwise run every branch below for every pixel.
 vec3 pattern_albedo() {
 #if PATTERN == 1
-    return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w, metres_per_pixel());
+    return facade(v_albedo, v_pattern.y, v_pattern.z, v_pattern.w);
 #elif PATTERN == 2
     return asphalt(vec2(v_local_m.x + v_pattern.y, v_local_m.z + v_pattern.z), metres_per_pixel());
 #elif PATTERN == 3
