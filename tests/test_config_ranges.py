@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from src.common.config import _as_dataclass, check_ranges, field_ranges, parse_config
+from src.common.config import _as_dataclass, parse_config
 from src.common.errors import UserError
+from src.common.ranges import check_ranges, field_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from src.game.world import World
 class BenchGameConfig:
     """``bench_game``: time the world and the G-buffer renderer per frame."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "frames": "[1, inf)",
         "warmup_frames": "[0, inf)",
         "fps": "[1, inf)",

@@ -36,7 +36,7 @@ from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 class BenchmarkConfig:
     """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "steps": "[1, inf)",
         "frames": "[1, inf)",
         "warmup_frames": "[0, inf)",

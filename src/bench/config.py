@@ -86,7 +86,7 @@ class BenchDataConfig:
 class BenchRealismFloorConfig:
     """``bench_realism_floor``: KID/SWD of real footage of other places against a reference clip."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "fps": "(0, inf)",
         "frames_per_set": "[2, inf)",
         "clip_frames": "[2, inf)",
@@ -118,7 +118,7 @@ class BenchRealismFloorConfig:
 class EvalExtractorsConfig:
     """``eval_extractors``: where the ground truth comes from and where results go."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "game_frames": "[2, inf)",
         "game_seeds": "[0, inf)",
         "game_fps": "(0, inf)",

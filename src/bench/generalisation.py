@@ -58,7 +58,7 @@ TABLE_COLUMNS = (
 class GeneralisationConfig:
     """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "minutes": "(0, inf)",
         "max_steps": "[1, inf)",
         "probe_steps": "[1, inf)",

@@ -27,7 +27,7 @@ NO_DISPLAY = "play_game (no display)"
 class BenchStartupConfig:
     """``bench_startup``: time ``--help`` of every command and the no-display line of play_game."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "rounds": "[1, inf)",
         "target_s": "(0, inf)",
     }

@@ -16,7 +16,7 @@ from src.common.errors import UserError
 class AugmentConfig:
     """Probabilities and strength ranges of the training-time condition augmentations."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "pixelate_probability": "[0, 1]",
         "pixelate_factor": "[1, inf)",
         "blur_probability": "[0, 1]",
@@ -110,7 +110,7 @@ class AugmentConfig:
 class ExtractConfig:
     """Which extractors turn real frames into G-buffer channels, and their settings."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "depth_batch_size": "[1, inf)",
         "horizon_fraction": "[0, 1]",
         "parallax_weight": "[0, inf)",

@@ -44,7 +44,7 @@ class DecodeConfig:
 class PrepareConfig:
     """``prepare_data``: which videos, where to, at which resolution and rate, with which extractors."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "fps": "(0, inf)",
         "start_s": "[0, inf)",
         "end_s": "(0, inf)",

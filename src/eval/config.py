@@ -15,7 +15,7 @@ REFERENCE_HINT = (  # evaluate --reference (src/eval/reference.py)
 class ConditionGapConfig:
     """The condition-gap classifier: patches, network and training schedule."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "patch_size": "[4, inf)",
         "patches_per_frame": "[1, inf)",
         "max_frames": "[2, inf)",

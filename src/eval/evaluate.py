@@ -96,7 +96,7 @@ FID_KEYS = ("real_fid", "real_flat_fid", "game_fid_to_real", "game_raster_fid_to
 class EvaluateConfig:
     """``evaluate``: score a renderer package on real clips and on a game ride."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "clip_frames": "[2, inf)",
         "num_clips": "[1, inf)",
         "game_frames": "[0, inf)",

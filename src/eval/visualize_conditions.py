@@ -34,7 +34,7 @@ VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
 class VisualizeConditionsConfig:
     """``visualize_conditions``: which real clip and game ride to compare, and where to write."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "start_s": "[0, inf)",
         "game_seed": "[0, inf)",
         "frames": "[2, inf)",

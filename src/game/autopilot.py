@@ -18,7 +18,7 @@ from src.game.world import Action, World
 class AutopilotConfig:
     """How the autopilot picks a line through traffic and steers to it."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "lookahead_s": "(0, inf)",
         "side_margin_m": "[0, inf)",
         "oncoming_penalty_s": "[0, inf)",

@@ -22,7 +22,7 @@ import numpy as np
 class CameraConfig:
     """The first-person rider camera."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "fov_y_deg": "(0, 180)",
         "near_m": "(0, inf)",
         "far_m": "(0, inf)",

@@ -41,7 +41,7 @@ BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
 class PlayConfig:
     """``play_game``: ride the boulevard in a window, or render/record it headless."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "frames": "[1, inf)",
         "seed": "[0, inf)",
         "fps": "[1, inf)",

@@ -23,7 +23,7 @@ from src.game.palette import city_palette
 class WorldConfig:
     """Every tunable of the world; ``game/levels/*.yaml`` override these (no wrapper key)."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "lanes_per_direction": "[1, inf)",
         "lane_width_m": "(0, inf)",
         "curb_width_m": "[0, inf)",

@@ -45,7 +45,7 @@ from src.runtime.package import RendererPackage, load_package, renderer_names
 class RideConfig(PlayConfig):
     """``play_game``: the game options plus the neural renderer's."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "steps": "[1, inf)",
     }
 

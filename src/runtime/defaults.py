@@ -13,7 +13,7 @@ class SamplingDefaults:
     ``sampling`` section is this: its validation samples so, its package ships it, and the
     ``distill`` objective trains the student for it."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "num_denoising_steps": "[1, inf)",
         "context_sigma": "[0, 1)",
         "shift": "(0, inf)",

@@ -28,7 +28,7 @@ class ModelConfig:
 class DataConfig:
     """The prepared dataset and how training clips are cut from it."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "clip_frames": "[1, inf)",
         "frame_skip": "[1, inf)",
         "crop": "[1, inf)",
@@ -62,7 +62,7 @@ class DataConfig:
 class OptimConfig:
     """AdamW, the warmup-steady-cooldown learning rate, gradient clipping and EMA."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "learning_rate": "(0, inf)",
         "weight_decay": "[0, inf)",
         "betas": "[0, 1)",
@@ -98,7 +98,7 @@ class OptimConfig:
 class DiffusionConfig:
     """The flow-matching objective's noise levels."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "sigma_logit_mean": "(-inf, inf)",
         "sigma_logit_std": "(0, inf)",
         "shift_base_pixels": "[1, inf)",
@@ -127,7 +127,7 @@ class DiffusionConfig:
 class StudentConfig:
     """The student objective (``objective: student``): what the recurrent student learns from."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "teacher_weight": "[0, inf)",
         "real_weight": "[0, inf)",
         "temporal_weight": "[0, inf)",
@@ -209,7 +209,7 @@ class StudentConfig:
 class ValidationConfig:
     """Validation rollouts of the EMA model on held-out real clips and a game ride."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "every_steps": "[1, inf)",
         "num_real_clips": "[0, inf)",
         "rollout_frames": "[1, inf)",
@@ -248,7 +248,7 @@ class DistillConfig:
     The student is trained for the package's sampling: ``sampling.num_denoising_steps`` steps,
     ``sampling.context_from_last_step``."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "ode_weight": "[0, inf)",
         "ode_teacher_steps": "[1, inf)",
         "dmd_weight": "[0, inf)",
@@ -298,7 +298,7 @@ class DistillConfig:
 class TrainConfig:
     """``train_net``: one training run (re-running the same command resumes it)."""
 
-    RANGES = {  # each numeric field's allowed values (src/common/config.py check_ranges)
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "seed": "[0, inf)",
         "max_steps": "[1, inf)",
         "max_minutes": "(0, inf)",
