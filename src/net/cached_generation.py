@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from src.net.compiling import compile_quietly
 from src.net.kv_cache import KVCache
 
 
@@ -24,7 +25,7 @@ class CachedGeneration:
         """torch.compile the single-framelet path that generation runs, over a fixed-size cache
         (``static_cache``) so one graph serves every step of a ride, from the empty cache on."""
         self.static_cache = True
-        self.forward_framelet = torch.compile(self.forward_framelet, **compile_kwargs)
+        self.forward_framelet = compile_quietly(self.forward_framelet, **compile_kwargs)
 
     def new_cache(self, batch: int, h: int, w: int) -> KVCache:
         gh, gw = self.grid_size(h, w)

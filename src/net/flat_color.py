@@ -14,6 +14,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
+from src.net.compiling import compile_quietly
+
 
 class FlatColorRenderer(ModelMixin, ConfigMixin):
     """``forward_frames(cf)`` picks the albedo planes of each frame's encoded condition."""
@@ -54,7 +56,7 @@ class FlatColorRenderer(ModelMixin, ConfigMixin):
         return "any size"
 
     def compile_inference(self) -> None:
-        self.forward_frames = torch.compile(self.forward_frames)
+        self.forward_frames = compile_quietly(self.forward_frames)
 
     def forward_frames(self, cf: Tensor) -> Tensor:
         """``cf`` B (f C) h w, the step's frames' conditions stacked on channels -> B (f 3) h w."""

@@ -19,6 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from src.net.compiling import compile_quietly
 from src.net.student import ResidualConvBlock
 
 
@@ -76,7 +77,7 @@ class RegressionNet(ModelMixin, ConfigMixin):
         return f"widths and heights that are multiples of {self.config.unshuffle_factor}"
 
     def compile_inference(self) -> None:
-        self.forward_frames = torch.compile(self.forward_frames)
+        self.forward_frames = compile_quietly(self.forward_frames)
 
     def residual_planes(self, cond: Tensor) -> Tensor:
         """The condition planes the output is added to (``n C h w`` -> ``n 3 h w``), or zeros."""

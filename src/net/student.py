@@ -46,6 +46,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from src.common.errors import UserError
+from src.net.compiling import compile_quietly
 
 # the depth plane of a new ride's feedback: nearer than any encoded depth (those lie in [-1, 1]),
 # so the depth test marks every pixel as disoccluded and the first frame ignores the history
@@ -187,7 +188,7 @@ class StudentUNet(ModelMixin, ConfigMixin):
         return f"widths and heights that are multiples of {self.state_stride}"
 
     def compile_inference(self) -> None:
-        self.forward_step = torch.compile(self.forward_step)
+        self.forward_step = compile_quietly(self.forward_step)
 
     def recurrence_shapes(
         self, batch: int, height: int, width: int

@@ -32,6 +32,7 @@ from src.common.io import DiskFullError, atomic_write_text, is_full_disk
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.diffusion.parallel import all_reduce_gradients
 from src.eval.curves import plot_run_curves
+from src.net.compiling import compile_quietly
 from src.train import checkpoint as ckpt
 from src.train.checkpoint import load_newest_readable_state
 from src.train.config import TrainConfig
@@ -184,7 +185,7 @@ class Trainer:
         if config.trackers:
             accelerator.init_trackers(config.run_name, config=_flat_hparams(config))
         self.raw_model = accelerator.unwrap_model(self.model)
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.forward = compile_quietly(self.model) if config.compile else self.model
 
     def _prepare_run_dir(self) -> None:
         run_dir, config = self.run_dir, self.config
