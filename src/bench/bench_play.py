@@ -7,6 +7,11 @@ render + readback, encode, model (per renderer step -- a framelet of ``frames_pe
 the frame into a pygame window under whatever SDL video driver is set; the dummy one headless)
 and the end-to-end frame rate with every stage run in sequence on this machine.
 
+``other`` is what the frame took beyond those stages (the loop's own Python, waits for a core):
+the stages and ``other`` add up to the frame time. ``background_load N`` times every row a second
+time beside N busy processes (``src/bench/background_load.py``) and reports that FPS beside the
+idle one, with the load average at each row's end.
+
 ``soak_game_minutes`` adds a long neural ride that reports resident memory (RSS), threads and
 open file handles at its start and end, so leaks show.
 
@@ -25,11 +30,13 @@ import time
 
 import numpy as np
 
+from src.bench.background_load import BackgroundLoad, load_average, under_load_columns
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
 from src.game.session import GameSession, PlayConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
+from src.runtime.threads import quiet_thread_pools, runtime_threads
 
 
 @dataclasses.dataclass
@@ -43,6 +50,8 @@ class BenchmarkConfig:
         "soak_game_minutes": "[0, inf)",
         "soak_fps": "[1, inf)",
         "seed": "[0, inf)",
+        "threads": "[1, inf)",
+        "background_load": "[0, inf)",
     }
 
     checkpoint: str = DEFAULT_CHECKPOINT
@@ -54,9 +63,14 @@ class BenchmarkConfig:
     steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
     """denoising steps per framelet to time, one row each"""
     backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
-    """inference backends to time: torch, ncnn"""
+    """inference backends to time: torch, ncnn, onnxruntime"""
     device: str = "cpu"
-    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
+    """cpu, cuda (torch, onnxruntime-gpu) / vulkan (ncnn), or auto"""
+    threads: int | None = None
+    """CPU threads of the model's runtime (torch, ncnn or onnxruntime; default: one fewer than the
+    cores, at least one, so the game's own loop keeps a core)"""
+    background_load: int = 0
+    """also time every row beside this many busy processes (one spinning core each)"""
     frames: int = 60
     """timed frames per setting"""
     warmup_frames: int = 8
@@ -123,12 +137,13 @@ def _bench_one(
             num_denoising_steps=steps,
             device=config.device,
             seed=config.seed,
+            threads=runtime_threads(config.threads),
         )
         neural = NeuralRenderer(package, runner, fov_y_deg=ride_config.camera.fov_y_deg)
         resolution = f"{width}x{height}"
     session = GameSession(PlayConfig(headless=True, autopilot=True, seed=config.seed, resolution=resolution))
     display = _Display(session.width, session.height) if config.display else None
-    world_ms, render_ms, display_ms, frame_ms = [], [], [], []
+    world_ms, render_ms, display_ms, frame_ms, encode_ms, model_ms = [], [], [], [], [], []
     latest = None
     try:
         for index in tqdm(range(config.warmup_frames + config.frames), desc=progress_label, leave=False):
@@ -139,20 +154,26 @@ def _bench_one(
                 session.restart()
                 if neural is not None:
                     neural.reset()
-            shown = gbuffer.color
+            shown, encoded, modelled = gbuffer.color, 0.0, 0.0
             if neural is not None:
                 out = neural.push(gbuffer)
+                encoded = neural.times.encode_ms[-1]
                 if out is not None:
                     latest = out[-1]
+                    modelled = neural.times.model_ms[-1]  # the step this push ran
                 shown = latest if latest is not None else shown
+            displayed = 0.0
             if display is not None:
                 display_start = time.perf_counter()
                 display.show(shown)
-                display_ms.append((time.perf_counter() - display_start) * 1e3)
+                displayed = (time.perf_counter() - display_start) * 1e3
             if index >= config.warmup_frames:
                 frame_ms.append((time.perf_counter() - start) * 1e3)
                 world_ms.append((session.timings["world"] - before["world"]) * 1e3)
                 render_ms.append((session.timings["render"] - before["render"]) * 1e3)
+                encode_ms.append(encoded)
+                model_ms.append(modelled)
+                display_ms.append(displayed)
     finally:
         if display is not None:
             display.close()
@@ -165,26 +186,36 @@ def _bench_one(
         "steps": steps or 0,
         "world_ms": float(np.mean(world_ms)),
         "gbuffer_ms": float(np.mean(render_ms)),
-        "display_ms": float(np.mean(display_ms[config.warmup_frames :])) if display_ms else 0.0,
-        "encode_ms": 0.0,
+        "display_ms": float(np.mean(display_ms)),
+        "encode_ms": float(np.mean(encode_ms)),
         "frames_per_step": 1,
         "passes_per_framelet": 0,
+        "model_ms_per_frame": float(np.mean(model_ms)),
         "model_ms_per_framelet": 0.0,
         "model_ms_per_step": 0.0,
         "frame_ms": float(np.mean(frame_ms)),
         "fps": 1e3 / float(np.mean(frame_ms)),
+        "load_average": load_average(),  # at the row's end: what else the machine was doing
     }
+    stages = ("world_ms", "gbuffer_ms", "encode_ms", "model_ms_per_frame", "display_ms")
+    row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)  # the stages + other = frame
     if neural is not None:
-        times = neural.times.summary()
         passes = runner.passes_per_step  # e.g. the denoising steps plus the pass that caches context
+        framelet_ms = float(np.mean([ms for ms in model_ms if ms > 0])) if any(model_ms) else 0.0
         row.update(
-            encode_ms=times["encode_ms"],
             frames_per_step=runner.frames_per_step,
             passes_per_framelet=passes,
-            model_ms_per_framelet=times["model_ms"],
-            model_ms_per_step=times["model_ms"] / passes,
+            model_ms_per_framelet=framelet_ms,
+            model_ms_per_step=framelet_ms / passes,
+            threads=runner_threads(),
         )
     return row
+
+
+def runner_threads() -> int:
+    import torch  # make_renderer gave torch the runtime's thread count
+
+    return torch.get_num_threads()
 
 
 def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
@@ -246,7 +277,20 @@ def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
     }
 
 
+def _bench_row(config: BenchmarkConfig, **setting) -> dict:
+    """One row: timed idle, then (``background_load``) again beside the busy processes."""
+    row = _bench_one(config, **setting)
+    if config.background_load:
+        with BackgroundLoad(config.background_load):
+            loaded = _bench_one(
+                config, **{**setting, "progress_label": setting["progress_label"] + " (load)"}
+            )
+        row.update(under_load_columns(row, loaded))
+    return row
+
+
 def run_benchmark(config: BenchmarkConfig) -> dict:
+    quiet_thread_pools()  # before torch and ncnn start their OpenMP runtimes
     import torch
 
     # imported here: it pulls diffusers, torch; a script's --help should not wait for that
@@ -264,7 +308,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
         else:
             raster_resolution = resolution
         rows.append(
-            _bench_one(
+            _bench_row(
                 config,
                 resolution=raster_resolution,
                 renderer="raster",
@@ -279,7 +323,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
             for backend in config.backends:
                 for steps in config.steps:
                     rows.append(
-                        _bench_one(
+                        _bench_row(
                             config,
                             resolution=resolution,
                             renderer=name,
@@ -295,6 +339,9 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "runtime_threads": runtime_threads(config.threads),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "background_load": config.background_load,
         },
         "checkpoint": str(config.checkpoint),
         "config": dataclasses.asdict(config),
@@ -306,21 +353,36 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
 
 
 def format_table(result: dict) -> str:
+    loaded = bool(result["config"].get("background_load"))
     header = (
-        f"{'renderer':>8} {'model':>17} {'backend':>7} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} "
-        f"{'encode':>7} {'passes':>6} {'model/step':>10} {'model/fl':>9} {'display':>8} {'frame':>7} {'FPS':>6}"
+        f"{'renderer':>8} {'model':>17} {'backend':>11} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} "
+        f"{'encode':>7} {'passes':>6} {'model/step':>10} {'model/fl':>9} {'model/fr':>9} {'display':>8} "
+        f"{'other':>7} {'frame':>7} {'FPS':>6}"
     )
+    if loaded:
+        header += f" {'FPS load':>8} {'x idle':>6} {'other load':>10}"
     lines = [header, "-" * len(header)]
     for row in result["rows"]:
-        lines.append(
-            f"{row['renderer']:>8} {row['model']:>17} {row['backend']:>7} {row['resolution']:>9} {row['steps']:>5} "
+        line = (
+            f"{row['renderer']:>8} {row['model']:>17} {row['backend']:>11} {row['resolution']:>9} {row['steps']:>5} "
             f"{row['world_ms']:>7.2f} {row['gbuffer_ms']:>8.2f} {row['encode_ms']:>7.2f} {row['passes_per_framelet']:>6} "
-            f"{row['model_ms_per_step']:>10.2f} {row['model_ms_per_framelet']:>9.2f} {row['display_ms']:>8.2f} "
-            f"{row['frame_ms']:>7.2f} {row['fps']:>6.1f}"
+            f"{row['model_ms_per_step']:>10.2f} {row['model_ms_per_framelet']:>9.2f} {row['model_ms_per_frame']:>9.2f} "
+            f"{row['display_ms']:>8.2f} {row['other_ms']:>7.2f} {row['frame_ms']:>7.2f} {row['fps']:>6.1f}"
         )
+        if loaded:
+            line += f" {row['fps_under_load']:>8.1f} {row['load_fps_ratio']:>6.2f} {row['other_ms_under_load']:>10.2f}"
+        lines.append(line)
     lines.append(
-        "(milliseconds per frame; model/step = one network evaluation, model/fl = one framelet (2 frames for the DiT), passes = "
-        "network evaluations per framelet; FPS = every stage in sequence)"
+        "(milliseconds per frame; model/step = one network evaluation, model/fl = one framelet (2 frames for the DiT), "
+        "model/fr = the model's time per frame, passes = network evaluations per framelet; world + gbuffer + encode + "
+        "model/fr + display + other = frame, other being the loop's own time and waits for a core; FPS = every stage "
+        "in sequence"
+        + (
+            f"; FPS load = the same row beside {result['config']['background_load']} busy process(es), x idle its ratio"
+            if loaded
+            else ""
+        )
+        + f"; runtime threads {result['machine'].get('runtime_threads')})"
     )
     if "soak" in result:
         s = result["soak"]

@@ -47,6 +47,7 @@ class RideConfig(PlayConfig):
 
     RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "steps": "[1, inf)",
+        "threads": "[1, inf)",
     }
 
     renderer: str = "neural"
@@ -57,13 +58,16 @@ class RideConfig(PlayConfig):
     steps: int | None = None
     """denoising steps per framelet (default: the package's)"""
     backend: str = "torch"
-    """torch or ncnn"""
+    """torch, ncnn or onnxruntime"""
     device: str = "cpu"
-    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
+    """cpu, cuda (torch, onnxruntime-gpu) / vulkan (ncnn), or auto"""
     dtype: str = "float32"
     """float32, bfloat16 or float16"""
     compile: bool = False
     """torch.compile the model (torch backend)"""
+    threads: int | None = None
+    """CPU threads of the model's runtime (torch, ncnn or onnxruntime; default: one fewer than the
+    cores, at least one, so the game's own loop keeps a core)"""
     cache_dir: str | None = None
     """where downloaded packages go (default ~/.cache/velodream)"""
 
@@ -314,6 +318,9 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     (width, height)."""
     # the renderers and backends import torch (seconds): loaded here, so --help and the checks
     # before a model loads answer at once
+    from src.runtime.threads import quiet_thread_pools, runtime_threads
+
+    quiet_thread_pools()  # before torch and ncnn start their OpenMP runtimes
     from src.play.neural import NeuralRenderer
     from src.runtime.backends import make_renderer
 
@@ -334,6 +341,7 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
                 dtype=config.dtype,
                 compile=config.compile,
                 seed=config.seed,
+                threads=runtime_threads(config.threads),
             ),
             fov_y_deg=config.camera.fov_y_deg,
         )

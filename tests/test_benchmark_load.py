@@ -1,0 +1,51 @@
+"""The benchmark's background load and its stage accounting: the busy processes start, spin and
+stop with the block (and with the benchmark); every row's stages plus ``other`` are its frame
+time; rows under load carry their FPS beside the idle one; ``--threads`` reaches the runtime."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psutil
+import pytest
+
+from src.bench.background_load import BackgroundLoad
+from tests.test_scripts import run, small_package  # noqa: F401 (the package fixture)
+
+STAGES = ("world_ms", "gbuffer_ms", "encode_ms", "model_ms_per_frame", "display_ms", "other_ms")
+
+
+def test_the_background_load_spins_for_the_block_and_is_gone_after_it():
+    with BackgroundLoad(1) as load:
+        (process,) = load.processes
+        busy = psutil.Process(process.pid)
+        before = sum(busy.cpu_times()[:2])
+        time.sleep(0.5)
+        assert sum(busy.cpu_times()[:2]) - before > 0.05  # it works a core, even on a loaded machine
+    assert process.poll() is not None
+
+
+@pytest.mark.slow
+def test_rows_under_load_sit_beside_idle_ones_and_their_stages_add_up(small_package, tmp_path):  # noqa: F811
+    out = tmp_path / "bench.json"
+    done = run(
+        "src.scripts.benchmark",
+        *("--checkpoint", str(small_package), "--resolutions", "[model]", "--steps", "[1]"),
+        *("--backends", "[onnxruntime]", "--frames", "4", "--warmup_frames", "1"),
+        *("--threads", "1", "--background_load", "1", "--json_out", str(out)),
+        env={"SDL_VIDEODRIVER": "dummy"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FPS load" in done.stdout and "onnxruntime" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["machine"]["runtime_threads"] == 1 and result["machine"]["omp_wait_policy"] == "PASSIVE"
+    raster, neural = result["rows"]
+    assert neural["backend"] == "onnxruntime" and neural["threads"] == 1
+    for row in (raster, neural):
+        assert abs(sum(row[name] for name in STAGES) - row["frame_ms"]) < 1e-6
+        assert row["other_ms"] > -1e-6  # no stage counted twice
+        assert row["fps_under_load"] > 0 and row["load_fps_ratio"] == row["fps_under_load"] / row["fps"]
+    assert (
+        neural["model_ms_per_frame"] > 0 and neural["model_ms_per_framelet"] >= neural["model_ms_per_frame"]
+    )
