@@ -233,3 +233,19 @@ def test_clips_of_a_sidecar_video_get_their_cameras_normals(tmp_path):
     assert torch.allclose(batch["cond"], own, atol=1e-5) and not torch.allclose(
         batch["cond"], assumed, atol=1e-3
     )
+
+
+def test_the_ground_plane_continues_below_the_lowest_points():
+    h, w = 40, 60
+    rng = np.random.default_rng(0)
+    rows = np.arange(h)[:, None] * np.ones((1, w))
+    road = 1.0 / (0.002 * rows + 0.01)
+    points = ((rng.random((h, w)) < 0.3) & (rows >= 10) & (rows <= 30)) | (rows == 10)
+    sparse = np.where(points, road, 0.0)
+    classes = np.where(points, 7, 255).astype(np.uint8)
+    streak, _ = densify(sparse, classes)
+    inverse, labels = densify(sparse, classes, ground_ids=[7])
+    below = rows > 32
+    np.testing.assert_allclose(inverse[below], 1 / road[below], rtol=0.01)  # the plane, row by row
+    assert np.all(labels[below] == 7)
+    assert np.abs(streak[below] * road[below] - 1).max() > 0.1  # the nearest point alone repeats row ~30

@@ -32,6 +32,7 @@ from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 
 SIDECAR_SUFFIX = ".depth.npz"
+GROUND = ("road", "lane_marking", "sidewalk", "curb")  # the game classes whose plane is extended
 UNMAPPED_CLASS = 255  # a sidecar class with no game class (pedestrians, smoke, other objects)
 FORMAT_HINT = (
     "A sidecar is an .npz with depth (frames, H, W) in metres (0 = no point) and valid_frames "
@@ -116,8 +117,32 @@ def _sky_mask(has_point: np.ndarray) -> np.ndarray:
     return np.arange(h)[:, None] < top[None, :]
 
 
+def _extend_ground(inverse, labels, point_inverse, point_class, has_point, ground_ids) -> None:
+    """Below each column's lowest point (the LiDAR misses the ground just in front of the camera),
+    the ground plane fitted to the ground classes' points: inverse depth is linear in the image
+    for a plane (``a v + b u + c``), so a least-squares fit extends it. In place; nothing without
+    50 ground points."""
+    ground = has_point & np.isin(point_class, ground_ids)
+    if ground.sum() < 50:
+        return
+    rows, cols = np.nonzero(ground)
+    design = np.stack([rows, cols, np.ones_like(rows)], axis=1).astype(np.float64)
+    plane = np.linalg.lstsq(design, point_inverse[ground].astype(np.float64), rcond=None)[0]
+    h, w = has_point.shape
+    lowest = np.where(has_point.any(axis=0), h - 1 - np.argmax(has_point[::-1], axis=0), h)
+    vv, uu = np.mgrid[0:h, 0:w]
+    value = plane[0] * vv + plane[1] * uu + plane[2]
+    below = (vv > lowest[None, :]) & (value > 0)
+    inverse[below] = value[below]
+    labels[below] = np.bincount(point_class[ground]).argmax()
+
+
 def densify(
-    depth_m: np.ndarray, classes: np.ndarray | None = None, *, sigma_px: float = 2.0
+    depth_m: np.ndarray,
+    classes: np.ndarray | None = None,
+    *,
+    sigma_px: float = 2.0,
+    ground_ids: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse depth (``h w`` metres, 0 = none) and its points' classes (``h w`` uint8) -> dense
     inverse depth (``h w`` float32, 1/m) and a dense class map (sky = the game's sky id, 0).
@@ -125,7 +150,8 @@ def densify(
     Not sky: each pixel takes the class of its nearest point, and the Gaussian-weighted mean inverse
     depth of that class's points around it (``sigma_px`` on the sidecar's grid; the nearest point's
     own where none is near). Inverse depth is linear over the image for a plane, so roads and walls
-    interpolate without steps and their normals come out flat."""
+    interpolate without steps and their normals come out flat. ``ground_ids``: the classes of the
+    ground, whose plane continues below the lowest points (``_extend_ground``)."""
     import cv2
     from scipy.ndimage import distance_transform_edt
 
@@ -148,6 +174,8 @@ def densify(
         total = cv2.GaussianBlur(point_inverse * mask, (0, 0), sigma_px)
         use = (near_class == value) & (weight > 1e-3)
         filled[use] = total[use] / weight[use]
+    if ground_ids:
+        _extend_ground(filled, near_class, point_inverse, point_class, has_point, ground_ids)
     inverse = np.where(sky, inverse, np.maximum(filled, 1.0 / SKY_DEPTH_M))
     labels = np.where(sky, labels, near_class)
     return inverse.astype(np.float32), labels.astype(np.uint8)
@@ -191,10 +219,16 @@ class DepthSidecar:
     def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         import cv2
 
-        inverse, labels = densify(self.depth[index], None if self.classes is None else self.classes[index])
-        if self.class_names is not None:  # sky (0) stays sky: it is not one of the sidecar's ids
-            sky = labels == SEMANTIC_CLASSES["sky"]
-            labels = np.where(sky, labels, game_class_table(self.class_names)[labels])
+        table = None if self.class_names is None else game_class_table(self.class_names)
+        ground = (
+            None if table is None else np.flatnonzero(np.isin(table, [SEMANTIC_CLASSES[c] for c in GROUND]))
+        )
+        classes = None if self.classes is None else self.classes[index]
+        inverse, labels = densify(
+            self.depth[index], classes, ground_ids=None if ground is None else ground.tolist()
+        )
+        if table is not None:  # sky (0) stays sky: it is not one of the sidecar's ids
+            labels = np.where(labels == SEMANTIC_CLASSES["sky"], labels, table[labels])
         grid_h, grid_w = inverse.shape
         scale_x, scale_y = grid_w / self.video_size[0], grid_h / self.video_size[1]
         x0, y0, cw, ch = crop_box(self.video_size, self.output_size)
