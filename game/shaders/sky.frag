@@ -45,8 +45,8 @@ void main() {
     }
     vec3 world = u_view_to_world * ray;
     vec2 plane = world.xz / max(world.y, 0.12) * 0.5;  // a cloud layer, in layer heights
-    float n = 0.55 * value_noise(plane) + 0.3 * value_noise(plane * 2.7 + 5.0) + 0.15 * value_noise(plane * 6.1);
-    float cloud = smoothstep(1.0 - u_cloud_cover - 0.04, 1.0 - u_cloud_cover + 0.04, n);
+    float n = value_noise(plane);
+    float cloud = smoothstep(1.0 - u_cloud_cover - 0.06, 1.0 - u_cloud_cover + 0.06, n);
     float up = clamp(dot(ray, u_view_up), 0.0, 1.0);
     vec3 sky = mix(u_horizon_colour, u_zenith_colour, sqrt(up));
     float sunward = max(dot(world, u_sun_world), 0.0);

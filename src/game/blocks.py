@@ -167,7 +167,7 @@ def _add_lamps_and_trees(builder, rng, street: StreetGeometry, config, side: int
         "tree",
         mesh="cylinder",
     )
-    crowns = rng.integers(1, 4, n)
+    crowns = rng.integers(1, 3, n)
     tree = np.repeat(np.arange(n), crowns)
     size = rng.uniform(2.2, 4.6, len(tree))
     offset = rng.uniform(-0.8, 0.8, (len(tree), 2)) * (crowns[tree] > 1)[:, None]

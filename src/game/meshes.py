@@ -20,13 +20,13 @@ from src.game.instances import MESHES, PATTERNS, InstanceBatch, Scene, SceneBuil
 from src.game.palette import city_palette
 from src.game.world import World
 
-__all__ = ["MESHES", "InstanceBatch", "Scene", "SceneBuilder", "box_models", "build_scene"]
+__all__ = ["MESHES", "PATTERNS", "InstanceBatch", "Scene", "SceneBuilder", "box_models", "build_scene"]
 
 BIKE_ALBEDO = (0.1, 0.1, 0.12)
 TAXI_SIGN_ALBEDO = (0.98, 0.95, 0.6)
 WINDOW_RECESS_M = 0.3  # the glass sits this far behind the wall
-WINDOW_DETAIL_M = 150.0  # windows are cut (and their glass drawn) only nearer than this
-PROPS_AHEAD_M = 130.0  # parked cars, poles, trees... are drawn this far ahead (a few pixels there)
+WINDOW_DETAIL_M = 80.0  # windows are cut (and their glass drawn) only nearer than this
+PROPS_AHEAD_M = 100.0  # parked cars, poles, trees... are drawn this far ahead (a few pixels there)
 BEHIND_CAMERA_M = 5.0  # ... and this far behind the camera (which looks ahead: none of it shows)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from src.common.errors import UserError
 from src.common.gbuffer import SKY_DEPTH_M, GBuffer
 from src.game.camera import CameraConfig, Intrinsics
-from src.game.meshes import MESHES, WINDOW_DETAIL_M, Scene
+from src.game.meshes import MESHES, PATTERNS, WINDOW_DETAIL_M, Scene
 from src.game.palette import city_palette
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "game" / "shaders"
@@ -43,6 +43,10 @@ INSTANCE_ATTRIBUTES = (  # per-instance vertex attributes and their floats, in b
     ("in_pattern", 4),
     ("in_size_seed", 4),
 )
+DRAW_ORDER = [
+    PATTERNS[name]
+    for name in ("plain", "traffic_light", "asphalt", "slabs", "facade", "glass", "marking", "crosswalk")
+]
 INSTANCE_FLOATS = sum(floats for _, floats in INSTANCE_ATTRIBUTES)
 
 
@@ -248,6 +252,7 @@ class GBufferRaster:
         ctx.enable(ctx.DEPTH_TEST)
         ctx.depth_func = "<"
         sun_view = tuple(view[:3, :3] @ SUN_DIRECTION_WORLD)
+        draws = []  # (pattern, mesh, its instances in buffer layout)
         for name, batch in scene.items():
             if len(batch) == 0:
                 continue
@@ -256,10 +261,13 @@ class GBufferRaster:
             order = np.argsort(patterns, kind="stable")
             kinds, starts = np.unique(patterns[order], return_index=True)
             for kind, start, end in zip(kinds, starts, [*starts[1:], len(order)]):
-                entry = self._mesh_vao(name, int(kind), int(end - start))
-                self._program(int(kind))["u_sun_view"].value = sun_view
-                entry["ibo"].write(data[order[start:end]].tobytes())
-                entry["vao"].render(vertices=self._meshes[name][1], instances=int(end - start))
+                draws.append((int(kind), name, data[order[start:end]]))
+        # plain things first, cut-out patterns last: what stands in front hides them early
+        for kind, name, data in sorted(draws, key=lambda d: (DRAW_ORDER.index(d[0]), d[1])):
+            entry = self._mesh_vao(name, kind, len(data))
+            self._program(kind)["u_sun_view"].value = sun_view
+            entry["ibo"].write(data.tobytes())
+            entry["vao"].render(vertices=self._meshes[name][1], instances=len(data))
 
         # the sky last, on the far plane: it shades only the pixels no geometry covered
         ctx.depth_func = "<="

@@ -110,7 +110,7 @@ class WorldConfig:
     """(min, max) gap between neighbouring buildings"""
     lamp_spacing_m: float = 30.0
     """distance between street lamps"""
-    tree_spacing_m: float = 12.0
+    tree_spacing_m: float = 18.0
     """distance between trees"""
     # rider
     bike_width_m: float = 0.6
