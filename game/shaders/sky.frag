@@ -15,7 +15,7 @@ uniform vec3 u_horizon_colour;
 uniform vec3 u_zenith_colour;
 uniform vec3 u_sky_albedo;          // clear sky, measured (game/city_palette.yaml)
 uniform vec3 u_cloud_albedo;        // cloud, measured
-uniform float u_cloud_cover;        // fraction of the sky under cloud
+uniform float u_cloud_threshold;    // noise level above which there is cloud (sets the cover)
 
 layout(location = 0) out vec3 out_colour;
 layout(location = 1) out vec3 out_albedo;
@@ -44,9 +44,9 @@ void main() {
         flow = now_px - prev_px;
     }
     vec3 world = u_view_to_world * ray;
-    vec2 plane = world.xz / max(world.y, 0.12) * 0.5;  // a cloud layer, in layer heights
+    vec2 plane = world.xz / max(world.y, 0.12);  // a cloud layer, in layer heights
     float n = value_noise(plane);
-    float cloud = smoothstep(1.0 - u_cloud_cover - 0.06, 1.0 - u_cloud_cover + 0.06, n);
+    float cloud = smoothstep(u_cloud_threshold - 0.04, u_cloud_threshold + 0.04, n);
     float up = clamp(dot(ray, u_view_up), 0.0, 1.0);
     vec3 sky = mix(u_horizon_colour, u_zenith_colour, sqrt(up));
     float sunward = max(dot(world, u_sun_world), 0.0);

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,12 @@ DRAW_ORDER = [
     for name in ("plain", "traffic_light", "asphalt", "slabs", "facade", "glass", "marking", "crosswalk")
 ]
 INSTANCE_FLOATS = sum(floats for _, floats in INSTANCE_ATTRIBUTES)
+
+
+def cloud_threshold(cover: float) -> float:
+    """The level of sky.frag's value noise (about normal, mean 0.5, sd 0.2) exceeded on ``cover``
+    of the sky."""
+    return 0.5 + 0.2 * statistics.NormalDist().inv_cdf(1.0 - cover)
 
 
 class NoOpenGLContextError(UserError):
@@ -175,7 +182,7 @@ class GBufferRaster:
         values[self.sky_program] = {  # the sky's two largest clusters: cloud and clear sky
             "u_cloud_albedo": sky[0],
             "u_sky_albedo": sky[1],
-            "u_cloud_cover": np.float32(sky_shares[0] / (sky_shares[0] + sky_shares[1])),
+            "u_cloud_threshold": np.float32(cloud_threshold(sky_shares[0] / (sky_shares[0] + sky_shares[1]))),
             "u_sun_world": SUN_DIRECTION_WORLD,
         }
         for program, uniforms in values.items():
