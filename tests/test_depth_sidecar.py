@@ -132,6 +132,14 @@ def test_a_bad_sidecar_is_one_clear_error(tmp_path, change, message):
     assert "\n" not in line and "ride.depth.npz" in line and "estimated depth" in line
 
 
+def test_a_video_without_a_frame_rate_cannot_be_matched_to_its_sidecar(tmp_path):
+    video = _video(tmp_path)
+    _save(video, _sidecar_arrays())
+    with pytest.raises(UserError, match="declares no frame rate"):
+        open_sidecar(video, num_source=NUM_FRAMES, source_fps=0.0, video_size=(VIDEO_W, VIDEO_H),
+                     output_size=(16, 16), fps=10.0, start_s=0.0, num_output=NUM_FRAMES)  # fmt: skip
+
+
 def test_a_bad_sidecar_skips_its_video_with_that_line(tmp_path, capsys):
     from src.data.prepare import PrepareConfig, prepare_dataset
 

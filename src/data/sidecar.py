@@ -336,6 +336,8 @@ def open_sidecar(
         return None
     arrays = _read_arrays(path)
     _check_arrays(path, arrays, num_source, video_size)
+    if not source_fps > 0:
+        raise _fail(path, f"the video {video.name} declares no frame rate, so its frames cannot be matched")
     valid = arrays["valid_frames"]
     own = source_frame_indices(
         num_output, fps=fps, start_s=start_s, source_fps=source_fps, num_source=len(valid)
