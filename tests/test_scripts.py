@@ -131,3 +131,5 @@ def test_export_package_from_a_run(tiny_dataset, tmp_path):
     package = load_package(out)
     assert package.card["step"] == 1 and "train_net" in (out / "README.md").read_text()
     assert (package.width, package.height) == (32, 32)
+    assert (out / "onnx" / "32x32" / "framelet_step.onnx").is_file()  # the ONNX export beside the package
+    assert f"wrote {out / 'onnx' / '32x32' / 'framelet_step.onnx'}" in done.stdout

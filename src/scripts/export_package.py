@@ -1,4 +1,6 @@
-"""Write a renderer package from a training run's newest checkpoint (EMA weights).
+"""Write a renderer package from a training run's newest checkpoint (EMA weights), with the ONNX
+export of its step graph at the package's size (``onnx/<W>x<H>/``: for ``--backend onnxruntime``
+or any ONNX tool; ncnn's is made the first time play asks for it).
 
 uv run python -m src.scripts.export_package runs/cpu_tiny --out game/models/default
 """
@@ -19,6 +21,8 @@ class ExportConfig:
     """the run folder (runs/NAME) to export"""
     out: str = ""
     """where to write the package (default: RUN/package)"""
+    onnx: bool = True
+    """also write the ONNX export of the model's step at the package's size (onnx/WxH/)"""
 
 
 @script_main
@@ -30,6 +34,13 @@ def main(argv: list[str] | None = None) -> None:
 
     out, step = export_run(config.run, config.out or None)
     print(f"wrote {out} (step {step})")
+    if config.onnx:
+        from src.runtime.onnx_backend import ensure_onnx_export
+        from src.runtime.package import load_package
+
+        package = load_package(out)
+        onnx_path, _ = ensure_onnx_export(package, package.height, package.width)
+        print(f"wrote {onnx_path}")
 
 
 if __name__ == "__main__":
