@@ -134,7 +134,7 @@ class EvaluateConfig:
     """which renderer of the package: default, a bundle's renderer by name (student, dit), or a
     plain package's model class name"""
     backend: str = "torch"
-    """torch or ncnn"""
+    """torch, ncnn or onnxruntime"""
     device: str = "cpu"
     """cpu, cuda (torch) / vulkan (ncnn), or auto"""
     seed: int = 0
@@ -144,7 +144,7 @@ class EvaluateConfig:
     cache_dir: str | None = None
     """where prepared videos and downloaded packages are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
     num_threads: int | None = None
-    """torch CPU threads (default: torch's own choice)"""
+    """CPU threads of torch and of the runtime (ncnn, onnxruntime) (default: torch's own choice)"""
     gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
     """the classifier behind condition_gap_accuracy (real clips' conditions against the ride's)"""
     reference: str | None = None
