@@ -17,6 +17,7 @@ import numpy as np
 
 from src.game.city import Building, next_building
 from src.game.palette import city_palette
+from src.game.traffic import BUS_COLOURS, TAXI_COLOUR, VEHICLE_SIZES_M, Vehicle
 
 
 @dataclasses.dataclass
@@ -172,42 +173,6 @@ class Action:
     throttle: float = 0.0
 
 
-VEHICLE_SIZES_M = {  # length, width, height
-    "car": (4.4, 1.8, 1.45),
-    "taxi": (4.6, 1.8, 1.5),
-    "bus": (12.0, 2.5, 3.1),
-}
-
-
-@dataclasses.dataclass
-class Vehicle:
-    kind: str
-    lane: int  # signed: +1..+n the rider's direction, -1..-n oncoming
-    x_m: float
-    s_m: float  # centre
-    speed_mps: float  # along its own heading, >= 0
-    desired_speed_mps: float
-    colour: tuple[float, float, float]
-    prev_s_m: float = 0.0
-    prev_x_m: float = 0.0
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.lane > 0 else -1
-
-    @property
-    def length_m(self) -> float:
-        return VEHICLE_SIZES_M[self.kind][0]
-
-    @property
-    def width_m(self) -> float:
-        return VEHICLE_SIZES_M[self.kind][1]
-
-    @property
-    def height_m(self) -> float:
-        return VEHICLE_SIZES_M[self.kind][2]
-
-
 @dataclasses.dataclass(frozen=True)
 class WorldState:
     """What the camera, the HUD and the autopilot read; a snapshot of the world."""
@@ -226,10 +191,6 @@ class WorldState:
     crash_drop_m: float
     crash_roll_rad: float
     crash_pitch_rad: float
-
-
-TAXI_COLOUR = (0.95, 0.75, 0.05)
-BUS_COLOURS = [(0.8, 0.15, 0.1), (0.15, 0.45, 0.75), (0.9, 0.9, 0.85)]
 
 
 class World:
