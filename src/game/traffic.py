@@ -1,10 +1,10 @@
-"""The traffic's vehicles: their kinds, sizes and colours (numpy-free; the world moves them)."""
+"""The traffic's vehicles: their kinds and sizes, and the taxis' colour (the world moves them)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["BUS_COLOURS", "TAXI_COLOUR", "VEHICLE_SIZES_M", "Vehicle"]
+__all__ = ["TAXI_COLOUR", "VEHICLE_SIZES_M", "Vehicle"]
 
 VEHICLE_SIZES_M = {  # length, width, height
     "car": (4.4, 1.8, 1.45),
@@ -43,4 +43,3 @@ class Vehicle:
 
 
 TAXI_COLOUR = (0.95, 0.75, 0.05)
-BUS_COLOURS = [(0.8, 0.15, 0.1), (0.15, 0.45, 0.75), (0.9, 0.9, 0.85)]

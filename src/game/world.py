@@ -17,7 +17,7 @@ import numpy as np
 
 from src.game.city import Building, next_building
 from src.game.palette import city_palette
-from src.game.traffic import BUS_COLOURS, TAXI_COLOUR, VEHICLE_SIZES_M, Vehicle
+from src.game.traffic import TAXI_COLOUR, VEHICLE_SIZES_M, Vehicle
 
 
 @dataclasses.dataclass
@@ -353,11 +353,10 @@ class World:
         kind = "car" if u < c.car_share else "taxi" if u < c.car_share + c.taxi_share else "bus"
         low, high = c.same_direction_speed_range_mps if lane > 0 else c.oncoming_speed_range_mps
         speed = float(self.rng.uniform(low, high)) * (0.8 if kind == "bus" else 1.0)
-        if kind == "car":  # the measured palette (game/city_palette.yaml)
-            colour = tuple(float(v) for v in city_palette().draw("vehicle", self.rng, 1)[0])
+        if kind == "taxi":  # a taxi is yellow; cars and buses: the measured palette (game/city_palette.yaml)
+            colour = TAXI_COLOUR
         else:
-            colours = [TAXI_COLOUR] if kind == "taxi" else BUS_COLOURS
-            colour = colours[int(self.rng.integers(len(colours)))]
+            colour = tuple(float(v) for v in city_palette().draw("vehicle", self.rng, 1)[0])
         jitter = float(self.rng.uniform(-c.lane_jitter_m, c.lane_jitter_m))
         length = VEHICLE_SIZES_M[kind][0]
         for other in self.vehicles:
