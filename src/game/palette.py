@@ -35,6 +35,13 @@ class CityPalette:
         """k shares summing to 1."""
         return self._shares[region]
 
+    def half_mean(self, region: str, half: str) -> np.ndarray:
+        """The share-weighted mean colour of the darker or brighter half of the centres (see ``draw``)."""
+        colours, shares = self._colours[region], self._shares[region]
+        order = np.argsort(colours.sum(1))
+        pick = order[: len(order) // 2] if half == "dark" else order[len(order) // 2 :]
+        return (colours[pick] * shares[pick, None]).sum(0) / shares[pick].sum()
+
     def darkest(self, region: str) -> np.ndarray:
         colours = self._colours[region]
         return colours[np.argmin(colours.sum(1))]

@@ -175,7 +175,7 @@ class GBufferRaster:
             "u_road_shares": np.pad(pal.shares("road"), (0, 4))[:4],
             "u_sidewalk_colours": pal.colours("sidewalk")[:3],
             "u_sidewalk_shares": np.pad(pal.shares("sidewalk"), (0, 3))[:3],
-            "u_glass_colour": pal.darkest("building"),
+            "u_glass_colour": pal.half_mean("building", "dark"),  # the mean of what glass draws from
             "u_window_detail_m": np.float32(WINDOW_DETAIL_M),
         }
         values = {program: geometry for program in self._programs.values()}
