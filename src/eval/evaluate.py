@@ -349,9 +349,8 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.reference:  # the ride against held-out footage of its own place
         from src.eval.reference import judge_ride
 
-        metrics |= judge_ride(
-            config, game_video, metrics, size=(width, height, fps), cache_dir=cache_dir, features=features
-        )
+        metrics |= judge_ride(config, game_video, metrics, size=(width, height, fps), cache_dir=cache_dir,
+                              features=features, prepare=prepared_data)  # fmt: skip
     metrics["seconds"] = round(time.perf_counter() - started, 2)
 
     atomic_write_json(out / "metrics.json", metrics)

@@ -39,18 +39,18 @@ REFERENCE_KEYS = (
 
 
 def reference_frames(
-    reference: str, *, width: int, height: int, fps: float, clip_frames: int, cache_dir: Path
+    reference: str, *, width: int, height: int, fps: float, clip_frames: int, cache_dir: Path, prepare
 ) -> torch.Tensor:
     """Every frame (``n 3 h w`` in [0, 1]) of ``reference``: a prepared dataset (its ``all`` split)
-    or videos, prepared at ``width`` x ``height`` and ``fps`` (cached), read in whole clips."""
+    or videos, prepared at ``width`` x ``height`` and ``fps`` (cached) by ``prepare`` (evaluate's
+    ``prepared_data``, passed in: this module sits beside evaluate, not above it), in whole clips."""
     from src.conditions.spec import ConditionSpec
     from src.eval.config import REFERENCE_HINT
-    from src.eval.evaluate import prepared_data
     from src.eval.scoring import load_real_clips, to_unit
 
     if not Path(reference).exists():
         raise UserError(f"--reference {reference} does not exist", REFERENCE_HINT)
-    dataset = prepared_data(reference, width=width, height=height, fps=fps, split="all", cache_dir=cache_dir)
+    dataset = prepare(reference, width=width, height=height, fps=fps, split="all", cache_dir=cache_dir)
     clips = load_real_clips(
         dataset, split="all", clip_frames=clip_frames, num_clips=None, spec=ConditionSpec(),
         stats=None, with_forward_flow=False,
@@ -90,7 +90,7 @@ def reference_metrics(
     return metrics
 
 
-def judge_ride(config, game_video, metrics: dict, *, size, cache_dir: Path, features) -> dict:
+def judge_ride(config, game_video, metrics: dict, *, size, cache_dir: Path, features, prepare) -> dict:
     """``evaluate``'s ``--reference`` keys: its ride (``game_video``, ``metrics``' frame count)
     against every frame of ``config.reference``; ``size`` is the data's (width, height, fps)."""
     width, height, fps = size
@@ -101,5 +101,6 @@ def judge_ride(config, game_video, metrics: dict, *, size, cache_dir: Path, feat
         fps=fps,
         clip_frames=config.clip_frames,
         cache_dir=cache_dir,
+        prepare=prepare,
     )
     return reference_metrics(game_video, reference, frames=metrics.get("num_game_frames"), features=features)
