@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from src.common.errors import UserError
 from src.conditions.config import ExtractConfig
+from src.data.prepared import SPLITS
 
 SYSTEMS = ("reference", "ours", "ours_stem_smooth", "ours_smooth_half")
 
@@ -91,6 +93,7 @@ class BenchRealismFloorConfig:
         "frames_per_set": "[2, inf)",
         "clip_frames": "[2, inf)",
     }
+    CHOICES = {"split": SPLITS}  # checked when parsed (src/common/ranges.py)
 
     reference: str = "../shared/data/real_videos"
     """the real frames a game ride is scored against: evaluate's --data (prepared dataset, video or folder)"""
@@ -112,6 +115,14 @@ class BenchRealismFloorConfig:
     """where prepared videos are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
     json_out: str = "runs/bench_realism_floor.json"
     """where the results go (JSON)"""
+
+    def check(self) -> None:
+        """The refusal the arguments alone decide (the script asks before torch loads)."""
+        if not self.others:
+            raise UserError(
+                "bench_realism_floor needs real footage of other places to compare",
+                "Pass --others with prepared datasets, video files or folders of videos.",
+            )
 
 
 @dataclasses.dataclass

@@ -90,17 +90,12 @@ def format_table(result: dict) -> str:
 
 
 def run_bench_realism_floor_and_report(config: BenchRealismFloorConfig) -> dict:
-    from src.data.prepared import SPLITS
+    from src.common.ranges import check_ranges
     from src.eval.evaluate import prepared_data
     from src.runtime.package import default_cache_dir
 
-    if not config.others:
-        raise UserError(
-            "bench_realism_floor needs real footage of other places to compare",
-            "Pass --others with prepared datasets, video files or folders of videos.",
-        )
-    if config.split not in SPLITS:
-        raise UserError(f"unknown --split {config.split!r}", f"Use {', '.join(SPLITS)}.")
+    check_ranges(config)  # as when parsed: a config built in code is checked too
+    config.check()
     width, height = parse_resolution(config.resolution)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
 

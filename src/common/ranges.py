@@ -3,7 +3,9 @@
 Every numeric field of a config that a script parses declares its allowed range once, in its
 class body (``RANGES = {"learning_rate": "(0, inf)"}``); a ``(low, high)`` field must not be
 inverted, and a class lists the pairs of fields whose first must be below the second in
-``ORDERED`` (``(("near_m", "far_m"),)``). ``check_ranges`` refuses the first value outside with one line.
+``ORDERED`` (``(("near_m", "far_m"),)``). A text field with a few allowed values lists them in
+``CHOICES`` (``{"split": ("train", "val", "all")}``). ``check_ranges`` refuses the first value
+outside with one line, when the command line is parsed: before any heavy library loads.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _check_order(config: Any, prefix: str) -> None:
 
 def check_ranges(config: Any, prefix: str = "") -> None:
     """Raise a one-line UserError for the first numeric field of ``config`` outside its range,
-    or the first inverted pair (``_check_order``)."""
+    the first inverted pair (``_check_order``), or the first text field not one of its ``CHOICES``."""
     ranges = field_ranges(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -110,3 +112,7 @@ def check_ranges(config: Any, prefix: str = "") -> None:
                     "Change it on the command line or in the --conf file that sets it.",
                 )
     _check_order(config, prefix)
+    for name, allowed in getattr(type(config), "CHOICES", {}).items():
+        value = getattr(config, name)
+        if value is not None and value not in allowed:
+            raise UserError(f"unknown --{prefix}{name} {value!r}", f"Use {', '.join(map(str, allowed))}.")

@@ -40,6 +40,7 @@ from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import atomic_write_json
 from src.common.outputs import claim_output_folder, write_output_marker
+from src.common.ranges import check_ranges
 from src.common.video import save_png, write_mp4
 from src.data.prepared import SPLITS, read_manifest
 from src.eval.config import REFERENCE_HINT, ConditionGapConfig
@@ -99,14 +100,15 @@ class EvaluateConfig:
     RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "clip_frames": "[2, inf)",
         "num_clips": "[1, inf)",
-        "game_frames": "[0, inf)",
+        "game_frames": "[0, 4096]",  # the ride is held in memory whole: bounded (4096 > FID's 2048)
         "game_offset_frames": "[0, inf)",
-        "drift_ride_frames": "[0, inf)",
+        "drift_ride_frames": "[0, 12000]",
         "game_seed": "[0, inf)",
         "steps": "[1, inf)",
         "seed": "[0, inf)",
         "num_threads": "[1, inf)",
     }
+    CHOICES = {"split": SPLITS}  # checked when parsed (src/common/ranges.py)
 
     checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package: a folder, hf://owner/repo[@revision] or https://...#sha256=..."""
@@ -119,13 +121,13 @@ class EvaluateConfig:
     num_clips: int | None = None
     """real clips, evenly spread over the split (default: as many as fit without overlapping)"""
     game_frames: int = 64
-    """frames of the game autopilot ride (0: no game ride)"""
+    """frames of the game autopilot ride (0: no game ride; at most 4096)"""
     game_offset_frames: int = 0
     """frames of the ride skipped before the scored ones (start later in the ride)"""
     drift_ride_frames: int = 0
     """drift: render one continuous ride of this many frames and score its first and last
     game_frames (game_* and game_late_*, game_drift_* = late / early); 3000 scores frames
-    0-63 against 2936-2999. 0: the plain game ride"""
+    0-63 against 2936-2999. 0: the plain game ride; at most 12000"""
     game_seed: int = 7
     """the seed of the game ride (validation's default ride)"""
     steps: int | None = None
@@ -211,22 +213,17 @@ def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
 
 
 def _check(config: EvaluateConfig) -> None:
+    """The refusals the arguments alone decide (before torch loads): the declared ranges and choices
+    (also for a config built in code), and these."""
+    check_ranges(config)
     if not config.data:
         raise UserError("no --data given", "Give a prepared dataset, video files or a folder of videos.")
-    if config.split not in SPLITS:
-        raise UserError(f"unknown --split {config.split!r}", f"Use {', '.join(SPLITS)}.")
-    if config.clip_frames < 2 or config.clip_frames % 2:
+    if config.clip_frames % 2:
         raise UserError(f"--clip_frames must be a positive multiple of 2, got {config.clip_frames}")
-    if config.num_clips is not None and config.num_clips < 1:
-        raise UserError(f"--num_clips must be at least 1, got {config.num_clips}")
-    if config.game_frames < 0 or config.game_offset_frames < 0:
-        raise UserError("--game_frames and --game_offset_frames cannot be negative")
     if config.drift_ride_frames and config.drift_ride_frames < 2 * config.game_frames:
         raise UserError("--drift_ride_frames must be at least twice --game_frames (two windows to compare)")
     if config.game_frames == 1:
         raise UserError("--game_frames must be 0 (no ride) or at least 2 (the warp error compares frames)")
-    if config.steps is not None and config.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {config.steps}")
     if config.reference and not Path(config.reference).exists():
         raise UserError(f"--reference {config.reference} does not exist", REFERENCE_HINT)
 
@@ -234,6 +231,7 @@ def _check(config: EvaluateConfig) -> None:
 def evaluate(config: EvaluateConfig) -> dict:
     """Score ``config.checkpoint`` (see the module docstring); returns the metrics written to
     ``OUT/metrics.json``."""
+    _check(config)
     import torch
 
     # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
@@ -242,7 +240,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         fid_note,
         frame_strip,
         load_game_ride,
-        load_real_clips,
+        open_real_clips,
         score_game_drift,
         score_game_ride,
         score_real_clips,
@@ -251,7 +249,6 @@ def evaluate(config: EvaluateConfig) -> dict:
     from src.runtime.backends import make_renderer
     from src.runtime.package import default_cache_dir, load_package
 
-    _check(config)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
@@ -291,7 +288,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     )
     started = time.perf_counter()
 
-    clips = load_real_clips(
+    clips = open_real_clips(  # read one at a time as they are scored
         dataset,
         split=config.split,
         clip_frames=config.clip_frames,
@@ -302,9 +299,10 @@ def evaluate(config: EvaluateConfig) -> dict:
     features = None
     if config.feature_metrics:
         features = FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
-    real = score_real_clips(
-        renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features
-    )
+    real = score_real_clips(  # one clip in memory at a time (src/eval/streaming.py)
+        renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features,
+        reference_frames=config.game_frames, gap_frames=config.gap.max_frames,
+    )  # fmt: skip
     metrics: dict = {key: None for key in REQUIRED_KEYS + FID_KEYS} | real.metrics
     metrics["num_real_clips"] = len(clips)
     metrics["num_real_frames"] = len(clips) * config.clip_frames
@@ -345,7 +343,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         if ride is not None:
             metrics |= game_metrics
             metrics["num_game_frames"] = game_frames
-            metrics |= _condition_gap(clips, ride, spec=package.spec, config=config.gap)
+            metrics |= _condition_gap(real.gap_cond, ride, spec=package.spec, config=config.gap)
     if config.reference:  # the ride against held-out footage of its own place
         from src.eval.reference import judge_ride
 
@@ -367,7 +365,8 @@ def evaluate(config: EvaluateConfig) -> dict:
             "dataset": str(dataset),
             "videos": [v.get("source") for v in manifest.get("videos", [])],
             "clips": [
-                {"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames} for c in clips
+                {"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames}
+                for c in real.clips
             ],
             "feature_metrics": FEATURE_METRICS_NOTE if config.feature_metrics else None,
         },
@@ -394,15 +393,13 @@ def evaluate(config: EvaluateConfig) -> dict:
     return metrics
 
 
-def _condition_gap(clips: list[dict], ride: dict, *, spec, config: ConditionGapConfig) -> dict:
+def _condition_gap(real: np.ndarray | None, ride: dict, *, spec, config: ConditionGapConfig) -> dict:
     """``condition_gap_accuracy`` and ``condition_gap_accuracy_<group>``: how well a classifier
-    tells the real clips' encoded conditions from the game ride's (0.5 = alike, 1.0 = apart)."""
+    tells the real clips' encoded conditions (``real``: the frames it uses, ``RealScores.gap_cond``)
+    from the game ride's (0.5 = alike, 1.0 = apart)."""
     from src.eval.condition_gap import condition_gap_accuracy, gap_metrics
 
-    if not clips or len(ride["cond"]) < 2:
-        return {}
-    real = np.concatenate([np.asarray(c["cond"]) for c in clips])  # t C h w, clips in time order
-    if len(real) < 2:
+    if real is None or len(real) < 2 or len(ride["cond"]) < 2:
         return {}
     return gap_metrics(condition_gap_accuracy(real, np.asarray(ride["cond"]), spec, config))
 

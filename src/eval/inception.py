@@ -105,14 +105,17 @@ class InceptionFeatures:
         """``n 3 h w`` in [0, 1] -> ``n 2048`` float64 features (on the CPU)."""
         key = frames_digest(frames)
         if key not in self._cache:
-            parts = [
-                self.network(inception_input(chunk.to(self.device))).double().cpu()
-                for chunk in frames.split(self.batch_size)
-            ]
-            self._cache[key] = (
-                torch.cat(parts) if parts else torch.zeros(0, INCEPTION_DIM, dtype=torch.float64)
-            )
+            self._cache[key] = self.features(frames)
         return self._cache[key]
+
+    @torch.no_grad()
+    def features(self, frames: Tensor) -> Tensor:
+        """``__call__`` without the cache (a set seen once, e.g. one clip of a stream)."""
+        parts = [
+            self.network(inception_input(chunk.to(self.device))).double().cpu()
+            for chunk in frames.split(self.batch_size)
+        ]
+        return torch.cat(parts) if parts else torch.zeros(0, INCEPTION_DIM, dtype=torch.float64)
 
 
 def polynomial_kernel(x: Tensor, y: Tensor) -> Tensor:

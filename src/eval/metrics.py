@@ -100,17 +100,23 @@ def _laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 
 def _patch_descriptors(
-    level: torch.Tensor, patch: int, per_image: int, generator: torch.Generator
+    level: torch.Tensor, patch: int, per_image: int, generator: torch.Generator, *, draws: int | None = None
 ) -> torch.Tensor:
+    """``per_image`` random patches of each image; ``draws``: positions are drawn for that many
+    images (``level`` holds the first of them), as if all were given."""
     n, c, h, w = level.shape
     if h < patch or w < patch:
         return level.new_zeros(0, c * patch * patch)
-    patches = F.unfold(level, patch)  # n (c p p) L
-    count = patches.shape[-1]
-    index = torch.randint(0, count, (n, min(per_image, count)), generator=generator)
-    chosen = torch.gather(patches, 2, index[:, None, :].expand(-1, patches.shape[1], -1))
-    descriptors = chosen.permute(0, 2, 1).reshape(-1, patches.shape[1])
-    return descriptors
+    out_w = w - patch + 1
+    count = (h - patch + 1) * out_w  # patch positions: the columns F.unfold would make
+    index = torch.randint(0, count, (draws or n, min(per_image, count)), generator=generator)[:n]
+    # only the chosen patches are copied (F.unfold would hold every position of every image:
+    # gigabytes for a few hundred frames); the same values in unfold's (c p p) order
+    offsets = torch.arange(patch)
+    rows = (index // out_w)[..., None, None] + offsets[:, None]  # n k p 1
+    cols = (index % out_w)[..., None, None] + offsets[None, :]  # n k 1 p
+    chosen = level[torch.arange(n)[:, None, None, None], :, rows, cols]  # n k p p c
+    return chosen.permute(0, 1, 4, 2, 3).reshape(-1, c * patch * patch)
 
 
 def _normalise_by_reference(
@@ -135,9 +141,14 @@ def sliced_wasserstein_distance(
     patches_per_image: int = 128,
     num_projections: int = 128,
     seed: int = 0,
+    reference_count: int | None = None,
 ) -> dict[str, float]:
     """Multi-scale SWD of images ``images_a`` (generated) to the reference set ``images_b``
     (real), both ``n c h w`` in [0, 1] (lower = more alike).
+
+    SWD compares as many descriptors as the smaller set has, the first ones: ``images_b`` may be
+    the first frames of a reference set of ``reference_count`` frames, which gives the distance
+    to all of them while it holds at least as many frames as ``images_a``.
 
     Descriptors of both sets are normalised per channel with the *reference* set's mean and
     standard deviation (not each set's own, which would hide a global colour or contrast bias of
@@ -153,7 +164,7 @@ def sliced_wasserstein_distance(
     result: dict[str, float] = {}
     for index, (level_a, level_b) in enumerate(zip(pyramid_a, pyramid_b)):
         desc_a = _patch_descriptors(level_a, patch, patches_per_image, generator)
-        desc_b = _patch_descriptors(level_b, patch, patches_per_image, generator)
+        desc_b = _patch_descriptors(level_b, patch, patches_per_image, generator, draws=reference_count)
         count = min(len(desc_a), len(desc_b))
         if count == 0:
             continue
@@ -218,6 +229,14 @@ def grid_peaks(
     leaves faint periodic traces at the highest frequencies). Periods that do not
     divide the tile are left out.
     """
+    power, count, size = grid_power(frames, tile=tile)
+    return peaks_from_power(power / count, size, periods=periods)
+
+
+def grid_power(frames: torch.Tensor, *, tile: int = 64) -> tuple[torch.Tensor, int, int]:
+    """``grid_peaks``' power spectrum of ``frames`` summed over tiles (channels summed): the
+    ``s s`` sum (float64), how many tiles it sums, and the tile size s. Sums of several frame sets
+    over their total count are the spectrum of all of them."""
     x = frames.float().reshape(-1, *frames.shape[-3:])  # n c h w
     h, w = x.shape[-2:]
     size = tile if min(h, w) >= tile else min(h, w) // 16 * 16
@@ -227,7 +246,14 @@ def grid_peaks(
     tiles = tiles - tiles.mean(dim=(-2, -1), keepdim=True)
     window = torch.hann_window(size, periodic=True, dtype=torch.float32)  # a bin leaks into +-1 only
     power = torch.fft.fft2(tiles * (window[:, None] * window[None, :])).abs().pow(2)
-    power = power.sum(1).mean(dim=(0, 1, 2)).double()  # s s (ky, kx): channels summed, tiles averaged
+    power = power.sum(1)  # n th tw s s: channels summed
+    return power.sum(dim=(0, 1, 2)).double(), int(np.prod(power.shape[:3])), size
+
+
+def peaks_from_power(
+    power: torch.Tensor, size: int, *, periods: tuple[int, ...] = GRID_PERIODS_PX
+) -> dict[int, float]:
+    """``grid_peaks`` of the mean tile power spectrum ``power`` (``s s``, ``grid_power``)."""
     peaks = {}
     for period in periods:
         if size % period:

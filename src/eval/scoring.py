@@ -1,14 +1,16 @@
 """Scoring a renderer on real clips and on a game ride: the numbers ``evaluate`` writes and
 validation logs, computed in one place.
 
-Real clips (``load_real_clips``: fixed clips of a prepared dataset, encoded with the statistics
-and spec the caller gives, i.e. a package's, as play does) are rendered from a fresh context
-each and scored by ``score_real_clips``:
+Real clips (``open_real_clips``: fixed clips of a prepared dataset, encoded with the statistics
+and spec the caller gives, i.e. a package's, as play does, read one at a time) are rendered from
+a fresh context each and scored by ``score_real_clips`` (``src/eval/streaming.py``: one clip in
+memory at a time):
 
     real_psnr, real_ssim              generated frames against the real frames (mean over clips)
     real_flat_psnr, real_flat_ssim    the same for the albedo (flat-colour) condition itself
     real_swd, real_flat_swd           sliced Wasserstein distance of all generated (flat) frames
-                                      to all real frames (``sliced_wasserstein_distance``, x1e3)
+                                      to all real frames (``sliced_wasserstein_distance``, x1e3),
+                                      at most 512 of each (``num_real_swd_frames``)
     real_seam_ratio                   seams at the 8-px grid of the generated frames (1.0 = none);
     real_flat_seam_ratio,             ... of the flat condition and of the real frames
     real_video_seam_ratio
@@ -56,7 +58,6 @@ All return the grid videos (condition | generated | real or raster) the pictures
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -64,46 +65,35 @@ import torch
 from torch import Tensor
 
 from src.common.errors import UserError
-from src.common.frames import frames_from_uint8, frames_to_uint8
+from src.common.frames import frames_from_uint8
 from src.common.gbuffer_io import load_gbuffer_clip
 from src.conditions.align import align_game_clip
 from src.conditions.encode import ConditionStats, encode
-from src.conditions.flow import DISFlow
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
 from src.data.loader import ClipDataset
 from src.data.prepared import read_manifest, segments
-from src.eval.inception import (
-    FID_MIN_FRAMES,
-    InceptionFeatures,
-    frechet_inception_distance,
-    kernel_inception_distance,
-)
+from src.eval.inception import FID_MIN_FRAMES, InceptionFeatures
 from src.eval.lpips import MIN_SIZE_PX as LPIPS_MIN_SIZE_PX
 from src.eval.lpips import STLPIPS
-from src.eval.metrics import (
-    grid_peak,
-    psnr,
-    seam_ratio,
-    sliced_wasserstein_distance,
-    ssim,
-    temporal_warp_error,
+from src.eval.metrics import grid_peak, seam_ratio, temporal_warp_error
+from src.eval.real_clips import RealClips, forward_flow
+from src.eval.streaming import (  # real clips are scored there, one at a time
+    SEAM_GRID_PX,
+    RealReference,
+    RealScores,
+    flat_colour,
+    grid_video,
+    kid_fid,
+    score_real_clips,
+    to_unit,
 )
 from src.game.raster import NoOpenGLContextError
 from src.game.recording import record_autopilot_clip
 from src.runtime.renderer import Renderer, render_clip
 
-SEAM_GRID_PX = 8
-
-
-def to_unit(frames: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1]."""
-    return ((frames.float() + 1) / 2).clamp(0, 1)
-
-
-def grid_video(columns: list[Tensor]) -> np.ndarray:
-    """Columns of ``t 3 h w`` clips in [-1, 1] side by side -> ``t h (k w) 3`` uint8."""
-    return np.concatenate([frames_to_uint8(c) for c in columns], axis=2)
+# also read from here: evaluate, validation, the benchmarks
+__all__ = ["RealScores", "forward_flow", "grid_video", "score_real_clips", "to_unit"]
 
 
 def frame_strip(video: np.ndarray, count: int = 4) -> np.ndarray:
@@ -112,22 +102,11 @@ def frame_strip(video: np.ndarray, count: int = 4) -> np.ndarray:
     return np.concatenate([video[i] for i in index], axis=0)
 
 
-def flat_colour(cond: Tensor, spec: ConditionSpec) -> Tensor:
-    """The albedo planes of ``t C h w`` encoded conditions (``t 3 h w`` in [-1, 1]), or grey
-    where the spec has no albedo channel."""
-    albedo = spec.slices().get("albedo")
-    return cond[:, albedo] if albedo is not None else torch.zeros_like(cond[:, :3])
-
-
 def _seams(frames: Tensor) -> float | None:
     """``seam_ratio`` at the 8-px grid, or None for frames too small to cross a grid line."""
     if max(frames.shape[-2:]) <= SEAM_GRID_PX:
         return None
     return seam_ratio(frames, grid=SEAM_GRID_PX)
-
-
-def _swd(frames: Tensor, reference: Tensor, *, seed: int = 0) -> float:
-    return sliced_wasserstein_distance(frames, reference, seed=seed)["mean"]
 
 
 def _grid(frames: Tensor) -> float | None:
@@ -144,16 +123,19 @@ class FeatureScorer:
         self.inception = InceptionFeatures(device=device)
         self.lpips = STLPIPS(device=device)
 
-    def kid_fid(self, name: str, frames: Tensor, reference: Tensor) -> dict[str, float | None]:
+    def kid_fid(
+        self, name: str, frames: Tensor, reference: Tensor | RealReference
+    ) -> dict[str, float | None]:
         """``name`` (KID mean), ``name_std`` and the FID key (``kid`` -> ``fid`` in ``name``)
-        of ``frames`` to ``reference`` (``n 3 h w`` in [0, 1] each)."""
-        ours, theirs = self.inception(frames), self.inception(reference)
-        kid = kernel_inception_distance(ours, theirs)
-        return {
-            name: kid["mean"] if kid else None,
-            f"{name}_std": kid["std"] if kid else None,
-            name.replace("kid", "fid"): frechet_inception_distance(ours, theirs),
-        }
+        of ``frames`` to ``reference`` (``n 3 h w`` in [0, 1] each, or a ``RealReference``:
+        the features of all its frames)."""
+        if isinstance(reference, RealReference):
+            theirs = (
+                reference.features if reference.features is not None else self.inception(reference.frames)
+            )
+        else:
+            theirs = self.inception(reference)
+        return kid_fid(name, self.inception(frames), theirs)
 
     def mean_lpips(self, frames: Tensor, reference: Tensor) -> float | None:
         """Mean ST-LPIPS of frame i to reference frame i; None for frames too small for it."""
@@ -175,18 +157,12 @@ def fid_note(metrics: dict) -> str | None:
 # real clips
 
 
-def forward_flow(frames: np.ndarray, *, dis_preset: str = "medium") -> Tensor:
-    """``t h w 2`` forward flow of ``t h w 3`` uint8 frames: entry t is the motion
-    ``x_t - x_{t-1}`` at pixels of frame t-1 (entry 0 zero), by the same DIS extractor run the
-    other way; what ``warp_error_mask`` needs for its forward-backward occlusion check."""
-    dis = DISFlow(dis_preset)
-    out = np.zeros(frames.shape[:3] + (2,), np.float32)
-    for t in range(1, len(frames)):
-        out[t] = -dis(frames[t], frames[t - 1])  # at pixels of t-1: x_{t-1} - x_t, negated
-    return torch.from_numpy(out)
+def load_real_clips(dataset: str | Path, **settings) -> list[dict]:
+    """Every clip of ``open_real_clips(dataset, **settings)``, read at once (a few, for validation)."""
+    return list(open_real_clips(dataset, **settings))
 
 
-def load_real_clips(
+def open_real_clips(
     dataset: str | Path,
     *,
     split: str,
@@ -195,14 +171,12 @@ def load_real_clips(
     spec: ConditionSpec,
     stats: ConditionStats | None,
     with_forward_flow: bool = True,
-) -> list[dict]:
+) -> RealClips | list:
     """Fixed clips (evenly spread, whole frames, unaugmented) of a prepared dataset's ``split``
-    (train, val or all), conditions encoded with ``spec`` and ``stats`` (None: the dataset's).
+    (train, val or all), conditions encoded with ``spec`` and ``stats`` (None: the dataset's),
+    each read when an iteration reaches it (``RealClips`` says what a clip holds).
 
-    ``num_clips`` None takes as many as fit without overlapping. Each clip: ``frames`` t 3 h w in
-    [-1, 1], ``cond`` t C h w, ``flow_px`` t h w 2 (the extracted flow), ``forward_flow_px``
-    t h w 2 (with ``with_forward_flow``), ``video`` (its source's id) and ``start`` (its first
-    frame in the split's segment).
+    ``num_clips`` None takes as many as fit without overlapping, and at most the distinct clips.
     """
     manifest = read_manifest(dataset)
     width, height = (int(v) for v in manifest["resolution"])
@@ -241,88 +215,7 @@ def load_real_clips(
         fixed_clips=True,
     )
     dis_preset = manifest.get("extract_config", {}).get("dis_preset", "medium")
-    clips = []
-    for index in range(num_clips):
-        raw = clips_set.raw_clip(index)  # read once: the item and the flows come from it
-        item = clips_set.clip_from_raw(raw, index)
-        video, frame_ids = clips_set.clip_source(index)
-        clip = {
-            "frames": item["frames"],
-            "cond": item["cond"],
-            "flow_px": torch.from_numpy(raw["flow"].astype(np.float32)),
-            "video": video,
-            "start": frame_ids[0],
-        }
-        if with_forward_flow:
-            clip["forward_flow_px"] = forward_flow(raw["frames"], dis_preset=dis_preset)
-        clips.append(clip)
-    return clips
-
-
-@dataclasses.dataclass
-class RealScores:
-    metrics: dict[str, float | None]
-    rows: list[np.ndarray]  # per clip, t h (3 w) 3 uint8: flat condition | generated | real
-    real_frames: Tensor  # n 3 h w in [0, 1], every real frame: the reference for SWD
-
-
-@torch.no_grad()
-def score_real_clips(
-    renderer: Renderer,
-    clips: list[dict],
-    *,
-    spec: ConditionSpec,
-    seed: int = 0,
-    progress: bool = False,
-    features: FeatureScorer | None = None,
-) -> RealScores:
-    """Render every clip from a fresh context (clip i with seed ``seed + i``) and score it (see
-    the module docstring for the keys; the KID/FID/LPIPS ones with ``features``)."""
-    from src.common.progress import tqdm  # plain lines when the output is not a terminal
-
-    psnrs, ssims, flat_psnrs, flat_ssims = [], [], [], []
-    warp = {"generated": [], "flat": [], "video": []}
-    generated_all, flat_all, real_all, rows = [], [], [], []
-    for index, clip in enumerate(tqdm(clips, desc="real clips", unit="clip", disable=not progress)):
-        generated = to_unit(torch.from_numpy(render_clip(renderer, clip["cond"], seed=seed + index)))
-        flat, real = to_unit(flat_colour(clip["cond"], spec)), to_unit(clip["frames"])
-        psnrs.append(psnr(generated, real))
-        ssims.append(ssim(generated, real))
-        flat_psnrs.append(psnr(flat, real))
-        flat_ssims.append(ssim(flat, real))
-        mask = warp_error_mask(clip["flow_px"], forward_flow_px=clip.get("forward_flow_px"))
-        for name, frames in (("generated", generated), ("flat", flat), ("video", real)):
-            warp[name].append(temporal_warp_error(frames, clip["flow_px"], valid_mask=mask))
-        generated_all.append(generated)
-        flat_all.append(flat)
-        real_all.append(real)
-        rows.append(grid_video([flat * 2 - 1, generated * 2 - 1, real * 2 - 1]))
-    if not clips:
-        return RealScores(metrics={}, rows=[], real_frames=torch.zeros(0, 3, 1, 1))
-    generated_all, flat_all, real_all = torch.cat(generated_all), torch.cat(flat_all), torch.cat(real_all)
-    metrics = {
-        "real_psnr": float(np.mean(psnrs)),
-        "real_ssim": float(np.mean(ssims)),
-        "real_flat_psnr": float(np.mean(flat_psnrs)),
-        "real_flat_ssim": float(np.mean(flat_ssims)),
-        "real_swd": _swd(generated_all, real_all),
-        "real_flat_swd": _swd(flat_all, real_all),
-        "real_seam_ratio": _seams(generated_all),
-        "real_flat_seam_ratio": _seams(flat_all),
-        "real_video_seam_ratio": _seams(real_all),
-        "real_warp_error": float(np.mean(warp["generated"])),
-        "real_flat_warp_error": float(np.mean(warp["flat"])),
-        "real_video_warp_error": float(np.mean(warp["video"])),
-        "real_grid_peak": _grid(generated_all),
-        "real_flat_grid_peak": _grid(flat_all),
-        "real_video_grid_peak": _grid(real_all),
-    }
-    if features is not None:
-        metrics |= features.kid_fid("real_kid", generated_all, real_all)
-        metrics |= features.kid_fid("real_flat_kid", flat_all, real_all)
-        metrics["real_lpips"] = features.mean_lpips(generated_all, real_all)
-        metrics["real_flat_lpips"] = features.mean_lpips(flat_all, real_all)
-    return RealScores(metrics=metrics, rows=rows, real_frames=real_all)
+    return RealClips(clips_set, num_clips, dis_preset=dis_preset, with_forward_flow=with_forward_flow)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +308,7 @@ def score_game_frames(
     ride: dict,
     *,
     spec: ConditionSpec,
-    real_frames: Tensor | None,
+    real_frames: Tensor | RealReference | None,
     features: FeatureScorer | None = None,
 ) -> tuple[dict[str, float | None], np.ndarray]:
     """``score_game_ride`` of frames already generated (``t 3 h w`` in [0, 1]) for ``ride``."""
@@ -430,9 +323,14 @@ def score_game_frames(
         "game_raster_grid_peak": _grid(raster),
     }
     if real_frames is not None and len(real_frames):
-        metrics["game_swd_to_real"] = _swd(generated, real_frames)
-        metrics["game_raster_swd_to_real"] = _swd(raster, real_frames)
-        metrics["game_flat_swd_to_real"] = _swd(flat, real_frames)
+        reference = (
+            real_frames
+            if isinstance(real_frames, RealReference)
+            else RealReference(real_frames, len(real_frames))
+        )
+        metrics["game_swd_to_real"] = reference.swd(generated)
+        metrics["game_raster_swd_to_real"] = reference.swd(raster)
+        metrics["game_flat_swd_to_real"] = reference.swd(flat)
         if features is not None:
             metrics |= features.kid_fid("game_kid_to_real", generated, real_frames)
             metrics |= features.kid_fid("game_raster_kid_to_real", raster, real_frames)

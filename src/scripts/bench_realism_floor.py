@@ -16,7 +16,8 @@ def main(argv=None) -> None:
     config = parse_config(
         BenchRealismFloorConfig, argv, prog="bench_realism_floor", description=__doc__.splitlines()[0]
     )
-    # imported after parsing: it pulls torch, and --help should not wait for that
+    config.check()
+    # imported after parsing and checking: it pulls torch, and --help or a refusal should not wait for it
     from src.bench.realism_floor import run_bench_realism_floor_and_report
 
     run_bench_realism_floor_and_report(config)

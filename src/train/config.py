@@ -307,6 +307,7 @@ class TrainConfig:
         "keep_last_checkpoints": "[1, inf)",
         "num_threads": "[1, inf)",
     }
+    CHOICES = {"mixed_precision": ("auto", "no", "bf16", "fp16")}  # checked when parsed
 
     run_name: str = "run"
     """the run folder is runs_dir/run_name; re-running the same command resumes it"""
