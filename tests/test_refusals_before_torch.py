@@ -35,6 +35,11 @@ HEAVY = ("torch", "cv2", "av", "accelerate", "diffusers")
             "unknown --mixed_precision 'fp8'. Use auto, no, bf16, fp16.",
         ),
         ("prepare_data", ["--out", "DIR/x"], "no videos given"),
+        (
+            "bench_equal_work",
+            ["--systems", "ours", "bogus"],
+            "unknown --systems 'bogus'. Use reference, ours,",
+        ),
     ],
 )
 def test_an_argument_refusal_loads_no_heavy_library(script, args, message, tmp_path):

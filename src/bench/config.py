@@ -16,6 +16,8 @@ SYSTEMS = ("reference", "ours", "ours_stem_smooth", "ours_smooth_half")
 class EqualWorkConfig:
     """``bench_equal_work``: ms per framelet of our DiT and a plain causal DiT at the same shapes."""
 
+    CHOICES = {"systems": SYSTEMS}  # checked when parsed (src/common/ranges.py)
+
     resolution: int = 224
     """square frame size in pixels"""
     hidden_dim: int = 256

@@ -114,5 +114,6 @@ def check_ranges(config: Any, prefix: str = "") -> None:
     _check_order(config, prefix)
     for name, allowed in getattr(type(config), "CHOICES", {}).items():
         value = getattr(config, name)
-        if value is not None and value not in allowed:
-            raise UserError(f"unknown --{prefix}{name} {value!r}", f"Use {', '.join(map(str, allowed))}.")
+        for item in value if isinstance(value, (list, tuple)) else [value]:  # a list: each of its items
+            if item is not None and item not in allowed:
+                raise UserError(f"unknown --{prefix}{name} {item!r}", f"Use {', '.join(map(str, allowed))}.")
