@@ -187,3 +187,23 @@ def test_evaluate_clamps_num_clips_to_the_clips_there_are(tiny_dataset, capsys):
     # 8 held-out frames: 5 distinct 4-frame clips
     assert len(clips) == 5 and len({int(c["start"]) for c in clips}) == 5
     assert "holds 5 distinct 4-frame clip(s), not 1000: using 5" in capsys.readouterr().out
+
+
+def test_a_game_clip_recorded_by_another_version_of_the_game_is_recorded_again(tmp_path):
+    """visualize_conditions and the realism checks reuse a recorded ride only if today's game
+    (its code, shaders, levels and palette: ``game_digest``) recorded it."""
+    import json
+
+    from src.game.recording import record_autopilot_clip
+    from src.game.version import game_digest
+
+    clip = record_autopilot_clip(tmp_path / "ride", width=32, height=24, frames=2, seed=3, fps=10)
+    meta = json.loads((clip / "meta.json").read_text())
+    assert meta["game_digest"] == game_digest()
+    first = (clip / "meta.json").stat().st_mtime_ns
+    record_autopilot_clip(clip, width=32, height=24, frames=2, seed=3, fps=10)
+    assert (clip / "meta.json").stat().st_mtime_ns == first  # today's: reused
+    meta["game_digest"] = "an older game"
+    (clip / "meta.json").write_text(json.dumps(meta))
+    record_autopilot_clip(clip, width=32, height=24, frames=2, seed=3, fps=10)
+    assert json.loads((clip / "meta.json").read_text())["game_digest"] == game_digest()

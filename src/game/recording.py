@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from src.game.session import PlayConfig, run_session
+from src.game.version import game_digest
 
 
 def record_autopilot_clip(
@@ -25,8 +26,8 @@ def record_autopilot_clip(
     every later frame follows one world step of ``1 / fps`` seconds. When the autopilot crashes,
     the run restarts with the next seed and that frame is again marked ``new_run``.
 
-    A complete clip already in ``directory`` with the same frames, size, seed and fps is reused
-    as it is. The metadata is the game's (``GameSession.clip_meta``: ``depth_kind`` "metric",
+    A complete clip already in ``directory`` with the same frames, size, seed and fps, recorded
+    by the same game (``game_digest``: its code, shaders, levels and palette), is reused as it is. The metadata is the game's (``GameSession.clip_meta``: ``depth_kind`` "metric",
     ``fov_y_deg``, ``near_m``, ``far_m``, ``fps``, ``seed``, level, world and camera settings).
     Raises ``UserError`` for an unwritable folder and moderngl's errors where no OpenGL context
     can be made.
@@ -61,4 +62,5 @@ def _is_complete(directory: Path, *, width: int, height: int, frames: int, seed:
         and list(meta.get("resolution", [])) == [width, height]
         and meta.get("seed") == seed
         and meta.get("fps") == fps
+        and meta.get("game_digest") == game_digest()  # recorded by today's game, not an older one
     )

@@ -29,6 +29,7 @@ from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
 from src.game.display import GameWindow
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster
+from src.game.version import game_digest
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 from src.game.world import Action, World, WorldConfig, WorldState
 
@@ -241,6 +242,7 @@ class GameSession:
             "seed": self.config.seed,
             "depth_kind": "metric",
             "source": "velodream game",
+            "game_digest": game_digest(),  # which game made it (src/game/version.py)
             "renderer": "raster",
             "level": self.config.level,
             "world": to_dict(self.config.world),
