@@ -142,3 +142,42 @@ def test_a_refused_command_leaves_no_stale_lock_and_a_killed_one_does(tmp_path, 
     dead_pid = json.loads((run / LOCK_FILE).read_text())["pid"]
     lock_run_folder(run).close()
     assert f"taking over the stale lock of {run} (pid {dead_pid} on " in capsys.readouterr().out
+
+
+def test_both_processes_of_a_launch_refuse_a_folder_in_use_and_none_waits(tmp_path, bikes):
+    """Only the main process takes the lock; the other learns of the refusal from it (no hang)."""
+    import socket
+
+    out = tmp_path / "prepared"
+    holder = _hold_lock(out)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(port)]  # fmt: skip
+    command = [*launch, "-m", "src.scripts.prepare_data", "--videos", str(bikes), "--out", str(out), *TINY]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode != 0
+    refusals = [
+        line for line in done.stderr.splitlines() if "is being prepared by another prepare_data" in line
+    ]
+    assert len(refusals) == 2, done.stderr[-3000:]  # one line from each process
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written
+
+
+def test_a_folder_left_locked_by_a_killed_prepare_data_is_prepared_by_the_next(tmp_path, bikes, capsys):
+    from src.scripts.prepare_data import main
+
+    out = tmp_path / "prepared"
+    out.mkdir()  # killed after taking the lock, before writing anything else
+    (out / LOCK_FILE).write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}) + "\n")
+    main(["--videos", str(bikes), "--out", str(out), *TINY])
+    captured = capsys.readouterr()
+    assert f"taking over the stale lock of {out} (pid {2**22 + 7} on " in captured.out
+    assert (out / "manifest.json").is_file() and (out / LOCK_FILE).read_text() == ""

@@ -68,8 +68,9 @@ PREPARED_KIND = "prepared dataset"
 
 
 def is_prepared_folder(folder: Path) -> bool:
-    """A dataset folder written before output markers: only what ``prepare_dataset`` writes."""
-    return {child.name for child in folder.iterdir()} <= {"manifest.json", "videos", "failures"}
+    """A dataset folder written before output markers, or locked by a prepare_data stopped before it
+    wrote its marker: only what ``prepare_dataset`` writes (.lock: src/common/folder_lock.py)."""
+    return {child.name for child in folder.iterdir()} <= {"manifest.json", "videos", "failures", ".lock"}
 
 
 def content_key(path: Path, record: dict | None) -> dict:
