@@ -98,6 +98,7 @@ def test_train_regression_writes_a_model_that_loads_back_equal(tiny_dataset, tmp
         "checkpoints",
         "command.txt",
         "curves.png",
+        "dataset.json",  # the dataset's frame size and rate, checked on resume
         "logs.jsonl",
         "package",
         "run_config.yaml",
