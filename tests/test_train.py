@@ -122,6 +122,7 @@ def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(t
         files
         == {
             "run_config.yaml",
+            "dataset.json",
             "logs.jsonl",
             "command.txt",
             "curves.png",
