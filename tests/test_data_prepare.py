@@ -16,14 +16,6 @@ from src.data.decode import DecodeConfig, center_crop_resize, decode_video, spli
 from src.data.prepare import PrepareConfig, prepare_dataset
 
 
-@pytest.fixture(scope="module")
-def bikes():
-    try:
-        return sources.find_embedded_file("bikes.mp4")
-    except UserError as error:
-        pytest.skip(str(error))
-
-
 def _config(tmp_path, videos, **overrides) -> PrepareConfig:
     values = dict(videos=[str(v) for v in videos], out=str(tmp_path / "prepared"), resolution="32x24", fps=10.0,
                   end_s=2.0, shard_frames=6)  # fmt: skip

@@ -12,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from src.common.errors import UserError
 from src.common.folder_lock import LOCK_FILE
 from src.data import prepare, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--resolution", "16x16", "--fps", "4", "--end_s", "1", "--shard_frames", "4"]
-
-
-@pytest.fixture(scope="module")
-def bikes():
-    try:
-        return sources.find_embedded_file("bikes.mp4")
-    except UserError as error:
-        pytest.skip(str(error))
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
