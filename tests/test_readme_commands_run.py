@@ -27,6 +27,10 @@ TINY_TRAIN = [
     "--model.overrides", TINY_MODEL, "--validation.enabled", "false",
 ]  # fmt: skip
 TINY_RIDE = ["--headless", "--autopilot", "--frames", "2"]
+TINY_STUDENT = [
+    "--max_steps", "1", "--data.crop", "[32, 32]", "--data.batch_size", "1", "--data.clip_frames", "2",
+    "--model.preset", "tiny", "--student.game_clips_per_batch", "1", "--validation.enabled", "false",
+]  # fmt: skip
 
 # (the command as the README prints it, the size flags this test appends, what it must leave)
 COMMANDS = [
@@ -41,6 +45,13 @@ COMMANDS = [
         ["--frames", "2"],
         ["ride.mp4"],
     ),
+    (
+        "uv run play_game --headless --autopilot --frames 240 --record runs/ride.mp4 "
+        "--record_side_by_side runs/ride_sbs.mp4",
+        ["--frames", "2"],
+        ["runs/ride.mp4", "runs/ride_sbs.mp4"],
+    ),
+    ("uv run play_game --renderer dit --steps 2", TINY_RIDE, []),
     (
         "uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default",
         ["--resolution", "32x32", "--fps", "4", "--end_s", "3", "--shard_frames", "16"],
@@ -76,6 +87,11 @@ COMMANDS = [
         "--conf conf/distill_cpu.yaml --init_from runs/cpu_tiny --teacher runs/cpu_tiny",
         [*TINY_TRAIN, "--distill.game_clips_per_batch", "1"],
         ["runs/distill_cpu/package/model.safetensors"],
+    ),
+    (
+        "uv run train_net --conf conf/base.yaml --conf conf/student_cpu.yaml --teacher runs/distill_cpu",
+        TINY_STUDENT,
+        ["runs/student_cpu/package/model.safetensors"],
     ),
 ]
 
