@@ -12,9 +12,6 @@ from src.conditions.flat_color import FIT_FRAMES, fit_frame_indices
 from src.data import prepared
 from src.data.decode import decode_video, split_index
 from src.data.prepare import PrepareConfig, prepare_dataset
-from tests import test_data_prepare
-
-bikes = test_data_prepare.bikes  # the real street clip bikes.mp4, as a fixture
 
 
 def test_the_palette_sample_is_bounded_evenly_spaced_and_all_of_a_short_video():
