@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from src.common.errors import UserError
+from src.common.io import check_writable_file
 from src.common.ranges import check_ranges
 
 T = TypeVar("T")
@@ -275,8 +276,6 @@ OUTPUT_FILE_FIELDS = ("json_out",)  # file fields every command writes at its en
 
 def _check_output_files(config: Any) -> None:
     """A ``json_out`` that cannot be written is refused before the command's work, not after it."""
-    from src.common.io import check_writable_file
-
     for name in OUTPUT_FILE_FIELDS:
         value = getattr(config, name, None)
         if isinstance(value, str) and value:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from src.common.errors import UserError
-from src.common.io import DiskFullError, disk_error, is_full_disk, normal_permissions
+from src.common.io import DiskFullError, atomic_write_json, disk_error, is_full_disk, normal_permissions
 
 OUTPUT_MARKER = ".velodream-output.json"
 STAGING_MARKER = ".velodream-staging.json"  # in a folder being written: which process writes it
@@ -72,14 +72,12 @@ def _read_marker(folder: Path) -> tuple[str | None, set[str], bool]:
 
 
 def written_paths(folder: Path) -> list[str]:
-    """Every file and folder under ``folder`` (relative, '/'-separated), markers left out."""
+    """Every file and folder under ``folder`` (relative, '/'-separated), its own markers left out."""
     paths = []
     for root, dirs, files in os.walk(folder):
         relative = Path(root).relative_to(folder)
-        for name in sorted(dirs) + sorted(files):
-            if name not in (OUTPUT_MARKER, STAGING_MARKER) or relative != Path("."):
-                paths.append((relative / name).as_posix())
-    return sorted(paths)
+        paths += [(relative / name).as_posix() for name in dirs + files]
+    return sorted(set(paths) - {OUTPUT_MARKER, STAGING_MARKER})
 
 
 def foreign_paths(
@@ -203,8 +201,6 @@ def claim_output_folder(
 
 def write_output_marker(folder: str | Path, *, kind: str) -> None:
     """Record in ``folder`` that it is an output of ``kind`` and every path the command wrote."""
-    from src.common.io import atomic_write_json
-
     folder = Path(folder)
     atomic_write_json(
         folder / OUTPUT_MARKER,
