@@ -9,6 +9,7 @@ import pytest
 from safetensors.torch import load_file
 
 from src.common.config import load_config
+from src.net.presets import DIT_PRESETS
 from src.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +24,12 @@ def _in_repo_root(monkeypatch):
 def test_both_stages_resolve_to_the_same_patch16_model():
     configs = [load_config(TrainConfig, "conf/base.yaml", f"conf/{stage}.yaml") for stage in STAGES]
     low, high = configs
-    assert low.model.overrides == high.model.overrides
-    assert low.model.overrides["patch_size"] == 16 and low.model.overrides["max_grid_h"] == 14
+    assert low.model.preset == high.model.preset == "dit224"
+    assert low.model.overrides == high.model.overrides == {}
+    preset = DIT_PRESETS["dit224"]
+    assert preset["patch_size"] == 16 and preset["max_grid_h"] == 14
     # the seam-free smooth decoder (the tiny preset's) at half resolution
-    assert low.model.overrides["decoder_scale"] == 2 and low.model.preset == "tiny"
+    assert preset["decoder_scale"] == 2 and preset["decoder"] == DIT_PRESETS["tiny"]["decoder"]
     assert high.init_from == f"runs/{low.run_name}"
     assert low.data.dataset != high.data.dataset
 
@@ -73,7 +76,7 @@ def test_the_gpu_presets_train_the_same_model_in_three_stages():
     names = ("dit224_lowres_gpu", "dit224_highres_gpu", "dit224_distill_gpu")
     low, high, distill = (load_config(TrainConfig, "conf/base.yaml", f"conf/{name}.yaml") for name in names)
     cpu = load_config(TrainConfig, "conf/base.yaml", "conf/dit224_lowres_cpu.yaml")
-    assert low.model.overrides == high.model.overrides == distill.model.overrides == cpu.model.overrides
+    assert low.model == high.model == distill.model == cpu.model
     assert high.init_from == f"runs/{low.run_name}"
     assert distill.init_from == distill.teacher == f"runs/{high.run_name}"
     assert distill.objective == "distill" and distill.sampling.num_denoising_steps == 1

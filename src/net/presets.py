@@ -7,6 +7,10 @@ training builds its model from the run's spec instead (``src/train/model_io.py``
 * ``tiny``: the CPU preset (64x64..96x96 on 2 cores; see ``src/net/README.md`` for timings).
 * ``S``: a small GPU model for 128..256 px.
 * ``B``: ~100M parameters for GPU pretraining and high-resolution fine-tuning.
+* ``dit224``: the bundled DiT, for 224x224 play on a CPU: patch 16 (14x14 tokens), hidden 256,
+  4 blocks, window 3, no stem or refinement (their convolutions cost more than the blocks at
+  224x224 on a CPU), the smooth decoder at half resolution. It is pretrained at 112x112 and
+  fine-tuned at 224x224 (``conf/dit224_*.yaml``); the equal-work benchmark uses its shapes.
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ DIT_PRESETS: dict[str, dict] = {
         decoder="smooth",
     ),
 }
+DIT_PRESETS["dit224"] = dict(
+    DIT_PRESETS["tiny"],
+    hidden_dim=256,
+    num_blocks=4,
+    num_heads=4,
+    patch_size=16,
+    window_framelets=3,
+    stem_channels=0,
+    refine_channels=0,
+    decoder_scale=2,
+    max_grid_h=14,
+    max_grid_w=14,
+)
 
 
 def build_dit(preset: str, **overrides) -> VelodreamDiT:
