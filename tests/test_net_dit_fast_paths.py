@@ -10,7 +10,8 @@ import torch
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.attention import block_causal_attention
-from src.net.dit import VelodreamDiT, patch_tokens
+from src.net.dit import VelodreamDiT
+from src.net.dit_parts import patch_tokens
 from src.net.export_step import FixedKVCache, FrameletStep
 from tests.test_net_dit import LOW_RES, SMALL, randomized
 

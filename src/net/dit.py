@@ -28,9 +28,9 @@ Read this file top to bottom; ``src/net/README.md`` explains the design choices.
 
 Every tensor on the single-framelet path has rank <= 4 when traced for the ncnn export
 (``src/net/export_step.py``), so pnnx can convert it; eagerly, patchify and unpatchify take a
-faster 6-D route to the same numbers. RoPE and attention live in ``src/net/attention.py``, the
-rolling cache in ``src/net/kv_cache.py``, the cached generation methods in
-``src/net/cached_generation.py``.
+faster 6-D route to the same numbers. The blocks and convolutional branches live in
+``src/net/dit_parts.py``, RoPE and attention in ``src/net/attention.py``, the rolling cache in
+``src/net/kv_cache.py``, the cached generation methods in ``src/net/cached_generation.py``.
 
 Temporal positions are *relative to the window*: the framelet being denoised is always at
 temporal index ``window_framelets - 1`` and cached framelets sit just before it. RoPE
@@ -50,64 +50,18 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import Tensor, nn
 
-from src.net.attention import Attention, rope_cos_sin
+from src.net.attention import rope_cos_sin
 from src.net.cached_generation import CachedGeneration
-
-# -- building blocks ---------------------------------------------------------------------------
-
-
-def sigma_embedding(sigma: Tensor, freqs: Tensor) -> Tensor:
-    """Sinusoidal features of ``1000 sigma``: ``sigma`` b n (or b 1) -> b n 2*len(freqs)."""
-    args = (sigma * 1000.0).unsqueeze(-1) * freqs  # b n half
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1.0 + scale) + shift
-
-
-def patch_tokens(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """A patchifying strided ``conv`` (kernel = stride = p) applied to ``x`` B C h w -> tokens B L D.
-
-    Eagerly it runs as one matrix product over the patches (the same sums as the convolution,
-    about twice as fast on a CPU as its strided form at 224²); under ``torch.jit.trace`` (the
-    ncnn export) it stays a strided convolution, since pnnx drops tensors of rank above 4.
-    """
-    if torch.jit.is_tracing():
-        return conv(x).flatten(2).transpose(1, 2)
-    b, c, h, w = x.shape
-    p = conv.stride[0]
-    patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
-    return F.linear(patches, conv.weight.flatten(1), conv.bias)  # B L D
-
-
-class DiTBlock(nn.Module):
-    """Pre-norm transformer block with adaLN-Zero (DiT): gates start at zero."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
-        self.modulation = nn.Linear(dim, 6 * dim)
-
-    def forward(
-        self, x: Tensor, c: Tensor, tokens_per_framelet: int | None, **attn_kwargs
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet. With
-        ``tokens_per_framelet`` given, each is repeated over its framelet's tokens (n = N / L);
-        with None, ``c`` is b 1 D and broadcasts (the single-framelet path)."""
-        mod = self.modulation(c)  # b n 6D
-        if tokens_per_framelet is not None:
-            mod = mod.repeat_interleave(tokens_per_framelet, dim=1)  # b N 6D
-        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
-        h, k, v = self.attn(modulate(self.norm1(x), shift1, scale1), **attn_kwargs)
-        x = x + gate1 * h
-        x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
-        return x, k, v
-
+from src.net.dit_parts import (
+    DiTBlock,
+    check_dit_config,
+    conv_stem,
+    decoder_layers,
+    modulate,
+    patch_tokens,
+    refinement,
+    sigma_embedding,
+)
 
 # -- the model ---------------------------------------------------------------------------------
 
@@ -148,44 +102,15 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         decoder_scale: int = 1,
     ):
         super().__init__()
-        if hidden_dim % num_heads or (hidden_dim // num_heads) % 2:
-            raise ValueError("hidden_dim / num_heads must be an even integer")
-        if stem_scale not in (2, 4):
-            raise ValueError(f"stem_scale must be 2 or 4, not {stem_scale!r}")
-        if stem_channels and patch_size % stem_scale:
-            raise ValueError(f"the conv stem needs a patch_size that stem_scale={stem_scale} divides")
-        if decoder_scale not in (1, 2, 4):
-            raise ValueError(f"decoder_scale must be 1, 2 or 4, not {decoder_scale!r}")
-        if decoder_scale > 1 and (decoder != "smooth" or patch_size % decoder_scale):
-            raise ValueError("decoder_scale > 1 needs the smooth decoder and a patch_size it divides")
-        if residual_condition_channels is not None and len(residual_condition_channels) != image_channels:
-            raise ValueError("residual_condition_channels must name one condition plane per image channel")
-        if decoder not in ("patch", "smooth"):
-            raise ValueError(f"decoder must be 'patch' or 'smooth', not {decoder!r}")
+        # the builders read self.config, which @register_to_config fills before this body runs;
+        # the layers are created in this order so that seeded initial values and state_dict keys
+        # stay the same
+        check_dit_config(self.config)
         f = frames_per_framelet
         self.head_dim = hidden_dim // num_heads
         self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
         self.cond_embed = nn.Conv2d(f * condition_channels, hidden_dim, patch_size, stride=patch_size)
-        if stem_channels:
-            # at quarter resolution a 4x4 pixel block is already wider than the 3x3 kernel over
-            # 2x2 blocks saw, and a 3x3 over 384 folded channels would cost as much as the whole
-            # half-resolution stem: the first conv is 1x1 there
-            s, first_kernel = stem_scale, 3 if stem_scale == 2 else 1
-            self.stem = nn.Sequential(
-                nn.PixelUnshuffle(s),
-                nn.Conv2d(
-                    s * s * f * (image_channels + condition_channels),
-                    stem_channels,
-                    first_kernel,
-                    padding=first_kernel // 2,
-                ),
-                nn.GELU(approximate="tanh"),
-                nn.Conv2d(stem_channels, stem_channels, 3, padding=1),
-                nn.GELU(approximate="tanh"),
-                nn.Conv2d(stem_channels, hidden_dim, patch_size // s, stride=patch_size // s),
-            )
-        else:
-            self.stem = None
+        self.stem = conv_stem(self.config)
         half = sigma_embedding_dim // 2
         self.register_buffer(
             "sigma_freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / half), persistent=False
@@ -196,36 +121,8 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(DiTBlock(hidden_dim, num_heads, mlp_ratio) for _ in range(num_blocks))
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(hidden_dim, 2 * hidden_dim)
-        self.decoder_condition = None
-        if decoder == "patch":
-            self.head = nn.Linear(hidden_dim, f * image_channels * patch_size * patch_size)
-            self.smooth_decoder = None
-        elif decoder_scale == 1:
-            width = f * decoder_channels
-            self.head = nn.Linear(hidden_dim, width)
-            self.smooth_decoder = nn.Sequential(
-                nn.Conv2d(width + f * condition_channels, width, 3, padding=1),
-                nn.GELU(approximate="tanh"),
-                nn.Conv2d(width, f * image_channels, 3, padding=1),
-            )
-        else:  # the smooth decoder at 1/s resolution, fed by every G-buffer pixel, shuffled back up
-            width, s = f * decoder_channels, decoder_scale
-            self.head = nn.Linear(hidden_dim, width)
-            self.decoder_condition = nn.Conv2d(s * s * f * condition_channels, width, 1)
-            self.smooth_decoder = nn.Sequential(
-                nn.Conv2d(2 * width, width, 3, padding=1),
-                nn.GELU(approximate="tanh"),
-                nn.Conv2d(width, s * s * f * image_channels, 3, padding=1),
-                nn.PixelShuffle(s),
-            )
-        if refine_channels:
-            self.refine = nn.Sequential(
-                nn.Conv2d(f * (image_channels + condition_channels), refine_channels, 3, padding=1),
-                nn.GELU(approximate="tanh"),
-                nn.Conv2d(refine_channels, f * image_channels, 3, padding=1),
-            )
-        else:
-            self.refine = None
+        self.head, self.decoder_condition, self.smooth_decoder = decoder_layers(self.config)
+        self.refine = refinement(self.config)
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         # how the parallel forward runs its block-causal attention (src/net/attention.py);
         # every kernel computes the same attention, so this is not part of the config
