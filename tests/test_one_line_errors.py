@@ -118,7 +118,7 @@ def test_steps_with_a_bundle_names_the_renderers_that_ignore_it(capsys):
 
 
 def test_a_slow_first_step_on_the_cpu_is_one_line_with_the_measured_time():
-    from src.train.loop import cpu_step_note
+    from src.train.host import cpu_step_note
 
     note = cpu_step_note(41.0, 200_000)
     assert "\n" not in note and "41.0 s" in note and "200,000 steps" in note and "94.9 days" in note

@@ -304,7 +304,7 @@ def test_two_gloo_ranks_on_the_cpu_keep_identical_parameters(tiny_dataset, tmp_p
 
 
 def test_host_threads_follow_num_threads_else_a_few_on_a_gpu():
-    from src.train.loop import GPU_HOST_THREADS, host_threads
+    from src.train.host import GPU_HOST_THREADS, host_threads
 
     assert host_threads(TrainConfig(num_threads=3), cuda=True) == 3
     assert host_threads(TrainConfig(num_threads=3), cuda=False) == 3

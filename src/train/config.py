@@ -333,7 +333,7 @@ class TrainConfig:
     """train on the CPU even where a GPU exists"""
     num_threads: int | None = None
     """torch CPU threads (default: torch's own choice on a CPU, 4 on a GPU, where more only
-    contend with the data workers: src/train/loop.py GPU_HOST_THREADS)"""
+    contend with the data workers: src/train/host.py GPU_HOST_THREADS)"""
     trackers: list[str] = dataclasses.field(default_factory=list)
     """extra accelerate trackers besides logs.jsonl: tensorboard, wandb"""
     init_from: str | None = None
