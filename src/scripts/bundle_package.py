@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_config(BundleConfig, argv, prog="bundle_package", description=__doc__)
     # imported after parsing: the package writer pulls torch and diffusers (seconds), which --help
     # and a mistyped flag should not wait for
-    from src.train.package import bundle_packages
+    from src.train.bundle import bundle_packages
 
     pairs = _pairs(config.renderers, "--renderers")
     names = [check_plain_name(name, "--renderers name") for name, _ in pairs]

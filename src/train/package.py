@@ -16,8 +16,8 @@ from src.conditions.spec import ConditionSpec
 from src.data.prepared import read_manifest
 from src.diffusion.flow_matching import resolution_shift
 from src.net.flat_color import FlatColorRenderer
-from src.runtime.package import SamplingDefaults, load_package, write_bundle, write_package
-from src.runtime.package_folders import claim_bundle_folder, claim_package_folder
+from src.runtime.package import SamplingDefaults, write_package
+from src.runtime.package_folders import claim_package_folder
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
 from src.train.model_io import build_model, load_weights_from
@@ -98,6 +98,68 @@ def prepare_line(dataset: str | Path) -> str:
     return f"# prepare {dataset} with src.scripts.prepare_data (see data/README.md)"
 
 
+def _model_lines(config, data, *, step: int, num_params: int) -> list[str]:
+    """The card's Model section."""
+    manifest = data.manifest
+    return [
+        "## Model",
+        f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
+        f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
+        f"conditions {', '.join(config.conditions.channels)}",
+        f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
+        + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
+        *([f"- objective `{config.objective}`, teacher `{config.teacher}`"] if config.teacher else []),
+    ]
+
+
+def _data_lines(config, data) -> list[str]:
+    """The card's Data section: the prepared dataset and each of its videos."""
+    manifest = data.manifest
+    totals = manifest.get("totals", {})
+    extractors = ", ".join(
+        f"{name} {value.get('name', '') if isinstance(value, dict) else value}".strip()
+        for name, value in manifest.get("extractors", {}).items()
+    )
+    lines = [
+        "## Data",
+        f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "
+        f"{totals.get('val_frames', '?')} held-out frames; extractors: {extractors})",
+    ]
+    for video in manifest.get("videos", []):
+        splits = video.get("splits", {})
+        lines.append(
+            f"  - `{Path(video.get('source', '?')).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
+            f"{splits.get('val', {}).get('num_frames', '?')} held-out frames (the last part of the video)"
+        )
+    return lines
+
+
+# what the validation keys of a run's card mean
+_VALIDATION_LINES = [
+    "real_*: rollouts on held-out real clips against the real frames (real_flat_*: the flat-colour",
+    "input itself as the prediction, a regression-style reference; real_video_*: the real frames",
+    "themselves); seam_ratio: seams at the 8-px grid (1.0 = none); warp_error: flicker under the flow",
+    "(the extracted one on real clips, the game's exact one on the ride; raster: the raster frames);",
+    "swd: sliced Wasserstein distance of patch statistics to the real held-out frames (lower = more",
+    "like real video). The same keys as `python -m src.scripts.evaluate` (src/eval/scoring.py).",
+]
+
+
+def _reproduce_lines(config, command: str, stages: list[dict]) -> list[str]:
+    """The Reproduce block's commands: each stage's, oldest first, each dataset prepared once."""
+    reproduce: list[str] = []
+    this_run = {"run_name": config.run_name, "dataset": config.data.dataset, "command": command}
+    previous_dataset = None
+    for number, stage in enumerate([*stages, this_run], 1):
+        if stages:
+            reproduce.append(f"# stage {number}: {stage.get('run_name', '?')}")
+        if stage.get("dataset") and stage["dataset"] != previous_dataset:  # each dataset prepared once
+            reproduce.append(prepare_line(stage["dataset"]))
+        previous_dataset = stage.get("dataset")
+        reproduce.append(stage["command"])
+    return reproduce
+
+
 def run_card(
     *,
     config,
@@ -112,64 +174,20 @@ def run_card(
     """A training run's model card: the model, its data, its validation and how to reproduce it;
     ``stages``: the runs it started from, oldest first (``earlier_stages``), whose commands come
     first; ``appendix``: more blocks after those (samples, curves)."""
-    manifest = data.manifest
-    totals = manifest.get("totals", {})
-    extractors = ", ".join(
-        f"{name} {value.get('name', '') if isinstance(value, dict) else value}".strip()
-        for name, value in manifest.get("extractors", {}).items()
-    )
-    model = [
-        "## Model",
-        f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
-        f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
-        f"conditions {', '.join(config.conditions.channels)}",
-        f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
-        + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
-        *([f"- objective `{config.objective}`, teacher `{config.teacher}`"] if config.teacher else []),
-    ]
-    data_lines = [
-        "## Data",
-        f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "
-        f"{totals.get('val_frames', '?')} held-out frames; extractors: {extractors})",
-    ]
-    for video in manifest.get("videos", []):
-        splits = video.get("splits", {})
-        data_lines.append(
-            f"  - `{Path(video.get('source', '?')).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
-            f"{splits.get('val', {}).get('num_frames', '?')} held-out frames (the last part of the video)"
-        )
-    validation = [
-        "real_*: rollouts on held-out real clips against the real frames (real_flat_*: the flat-colour",
-        "input itself as the prediction, a regression-style reference; real_video_*: the real frames",
-        "themselves); seam_ratio: seams at the 8-px grid (1.0 = none); warp_error: flicker under the flow",
-        "(the extracted one on real clips, the game's exact one on the ride; raster: the raster frames);",
-        "swd: sliced Wasserstein distance of patch statistics to the real held-out frames (lower = more",
-        "like real video). The same keys as `python -m src.scripts.evaluate` (src/eval/scoring.py).",
-    ]
     metric_lines = [
         f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
         for key, value in metrics.items()
     ] or ["- not run"]
-    reproduce: list[str] = []
-    this_run = {"run_name": config.run_name, "dataset": config.data.dataset, "command": command}
-    previous_dataset = None
-    for number, stage in enumerate([*stages, this_run], 1):
-        if stages:
-            reproduce.append(f"# stage {number}: {stage.get('run_name', '?')}")
-        if stage.get("dataset") and stage["dataset"] != previous_dataset:  # each dataset prepared once
-            reproduce.append(prepare_line(stage["dataset"]))
-        previous_dataset = stage.get("dataset")
-        reproduce.append(stage["command"])
     return model_card(
         f"Velodream renderer: {config.run_name}",
         _MODEL_DESCRIPTIONS.get(
             (config.model.model_class, config.objective),
             _MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
         ),
-        model,
-        data_lines,
+        _model_lines(config, data, step=step, num_params=num_params),
+        _data_lines(config, data),
         ["## Validation (EMA weights)"],
-        validation,
+        _VALIDATION_LINES,
         metric_lines,
         ["## Reproduce"],
         [
@@ -183,7 +201,7 @@ def run_card(
                 else []
             ),
         ],
-        reproduce_block(*reproduce),
+        reproduce_block(*_reproduce_lines(config, command, stages)),
         [f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."],
         *appendix,
     )
@@ -197,6 +215,32 @@ def sampling_defaults(config, data) -> SamplingDefaults:
         config.sampling,
         shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
     )
+
+
+def _card_pictures(run_dir: Path) -> tuple[dict[str, Path], list[list[str]]]:
+    """The run's latest sample sheets and training curves that a package carries (name in the
+    package -> file in the run), and the card's blocks that show them."""
+    samples = run_dir / "samples"
+    extra_files = {
+        f"samples_{kind}.png": samples / f"{kind}_latest.png"
+        for kind in ("real", "game")
+        if (samples / f"{kind}_latest.png").is_file()
+    }
+    appendix = []
+    if extra_files:
+        appendix += [
+            ["## Samples"],
+            [f"![{name}]({name})" for name in extra_files],
+            ["Columns: flat-colour condition | generated | real frames (real) or raster frames (game)."],
+        ]
+    if (run_dir / "curves.png").is_file():
+        extra_files["curves.png"] = run_dir / "curves.png"
+        appendix += [
+            ["## Training curves"],
+            ["![curves](curves.png)"],
+            ["Loss, learning rate and each validation metric against step."],
+        ]
+    return extra_files, appendix
 
 
 def export_package(
@@ -216,26 +260,7 @@ def export_package(
         "train_config": to_dict(config),
     }
     sampling = sampling_defaults(config, data)
-    samples = Path(run_dir) / "samples"
-    extra_files = {
-        f"samples_{kind}.png": samples / f"{kind}_latest.png"
-        for kind in ("real", "game")
-        if (samples / f"{kind}_latest.png").is_file()
-    }
-    appendix = []
-    if extra_files:
-        appendix += [
-            ["## Samples"],
-            [f"![{name}]({name})" for name in extra_files],
-            ["Columns: flat-colour condition | generated | real frames (real) or raster frames (game)."],
-        ]
-    if (Path(run_dir) / "curves.png").is_file():
-        extra_files["curves.png"] = Path(run_dir) / "curves.png"
-        appendix += [
-            ["## Training curves"],
-            ["![curves](curves.png)"],
-            ["Loss, learning rate and each validation metric against step."],
-        ]
+    extra_files, appendix = _card_pictures(Path(run_dir))
     readme = run_card(
         config=config,
         data=data,
@@ -348,88 +373,4 @@ def write_flat_color_package(out_dir: str | Path, *, dataset: str | Path, spec=N
         readme=readme,
         card={"baseline": "flat_color", "dataset": str(dataset), "step": 0},
         inputs=[dataset],
-    )
-
-
-# the evaluate keys a bundle's model card shows, in this order
-BUNDLE_CARD_METRICS = (
-    "real_psnr", "real_flat_psnr", "real_ssim", "real_flat_ssim", "real_swd", "real_flat_swd",
-    "real_seam_ratio", "real_warp_error", "real_video_warp_error", "game_swd_to_real",
-    "game_raster_swd_to_real", "game_seam_ratio", "game_warp_error",
-    "real_kid", "real_flat_kid", "real_lpips", "real_flat_lpips", "game_kid_to_real", "game_raster_kid_to_real",
-    "real_grid_peak", "real_video_grid_peak", "game_grid_peak", "game_raster_grid_peak",
-)  # fmt: skip
-
-
-def bundle_card(
-    members: dict[str, Path], *, default: str, play_resolution: str | None, evaluations: dict
-) -> str:
-    """The bundle's README: what each renderer is, its size, its own card, and the ``evaluate``
-    numbers given per renderer (``evaluations``: name -> {label: metrics.json path})."""
-    intro = [
-        f"Play renders with `{default}` by default"
-        + (f" at {play_resolution}" if play_resolution else "")
-        + "; `play_game --renderer NAME` starts on another, Tab cycles them, their side-by-side view and the",
-        "raster. Each renderer is a complete package in its own folder, with its own model card (data, steps,",
-        "validation and the exact commands).",
-    ]
-    table = [
-        "| renderer | model | parameters | trained at | steps | sampling | card |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, path in members.items():
-        package = load_package(path)
-        params = sum(p.numel() for p in package.model.parameters())
-        sampling = (
-            f"{package.sampling.num_denoising_steps} step(s)"
-            if package.model.renderer_kind == "diffusion"
-            else "1 pass / frame"
-        )
-        table.append(
-            f"| `{name}`{' (default)' if name == default else ''} | {type(package.model).__name__} | {params / 1e6:.2f}M | "
-            f"{package.width}x{package.height}, {package.fps:g} fps | {package.card.get('step', '-')} | {sampling} | "
-            f"[{name}/README.md]({name}/README.md) |"
-        )
-    rows = [
-        (name, label, json.loads(Path(path).read_text()))
-        for name, runs in evaluations.items()
-        for label, path in runs.items()
-    ]
-    evaluated = []
-    if rows:
-        evaluated += [
-            [
-                "## Evaluated (`evaluate`, clips the renderer never saw in training unless the label says otherwise)"
-            ],
-            [
-                "| renderer | data | " + " | ".join(BUNDLE_CARD_METRICS) + " |",
-                "|---|---|" + "---|" * len(BUNDLE_CARD_METRICS),
-            ],
-        ]
-        for name, label, metrics in rows:
-            cells = [
-                "-" if metrics.get(key) is None else f"{metrics[key]:.4g}" for key in BUNDLE_CARD_METRICS
-            ]
-            evaluated[-1].append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
-    return model_card("Velodream renderer bundle", intro, table, *evaluated)
-
-
-def bundle_packages(
-    members: dict[str, str | Path],
-    out_dir: str | Path,
-    *,
-    default: str,
-    play_resolution: str | None = None,
-    evaluations: dict | None = None,
-    readme_extra: str = "",
-) -> Path:
-    """A bundle of packages or runs (a run contributes its ``package`` folder) into ``out_dir``."""
-
-    packages = {name: package_folder(source) for name, source in members.items()}
-    claim_bundle_folder(out_dir, inputs=[*members.values(), *packages.values()])  # before the packages load
-    readme = bundle_card(
-        packages, default=default, play_resolution=play_resolution, evaluations=evaluations or {}
-    )
-    return write_bundle(
-        out_dir, packages, default=default, readme=readme + readme_extra, play_resolution=play_resolution
     )
