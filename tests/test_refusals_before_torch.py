@@ -40,6 +40,7 @@ HEAVY = ("torch", "cv2", "av", "accelerate", "diffusers")
             ["--systems", "ours", "bogus"],
             "unknown --systems 'bogus'. Use reference, ours,",
         ),
+        ("bench_equal_work", ["--peer_dir", "DIR/none"], "none is not a folder"),
     ],
 )
 def test_an_argument_refusal_loads_no_heavy_library(script, args, message, tmp_path):

@@ -4,17 +4,27 @@ answers at once (the benchmarks themselves load torch when they run)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from src.common.errors import UserError
 from src.conditions.config import ExtractConfig
 from src.data.prepared import SPLITS
 
-SYSTEMS = ("reference", "ours", "ours_stem_smooth", "ours_smooth_half")
+SYSTEMS = (
+    "reference",
+    "ours",
+    "ours_stem_smooth",
+    "ours_smooth_half",
+    "ours_context_pass",
+    "ours_ncnn",
+    "peer",
+)
 
 
 @dataclasses.dataclass
 class EqualWorkConfig:
-    """``bench_equal_work``: ms per framelet of our DiT and a plain causal DiT at the same shapes."""
+    """``bench_equal_work``: ms per framelet of our DiT, a plain causal DiT and (with ``peer_dir``)
+    the peer's own code, at the same shapes."""
 
     CHOICES = {"systems": SYSTEMS}  # checked when parsed (src/common/ranges.py)
 
@@ -41,7 +51,16 @@ class EqualWorkConfig:
     context, as the distilled model plays); the reference always runs steps"""
     systems: list[str] = dataclasses.field(default_factory=lambda: list(SYSTEMS[:3]))
     """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth
-    decoder), ours_smooth_half (no stem, smooth decoder at half resolution: decoder_scale 2)"""
+    decoder), ours_smooth_half (no stem, smooth decoder at half resolution: decoder_scale 2),
+    ours_context_pass (ours with a context pass of its own: steps + 1 passes), ours_ncnn (ours
+    exported to ncnn and run as play runs it, on the CPU), peer (the peer's own code from
+    peer_dir; added first whenever peer_dir is given)"""
+    peer_dir: str | None = None
+    """an unpacked snapshot of the peer's repository (Spokester1: its src/net/helpers.py holds
+    generate); its own generation code is imported from there and timed beside ours"""
+    peer_commit: str = ""
+    """the snapshot's commit, reported in the peer's row (empty: git rev-parse HEAD when peer_dir
+    is a git work tree of its own, else unknown)"""
     rounds: int = 3
     """interleaved rounds; each times every system once"""
     framelets_per_round: int = 8
@@ -56,6 +75,25 @@ class EqualWorkConfig:
     """seed of the random weights and inputs"""
     json_out: str = "runs/bench_equal_work.json"
     """where the numbers go as JSON"""
+
+    def check(self) -> None:
+        """The refusals the arguments alone decide (the script asks before torch loads); with a
+        peer_dir, the peer becomes the first system."""
+        if self.peer_dir is None:
+            if "peer" in self.systems:
+                raise UserError(
+                    "the peer system needs the peer's code",
+                    "Pass --peer_dir with an unpacked snapshot of its repository.",
+                )
+            return
+        if not Path(self.peer_dir).is_dir():
+            raise UserError(
+                f"--peer_dir {self.peer_dir} is not a folder",
+                f"Unpack the peer's snapshot there: mkdir -p {self.peer_dir} && "
+                f"git --git-dir=<its git folder> archive HEAD | tar -x -C {self.peer_dir}",
+            )
+        if "peer" not in self.systems:
+            self.systems = ["peer", *self.systems]
 
 
 @dataclasses.dataclass

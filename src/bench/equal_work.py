@@ -1,163 +1,65 @@
-"""Equal-work benchmark: our DiT's framelet against a plain causal DiT of the same shapes.
+"""Equal-work benchmark: our DiT's framelet against the peer's own code and a plain causal DiT,
+all at the same shapes, steps and context window.
 
-The reference (``PlainCausalDiT``) is the minimal way to build such a model, written here so the
-comparison needs no outside code: framelet pixels and conditions patchified together by one
-linear layer, adaLN-Zero blocks whose modulation is computed every pass, QK-normed attention with
-rotate-half RoPE, keys cached already rotated at absolute positions (list of tensors, concatenated
-every pass), a linear head unpatchified back to pixels. Sampling is the peer's way: ``steps``
-Euler passes per framelet, and the keys and values of the last pass become the framelet's context
-(no separate context pass). Ours runs the same schedule through ``src.diffusion.rollout``
-(``context_from_last_step``), or ``ours_steps`` passes (1: the distilled model's one pass, whose
-keys become the context). Both use random weights, batch 1, fp32 on the CPU; rounds interleave
-the systems so machine load hits them alike.
+- ``peer`` (with ``--peer_dir``): Spokester1's own ``generate`` and ``ViTDenoiser``, imported
+  from an unpacked snapshot of its repository (``src/bench/peer.py``), called as its play loop
+  calls them; the row names the snapshot's commit.
+- ``reference``: a plain causal DiT written here (``src/bench/plain_dit.py``), so the comparison
+  also runs without outside code; sampled the peer's way (the last pass's keys are the context).
+- ``ours``: the same schedule through ``src.diffusion.rollout`` (``context_from_last_step``), or
+  ``ours_steps`` passes (1: the distilled model's one pass, whose keys become the context);
+  ``ours_context_pass`` adds the teacher's context pass; ``ours_ncnn`` is ours exported to ncnn
+  and run on the CPU as play runs it.
+
+All use random weights, batch 1, fp32 on the CPU, the same thread count; rounds interleave the
+systems so machine load hits them alike. Each row also gives the parameters and the FLOPs of one
+framelet with a full context window (``torch.utils.flop_counter``).
 
     uv run python -m src.scripts.bench_equal_work
     uv run python -m src.scripts.bench_equal_work --systems '[reference, ours, ours_stem_smooth]' --rounds 5
     uv run python -m src.scripts.bench_equal_work --ours_steps 1 --compile true
+    uv run python -m src.scripts.bench_equal_work --peer_dir ../peer/spokester1 --threads 1 \\
+        --systems '[reference, ours, ours_context_pass, ours_ncnn]'
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from src.bench.config import SYSTEMS, EqualWorkConfig
+from src.bench.peer import PeerCode, PeerSampler, build_peer_model, load_peer
+from src.bench.plain_dit import PlainCausalDiT, PlainSampler
 from src.common.errors import UserError
 from src.common.io import report_table_and_json
-from src.diffusion.flow_matching import euler_sample, make_sigmas
+from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
-from src.net.attention import apply_rope, rope_cos_sin
 from src.net.dit import VelodreamDiT
-
-# -- the reference: a plain causal DiT ----------------------------------------------------------
-
-
-class PlainBlock(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.RMSNorm(dim // heads, eps=1e-6)
-        self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
-        self.proj = nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim)
-        )
-        self.modulation = nn.Linear(dim, 6 * dim)
-
-    def forward(self, x: Tensor, c: Tensor, cos: Tensor, sin: Tensor, past: tuple[Tensor, Tensor] | None):
-        """``x`` b n d, ``c`` b 1 d; ``cos``/``sin`` n hd at this framelet's absolute positions;
-        ``past`` (keys rotated, values) b h m hd -> (x, this framelet's rotated keys and values)."""
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).chunk(6, dim=-1)
-        h = self.norm1(x) * (1 + scale1) + shift1
-        q, k, v = rearrange(self.qkv(h), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        q, k = apply_rope(self.q_norm(q), cos, sin), apply_rope(self.k_norm(k), cos, sin)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        out = rearrange(F.scaled_dot_product_attention(q, keys, values), "b h n d -> b n (h d)")
-        x = x + gate1 * self.proj(out)
-        x = x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
-        return x, (k, v)
-
-
-class PlainCausalDiT(nn.Module):
-    """The reference model: ``denoise(x, cond, sigma, past, t)`` -> (x0, per-block (keys, values))."""
-
-    def __init__(self, *, dim: int, blocks: int, heads: int, patch: int, frames: int, cond_channels: int):
-        super().__init__()
-        self.patch, self.frames, self.heads, self.dim = patch, frames, heads, dim
-        self.embed = nn.Linear(patch * patch * frames * (3 + cond_channels), dim)
-        self.sigma_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.blocks = nn.ModuleList(PlainBlock(dim, heads) for _ in range(blocks))
-        self.final_modulation = nn.Linear(dim, 2 * dim)
-        self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.head = nn.Linear(dim, patch * patch * frames * 3)
-        self.register_buffer(
-            "freqs", torch.exp(-math.log(10000.0) * torch.arange(128) / 128), persistent=False
-        )
-        self._tables: dict[tuple, tuple[Tensor, Tensor]] = {}
-
-    def tables(self, t: int, gh: int, gw: int) -> tuple[Tensor, Tensor]:
-        if (t, gh, gw) not in self._tables:  # once per framelet (both steps share it)
-            head_dim = self.dim // self.heads
-            self._tables = {}
-            self._tables[t, gh, gw] = rope_cos_sin(
-                head_dim=head_dim, grid_h=gh, grid_w=gw, temporal_positions=[t], theta=100.0
-            )
-        return self._tables[t, gh, gw]
-
-    def denoise(self, x: Tensor, cond: Tensor, sigma: float, past: list | None, t: int):
-        """``x`` b f 3 h w, ``cond`` b f C h w, framelet index ``t`` (absolute)."""
-        p = self.patch
-        cos, sin = self.tables(t, x.shape[-2] // p, x.shape[-1] // p)
-        return self.network(x, cond, torch.full((x.shape[0], 1, 1), float(sigma)), past, cos, sin)
-
-    def network(self, x: Tensor, cond: Tensor, sigma: Tensor, past: list | None, cos: Tensor, sin: Tensor):
-        """The pass itself, over tensors only (``sigma`` b 1 1, RoPE tables at this framelet's
-        positions), so ``torch.compile`` sees the same graph at every step and framelet."""
-        b, f, _, h, _ = x.shape
-        p = self.patch
-        gh = h // p
-        pixels = torch.cat([x, cond], dim=2)
-        tokens = self.embed(rearrange(pixels, "b f c (gh p1) (gw p2) -> b (gh gw) (p1 p2 f c)", p1=p, p2=p))
-        args = sigma * 1000.0 * self.freqs
-        c = F.silu(self.sigma_mlp(torch.cat([args.cos(), args.sin()], dim=-1)))  # b 1 d
-        new = []
-        for i, block in enumerate(self.blocks):
-            tokens, kv = block(tokens, c, cos, sin, None if not past else past[i])
-            new.append(kv)
-        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
-        out = self.head(self.final_norm(tokens) * (1 + scale) + shift)
-        out = rearrange(out, "b (gh gw) (p1 p2 f c) -> b f c (gh p1) (gw p2)", gh=gh, p1=p, p2=p, f=f)
-        return out, new
-
-
-class PlainSampler:
-    """The reference's generation: ``steps`` passes per framelet; the last pass's rotated keys
-    and values join a window of ``window - 1`` cached framelets."""
-
-    def __init__(self, model: PlainCausalDiT, *, steps: int, window: int):
-        self.model, self.sigmas, self.window = model, make_sigmas(steps), window
-        self.cache: list[list[tuple[Tensor, Tensor]]] = []  # framelets, oldest first; per block (k, v)
-        self.t = 0
-
-    def framelet(self, noise: Tensor, cond: Tensor) -> Tensor:
-        past = None
-        if self.cache:
-            past = [
-                tuple(torch.cat([fr[i][j] for fr in self.cache], dim=2) for j in range(2))
-                for i in range(len(self.model.blocks))
-            ]
-        passes = []
-
-        def denoise(x: Tensor, sigma: Tensor, step: int) -> Tensor:
-            x0, new = self.model.denoise(x, cond, float(sigma[0]), past, self.t)
-            passes.append(new)
-            return x0
-
-        x = euler_sample(denoise, noise * float(self.sigmas[0]), self.sigmas)
-        new = passes[-1]  # the last pass's keys and values
-        self.cache = (self.cache + [new])[-(self.window - 1) :] if self.window > 1 else []
-        self.t += 1
-        return x
-
 
 # -- ours ---------------------------------------------------------------------------------------
 
 
 class OurSampler:
-    def __init__(self, model: VelodreamDiT, *, steps: int, h: int, w: int):
-        self.model, self.sigmas = model, make_sigmas(steps)
+    """Ours through the one rollout of play: ``model`` is the torch DiT or its exported step
+    (``StepDenoiser``); the last pass's keys become the context, or (``context_from_last_step``
+    False) a context pass of its own pushes them."""
+
+    def __init__(self, model, *, steps: int, h: int, w: int, context_from_last_step: bool = True):
+        self.model, self.sigmas, self.context_from_last_step = (
+            model,
+            make_sigmas(steps),
+            context_from_last_step,
+        )
         self.cache = model.new_cache(1, h, w)
 
     def framelet(self, noise: Tensor, cond: Tensor) -> Tensor:
@@ -168,7 +70,7 @@ class OurSampler:
             self.cache,
             sigmas=self.sigmas,
             context_sigma=0.0,
-            context_from_last_step=True,
+            context_from_last_step=self.context_from_last_step,
         )
         return x
 
@@ -181,6 +83,27 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
         for parameter in model.parameters():
             parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
     return model.eval()
+
+
+def ncnn_runner(model: VelodreamDiT, config: EqualWorkConfig):
+    """Our DiT exported to ncnn at the benchmark's frame size and loaded as play loads it (CPU,
+    fp32, the benchmark's thread count), behind the torch model's methods."""
+    from src.runtime.kinds import model_kind
+    from src.runtime.ncnn_backend import NcnnNet
+    from src.runtime.ncnn_export import export_step_ncnn
+
+    r = config.resolution
+    with tempfile.TemporaryDirectory(prefix="equal_work_ncnn_") as directory:  # ncnn reads it all at load
+        paths = export_step_ncnn(model, directory, r, r, name="framelet_step")
+        shapes = json.loads(Path(paths["shapes"]).read_text())
+        net = NcnnNet(
+            paths["param"],
+            paths["bin"],
+            num_inputs=len(shapes["inputs"]),
+            num_outputs=len(shapes["outputs"]),
+            num_threads=config.threads or torch.get_num_threads(),
+        )
+    return model_kind(model).step_runner(net, shapes, model)
 
 
 def build_system(name: str, config: EqualWorkConfig):
@@ -198,7 +121,7 @@ def build_system(name: str, config: EqualWorkConfig):
         if c.compile:
             model.network = torch.compile(model.network)
         return model, PlainSampler(model, steps=c.steps, window=c.window_framelets)
-    if name not in SYSTEMS:
+    if name not in SYSTEMS or name == "peer":
         raise UserError(f"unknown system {name!r}", f"choose from {', '.join(SYSTEMS)}")
     grid = c.resolution // c.patch_size
     stem_smooth = name == "ours_stem_smooth"
@@ -219,36 +142,53 @@ def build_system(name: str, config: EqualWorkConfig):
         decoder_scale=2 if name == "ours_smooth_half" else 1,
     )
     randomize(model, c.seed)
-    if c.compile:
+    runner = ncnn_runner(model, c) if name == "ours_ncnn" else model
+    if c.compile and name != "ours_ncnn":
         model.compile_inference()
-    return model, OurSampler(model, steps=c.ours_steps or c.steps, h=c.resolution, w=c.resolution)
+    sampler = OurSampler(
+        runner,
+        steps=c.ours_steps or c.steps,
+        h=c.resolution,
+        w=c.resolution,
+        context_from_last_step=name != "ours_context_pass",
+    )
+    return model, sampler
 
 
-@torch.no_grad()
-def run_equal_work(config: EqualWorkConfig) -> dict:
-    if config.resolution % config.patch_size:
-        raise UserError(
-            f"resolution {config.resolution} is not a multiple of patch_size {config.patch_size}",
-            "pick a resolution that the patch size divides",
-        )
-    if config.ours_steps < 0 or config.steps < 1:
-        raise UserError(
-            f"steps {config.steps} / ours_steps {config.ours_steps}",
-            "give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
-        )
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    generator = torch.Generator().manual_seed(config.seed)
-    f, r = config.frames_per_framelet, config.resolution
-    systems = {name: build_system(name, config) for name in config.systems}
+def build_peer_system(code: PeerCode, config: EqualWorkConfig):
+    """The peer's model at the benchmark's shapes with random weights, and its own generation."""
+    c = config
+    model, peer_config = build_peer_model(
+        code,
+        hidden_dim=c.hidden_dim,
+        num_blocks=c.num_blocks,
+        num_heads=c.num_heads,
+        patch_size=c.patch_size,
+        frames_per_framelet=c.frames_per_framelet,
+    )
+    randomize(model, c.seed).requires_grad_(False)
+    if c.compile:
+        model = torch.compile(model, fullgraph=True, dynamic=False)  # as its play's should_compile does
+    model.peer_config = peer_config
+    return model, PeerSampler(code, model, steps=c.steps, window=c.window_framelets, patch=c.patch_size)
 
-    def inputs():
-        noise = torch.randn(1, f, 3, r, r, generator=generator)
-        return noise, torch.randn(1, f, config.condition_channels, r, r, generator=generator)
 
-    for _, sampler in systems.values():
-        for _ in range(config.warmup_framelets):
+def framelet_flops(name: str, model: nn.Module, sampler, config: EqualWorkConfig, inputs) -> int:
+    """FLOPs of one framelet with a full context window (torch's FlopCounterMode). The ncnn system
+    is counted on its torch graph: the same model, the same passes."""
+    if name == "ours_ncnn":
+        r = config.resolution
+        sampler = OurSampler(model, steps=config.ours_steps or config.steps, h=r, w=r)
+        for _ in range(config.window_framelets):
             sampler.framelet(*inputs())
+    with FlopCounterMode(display=False) as counter:
+        sampler.framelet(*inputs())
+    return counter.get_total_flops()
+
+
+def time_rounds(systems: dict, config: EqualWorkConfig, inputs) -> dict[str, list[float]]:
+    """Interleaved rounds: each times every system for ``framelets_per_round`` framelets (the
+    round's number is their median, in ms)."""
     rounds: dict[str, list[float]] = {name: [] for name in systems}
     for _ in range(config.rounds):
         for name, (_, sampler) in systems.items():
@@ -259,52 +199,125 @@ def run_equal_work(config: EqualWorkConfig) -> dict:
                 sampler.framelet(noise, cond)
                 times.append((time.perf_counter() - start) * 1e3)
             rounds[name].append(statistics.median(times))
-    rows = []
-    for name, (model, _) in systems.items():
-        rows.append(
-            {
-                "system": name,
-                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-                "ms_per_framelet_rounds": rounds[name],
-                "best_ms": min(rounds[name]),
-                "median_ms": statistics.median(rounds[name]),
-            }
+    return rounds
+
+
+def check_config(config: EqualWorkConfig) -> None:
+    """The refusals of shapes and steps (one line each); with a peer_dir, the peer joins first."""
+    if config.resolution % config.patch_size:
+        raise UserError(
+            f"resolution {config.resolution} is not a multiple of patch_size {config.patch_size}",
+            "pick a resolution that the patch size divides",
         )
-    if "reference" in rounds:
-        ref_best = min(rounds["reference"])
-        ref_rounds = rounds["reference"]
-        for row in rows:
-            row["best_vs_reference"] = row["best_ms"] / ref_best
-            row["per_round_vs_reference"] = [a / b for a, b in zip(row["ms_per_framelet_rounds"], ref_rounds)]
-    return {
+    if config.ours_steps < 0 or config.steps < 1:
+        raise UserError(
+            f"steps {config.steps} / ours_steps {config.ours_steps}",
+            "give steps >= 1 and ours_steps >= 0 (0: the same as steps)",
+        )
+    config.check()
+
+
+@torch.no_grad()
+def run_equal_work(config: EqualWorkConfig) -> dict:
+    check_config(config)
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    peer = load_peer(config.peer_dir, config.peer_commit) if config.peer_dir else None
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    generator = torch.Generator().manual_seed(config.seed)
+    f, r = config.frames_per_framelet, config.resolution
+    systems = {
+        name: build_peer_system(peer, config) if name == "peer" else build_system(name, config)
+        for name in config.systems
+    }
+
+    def inputs():
+        noise = torch.randn(1, f, 3, r, r, generator=generator)
+        return noise, torch.randn(1, f, config.condition_channels, r, r, generator=generator)
+
+    for _, sampler in systems.values():
+        for _ in range(config.warmup_framelets):
+            sampler.framelet(*inputs())
+    flops = {
+        name: framelet_flops(name, model, sampler, config, inputs)
+        for name, (model, sampler) in systems.items()
+    }
+    rounds = time_rounds(systems, config, inputs)
+    rows = [
+        {
+            "system": name,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "gflops_per_framelet": flops[name] / 1e9,
+            "ms_per_framelet_rounds": rounds[name],
+            "best_ms": min(rounds[name]),
+            "median_ms": statistics.median(rounds[name]),
+        }
+        for name, (model, _) in systems.items()
+    ]
+    add_ratios(rows, rounds)
+    result = {
         "machine": {
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "load_average_before": load_before,  # 1, 5 and 15 minutes, before the systems are built
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,  # after the rounds
         },
         "config": dataclasses.asdict(config),
         "rows": rows,
     }
+    if peer is not None:
+        result["peer"] = {
+            "dir": str(peer.directory),
+            "commit": peer.commit,
+            "stubbed_imports": peer.stubbed_imports,
+            "model_config": systems["peer"][0].peer_config,
+        }
+    return result
+
+
+def add_ratios(rows: list[dict], rounds: dict[str, list[float]]) -> None:
+    """``vs reference``: time over the reference's (best, and per round); ``rate vs peer``:
+    framelets per second over the peer's (the peer's time over this row's, best and per round)."""
+    for row in rows:
+        mine = row["ms_per_framelet_rounds"]
+        if "reference" in rounds:
+            row["best_vs_reference"] = row["best_ms"] / min(rounds["reference"])
+            row["per_round_vs_reference"] = [a / b for a, b in zip(mine, rounds["reference"])]
+        if "peer" in rounds:
+            row["best_rate_vs_peer"] = min(rounds["peer"]) / row["best_ms"]
+            row["per_round_rate_vs_peer"] = [b / a for a, b in zip(mine, rounds["peer"])]
 
 
 def format_table(result: dict) -> str:
     rounds = result["config"]["rounds"]
-    header = f"{'system':>17} {'params':>7} " + " ".join(f"{'round ' + str(i + 1):>8}" for i in range(rounds))
-    header += f" {'best':>7} {'vs ref':>7}"
+    header = f"{'system':>17} {'params':>7} {'GFLOP':>6} "
+    header += " ".join(f"{'round ' + str(i + 1):>8}" for i in range(rounds))
+    header += f" {'best':>7} {'x peer':>7} {'vs ref':>7}"
     lines = [header, "-" * len(header)]
     for row in result["rows"]:
         cells = " ".join(f"{ms:>8.1f}" for ms in row["ms_per_framelet_rounds"])
+        rate = f"{row['best_rate_vs_peer']:>7.2f}" if "best_rate_vs_peer" in row else f"{'':>7}"
         ratio = f"{row['best_vs_reference']:>7.2f}" if "best_vs_reference" in row else f"{'':>7}"
-        lines.append(f"{row['system']:>17} {row['params_m']:>6.2f}M {cells} {row['best_ms']:>7.1f} {ratio}")
+        lines.append(
+            f"{row['system']:>17} {row['params_m']:>6.2f}M {row['gflops_per_framelet']:>6.2f} {cells} "
+            f"{row['best_ms']:>7.1f} {rate} {ratio}"
+        )
     c = result["config"]
     lines.append(
         f"(ms per {c['frames_per_framelet']}-frame framelet, median of {c['framelets_per_round']} per round, "
         f"{c['resolution']}², patch {c['patch_size']}, {c['steps']} steps"
         f"{' (ours: ' + str(c['ours_steps']) + ')' if c['ours_steps'] else ''}, window {c['window_framelets']}, "
         f"{result['machine']['torch_threads']} threads{', compiled' if c['compile'] else ''}; "
-        "vs ref = best / reference's best)"
+        "GFLOP per framelet (ours_ncnn: its torch graph's); x peer = the peer's best / best (framelet "
+        "rate); vs ref = best / reference's best)"
     )
+    if "peer" in result:
+        peer = result["peer"]
+        stubs = ", ".join(peer["stubbed_imports"]) or "none"
+        lines.append(
+            f"(peer: its own code at commit {peer['commit']} from {peer['dir']}; stubbed imports: {stubs})"
+        )
     return "\n".join(lines)
 
 
