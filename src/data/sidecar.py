@@ -3,7 +3,7 @@
 A sidecar holds, per frame of its video, sparse camera-space depth in metres (OpenCV camera z,
 not the ray length; 0 = no point) on a pixel grid of the video's aspect (any size: the PandaSet
 clips' maps are half the video's size), and optionally per-point class ids with their names.
-``prepare_data`` takes it when a video has one (``src/data/prepare.py``):
+``prepare_data`` takes it when a video has one (``src/data/video_shards.py``):
 
 - each prepared frame takes the sidecar frame of the source frame the decoder chose for it
   (the same nearest-frame rule at the same times as ``src/data/decode.py``); a frame marked
