@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from src.common.errors import UserError
-from src.conditions.augment import (
-    AugmentConfig,
+from src.conditions.augment import AugmentConfig
+from src.conditions.flow import DISFlow, end_point_error
+from src.conditions.joint_augment import (
     JointAugmentation,
     apply_joint_augmentation,
     draw_joint_augmentation,
     jitter_colour,
 )
-from src.conditions.flow import DISFlow, end_point_error
 from src.conditions.spec import ConditionSpec
 from src.data.loader import ClipDataset
 

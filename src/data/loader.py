@@ -35,15 +35,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.common.errors import UserError
 from src.common.frames import frames_from_uint8
-from src.conditions.augment import (
-    AugmentConfig,
-    ConditionAugmenter,
+from src.conditions.augment import AugmentConfig, ConditionAugmenter
+from src.conditions.encode import ConditionStats, encode
+from src.conditions.joint_augment import (
     JointAugmentation,
     apply_joint_augmentation,
     draw_joint_augmentation,
     flip_and_jitter_batch,
 )
-from src.conditions.encode import ConditionStats, encode
 from src.conditions.spec import ConditionSpec
 from src.data import prepared
 from src.data.weights import segment_probabilities
