@@ -91,7 +91,7 @@ def format_table(result: dict) -> str:
 
 def run_bench_realism_floor_and_report(config: BenchRealismFloorConfig) -> dict:
     from src.common.ranges import check_ranges
-    from src.eval.evaluate import prepared_data
+    from src.eval.prepared_input import prepared_data
     from src.runtime.package import default_cache_dir
 
     check_ranges(config)  # as when parsed: a config built in code is checked too

