@@ -1,4 +1,12 @@
-"""Shared fixtures: small real data made once per test session (no network, no weights)."""
+"""Shared fixtures: small real data made once per test session (no network, no weights), and the
+two tiers: plain ``pytest`` runs the fast tier; ``pytest --full`` (CI) runs every test.
+
+The slow tier is grouped by what it proves, one marker each (``pyproject.toml`` lists them):
+``training`` (runs of the training loop beyond a step or two), ``multiprocess`` (several
+processes: accelerate, a download server, a second writer), ``window`` (a real window on Xvfb or
+SDL's dummy driver), ``vulkan`` (ncnn on lavapipe) and ``slow`` (anything else over a few
+seconds). ``-m`` picks tiers by hand (``pytest -m vulkan``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,36 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+SLOW_TIERS = ("slow", "training", "multiprocess", "window", "vulkan")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help=f"run every test, the slow tiers too ({', '.join(SLOW_TIERS)}); CI runs this",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave the slow tiers out unless --full or -m asks for them."""
+    if config.getoption("--full") or config.getoption("-m"):
+        return
+    fast = [item for item in items if not any(item.get_closest_marker(tier) for tier in SLOW_TIERS)]
+    if len(fast) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in fast])
+        config._velodream_left_out = len(items) - len(fast)
+        items[:] = fast
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = getattr(config, "_velodream_left_out", 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"fast tier: {left_out} slow tests left out ({', '.join(SLOW_TIERS)}); "
+            "`uv run pytest --full` runs every test"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 Each ``uv run NAME ARGS`` or ``uv run python -m src.scripts.NAME ARGS`` (also after ``accelerate
 launch``) is called in-process with ``--print_config`` appended: its flags must exist, its --conf
-files load and its values type-check. ``uv run pytest`` is what CI runs.
+files load and its values type-check. ``uv run pytest --full``, the README's full test command,
+is what CI runs.
 
 On a fresh clone every path a command reads must exist, or be made by an earlier example of the
 README (an ``--out``, a recording, a training run's folder, a ``curl -o`` or ``mkdir -p``).
@@ -50,9 +51,9 @@ def test_readme_lists_the_main_commands():
     assert {"src.scripts.play_game", "src.scripts.train_net", "src.scripts.prepare_data"} <= scripts
     assert len(readme_commands()) >= 25
     text = (ROOT / "README.md").read_text()
-    assert "uv run python -m src.scripts.play_game" in text and "uv run pytest" in text
+    assert "uv run python -m src.scripts.play_game" in text and "\nuv run pytest --full\n" in text
     ci = (ROOT / ".ci/run").read_text()
-    assert "\nuv run pytest\n" in ci  # CI runs exactly the README's test command
+    assert "\nuv run pytest --full\n" in ci  # CI runs exactly the README's full test command
 
 
 @pytest.mark.parametrize(
