@@ -5,14 +5,15 @@ One loop serves the window, headless recording and benchmarks. Extra views plug 
 works too), called once per rendered frame (in order, after the built-in views' G-buffer is
 ready). Names they return join the Tab cycle after the built-in ones (color, depth, flow,
 normals, semantic, albedo); ``--renderer NAME`` other than ``raster`` starts on the view called
-NAME.
+NAME. The views and the view-source interface live in ``src/game/views.py``, the recordings in
+``src/game/ride_outputs.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +22,20 @@ import numpy as np
 from src.common.config import load_config, parse_resolution, to_dict
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
-from src.common.gbuffer_io import GBufferClipWriter, claim_clip_folder
+from src.common.gbuffer_io import claim_clip_folder
 from src.common.io import check_writable_dir, check_writable_file
-from src.common.video import Mp4Writer
 from src.game.autopilot import Autopilot, AutopilotConfig
 from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
 from src.game.display import GameWindow
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster
+from src.game.ride_outputs import RideOutputs
 from src.game.version import game_digest
-from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
-from src.game.world import Action, World, WorldConfig, WorldState
+from src.game.views import BUILTIN_VIEWS, FrameInfo, ViewSource, as_view_source, view_image
+from src.game.world import Action, World, WorldConfig
 
 DEFAULT_LEVEL = "game/levels/default.yaml"
 DEFAULT_RESOLUTION = "320x240"
-BUILTIN_VIEWS = ("color", "depth", "flow", "normals", "semantic", "albedo")
 
 
 @dataclasses.dataclass
@@ -83,55 +83,6 @@ class PlayConfig:
     """how the autopilot rides"""
 
 
-@dataclasses.dataclass(frozen=True)
-class FrameInfo:
-    """What a view source gets with each G-buffer."""
-
-    frame_index: int
-    new_run: bool  # the first frame of a run: no motion history (flow is zero)
-    world: WorldState
-    intrinsics: Intrinsics
-    view_matrix: np.ndarray  # world -> camera, 4 4 float64
-
-
-class ViewSource:
-    """Views added to the built-in ones (play's neural renderers, say). The session calls
-    ``select_views`` before each frame, then the source itself on the frame's G-buffer, ``reset``
-    when a run restarts and ``hud_lines`` for the window; its owner calls ``close``."""
-
-    names: tuple[str, ...] | None = None
-    """the views it returns, checked before the first frame (None: not declared)"""
-
-    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def select_views(self, views: set[str]) -> None:
-        """The views on screen or recorded this frame, so work for views nobody sees can be skipped."""
-
-    def reset(self) -> None:
-        """A run restarted: drop recurrent state."""
-
-    def hud_lines(self) -> list[str]:
-        return []
-
-    def close(self) -> None:
-        """Release threads and models."""
-
-
-class FunctionViewSource(ViewSource):
-    """A plain function ``(gbuffer, info) -> views`` as a view source (its names not declared)."""
-
-    def __init__(self, function: Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]):
-        self.function = function
-
-    def __call__(self, gbuffer: GBuffer, info: FrameInfo) -> dict[str, np.ndarray]:
-        return self.function(gbuffer, info)
-
-
-def as_view_source(source: ViewSource | Callable[[GBuffer, FrameInfo], dict[str, np.ndarray]]) -> ViewSource:
-    return source if isinstance(source, ViewSource) else FunctionViewSource(source)
-
-
 @dataclasses.dataclass
 class SessionResult:
     frames: int
@@ -150,22 +101,6 @@ def load_level(path: str | Path) -> WorldConfig:
             f"level file not found: {path}", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
         )
     return load_config(WorldConfig, path)
-
-
-def builtin_view(name: str, gbuffer: GBuffer) -> np.ndarray:
-    if name == "color":
-        return gbuffer.color
-    if name == "depth":
-        return colorize_depth(gbuffer.depth, kind=gbuffer.depth_kind)
-    if name == "flow":
-        return colorize_flow(gbuffer.flow, max_magnitude_px=max(4.0, gbuffer.width / 40))
-    if name == "normals":
-        return colorize_normals(gbuffer.normals)
-    if name == "semantic":
-        return colorize_semantic(gbuffer.semantic)
-    if name == "albedo":
-        return gbuffer.albedo
-    raise KeyError(name)
 
 
 class GameSession:
@@ -300,11 +235,11 @@ def run_session(
     start_view, recordings = _check_views_and_outputs(config, view_sources)
     session = GameSession(config, view_sources=view_sources)
     window = None
-    outputs = _Outputs(config, recordings)
+    outputs = RideOutputs(recordings, fps=config.fps, gbuffer_clip=config.record_gbuffers)
     try:
         if not config.headless:
             window = (window_factory or _default_window)(session)
-        outputs.open_clip(session)
+        outputs.open_clip(session.clip_meta)
         loop = _LoopState()
         while config.frames is None or loop.rendered < config.frames:
             if window is not None and _handle_inputs(window, session, loop):
@@ -358,45 +293,6 @@ def _check_views_and_outputs(
     return start_view, recordings
 
 
-class _Outputs:
-    """The ride's recordings: one mp4 per recorded view (opened at the first frame, when the view's
-    size is known) and the G-buffer clip; ``close`` finishes them, ``abort`` drops what is left."""
-
-    def __init__(self, config: PlayConfig, recordings: dict[str, str]):
-        self.config = config
-        self.recordings = recordings
-        self.writers: dict = {}  # path -> Mp4Writer
-        self.clip = None
-
-    def open_clip(self, session: GameSession) -> None:
-        if self.config.record_gbuffers is not None:
-            self.clip = GBufferClipWriter(self.config.record_gbuffers, session.clip_meta())
-
-    def write(self, gbuffer: GBuffer, info: FrameInfo, extra: dict[str, np.ndarray]) -> None:
-        for path, view_name in self.recordings.items():
-            image = _view(view_name, gbuffer, extra)
-            if path not in self.writers:
-                self.writers[path] = Mp4Writer(
-                    path, fps=self.config.fps, width=image.shape[1], height=image.shape[0]
-                )
-            self.writers[path].write(image)
-        if self.clip is not None:
-            self.clip.append(gbuffer, view=info.view_matrix, new_run=info.new_run)
-
-    def close(self) -> None:
-        while self.writers:
-            self.writers.pop(next(iter(self.writers))).close()
-        if self.clip is not None:
-            self.clip.close()
-            self.clip = None
-
-    def abort(self) -> None:
-        for writer in self.writers.values():
-            writer.abort()
-        if self.clip is not None:
-            self.clip.abort()
-
-
 @dataclasses.dataclass
 class _LoopState:
     """What the play loop carries from frame to frame."""
@@ -432,7 +328,7 @@ def _render_next(
     loop: _LoopState,
     *,
     start_view: str,
-    outputs: _Outputs,
+    outputs: RideOutputs,
 ) -> None:
     """Step and render one frame, let the view sources add theirs, and record it."""
     shown = start_view if loop.rendered == 0 else loop.view_names[loop.view_index]
@@ -463,7 +359,7 @@ def _show(
     hud = _hud_lines(session, name, loop.fps, loop.paused)
     for source in view_sources:
         hud += source.hud_lines()
-    window.show(_view(name, gbuffer, extra), hud, banner)
+    window.show(view_image(name, gbuffer, extra), hud, banner)
     loop.fps = window.tick(config.fps)
 
 
@@ -478,16 +374,6 @@ def _result(session: GameSession) -> SessionResult:
         render_ms=1e3 * session.timings["render"] / n,
         views_ms=1e3 * session.timings["views"] / n,
     )
-
-
-def _view(name: str, gbuffer: GBuffer, extra: dict[str, np.ndarray]) -> np.ndarray:
-    if name in extra:
-        return extra[name]
-    try:
-        return builtin_view(name, gbuffer)
-    except KeyError:
-        known = ", ".join(list(BUILTIN_VIEWS) + list(extra))
-        raise UserError(f"unknown view '{name}'", f"Choose one of: {known}.") from None
 
 
 def _default_window(session: GameSession):

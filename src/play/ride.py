@@ -27,15 +27,8 @@ from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer import GBuffer
 from src.game.display import require_visible_display
-from src.game.session import (
-    BUILTIN_VIEWS,
-    FrameInfo,
-    PlayConfig,
-    ViewSource,
-    builtin_view,
-    check_play_config,
-    run_session,
-)
+from src.game.session import PlayConfig, check_play_config, run_session
+from src.game.views import BUILTIN_VIEWS, FrameInfo, ViewSource, builtin_view
 from src.play.fetch import resolve_checkpoint
 from src.runtime.defaults import DEFAULT_CHECKPOINT
 from src.runtime.package import RendererPackage, load_package, renderer_names
