@@ -9,7 +9,7 @@ loses tens to hundreds of milliseconds (``/work/shared/FIELD_NOTES.md``, "Thread
 load"). So the runtimes get one thread count of their own and are told not to spin.
 
 Light on purpose (no torch at import): a script calls ``quiet_thread_pools`` before torch or ncnn
-load, since OpenMP reads its environment once, when it starts.
+load, since OpenMP reads its environment once, when it starts (play, the benchmark and train_net do).
 """
 
 from __future__ import annotations

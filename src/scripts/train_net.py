@@ -14,12 +14,16 @@ from pathlib import Path
 from src.common.config import parse_config
 from src.common.errors import script_main
 from src.common.io import check_writable_dir
+from src.runtime.threads import quiet_thread_pools
 from src.train.config import TrainConfig
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(TrainConfig, argv, prog="train_net", description=__doc__)
+    # OpenMP pools that sleep between parallel regions: on a machine doing something else too, a
+    # spinning pool made a 2-thread CPU run 5x slower (src/runtime/threads.py)
+    quiet_thread_pools()
     # imported here: it pulls accelerate, cv2, diffusers; a script's --help should not wait for that
     from src.train.auto_data import prepare_defaults_if_missing
     from src.train.loop import train
