@@ -21,9 +21,19 @@ def test_run_card_sections_in_order():
         teacher=None,
         model=SimpleNamespace(model_class="StudentUNet", preset="tiny", overrides={}),
         conditions=SimpleNamespace(channels=["albedo", "depth"]),
-        data=SimpleNamespace(batch_size=2, clip_frames=8, crop=None, dataset="data/prepared/other"),
+        data=SimpleNamespace(
+            batch_size=2,
+            clip_frames=8,
+            crop=None,
+            dataset="data/prepared/other",
+            source_weights={"city_street_*": 3, "*": 1},
+        ),
     )
-    data = SimpleNamespace(manifest={"fps": 12, "videos": [{"source": "/v/road.mp4"}]}, frame_size=(64, 96))
+    videos = [
+        {"id": "road-1", "source": "/v/road.mp4"},
+        {"id": "city-2", "source": "/d/city_street_pandaset002_front.mp4", "depth_source": "lidar_sidecar"},
+    ]
+    data = SimpleNamespace(manifest={"fps": 12, "videos": videos}, frame_size=(64, 96))
     card = run_card(
         config=config,
         data=data,
@@ -45,6 +55,11 @@ def test_run_card_sections_in_order():
     ]
     assert "A recurrent U-Net student" in card and "- real_psnr: 21.25" in card
     assert "- `StudentUNet` preset `tiny`, 2.00M parameters" in card and "`road.mp4`" in card
+    # each video's sampling weight, where its depth came from, and the credit its licence asks for
+    road, city = (line for line in card.splitlines() if line.startswith("  - `"))
+    assert "sampling weight 1;" not in road and "sampling weight 1" in road and "your own video" in road
+    assert "sampling weight 3" in city and "LiDAR sidecar" in city
+    assert '"PandaSet (Scale AI, Hesai), CC BY 4.0"' in city
     assert "\n\n\n" not in card and card.endswith("![curves](curves.png)\n")
 
 
@@ -86,7 +101,9 @@ def test_run_card_lists_the_stages_it_started_from(tmp_path):
         teacher=str(high),
         model=SimpleNamespace(model_class="VelodreamDiT", preset="tiny", overrides={}),
         conditions=SimpleNamespace(channels=["albedo"]),
-        data=SimpleNamespace(batch_size=2, clip_frames=4, crop=None, dataset="data/prepared/cpu_224"),
+        data=SimpleNamespace(
+            batch_size=2, clip_frames=4, crop=None, dataset="data/prepared/cpu_224", source_weights={}
+        ),
     )
     data = SimpleNamespace(manifest={"fps": 10, "videos": []}, frame_size=(224, 224))
     card = run_card(

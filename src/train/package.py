@@ -13,7 +13,9 @@ from src.common.config import load_config, to_dict
 from src.common.errors import UserError
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
+from src.data.credits import credit_note
 from src.data.prepared import read_manifest
+from src.data.weights import video_weights
 from src.diffusion.flow_matching import resolution_shift
 from src.net.flat_color import FlatColorRenderer
 from src.runtime.package import SamplingDefaults, write_package
@@ -125,11 +127,22 @@ def _data_lines(config, data) -> list[str]:
         f"- prepared dataset `{config.data.dataset}` ({totals.get('train_frames', '?')} training, "
         f"{totals.get('val_frames', '?')} held-out frames; extractors: {extractors})",
     ]
+    weights = (
+        video_weights(manifest.get("videos", []), config.data.source_weights)
+        if config.data.source_weights
+        else {}
+    )
     for video in manifest.get("videos", []):
         splits = video.get("splits", {})
+        source = video.get("source", "?")
+        weight = f"; sampling weight {weights[video['id']]:g}" if video.get("id") in weights else ""
+        depth = (
+            "; depth from its LiDAR sidecar" if video.get("depth_source", "estimate") != "estimate" else ""
+        )
         lines.append(
-            f"  - `{Path(video.get('source', '?')).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
+            f"  - `{Path(source).name}`: {splits.get('train', {}).get('num_frames', '?')} train + "
             f"{splits.get('val', {}).get('num_frames', '?')} held-out frames (the last part of the video)"
+            f"{weight}{depth}. Source and licence: {credit_note(source)}"
         )
     return lines
 
