@@ -135,8 +135,9 @@ class BenchRealismFloorConfig:
     }
     CHOICES = {"split": SPLITS}  # checked when parsed (src/common/ranges.py)
 
-    reference: str = "../shared/data/real_videos"
-    """the real frames a game ride is scored against: evaluate's --data (prepared dataset, video or folder)"""
+    reference: str = "data/real_videos"
+    """the real frames a game ride is scored against: evaluate's --data (prepared dataset, video or folder;
+    the default is where prepare_data looks for your own videos)"""
     others: list[str] = dataclasses.field(default_factory=list)
     """real footage of other places: prepared datasets, videos or folders of videos, one set each"""
     per_video: bool = False

@@ -6,7 +6,7 @@ names real footage of the game's own kind of place that no model trained on, and
 ``REFERENCE_KEYS``: KID (standard Inception) and SWD of the ride's rendered and raster frames to
 every frame of it.
 
-The city reference (issue 36): ``city_street_pandaset002_back_reversed.mp4`` of
+The city reference: ``city_street_pandaset002_back_reversed.mp4`` of
 ``../shared/data/city_videos/``, held out whole (never prepared for training). Why that clip and
 not the last 25 % of each city clip: a tail sits seconds from frames the model trained on, so it
 would reward memorising the street, and its floor would be the clip's own earlier half; a whole
