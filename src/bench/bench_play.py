@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from src.bench.background_load import BackgroundLoad, load_average, under_load_columns
+from src.bench.bench_play_report import format_table
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
@@ -120,60 +121,14 @@ def _bench_one(
     package,
     progress_label: str,
 ) -> dict:
-    neural = None
-    if renderer != "raster":
-        # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-        from src.play.neural import NeuralRenderer
-        from src.play.ride import RideConfig, neural_frame_size
-        from src.runtime.backends import make_renderer
-
-        ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
-        width, height = neural_frame_size(ride_config, package)
-        runner = make_renderer(
-            package,
-            backend=backend,
-            height=height,
-            width=width,
-            num_denoising_steps=steps,
-            device=config.device,
-            seed=config.seed,
-            threads=runtime_threads(config.threads),
-        )
-        neural = NeuralRenderer(package, runner, fov_y_deg=ride_config.camera.fov_y_deg)
-        resolution = f"{width}x{height}"
+    """One row: ride ``frames`` frames after the warm-up with ``renderer`` and average each stage."""
+    neural, runner, resolution = _open_neural(
+        config, resolution=resolution, renderer=renderer, backend=backend, steps=steps, package=package
+    )
     session = GameSession(PlayConfig(headless=True, autopilot=True, seed=config.seed, resolution=resolution))
     display = _Display(session.width, session.height) if config.display else None
-    world_ms, render_ms, display_ms, frame_ms, encode_ms, model_ms = [], [], [], [], [], []
-    latest = None
     try:
-        for index in tqdm(range(config.warmup_frames + config.frames), desc=progress_label, leave=False):
-            start = time.perf_counter()
-            before = dict(session.timings)
-            gbuffer, _, _ = session.frame(None)
-            if session.world.game_over:
-                session.restart()
-                if neural is not None:
-                    neural.reset()
-            shown, encoded, modelled = gbuffer.color, 0.0, 0.0
-            if neural is not None:
-                out = neural.push(gbuffer)
-                encoded = neural.times.encode_ms[-1]
-                if out is not None:
-                    latest = out[-1]
-                    modelled = neural.times.model_ms[-1]  # the step this push ran
-                shown = latest if latest is not None else shown
-            displayed = 0.0
-            if display is not None:
-                display_start = time.perf_counter()
-                display.show(shown)
-                displayed = (time.perf_counter() - display_start) * 1e3
-            if index >= config.warmup_frames:
-                frame_ms.append((time.perf_counter() - start) * 1e3)
-                world_ms.append((session.timings["world"] - before["world"]) * 1e3)
-                render_ms.append((session.timings["render"] - before["render"]) * 1e3)
-                encode_ms.append(encoded)
-                model_ms.append(modelled)
-                display_ms.append(displayed)
+        times = _time_frames(config, session, neural, display, progress_label=progress_label)
     finally:
         if display is not None:
             display.close()
@@ -184,22 +139,23 @@ def _bench_one(
         "backend": backend or "-",
         "resolution": resolution,
         "steps": steps or 0,
-        "world_ms": float(np.mean(world_ms)),
-        "gbuffer_ms": float(np.mean(render_ms)),
-        "display_ms": float(np.mean(display_ms)),
-        "encode_ms": float(np.mean(encode_ms)),
+        "world_ms": float(np.mean(times["world"])),
+        "gbuffer_ms": float(np.mean(times["render"])),
+        "display_ms": float(np.mean(times["display"])),
+        "encode_ms": float(np.mean(times["encode"])),
         "frames_per_step": 1,
         "passes_per_framelet": 0,
-        "model_ms_per_frame": float(np.mean(model_ms)),
+        "model_ms_per_frame": float(np.mean(times["model"])),
         "model_ms_per_framelet": 0.0,
         "model_ms_per_step": 0.0,
-        "frame_ms": float(np.mean(frame_ms)),
-        "fps": 1e3 / float(np.mean(frame_ms)),
+        "frame_ms": float(np.mean(times["frame"])),
+        "fps": 1e3 / float(np.mean(times["frame"])),
         "load_average": load_average(),  # at the row's end: what else the machine was doing
     }
     stages = ("world_ms", "gbuffer_ms", "encode_ms", "model_ms_per_frame", "display_ms")
     row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)  # the stages + other = frame
     if neural is not None:
+        model_ms = times["model"]
         passes = runner.passes_per_step  # e.g. the denoising steps plus the pass that caches context
         framelet_ms = float(np.mean([ms for ms in model_ms if ms > 0])) if any(model_ms) else 0.0
         row.update(
@@ -210,6 +166,80 @@ def _bench_one(
             threads=runner_threads(),
         )
     return row
+
+
+def _open_neural(
+    config: BenchmarkConfig,
+    *,
+    resolution: str,
+    renderer: str,
+    backend: str | None,
+    steps: int | None,
+    package,
+):
+    """(the neural renderer, its runner, the ride's WIDTHxHEIGHT); for ``raster`` (None, None,
+    ``resolution``). ``model`` resolves to the package's own size."""
+    if renderer == "raster":
+        return None, None, resolution
+    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
+    from src.play.neural import NeuralRenderer
+    from src.play.ride import RideConfig, neural_frame_size
+    from src.runtime.backends import make_renderer
+
+    ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
+    width, height = neural_frame_size(ride_config, package)
+    runner = make_renderer(
+        package,
+        backend=backend,
+        height=height,
+        width=width,
+        num_denoising_steps=steps,
+        device=config.device,
+        seed=config.seed,
+        threads=runtime_threads(config.threads),
+    )
+    neural = NeuralRenderer(package, runner, fov_y_deg=ride_config.camera.fov_y_deg)
+    return neural, runner, f"{width}x{height}"
+
+
+def _time_frames(
+    config: BenchmarkConfig, session: GameSession, neural, display, *, progress_label: str
+) -> dict[str, list[float]]:
+    """Milliseconds per stage of every frame after the warm-up: world, render, encode, model,
+    display and the whole frame."""
+    times: dict[str, list[float]] = {
+        name: [] for name in ("world", "render", "display", "frame", "encode", "model")
+    }
+    latest = None
+    for index in tqdm(range(config.warmup_frames + config.frames), desc=progress_label, leave=False):
+        start = time.perf_counter()
+        before = dict(session.timings)
+        gbuffer, _, _ = session.frame(None)
+        if session.world.game_over:
+            session.restart()
+            if neural is not None:
+                neural.reset()
+        shown, encoded, modelled = gbuffer.color, 0.0, 0.0
+        if neural is not None:
+            out = neural.push(gbuffer)
+            encoded = neural.times.encode_ms[-1]
+            if out is not None:
+                latest = out[-1]
+                modelled = neural.times.model_ms[-1]  # the step this push ran
+            shown = latest if latest is not None else shown
+        displayed = 0.0
+        if display is not None:
+            display_start = time.perf_counter()
+            display.show(shown)
+            displayed = (time.perf_counter() - display_start) * 1e3
+        if index >= config.warmup_frames:
+            times["frame"].append((time.perf_counter() - start) * 1e3)
+            times["world"].append((session.timings["world"] - before["world"]) * 1e3)
+            times["render"].append((session.timings["render"] - before["render"]) * 1e3)
+            times["encode"].append(encoded)
+            times["model"].append(modelled)
+            times["display"].append(displayed)
+    return times
 
 
 def runner_threads() -> int:
@@ -290,16 +320,42 @@ def _bench_row(config: BenchmarkConfig, **setting) -> dict:
 
 
 def run_benchmark(config: BenchmarkConfig) -> dict:
+    """Every row (resolution x renderer x backend x steps, after a raster row per resolution), the
+    machine they ran on and, with ``soak_game_minutes``, the soak."""
     quiet_thread_pools()  # before torch and ncnn start their OpenMP runtimes
     import torch
 
     # imported here: it pulls diffusers, torch; a script's --help should not wait for that
     from src.play.fetch import resolve_checkpoint
-    from src.play.ride import RideConfig, neural_frame_size
     from src.runtime.package import load_package
 
     checkpoint = resolve_checkpoint(config.checkpoint)
     packages = [load_package(checkpoint, renderer=name) for name in config.renderers]
+    package = packages[0]
+    rows = _bench_rows(config, packages)
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "runtime_threads": runtime_threads(config.threads),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "background_load": config.background_load,
+        },
+        "checkpoint": str(config.checkpoint),
+        "config": dataclasses.asdict(config),
+        "rows": rows,
+    }
+    if config.soak_game_minutes > 0:
+        result["soak"] = soak(config, package, backend=config.backends[0], steps=config.steps[0])
+    return result
+
+
+def _bench_rows(config: BenchmarkConfig, packages: list) -> list[dict]:
+    """Per resolution: the raster row, then each renderer x backend x steps."""
+    from src.play.ride import RideConfig, neural_frame_size
+
     package = packages[0]
     rows = []
     for resolution in config.resolutions:
@@ -333,65 +389,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                             progress_label=f"{name} {backend} {resolution} {steps} step(s)",
                         )
                     )
-    result = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "runtime_threads": runtime_threads(config.threads),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "background_load": config.background_load,
-        },
-        "checkpoint": str(config.checkpoint),
-        "config": dataclasses.asdict(config),
-        "rows": rows,
-    }
-    if config.soak_game_minutes > 0:
-        result["soak"] = soak(config, package, backend=config.backends[0], steps=config.steps[0])
-    return result
-
-
-def format_table(result: dict) -> str:
-    loaded = bool(result["config"].get("background_load"))
-    header = (
-        f"{'renderer':>8} {'model':>17} {'backend':>11} {'res':>9} {'steps':>5} {'world':>7} {'gbuffer':>8} "
-        f"{'encode':>7} {'passes':>6} {'model/step':>10} {'model/fl':>9} {'model/fr':>9} {'display':>8} "
-        f"{'other':>7} {'frame':>7} {'FPS':>6}"
-    )
-    if loaded:
-        header += f" {'FPS load':>8} {'x idle':>6} {'other load':>10}"
-    lines = [header, "-" * len(header)]
-    for row in result["rows"]:
-        line = (
-            f"{row['renderer']:>8} {row['model']:>17} {row['backend']:>11} {row['resolution']:>9} {row['steps']:>5} "
-            f"{row['world_ms']:>7.2f} {row['gbuffer_ms']:>8.2f} {row['encode_ms']:>7.2f} {row['passes_per_framelet']:>6} "
-            f"{row['model_ms_per_step']:>10.2f} {row['model_ms_per_framelet']:>9.2f} {row['model_ms_per_frame']:>9.2f} "
-            f"{row['display_ms']:>8.2f} {row['other_ms']:>7.2f} {row['frame_ms']:>7.2f} {row['fps']:>6.1f}"
-        )
-        if loaded:
-            line += f" {row['fps_under_load']:>8.1f} {row['load_fps_ratio']:>6.2f} {row['other_ms_under_load']:>10.2f}"
-        lines.append(line)
-    lines.append(
-        "(milliseconds per frame; model/step = one network evaluation, model/fl = one framelet (2 frames for the DiT), "
-        "model/fr = the model's time per frame, passes = network evaluations per framelet; world + gbuffer + encode + "
-        "model/fr + display + other = frame, other being the loop's own time and waits for a core; FPS = every stage "
-        "in sequence"
-        + (
-            f"; FPS load = the same row beside {result['config']['background_load']} busy process(es), x idle its ratio"
-            if loaded
-            else ""
-        )
-        + f"; runtime threads {result['machine'].get('runtime_threads')})"
-    )
-    if "soak" in result:
-        s = result["soak"]
-        lines.append(
-            f"soak: {s['game_minutes']:g} game minutes ({s['frames']} frames, {s['wall_s']:.0f} s): RSS "
-            f"{s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB (max {s['rss_max_mb']:.0f}), threads "
-            f"{s['threads_start']} -> {s['threads_end']}, open files {s['open_files_start']} -> {s['open_files_end']}"
-        )
-    return "\n".join(lines)
+    return rows
 
 
 def run_and_report(config: BenchmarkConfig) -> dict:
