@@ -219,6 +219,8 @@ def check_config(config: EqualWorkConfig) -> None:
 
 @torch.no_grad()
 def run_equal_work(config: EqualWorkConfig) -> dict:
+    """Build every system, warm each up, count its FLOPs and time it in interleaved rounds; the
+    rows, the machine and (with a peer_dir) where the peer's code came from."""
     check_config(config)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     peer = load_peer(config.peer_dir, config.peer_commit) if config.peer_dir else None
@@ -243,6 +245,34 @@ def run_equal_work(config: EqualWorkConfig) -> dict:
         for name, (model, sampler) in systems.items()
     }
     rounds = time_rounds(systems, config, inputs)
+    result = {
+        "machine": machine_record(load_before),
+        "config": dataclasses.asdict(config),
+        "rows": result_rows(systems, flops, rounds),
+    }
+    if peer is not None:
+        result["peer"] = {
+            "dir": str(peer.directory),
+            "commit": peer.commit,
+            "stubbed_imports": peer.stubbed_imports,
+            "model_config": systems["peer"][0].peer_config,
+        }
+    return result
+
+
+def machine_record(load_before: tuple[float, float, float] | None) -> dict:
+    """The machine the rounds ran on, with its load average before the systems were built and now."""
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_before": load_before,  # 1, 5 and 15 minutes, before the systems are built
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,  # after the rounds
+    }
+
+
+def result_rows(systems: dict, flops: dict[str, float], rounds: dict[str, list[float]]) -> list[dict]:
+    """One row per system: parameters, FLOPs per framelet, its rounds and the ratios between systems."""
     rows = [
         {
             "system": name,
@@ -255,25 +285,7 @@ def run_equal_work(config: EqualWorkConfig) -> dict:
         for name, (model, _) in systems.items()
     ]
     add_ratios(rows, rounds)
-    result = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before,  # 1, 5 and 15 minutes, before the systems are built
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,  # after the rounds
-        },
-        "config": dataclasses.asdict(config),
-        "rows": rows,
-    }
-    if peer is not None:
-        result["peer"] = {
-            "dir": str(peer.directory),
-            "commit": peer.commit,
-            "stubbed_imports": peer.stubbed_imports,
-            "model_config": systems["peer"][0].peer_config,
-        }
-    return result
+    return rows
 
 
 def add_ratios(rows: list[dict], rounds: dict[str, list[float]]) -> None:
