@@ -53,7 +53,7 @@ def test_the_raster_held_temporal_term_stills_the_game_clips():
         DistillationObjective(
             teacher=tiny_teacher(), frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
             context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-            ode_weight=0.0, temporal_weight=1.0, temporal_reference="teacher",
+            ode_weight=0.0, temporal_weight=1.0, temporal_reference="teacher", game_clips_per_batch=0,
         )  # fmt: skip
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
     history = []

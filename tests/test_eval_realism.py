@@ -242,7 +242,7 @@ def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips()
             teacher=teacher, frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
             context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
             ode_weight=0.0, dmd_weight=0.0, real_x0_weight=1.0, gan_weight=0.0, perceptual_weight=weight,
-            perceptual=distance,
+            perceptual=distance, game_clips_per_batch=0,
         )  # fmt: skip
         with torch.no_grad():
             losses[weight], logs = objective(student, batch, generator=torch.Generator().manual_seed(1))

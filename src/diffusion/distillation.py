@@ -136,7 +136,7 @@ class DistillationObjective:
         gan_weight: float = 0.05,
         perceptual_weight: float = 0.0,
         perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
-        game_clips_per_batch: int = 0,
+        game_clips_per_batch: int,  # no default: distill.game_clips_per_batch is the one source
         game_batch: Callable[[int, torch.Generator], dict[str, Tensor] | None] | None = None,
         temporal_weight: float = 0.0,
         temporal_reference: str = "raster",
@@ -170,13 +170,30 @@ class DistillationObjective:
         self.game_batch = game_batch
         self.critic_steps = critic_steps
         self.fake_score_recipe = fake_score_recipe
+        self._build_critics(
+            critic_learning_rate=critic_learning_rate,
+            discriminator_learning_rate=discriminator_learning_rate,
+            discriminator_channels=discriminator_channels,
+            device=device,
+        )
+
+    def _build_critics(
+        self,
+        *,
+        critic_learning_rate: float,
+        discriminator_learning_rate: float,
+        discriminator_channels: int,
+        device,
+    ) -> None:
+        """The fake-score copy of the teacher (for DMD) and the discriminator (for the GAN term),
+        each with its optimiser, where its weight is on."""
         self.fake_score = self.discriminator = None
-        if dmd_weight > 0:
+        if self.weights["dmd"] > 0:
             self.fake_score = copy.deepcopy(self.teacher).requires_grad_(True).train()
             self.fake_optimizer = torch.optim.AdamW(
                 self.fake_score.parameters(), lr=critic_learning_rate, betas=(0.0, 0.999), weight_decay=0.0
             )
-        if gan_weight > 0:
+        if self.weights["gan"] > 0:
             self.discriminator = PatchDiscriminator(channels=discriminator_channels).to(device)
             self.discriminator_optimizer = discriminator_optimizer(
                 self.discriminator, learning_rate=discriminator_learning_rate
@@ -306,6 +323,18 @@ class DistillationObjective:
         )  # total t 3 h w, with gradients through the exit step's passes
 
         logs = self._critic_steps(generated.detach(), cond, batch, sources, generator)
+        terms = self._student_terms(generated, cond, noise, frames, game, generator=generator)
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})
+        return loss, logs
+
+    def _student_terms(
+        self, generated: Tensor, cond: Tensor, noise: Tensor, frames: Tensor, game: dict | None, *, generator
+    ) -> dict[str, Tensor]:
+        """The student's loss terms, unweighted, on its rollout ``generated`` (total t 3 h w: the
+        real clips, then the game clips)."""
+        b, t = frames.shape[:2]
+        total = cond.shape[0]
         terms: dict[str, Tensor] = {}
         if self.weights["ode"] > 0:
             with torch.no_grad():
@@ -341,6 +370,4 @@ class DistillationObjective:
             logits = self.discriminator(generated.flatten(0, 1)).flatten(1).mean(1)
             self.discriminator.requires_grad_(True)
             terms["gan"] = F.softplus(-logits.float()).mean()
-        loss = sum(self.weights[name] * value for name, value in terms.items())
-        logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})
-        return loss, logs
+        return terms

@@ -223,6 +223,19 @@ class StudentObjective:
         ).float()  # n t 3 H W
         logs: dict[str, float] = {}
         loss = output.new_zeros(())
+        # each step adds its terms to the loss in turn (the order of the sum stays fixed)
+        loss = self._pixel_terms(loss, logs, output, target, frames, game)
+        loss = self._perceptual_terms(loss, logs, output, target, frames, game)
+        if self.discriminator is not None:
+            loss = self._adversarial_term(loss, logs, output, frames, game, generator=generator)
+        return loss, logs
+
+    def _pixel_terms(
+        self, loss: Tensor, logs: dict, output: Tensor, target: Tensor, frames: Tensor, game: dict | None
+    ) -> Tensor:
+        """``loss`` plus the teacher, real, temporal, structure and grid terms (``logs`` gets each)."""
+        b, t = frames.shape[:2]
+        clips = output.shape[0]
         if self.teacher_weight or (game is not None and self.game_teacher_weight):
             per_clip = (output - target).abs().mean(dim=(1, 2, 3, 4))  # n
             weights = torch.full_like(per_clip, self.teacher_weight)
@@ -247,6 +260,14 @@ class StudentObjective:
             grid = grid_energy(output)
             loss = loss + self.grid_weight * grid
             logs["grid"] = float(grid.detach())
+        return loss
+
+    def _perceptual_terms(
+        self, loss: Tensor, logs: dict, output: Tensor, target: Tensor, frames: Tensor, game: dict | None
+    ) -> Tensor:
+        """``loss`` plus the perceptual terms: one over all clips, or the real and the game clips
+        weighted apart (``game_perceptual_weight``)."""
+        b = frames.shape[0]
         if self.perceptual_weight and self.game_perceptual_weight is None:
             reference = torch.cat([frames.float(), target[b:].float()])  # real frames, then the teacher's
             perceptual = self.perceptual(output, reference)
@@ -261,22 +282,28 @@ class StudentObjective:
                 game_perceptual = self.perceptual(output[b:], target[b:].float())
                 loss = loss + self.game_perceptual_weight * game_perceptual
                 logs["game_perceptual"] = float(game_perceptual.detach())
-        if self.discriminator is not None:
-            # without a GAN term on real clips only the game clips' frames are judged
-            judged = output if self.adversarial_weight else output[b:]
-            fake = judged.reshape(-1, *output.shape[2:])
-            real = self.real_images(frames, generator=generator).to(device=device, dtype=torch.float32)
-            logs["discriminator"] = self.discriminator_step(real, fake)
-            self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
-            adversarial = -self.discriminator(fake).reshape(judged.shape[0], t, -1).mean(dim=(1, 2))
-            weights = torch.full_like(adversarial, self.game_adversarial_weight)
-            if self.adversarial_weight:
-                weights[:b] = self.adversarial_weight
-            loss = loss + (weights * adversarial).sum() / judged.shape[0]
-            logs["adversarial"] = float(adversarial.mean().detach())
-            if game is not None:
-                logs["game_adversarial"] = float(adversarial[-self.game_clips_per_batch :].mean().detach())
-        return loss, logs
+        return loss
+
+    def _adversarial_term(
+        self, loss: Tensor, logs: dict, output: Tensor, frames: Tensor, game: dict | None, *, generator
+    ) -> Tensor:
+        """One discriminator step, then ``loss`` plus the student's hinge GAN term."""
+        b, t = frames.shape[:2]
+        # without a GAN term on real clips only the game clips' frames are judged
+        judged = output if self.adversarial_weight else output[b:]
+        fake = judged.reshape(-1, *output.shape[2:])
+        real = self.real_images(frames, generator=generator).to(device=frames.device, dtype=torch.float32)
+        logs["discriminator"] = self.discriminator_step(real, fake)
+        self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
+        adversarial = -self.discriminator(fake).reshape(judged.shape[0], t, -1).mean(dim=(1, 2))
+        weights = torch.full_like(adversarial, self.game_adversarial_weight)
+        if self.adversarial_weight:
+            weights[:b] = self.adversarial_weight
+        loss = loss + (weights * adversarial).sum() / judged.shape[0]
+        logs["adversarial"] = float(adversarial.mean().detach())
+        if game is not None:
+            logs["game_adversarial"] = float(adversarial[-self.game_clips_per_batch :].mean().detach())
+        return loss
 
     def real_images(self, frames: Tensor, *, generator: torch.Generator) -> Tensor:
         """The discriminator's real side: the real clips' frames (``b t 3 H W`` -> ``(b t) 3 H W``)

@@ -136,6 +136,61 @@ def _teacher_package(source: str):
     return load_package(package_folder(source))
 
 
+def _student_teacher(config, data, device, *, height: int, width: int):
+    """The student's teacher as ``teacher(cond, seeds) -> clips``: the ``config.teacher`` package
+    rendering through play's renderer interface at ``height`` x ``width``, on ``device``. It must
+    take the run's condition channels; other condition statistics only get a note."""
+    package = _teacher_package(config.teacher)
+    if tuple(package.spec.channels) != tuple(config.conditions.channels):
+        raise UserError(
+            f"the teacher {config.teacher} takes conditions {list(package.spec.channels)}, "
+            f"this run {list(config.conditions.channels)}",
+            "Train the student on the teacher's condition channels.",
+        )
+    if package.stats != data.stats:
+        print(
+            f"note: the teacher {config.teacher} was trained with other condition statistics than "
+            f"{config.data.dataset}; it is given the run's conditions"
+        )
+    teacher_model = package.model.to(device).eval().requires_grad_(False)
+    renderer = torch_renderer(
+        teacher_model,
+        sampling=package.sampling,
+        width=width,
+        height=height,
+        num_denoising_steps=config.student.teacher_denoising_steps,
+    )
+    framelet_count(
+        config.data.clip_frames,
+        renderer.frames_per_step,
+        what="data.clip_frames",
+        whose="the teacher's",
+        error=UserError,
+    )
+
+    def teacher(cond: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        clips = [torch.from_numpy(render_clip(renderer, clip, seed=seed)) for clip, seed in zip(cond, seeds)]
+        return torch.stack(clips).to(cond.device)
+
+    return teacher
+
+
+def _student_real_photos(settings, *, height: int, width: int):
+    """``sample(count, generator)`` of real-photo crops at the student's output size, or None
+    where ``photos_per_batch`` is 0."""
+    if settings.photos_per_batch <= 0:
+        return None
+    if not settings.real_photos:
+        raise UserError(
+            "student.photos_per_batch needs student.real_photos",
+            "Pass --student.real_photos mvtb (or a folder of photos), or set photos_per_batch 0.",
+        )
+    photos = PhotoCrops.from_source(
+        settings.real_photos, size=(height, width), max_zoom=settings.photo_max_zoom
+    )
+    return photos.sample  # the real frames' size: the student's output size
+
+
 def student_objective(config, model, data, device) -> StudentObjective:
     """The ``student`` objective from ``config.student`` and ``config.teacher``: the teacher is any
     renderer package (or a run folder's package) rendering through the same renderer interface as
@@ -154,53 +209,12 @@ def student_objective(config, model, data, device) -> StudentObjective:
             "objective student needs a teacher",
             "Pass --teacher game/models/default/dit (a renderer package or run folder).",
         )
-    package = _teacher_package(config.teacher)
-    if tuple(package.spec.channels) != tuple(config.conditions.channels):
-        raise UserError(
-            f"the teacher {config.teacher} takes conditions {list(package.spec.channels)}, "
-            f"this run {list(config.conditions.channels)}",
-            "Train the student on the teacher's condition channels.",
-        )
-    if package.stats != data.stats:
-        print(
-            f"note: the teacher {config.teacher} was trained with other condition statistics than "
-            f"{config.data.dataset}; it is given the run's conditions"
-        )
     height, width = tuple(config.data.crop) if config.data.crop else data.frame_size
-    teacher_model = package.model.to(device).eval().requires_grad_(False)
-    renderer = torch_renderer(
-        teacher_model,
-        sampling=package.sampling,
-        width=width,
-        height=height,
-        num_denoising_steps=settings.teacher_denoising_steps,
-    )
-    framelet_count(
-        config.data.clip_frames,
-        renderer.frames_per_step,
-        what="data.clip_frames",
-        whose="the teacher's",
-        error=UserError,
-    )
-
-    def teacher(cond: torch.Tensor, seeds: list[int]) -> torch.Tensor:
-        clips = [torch.from_numpy(render_clip(renderer, clip, seed=seed)) for clip, seed in zip(cond, seeds)]
-        return torch.stack(clips).to(cond.device)
-
+    teacher = _student_teacher(config, data, device, height=height, width=width)
     game_clips = None
     if settings.game_clips_per_batch > 0:
         game_clips = GameClips.for_run(config, data, seed=settings.game_seed, size=(height, width)).batch
-    real_photos = None
-    if settings.photos_per_batch > 0:
-        if not settings.real_photos:
-            raise UserError(
-                "student.photos_per_batch needs student.real_photos",
-                "Pass --student.real_photos mvtb (or a folder of photos), or set photos_per_batch 0.",
-            )
-        photos = PhotoCrops.from_source(
-            settings.real_photos, size=(height, width), max_zoom=settings.photo_max_zoom
-        )
-        real_photos = photos.sample  # the real frames' size: the student's output size
+    real_photos = _student_real_photos(settings, height=height, width=width)
     # always built (the objective keeps it only when a GAN weight is on); its own seed: the same
     # initial discriminator whatever was drawn before it
     with torch.random.fork_rng(devices=[]):
