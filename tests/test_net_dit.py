@@ -190,7 +190,7 @@ def test_a_package_saved_before_the_scales_existed_loads_unchanged(tmp_path):
 
 
 def test_presets_build_and_run():
-    assert set(DIT_PRESETS) == {"tiny", "S", "B"}
+    assert set(DIT_PRESETS) == {"tiny", "S", "B", "dit224"}
     model = build_dit("tiny", num_blocks=1)
     x, cond, _ = random_clip(1, 2, 64, 64)
     with torch.no_grad():

@@ -31,7 +31,7 @@ UNDOES_AN_EARLIER_LAYER = {
 
 def _leaves(mapping: dict, prefix: str = ""):
     for key, value in mapping.items():
-        if isinstance(value, dict) and key != "overrides":  # model.overrides is one value
+        if isinstance(value, dict) and key not in ("overrides", "source_weights"):  # each is one value
             yield from _leaves(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
