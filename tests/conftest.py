@@ -45,7 +45,7 @@ def pytest_terminal_summary(terminalreporter, config):
     left_out = getattr(config, "_velodream_left_out", 0)
     if left_out:
         terminalreporter.write_line(
-            f"fast tier: {left_out} slow tests left out ({', '.join(SLOW_TIERS)}); "
+            f"fast tier: {left_out} slow test{'s' if left_out != 1 else ''} left out ({', '.join(SLOW_TIERS)}); "
             "`uv run pytest --full` runs every test"
         )
 
