@@ -124,6 +124,31 @@ def _refuse_part_of_other_output(target: Path, kind: str, flag: str) -> None:
         )
 
 
+def _refuse_bad_place(target: Path, inputs: Iterable[str | Path], flag: str) -> None:
+    """Refuse a ``target`` that equals or contains an input, is not a folder, or lies under a file
+    or (when it does not exist yet) under a folder that is not writable."""
+    resolved = target.resolve()
+    for source in inputs:
+        if _is_within(Path(source).resolve(), resolved):
+            raise UserError(
+                f"{flag} {target} contains this command's input {source}: writing it would delete the input",
+                f"Choose a new folder for {flag}.",
+            )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UserError(f"{flag} {target} exists and is not a folder", f"Choose a new folder for {flag}.")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(
+                    f"{flag} {target}: {parent} is a file, not a folder", f"Choose another {flag}."
+                )
+            if not os.access(parent, os.W_OK | os.X_OK) and not target.exists():
+                raise UserError(
+                    f"{flag} {target}: the folder {parent} is not writable", f"Choose another {flag}."
+                )
+            break
+
+
 def claim_output_folder(
     target: str | Path,
     *,
@@ -145,26 +170,7 @@ def claim_output_folder(
     a folder of their kind are left alone, so they do not block it.
     """
     target = Path(target)
-    resolved = target.resolve()
-    for source in inputs:
-        if _is_within(Path(source).resolve(), resolved):
-            raise UserError(
-                f"{flag} {target} contains this command's input {source}: writing it would delete the input",
-                f"Choose a new folder for {flag}.",
-            )
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise UserError(f"{flag} {target} exists and is not a folder", f"Choose a new folder for {flag}.")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(
-                    f"{flag} {target}: {parent} is a file, not a folder", f"Choose another {flag}."
-                )
-            if not os.access(parent, os.W_OK | os.X_OK) and not target.exists():
-                raise UserError(
-                    f"{flag} {target}: the folder {parent} is not writable", f"Choose another {flag}."
-                )
-            break
+    _refuse_bad_place(target, inputs, flag)
     if not target.exists():
         return target
     _refuse_part_of_other_output(target, kind, flag)

@@ -148,6 +148,18 @@ def make_renderer(
             seed=seed,
         )
 
+    return _exported_renderer(
+        package, backend=backend, width=width, height=height, num_denoising_steps=num_denoising_steps,
+        device=device, dtype=dtype, seed=seed, threads=threads,
+    )  # fmt: skip
+
+
+def _exported_renderer(
+    package: RendererPackage, *, backend: str, width: int, height: int, num_denoising_steps: int | None,
+    device: str, dtype: str, seed: int, threads: int,
+) -> Renderer:  # fmt: skip
+    """``make_renderer`` on the onnxruntime or ncnn backend: the package's exported step, with the
+    rollout's own arithmetic in torch on the CPU."""
     if backend == "onnxruntime":
         runner = load_onnx_step(package, height=height, width=width, threads=threads, device=device)
     else:
@@ -161,7 +173,7 @@ def make_renderer(
             threads=threads,
         )
     base = dict(
-        frames_per_step=model.frames_per_step,
+        frames_per_step=package.model.frames_per_step,
         native_size=(package.width, package.height),
         frame_size=(width, height),
         device="cpu",
@@ -169,7 +181,7 @@ def make_renderer(
         seed=seed,
     )
     return _build(
-        model,
+        package.model,
         runner,
         backend=backend,
         sampling=package.sampling,

@@ -259,19 +259,17 @@ def write_package(
         (staging / "model.safetensors").write_bytes(
             save(state, metadata={"format": "pt"})
         )  # bytes: a full disk is an OSError
-        atomic_write_json(
-            staging / "conditions.json",
-            {
-                "format_version": PACKAGE_FORMAT_VERSION,
-                **spec.to_dict(),
-                "stats": stats.to_dict(),
-                "width": width,
-                "height": height,
-                "fps": fps,
-                "sampling": dataclasses.asdict(sampling),
-                "card": card,
-            },
-        )
+        conditions = {
+            "format_version": PACKAGE_FORMAT_VERSION,
+            **spec.to_dict(),
+            "stats": stats.to_dict(),
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "sampling": dataclasses.asdict(sampling),
+            "card": card,
+        }
+        atomic_write_json(staging / "conditions.json", conditions)
         (staging / "README.md").write_text(readme)
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, staging / name)
@@ -291,6 +289,38 @@ def _read_json(path: Path, directory: Path) -> dict:
     return value
 
 
+def _load_weights(model: ModelMixin, directory: Path) -> None:
+    """``model.safetensors`` into ``model``: a one-line UserError for an unreadable file, NaN or
+    infinite weights, or weights of another model."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(directory / "model.safetensors")
+    except (SafetensorError, OSError) as error:
+        raise UserError(
+            f"renderer package {directory}: model.safetensors is not a readable safetensors file ({error})",
+            "Download or export the package again.",
+        ) from None
+    broken = sorted(
+        name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()
+    )
+    if broken:
+        raise UserError(
+            f"renderer package {directory}: model.safetensors holds NaN or infinite weights "
+            f"({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}); it would render black frames",
+            "The run that wrote it diverged: package an earlier checkpoint, or train again with a lower learning rate.",
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise UserError(
+            f"renderer package {directory}: the weights do not match config.json ({first[0].strip()})",
+            "The package's files come from different models; export it again.",
+        ) from None
+
+
 def load_package(
     directory: str | Path, *, renderer: str | None = None, device: str | torch.device = "cpu"
 ) -> RendererPackage:
@@ -299,9 +329,6 @@ def load_package(
     statistics. Every way a package can be broken is a one-line UserError."""
     # The model classes import torch, einops and diffusers (seconds): they load when a package is
     # read, so that commands which only parse, check or download start at once.
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from src.conditions.encode import ConditionStats
     from src.net.models import renderer_model_class
 
@@ -328,30 +355,7 @@ def load_package(
             f"renderer package {directory} has an invalid config ({type(error).__name__}: {error})",
             "Export the package again.",
         ) from None
-    try:
-        state = load_file(directory / "model.safetensors")
-    except (SafetensorError, OSError) as error:
-        raise UserError(
-            f"renderer package {directory}: model.safetensors is not a readable safetensors file ({error})",
-            "Download or export the package again.",
-        ) from None
-    broken = sorted(
-        name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()
-    )
-    if broken:
-        raise UserError(
-            f"renderer package {directory}: model.safetensors holds NaN or infinite weights "
-            f"({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}); it would render black frames",
-            "The run that wrote it diverged: package an earlier checkpoint, or train again with a lower learning rate.",
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[1:2] or [str(error)]
-        raise UserError(
-            f"renderer package {directory}: the weights do not match config.json ({first[0].strip()})",
-            "The package's files come from different models; export it again.",
-        ) from None
+    _load_weights(model, directory)
     model.to(device).eval()
     return RendererPackage(
         path=directory,
