@@ -85,7 +85,7 @@ def test_the_gpu_presets_train_the_same_model_in_three_stages():
 
 
 def test_the_fine_tune_and_the_distillation_jitter_any_hue_on_cpu_and_gpu():
-    # the leave-the-road-out measurement behind it is in src/net/README.md ("any hue")
+    # the leave-the-road-out measurement behind it is in docs/experiments.md ("Any hue in the fine-tune too")
     names = ("dit224_highres_cpu", "dit224_distill_cpu", "dit224_highres_gpu", "dit224_distill_gpu")
     augments = [
         load_config(TrainConfig, "conf/base.yaml", f"conf/{name}.yaml").data.augment for name in names

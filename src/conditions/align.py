@@ -12,8 +12,9 @@ default, what every older package does) keeps the exact channel.
 - ``game_depth="estimated"``: the real ``GeometricDepth`` on the raster frame (relative inverse
   depth, so the encoded depth and the normals derived from it come from one function).
 
-Two more were measured and dropped (``src/conditions/README.md``): the flat colour of the raster
-frame by ``FlatColor``, and the exact flow blurred toward DIS's blobby look; both widened the gap.
+Two more were measured and dropped (``docs/experiments.md``, "Condition levers, measured"): the
+flat colour of the raster frame by ``FlatColor``, and the exact flow blurred toward DIS's blobby
+look; both widened the gap.
 
 ``GameConditionAligner`` is stateful (the previous raster frame): ``reset()`` starts
 a new ride; ``__call__(channels)`` takes one frame's G-buffer arrays and returns the arrays
