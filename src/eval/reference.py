@@ -10,7 +10,7 @@ The city reference: ``city_street_pandaset002_back_reversed.mp4`` of
 ``../shared/data/city_videos/``, held out whole (never prepared for training). Why that clip and
 not the last 25 % of each city clip: a tail sits seconds from frames the model trained on, so it
 would reward memorising the street, and its floor would be the clip's own earlier half; a whole
-held-out clip is the same street from another camera, the floor the issue's target names
+held-out clip is the same street from another camera, the floor the realism target is set from
 (0.23-0.26). Why the rear camera and not the front: played backwards, its cars drive in reverse,
 which would teach wrong motion in training but is invisible to per-frame features; and the
 front clip's LiDAR is twice as dense, worth more in training. ``bench_realism_floor --reference``
