@@ -124,12 +124,15 @@ def test_export_package_from_a_run(tiny_dataset, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "exported"
-    done = run("src.scripts.export_package", str(tmp_path / "cpu_tiny"), "--out", str(out))
+    done = run(
+        "src.scripts.export_package", str(tmp_path / "cpu_tiny"), "--out", str(out), "--albedo_detail", "0.5"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     from src.runtime.package import load_package
 
     package = load_package(out)
     assert package.card["step"] == 1 and "train_net" in (out / "README.md").read_text()
+    assert package.sampling.albedo_detail == 0.5  # a render-time setting given at export
     assert (package.width, package.height) == (32, 32)
     assert (out / "onnx" / "32x32" / "framelet_step.onnx").is_file()  # the ONNX export beside the package
     assert f"wrote {out / 'onnx' / '32x32' / 'framelet_step.onnx'}" in done.stdout

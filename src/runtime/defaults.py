@@ -17,6 +17,7 @@ class SamplingDefaults:
         "num_denoising_steps": "[1, inf)",
         "context_sigma": "[0, 1)",
         "shift": "(0, inf)",
+        "albedo_detail": "[0, 1]",
     }
 
     num_denoising_steps: int = 2
@@ -27,3 +28,7 @@ class SamplingDefaults:
     """time shift of the sampling schedule (a training run writes its frames' resolution shift)"""
     context_from_last_step: bool = False
     """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
+    albedo_detail: float = 0.0
+    """a model that upscales (the student's upscale 2, which reads conditions at half its frame
+    size): add this much of the full-size albedo's detail, the band its smaller conditions lose,
+    to each frame, where the conditions come at the frame size (play and evaluate give them so)"""

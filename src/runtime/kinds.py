@@ -60,8 +60,17 @@ def _direct_renderer(model, runner, *, backend: str, base: dict, **_) -> Rendere
     return DirectRenderer(runner.forward_frames, backend=backend, **base)
 
 
-def _recurrent_renderer(model, runner, *, backend: str, base: dict, **_) -> Renderer:
-    return RecurrentRenderer(runner, backend=backend, upscale=model.upscale, **base)
+def _recurrent_renderer(
+    model, runner, *, backend: str, sampling: SamplingDefaults, base: dict, **_
+) -> Renderer:
+    return RecurrentRenderer(
+        runner,
+        backend=backend,
+        upscale=model.upscale,
+        albedo_detail=sampling.albedo_detail,
+        albedo_channels=getattr(model.config, "albedo_channels", None),
+        **base,
+    )
 
 
 MODEL_KINDS: dict[str, ModelKind] = {

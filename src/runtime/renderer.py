@@ -162,9 +162,13 @@ class RecurrentRenderer(_RendererBase):
 
     passes_per_step = 1
 
-    def __init__(self, runner, **base):
+    def __init__(
+        self, runner, *, albedo_detail: float = 0.0, albedo_channels: list[int] | None = None, **base
+    ):
         super().__init__(**base)
         self.runner = runner
+        self.albedo_detail = albedo_detail if albedo_channels is not None and self.upscale > 1 else 0.0
+        self.albedo_channels = list(albedo_channels or [])
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -176,6 +180,7 @@ class RecurrentRenderer(_RendererBase):
 
     @torch.no_grad()
     def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+        detail = self._albedo_detail(cond)
         cond = self._condition(cond)[0]  # f C h w
         frames = []
         for i in range(cond.shape[0]):
@@ -183,7 +188,26 @@ class RecurrentRenderer(_RendererBase):
                 cond[i : i + 1], self.feedback, self.state
             )
             frames.append(frame)
-        return torch.cat(frames).clamp(-1, 1).float().cpu().numpy()
+        frames = torch.cat(frames).float().cpu()
+        if detail is not None:
+            frames = frames + self.albedo_detail * detail
+        return frames.clamp(-1, 1).numpy()
+
+    def _albedo_detail(self, cond: np.ndarray | Tensor) -> Tensor | None:
+        """``f 3 H W``: the full-size albedo less what the model's own albedo base keeps of it (area
+        averaged to the condition size, then bilinear back up, as ``StudentUNet.albedo`` does);
+        None where it is off or the conditions come at the condition size (no detail to add)."""
+        cond = torch.as_tensor(cond)
+        if not self.albedo_detail or cond.ndim != 4 or tuple(cond.shape[2:]) != self.frame_size[::-1]:
+            return None
+        albedo = cond[:, self.albedo_channels].float().cpu()
+        base = torch.nn.functional.interpolate(
+            downsample_encoded(albedo, self.upscale),
+            scale_factor=self.upscale,
+            mode="bilinear",
+            align_corners=False,
+        )
+        return albedo - base
 
 
 def render_clip(renderer: Renderer, cond: np.ndarray | Tensor, *, seed: int | None = None) -> np.ndarray:

@@ -17,12 +17,17 @@ from src.common.errors import script_main
 class ExportConfig:
     """``export_package``: which run to export, and where to."""
 
+    RANGES = {"albedo_detail": "[0, 1]"}  # checked when parsed (src/common/ranges.py)
+
     run: str = ""
     """the run folder (runs/NAME) to export"""
     out: str = ""
     """where to write the package (default: RUN/package)"""
     onnx: bool = True
     """also write the ONNX export of the model's step at the package's size (onnx/WxH/)"""
+    albedo_detail: float | None = None
+    """ship this sampling.albedo_detail instead of the run's (an upscaling student: how much of the
+    full-size albedo's detail to add to its frames; a render-time setting, the weights are the same)"""
 
 
 @script_main
@@ -32,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     # and a mistyped flag should not wait for
     from src.train.package import export_run
 
-    out, step = export_run(config.run, config.out or None)
+    out, step = export_run(config.run, config.out or None, albedo_detail=config.albedo_detail)
     print(f"wrote {out} (step {step})")
     if config.onnx:
         from src.runtime.onnx_backend import ensure_onnx_export

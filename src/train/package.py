@@ -11,6 +11,7 @@ from pathlib import Path
 
 from src.common.config import load_config, to_dict
 from src.common.errors import UserError
+from src.common.ranges import check_ranges
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.data.credits import credit_note
@@ -320,10 +321,13 @@ def package_folder(source: str | Path) -> Path:
     return source
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, int]:
+def export_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, albedo_detail: float | None = None
+) -> tuple[Path, int]:
     """Write a renderer package from the newest complete checkpoint of a training run (its EMA
     weights, the run's config and newest validation metrics) into ``out_dir`` (default
-    ``RUN/package``); returns the package folder and the checkpoint's step."""
+    ``RUN/package``); returns the package folder and the checkpoint's step. ``albedo_detail``
+    replaces the run's ``sampling.albedo_detail`` (a render-time setting: the weights are the same)."""
     # imported here: the training data pulls opencv, which export_package's --help need not wait for
     from src.train.data import TrainingData
 
@@ -333,6 +337,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[
     out = Path(out_dir) if out_dir else run / "package"
     claim_package_folder(out, inputs=[run])  # before the model is built
     train_config = load_config(TrainConfig, run / "run_config.yaml")
+    if albedo_detail is not None:
+        train_config.sampling.albedo_detail = albedo_detail
+        check_ranges(train_config.sampling)
     latest = ckpt.latest_checkpoint(run)
     if latest is None:
         raise UserError(
