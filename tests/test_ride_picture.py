@@ -43,6 +43,10 @@ def test_the_script_reads_real_videos_and_writes_a_png(tmp_path):
     write_mp4(tmp_path / "real.mp4", np.full((4, 48, 64, 3), 120, np.uint8), fps=2.0)
     out = main(
         ["--ride", str(tmp_path / "ride.mp4"), "--real", str(tmp_path / "real.mp4"), "--fps", "2",
-         "--times", "1", "--out", str(tmp_path / "p.png")]
+         "--times", "1", "--out", str(tmp_path / "p.png"), "--video_out", str(tmp_path / "v.mp4")]
     )  # fmt: skip
     assert out.is_file() and out.stat().st_size > 0
+    from src.common.video import read_video_frames
+
+    video = read_video_frames(tmp_path / "v.mp4")
+    assert video.shape == (10, 32, 4 * 32, 3)  # every ride frame: raster | student | dit | real

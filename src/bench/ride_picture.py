@@ -4,12 +4,14 @@ city footage of the kind of street the game shows.
     uv run python -m src.scripts.play_game --headless --autopilot --frames 300 \\
         --record_side_by_side runs/ride_city_sbs.mp4
     uv run python -m src.bench.ride_picture --ride runs/ride_city_sbs.mp4 \\
-        --real ../shared/data/city_videos/city_street_pandaset002_back_reversed.mp4 --out game/ride_city.png
+        --real ../shared/data/city_videos/city_street_pandaset002_back_reversed.mp4 --out game/ride_city.png \\
+        --video_out game/ride_city.mp4
 
 A side-by-side recording holds one square panel per renderer, then the raster and its depth
 (``src/play/ride.py`` ``side_by_side``); ``--panels`` names them in that order and ``--order``
 picks and orders the ones drawn. Each row is one moment of the ride (``--times``, seconds), with
 the real clip's frame at the same fraction of its length, centre-cropped to a square, last.
+``--video_out`` writes the whole ride so, frame by frame (the real clip at its own pace, looped).
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ def ride_rows(
     return np.concatenate(rows, axis=0)
 
 
+def ride_video(
+    ride: np.ndarray, real: np.ndarray, *, fps: float, real_fps: float, panels: list[str], order: list[str]
+) -> np.ndarray:
+    """Every frame of the ride as a row of ``ride_rows``, the real clip beside it at its own rate."""
+    frames = []
+    for index in range(len(ride)):
+        real_index = int(index / fps * real_fps) % len(real)
+        frames.append(
+            ride_rows(
+                ride[index : index + 1],
+                real[real_index : real_index + 1],
+                fps=fps,
+                times=[0.0],
+                panels=panels,
+                order=order,
+            )
+        )
+    return np.stack(frames)
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ride", required=True, help="a side-by-side recording of play_game")
@@ -77,22 +99,23 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--panels", default="student,dit,raster,depth", help="the recording's panels")
     parser.add_argument("--order", default="raster,student,dit", help="the panels to draw, in order")
+    parser.add_argument("--video_out", default=None, help="also write the whole ride so, as an mp4")
+    parser.add_argument("--real_fps", type=float, default=10.0, help="the real clip's frame rate")
     args = parser.parse_args(argv)
-    from src.common.video import read_video_frames, save_png
+    from src.common.video import read_video_frames, save_png, write_mp4
 
     for path in (args.ride, args.real):
         if not Path(path).is_file():
             raise UserError(f"no video at {path}")
-    picture = ride_rows(
-        read_video_frames(args.ride),
-        read_video_frames(args.real),
-        fps=args.fps,
-        times=args.times,
-        panels=args.panels.split(","),
-        order=args.order.split(","),
+    ride, real = read_video_frames(args.ride), read_video_frames(args.real)
+    panels, order = args.panels.split(","), args.order.split(",")
+    out = save_png(
+        args.out, ride_rows(ride, real, fps=args.fps, times=args.times, panels=panels, order=order)
     )
-    out = save_png(args.out, picture)
     print(f"wrote {out}")
+    if args.video_out:
+        video = ride_video(ride, real, fps=args.fps, real_fps=args.real_fps, panels=panels, order=order)
+        print(f"wrote {write_mp4(args.video_out, video, fps=args.fps)}")
     return out
 
 
