@@ -52,3 +52,10 @@ def test_step_runners_by_kind():
 def test_unknown_kind_is_one_clear_error():
     with pytest.raises(UserError, match="no renderer for model kind 'hologram'"):
         model_kind("hologram")
+
+
+def test_a_class_training_builds_also_describes_itself():
+    """``from_run`` (how a run builds it) and ``card_description`` (its card's opening lines) come together."""
+    trained = {name for name, cls in RENDERER_MODELS.items() if hasattr(cls, "from_run")}
+    described = {name for name, cls in RENDERER_MODELS.items() if hasattr(cls, "card_description")}
+    assert trained == described == {"VelodreamDiT", "StudentUNet", "RegressionNet"}

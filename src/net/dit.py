@@ -50,6 +50,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import Tensor, nn
 
+from src.common.errors import UserError
 from src.net.attention import rope_cos_sin
 from src.net.cached_generation import CachedGeneration
 from src.net.dit_parts import (
@@ -62,6 +63,7 @@ from src.net.dit_parts import (
     refinement,
     sigma_embedding,
 )
+from src.net.dit_sizes import DIT_PRESETS
 
 # -- the model ---------------------------------------------------------------------------------
 
@@ -152,6 +154,42 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
                 last_conv = [m for m in branch if isinstance(m, nn.Conv2d)][-1]
                 nn.init.zeros_(last_conv.weight)
                 nn.init.zeros_(last_conv.bias)
+
+    # -- a training run's model --
+
+    @classmethod
+    def from_run(cls, config, data) -> VelodreamDiT:
+        """A run's DiT (``config.model``: preset + overrides), with its spec's condition channels (their
+        number, the albedo as the residual) and a position grid for ``data.frame_size``."""
+        height, width = data.frame_size
+        overrides = dict(config.model.overrides)
+        overrides["condition_channels"] = config.conditions.num_channels
+        albedo = config.conditions.slices().get("albedo")
+        residual = list(range(albedo.start, albedo.stop)) if albedo is not None else None
+        overrides.setdefault("residual_condition_channels", residual)
+        if config.model.preset not in DIT_PRESETS:
+            raise UserError(
+                f"unknown model preset '{config.model.preset}'", f"Choose from {', '.join(DIT_PRESETS)}."
+            )
+        preset = {**DIT_PRESETS[config.model.preset], **overrides}
+        patch = preset["patch_size"]
+        overrides.setdefault("max_grid_h", max(preset["max_grid_h"], math.ceil(height / patch)))
+        overrides.setdefault("max_grid_w", max(preset["max_grid_w"], math.ceil(width / patch)))
+        return cls(**{**DIT_PRESETS[config.model.preset], **overrides})
+
+    @classmethod
+    def card_description(cls, objective: str) -> list[str]:
+        """What a run's model card says this model is, trained by ``objective``."""
+        if objective == "distill":
+            return [
+                "A few-step pixel-space causal video DiT distilled from a flow-matching teacher on its own",
+                "autoregressive rollouts (teacher ODE regression, distribution matching with a fake-score copy,",
+                "and a discriminator that compares its game-ride frames with real video frames only).",
+            ]
+        return [
+            "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
+            "matching on real street video only (the game never appears in its training data).",
+        ]
 
     # -- shapes and positions --
 

@@ -18,6 +18,13 @@ A renderer model is a diffusers ``ModelMixin`` + ``ConfigMixin`` with
     frame_size_hint()        which sizes it takes, for error messages
     compile_inference()      torch.compile what generation runs
 
+and a model that training builds (``model.model_class`` of a run's config) also has the
+classmethods
+
+    from_run(config, data)         the model of a run's config (``model``, ``conditions``) and
+                                   dataset (``frame_size``, ``stats``)
+    card_description(objective)    the lines that open the run's model card
+
 A new model is a new file in ``src/net`` and one line below; a new kind is also one row of
 ``MODEL_KINDS`` (``src/runtime/kinds.py``: its renderer, export step and ncnn runner).
 """

@@ -1,8 +1,9 @@
-"""One registry of DiT sizes. ``build_dit("tiny", window_framelets=2)`` overrides any field.
+"""The DiT's sizes (``DIT_PRESETS``, whose table is in ``src/net/dit_sizes.py``) and
+``build_dit``: ``build_dit("tiny", window_framelets=2)`` overrides any field.
 
 Presets decode smoothly (bilinear token features + convolutions: no patch-grid seams; measured
 in ``src/net/README.md``) and predict a residual on planes 0-2, where the default condition spec puts the albedo;
-training builds its model from the run's spec instead (``src/train/model_io.py``).
+training builds its model from the run's spec instead (``VelodreamDiT.from_run``).
 
 * ``tiny``: the CPU preset (64x64..96x96 on 2 cores; see ``src/net/README.md`` for timings).
 * ``S``: a small GPU model for 128..256 px.
@@ -17,64 +18,7 @@ from __future__ import annotations
 
 from src.common.errors import UserError
 from src.net.dit import VelodreamDiT
-
-DIT_PRESETS: dict[str, dict] = {
-    "tiny": dict(
-        hidden_dim=192,
-        num_blocks=6,
-        num_heads=3,
-        patch_size=8,
-        frames_per_framelet=2,
-        window_framelets=4,
-        max_grid_h=16,
-        max_grid_w=16,
-        stem_channels=32,
-        refine_channels=32,
-        residual_condition_channels=(0, 1, 2),
-        decoder="smooth",
-    ),
-    "S": dict(
-        hidden_dim=384,
-        num_blocks=12,
-        num_heads=6,
-        patch_size=8,
-        frames_per_framelet=2,
-        window_framelets=6,
-        max_grid_h=32,
-        max_grid_w=32,
-        stem_channels=64,
-        refine_channels=32,
-        residual_condition_channels=(0, 1, 2),
-        decoder="smooth",
-    ),
-    "B": dict(
-        hidden_dim=640,
-        num_blocks=12,
-        num_heads=10,
-        patch_size=16,
-        frames_per_framelet=2,
-        window_framelets=8,
-        max_grid_h=32,
-        max_grid_w=32,
-        stem_channels=96,
-        refine_channels=48,
-        residual_condition_channels=(0, 1, 2),
-        decoder="smooth",
-    ),
-}
-DIT_PRESETS["dit224"] = dict(
-    DIT_PRESETS["tiny"],
-    hidden_dim=256,
-    num_blocks=4,
-    num_heads=4,
-    patch_size=16,
-    window_framelets=3,
-    stem_channels=0,
-    refine_channels=0,
-    decoder_scale=2,
-    max_grid_h=14,
-    max_grid_w=14,
-)
+from src.net.dit_sizes import DIT_PRESETS
 
 
 def build_dit(preset: str, **overrides) -> VelodreamDiT:

@@ -62,6 +62,17 @@ class RegressionNet(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.head.weight)  # start as the identity on the flat colour
         nn.init.zeros_(self.head.bias)
 
+    @classmethod
+    def from_run(cls, config, data) -> RegressionNet:
+        """A training run's regression baseline: ``config.model.overrides`` as its arguments (it
+        has no size presets) and the run's number of condition channels."""
+        return cls(**{**config.model.overrides, "condition_channels": config.conditions.num_channels})
+
+    @classmethod
+    def card_description(cls, objective: str) -> list[str]:
+        """What a run's model card says this model is (the same for every objective)."""
+        return ["A `RegressionNet` renderer."]
+
     @property
     def frames_per_step(self) -> int:
         return 1  # frames are independent: a step is one frame

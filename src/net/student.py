@@ -163,6 +163,35 @@ class StudentUNet(ModelMixin, ConfigMixin):
             self.head.bias.zero_()
             self.head.bias[3 * (k * u) ** 2 :] = history_logit_init
 
+    # ---- a training run's model ------------------------------------------------------------
+
+    @classmethod
+    def from_run(cls, config, data) -> StudentUNet:
+        """A training run's student (``config.model``: preset + overrides), told where the run's
+        spec puts albedo, depth and flow, and the dataset's flow scale (``data.stats``: it decodes
+        the encoded flow to warp its last frame)."""
+        slices = config.conditions.slices()
+        albedo, depth, flow = slices.get("albedo"), slices.get("depth"), slices.get("flow")
+        overrides = {
+            "albedo_channels": list(range(albedo.start, albedo.stop)) if albedo is not None else None,
+            "depth_channel": depth.start if depth is not None else None,
+            "flow_channels": list(range(flow.start, flow.stop)) if flow is not None else None,
+            "flow_scale": data.stats.flow_scale,
+            **config.model.overrides,
+            "condition_channels": config.conditions.num_channels,
+        }
+        return build_student(config.model.preset, **overrides)
+
+    @classmethod
+    def card_description(cls, objective: str) -> list[str]:
+        """What a run's model card says this model is (the same for every objective)."""
+        return [
+            "A recurrent U-Net student: one network evaluation per frame, over the G-buffer, its previous",
+            "frame warped by the game's motion vectors, a disocclusion mask and a small recurrent state;",
+            "distilled from the teacher's rollouts on real clips and game rides, the real frames, a PatchGAN",
+            "and a temporal loss under the game's exact flow.",
+        ]
+
     # ---- the renderer-model contract -------------------------------------------------------
 
     @property

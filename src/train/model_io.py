@@ -3,7 +3,6 @@ package's weights."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -11,72 +10,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from src.common.errors import UserError
-from src.net.presets import DIT_PRESETS, build_dit
-from src.net.regression import RegressionNet
-from src.net.student import build_student
+from src.net.models import RENDERER_MODELS
 from src.train import checkpoint as ckpt
 
 
 def build_model(config, data):
-    """The run's model, by ``config.model.model_class`` (``MODEL_BUILDERS``)."""
-    if config.model.model_class not in MODEL_BUILDERS:
+    """The run's model: ``from_run`` of the class ``config.model.model_class`` names."""
+    trainable = [name for name, cls in RENDERER_MODELS.items() if hasattr(cls, "from_run")]
+    if config.model.model_class not in trainable:
         raise UserError(
-            f"unknown model class '{config.model.model_class}'", f"Choose from {', '.join(MODEL_BUILDERS)}."
+            f"unknown model class '{config.model.model_class}'", f"Choose from {', '.join(trainable)}."
         )
-    return MODEL_BUILDERS[config.model.model_class](config, data)
-
-
-def build_dit_model(config, data):
-    """The run's DiT: preset + overrides, with the condition channels of the run's spec (their
-    number, and the albedo planes as the residual the DiT predicts on) and a position grid
-    large enough for the training frames."""
-    height, width = data.frame_size
-    overrides = dict(config.model.overrides)
-    overrides["condition_channels"] = config.conditions.num_channels
-    albedo = config.conditions.slices().get("albedo")
-    overrides.setdefault(
-        "residual_condition_channels", list(range(albedo.start, albedo.stop)) if albedo is not None else None
-    )
-
-    if config.model.preset not in DIT_PRESETS:
-        raise UserError(
-            f"unknown model preset '{config.model.preset}'", f"Choose from {', '.join(DIT_PRESETS)}."
-        )
-    preset = {**DIT_PRESETS[config.model.preset], **overrides}
-    patch = preset["patch_size"]
-    overrides.setdefault("max_grid_h", max(preset["max_grid_h"], math.ceil(height / patch)))
-    overrides.setdefault("max_grid_w", max(preset["max_grid_w"], math.ceil(width / patch)))
-    return build_dit(config.model.preset, **overrides)
-
-
-def build_student_model(config, data):
-    """The run's student: preset + overrides, told where the run's spec puts albedo, depth and
-    flow, and the dataset's flow scale (it decodes the encoded flow to warp its last frame)."""
-    slices = config.conditions.slices()
-    albedo, depth, flow = slices.get("albedo"), slices.get("depth"), slices.get("flow")
-    overrides = {
-        "albedo_channels": list(range(albedo.start, albedo.stop)) if albedo is not None else None,
-        "depth_channel": depth.start if depth is not None else None,
-        "flow_channels": list(range(flow.start, flow.stop)) if flow is not None else None,
-        "flow_scale": data.stats.flow_scale,
-        **config.model.overrides,
-        "condition_channels": config.conditions.num_channels,
-    }
-    return build_student(config.model.preset, **overrides)
-
-
-def build_regression_model(config, data):
-    """The regression baseline: a ``RegressionNet`` with ``model.overrides`` as its arguments (it
-    has no size presets) and the run's number of condition channels."""
-    return RegressionNet(**{**config.model.overrides, "condition_channels": config.conditions.num_channels})
-
-
-# model.model_class -> builder(config, data); the class is also what the package's config.json names
-MODEL_BUILDERS = {
-    "VelodreamDiT": build_dit_model,
-    "StudentUNet": build_student_model,
-    "RegressionNet": build_regression_model,
-}
+    return RENDERER_MODELS[config.model.model_class].from_run(config, data)
 
 
 def ema_weights_of(source: str | Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from src.data.prepared import read_manifest
 from src.data.weights import video_weights
 from src.diffusion.flow_matching import resolution_shift
 from src.net.flat_color import FlatColorRenderer
+from src.net.models import RENDERER_MODELS
 from src.runtime.package import SamplingDefaults, write_package
 from src.runtime.package_folders import claim_package_folder
 from src.train import checkpoint as ckpt
@@ -45,26 +46,6 @@ def model_card(title: str, *blocks: list[str]) -> str:
 def reproduce_block(*commands: str) -> list[str]:
     """The commands that made a package, as a card's code block."""
     return ["```", *commands, "```"]
-
-
-# what a run's model is, by (model class, objective); the model class alone as the fallback
-_MODEL_DESCRIPTIONS = {
-    ("VelodreamDiT", "distill"): [
-        "A few-step pixel-space causal video DiT distilled from a flow-matching teacher on its own",
-        "autoregressive rollouts (teacher ODE regression, distribution matching with a fake-score copy,",
-        "and a discriminator that compares its game-ride frames with real video frames only).",
-    ],
-    "VelodreamDiT": [
-        "A pixel-space causal video DiT that turns the game's G-buffers into frames, trained by flow",
-        "matching on real street video only (the game never appears in its training data).",
-    ],
-    "StudentUNet": [
-        "A recurrent U-Net student: one network evaluation per frame, over the G-buffer, its previous",
-        "frame warped by the game's motion vectors, a disocclusion mask and a small recurrent state;",
-        "distilled from the teacher's rollouts on real clips and game rides, the real frames, a PatchGAN",
-        "and a temporal loss under the game's exact flow.",
-    ],
-}
 
 
 def earlier_stages(
@@ -99,6 +80,14 @@ def prepare_line(dataset: str | Path) -> str:
     if Path(dataset) == Path("data/prepared/default"):
         return "uv run python -m src.scripts.prepare_data --defaults --out data/prepared/default"
     return f"# prepare {dataset} with src.scripts.prepare_data (see data/README.md)"
+
+
+def _model_description(config) -> list[str]:
+    """The card's opening lines: the model class's own (``card_description``), or a line naming it."""
+    cls = RENDERER_MODELS.get(config.model.model_class)
+    if cls is None or not hasattr(cls, "card_description"):
+        return [f"A `{config.model.model_class}` renderer."]
+    return cls.card_description(config.objective)
 
 
 def _model_lines(config, data, *, step: int, num_params: int) -> list[str]:
@@ -194,10 +183,7 @@ def run_card(
     ] or ["- not run"]
     return model_card(
         f"Velodream renderer: {config.run_name}",
-        _MODEL_DESCRIPTIONS.get(
-            (config.model.model_class, config.objective),
-            _MODEL_DESCRIPTIONS.get(config.model.model_class, [f"A `{config.model.model_class}` renderer."]),
-        ),
+        _model_description(config),
         _model_lines(config, data, step=step, num_params=num_params),
         _data_lines(config, data),
         ["## Validation (EMA weights)"],
