@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from src.common.errors import UserError
+from src.common.frame_size import FrameSize
 from src.common.io import check_writable_file
 from src.common.ranges import check_ranges
 
@@ -364,11 +365,5 @@ def load_config(config_cls: type[T], *paths: str | Path, overrides: Sequence[str
 
 
 def parse_resolution(text: str, *, what: str = "resolution") -> tuple[int, int]:
-    """'320x240' -> (320, 240); anything else is a UserError."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))
-    if not match:
-        raise UserError(f"invalid {what} '{text}'", "Write it as WIDTHxHEIGHT, for example 320x240.")
-    width, height = int(match.group(1)), int(match.group(2))
-    if not (8 <= width <= 8192 and 8 <= height <= 8192):
-        raise UserError(f"invalid {what} '{text}': each side must be between 8 and 8192 pixels")
-    return width, height
+    """'320x240' -> (320, 240) as a plain tuple; anything else is a UserError (see FrameSize.parse)."""
+    return tuple(FrameSize.parse(text, what=what))

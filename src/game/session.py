@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from src.common.config import load_config, parse_resolution, to_dict
+from src.common.config import load_config, to_dict
 from src.common.errors import UserError
+from src.common.frame_size import FrameSize
 from src.common.gbuffer import GBuffer
 from src.common.gbuffer_io import claim_clip_folder
 from src.common.io import check_writable_dir, check_writable_file
@@ -106,9 +107,12 @@ def load_level(path: str | Path) -> WorldConfig:
 class GameSession:
     """Owns the world, the renderer and the autopilot; ``frame(action)`` advances and renders."""
 
-    def __init__(self, config: PlayConfig, *, view_sources: Sequence[ViewSource] = ()):
+    def __init__(
+        self, config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), size: FrameSize | None = None
+    ):
         self.config = config
-        self.width, self.height = parse_resolution(config.resolution or DEFAULT_RESOLUTION)
+        self.size = size or play_frame_size(config)  # given: it replaces the one --resolution asks for
+        self.width, self.height = self.size
         if config.fps <= 0:
             raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
         self.dt = 1.0 / config.fps
@@ -199,8 +203,14 @@ def _hud_lines(session: GameSession, view_name: str, fps: float, paused: bool) -
     return lines
 
 
-def check_play_config(config: PlayConfig) -> None:
-    """Fail with one line on settings that cannot work, before anything is built or opened."""
+def play_frame_size(config: PlayConfig) -> FrameSize:
+    """The (width, height) ``--resolution`` asks for, or the default one."""
+    return FrameSize.parse(config.resolution or DEFAULT_RESOLUTION)
+
+
+def check_play_config(config: PlayConfig) -> FrameSize:
+    """Fail with one line on settings that cannot work, before anything is built or opened.
+    Returns the frame size ``--resolution`` asks for (or the default one)."""
     if config.headless and config.frames is None:
         raise UserError("--headless needs --frames N", "Say how many frames to render, e.g. --frames 300.")
     if config.frames is not None and config.frames <= 0:
@@ -213,8 +223,7 @@ def check_play_config(config: PlayConfig) -> None:
         raise UserError(
             f"invalid --window_scale {config.window_scale}", "Give 0 (automatic) or a positive factor."
         )
-    if config.resolution is not None:
-        parse_resolution(config.resolution)
+    size = play_frame_size(config)
     if (
         config.record is not None
         and config.record_side_by_side is not None
@@ -224,16 +233,22 @@ def check_play_config(config: PlayConfig) -> None:
             f"--record and --record_side_by_side are both {config.record}: one video would overwrite the other",
             "Give each its own file.",
         )
+    return size
 
 
 def run_session(
-    config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), window_factory=None
+    config: PlayConfig,
+    *,
+    view_sources: Sequence[ViewSource] = (),
+    window_factory=None,
+    size: FrameSize | None = None,
 ) -> SessionResult:
-    """Play (window) or render headless according to ``config``; see the module docstring."""
-    check_play_config(config)
+    """Play (window) or render headless according to ``config``; see the module docstring.
+    ``size`` (a neural ride's frame size) replaces the one ``--resolution`` asks for."""
+    asked = check_play_config(config)
     view_sources = [as_view_source(source) for source in view_sources]
     start_view, recordings = _check_views_and_outputs(config, view_sources)
-    session = GameSession(config, view_sources=view_sources)
+    session = GameSession(config, view_sources=view_sources, size=size or asked)
     window = None
     outputs = RideOutputs(recordings, fps=config.fps, gbuffer_clip=config.record_gbuffers)
     try:

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from src.common.config import parse_resolution
 from src.common.errors import UserError
+from src.common.frame_size import FrameSize
 from src.common.gbuffer import GBuffer
 from src.game.display import require_visible_display
 from src.game.session import PlayConfig, check_play_config, run_session
@@ -65,15 +65,15 @@ class RideConfig(PlayConfig):
     """where downloaded packages go (default ~/.cache/velodream)"""
 
 
-def neural_frame_size(config: RideConfig, package: RendererPackage) -> tuple[int, int]:
+def neural_frame_size(config: RideConfig, package: RendererPackage) -> FrameSize:
     """(width, height) the game renders at for the model: its own, or --resolution."""
     from src.runtime.backends import check_frame_size  # the backends import torch: not at start-up
 
     if config.resolution is None and package.play_resolution is None:
-        return package.width, package.height
-    width, height = parse_resolution(config.resolution or package.play_resolution)
-    check_frame_size(package.model, width, height)
-    return width, height
+        return FrameSize(package.width, package.height)
+    size = FrameSize.parse(config.resolution or package.play_resolution)
+    check_frame_size(package.model, size.width, size.height)
+    return size
 
 
 def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
@@ -241,7 +241,7 @@ def renderers_that_run(config: RideConfig, names: list[str]) -> tuple[set[str], 
     return must, (set(names) if not config.headless else must)
 
 
-def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tuple[int, int]]:
+def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], FrameSize]:
     """The renderers of the package (one, called ``neural``, for a plain package; a bundle's by
     their names, its default first) and the (width, height) the game renders at for them. Only the
     renderers that run are checked against that size: one that must run (shown at the start, or
@@ -262,12 +262,12 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
     }
     first = next(name for name in names if name in must)
     try:
-        width, height = neural_frame_size(config, packages[first])
+        size = neural_frame_size(config, packages[first])
     except UserError as error:
         raise UserError(f"renderer {first}: {error.message}", error.hint) from None
     for name in names:
         try:
-            check_frame_size(packages[name].model, width, height)
+            check_frame_size(packages[name].model, size.width, size.height)
         except UserError as error:
             if name in must:
                 raise UserError(f"renderer {name}: {error.message}", error.hint) from None
@@ -280,7 +280,7 @@ def load_renderers(config: RideConfig) -> tuple[dict[str, RendererPackage], tupl
                     file=sys.stderr,
                     flush=True,
                 )
-    return packages, (width, height)
+    return packages, size
 
 
 def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -> None:
@@ -306,7 +306,7 @@ def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -
         )
 
 
-def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, int]]:
+def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, FrameSize]:
     """Resolve and load the package, build a backend per renderer; returns the source and
     (width, height)."""
     # the renderers and backends import torch (seconds): loaded here, so --help and the checks
@@ -317,7 +317,7 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     from src.play.neural import NeuralRenderer
     from src.runtime.backends import make_renderer
 
-    packages, (width, height) = load_renderers(config)
+    packages, size = load_renderers(config)
     check_steps_apply(config.steps, packages)
 
     def build(name: str):
@@ -327,8 +327,8 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
             make_renderer(
                 package,
                 backend=config.backend,
-                width=width,
-                height=height,
+                width=size.width,
+                height=size.height,
                 num_denoising_steps=config.steps,
                 device=config.device,
                 dtype=config.dtype,
@@ -343,7 +343,7 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, tuple[int, i
     for name in renderers_that_run(config, list(packages))[0]:
         renderers[name]  # the views shown or recorded from the start: built now, so errors come first
     source = SyncNeuralSource(renderers) if config.headless else ThreadedNeuralSource(renderers)
-    return source, (width, height)
+    return source, size
 
 
 def check_ride_config(config: RideConfig) -> None:
@@ -366,7 +366,7 @@ def ride(config: RideConfig):
         return run_session(config)
     if config.renderer in BUILTIN_VIEWS:
         return run_session(config)
-    source, (width, height) = build_neural_source(config)
+    source, size = build_neural_source(config)
     start = source.names[0] if config.renderer == "neural" else config.renderer
     if start not in source.names:
         source.close()
@@ -374,8 +374,8 @@ def ride(config: RideConfig):
             f"unknown renderer '{config.renderer}'",
             "Choose " + ", ".join(["raster", "neural", *[n for n in source.names if n != "neural"]]) + ".",
         )
-    config = dataclasses.replace(config, resolution=f"{width}x{height}", renderer=start)
+    config = dataclasses.replace(config, renderer=start)
     try:
-        return run_session(config, view_sources=[source])
+        return run_session(config, view_sources=[source], size=size)
     finally:
         source.close()
