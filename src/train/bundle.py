@@ -17,6 +17,7 @@ BUNDLE_CARD_METRICS = (
     "game_raster_swd_to_real", "game_seam_ratio", "game_warp_error",
     "real_kid", "real_flat_kid", "real_lpips", "real_flat_lpips", "game_kid_to_real", "game_raster_kid_to_real",
     "real_grid_peak", "real_video_grid_peak", "game_grid_peak", "game_raster_grid_peak",
+    "game_kid_to_reference", "game_raster_kid_to_reference", "condition_gap_accuracy",
 )  # fmt: skip
 
 
