@@ -68,6 +68,7 @@ ESCAPING = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ESCAPING))
 def test_an_archive_with_an_escaping_member_is_refused_before_anything_is_written(case, tmp_path, capsys):
     suffix, make, why = ESCAPING[case]

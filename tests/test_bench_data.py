@@ -19,6 +19,7 @@ data:
 """
 
 
+@pytest.mark.slow
 def test_bench_data_times_each_worker_count_and_counts_the_model_flops(tiny_dataset, tmp_path):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY_PRESET)

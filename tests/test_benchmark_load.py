@@ -16,6 +16,7 @@ from tests.test_scripts import run, small_package  # noqa: F401 (the package fix
 STAGES = ("world_ms", "gbuffer_ms", "encode_ms", "model_ms_per_frame", "display_ms", "other_ms")
 
 
+@pytest.mark.multiprocess
 def test_the_background_load_spins_for_the_block_and_is_gone_after_it():
     with BackgroundLoad(1) as load:
         (process,) = load.processes
@@ -26,7 +27,7 @@ def test_the_background_load_spins_for_the_block_and_is_gone_after_it():
     assert process.poll() is not None
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_rows_under_load_sit_beside_idle_ones_and_their_stages_add_up(small_package, tmp_path):  # noqa: F811
     out = tmp_path / "bench.json"
     done = run(

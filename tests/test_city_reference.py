@@ -32,6 +32,7 @@ def _evaluate(package, data, out: Path, *extra: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_reference_keys_score_the_ride_as_the_real_keys_do_on_the_same_frames(
     flat_package, tiny_dataset, tmp_path
 ):

@@ -154,7 +154,7 @@ def tiny_teacher_run(tiny_dataset, tmp_path_factory):
     return runs / "cpu_tiny"
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_distilling_resumes_exactly_and_its_package_samples_in_one_pass(
     tiny_dataset, tiny_teacher_run, tmp_path
 ):

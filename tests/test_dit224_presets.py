@@ -44,7 +44,7 @@ def run_train(args):
     main(args)
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_two_steps_of_each_stage_the_second_from_the_first(tiny_dataset, tmp_path):
     common = [
         "--runs_dir", str(tmp_path), "--data.dataset", str(tiny_dataset), "--max_steps", "2",

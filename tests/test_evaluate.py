@@ -54,6 +54,7 @@ def evaluate(*args: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "out"
     metrics = evaluate(
@@ -109,6 +110,7 @@ def test_evaluate_writes_every_key_and_picture(dit_package, tiny_dataset, tmp_pa
     assert with_package[:, :3].equal(with_dataset[:, :3])  # albedo needs no statistics
 
 
+@pytest.mark.window
 def test_a_drift_ride_scores_its_first_and_last_windows_of_one_rollout(
     dit_package, tiny_dataset, tmp_path, capsys
 ):
@@ -142,6 +144,7 @@ def test_a_drift_ride_scores_its_first_and_last_windows_of_one_rollout(
     assert drift["game_warp_error"] == pytest.approx(plain["game_warp_error"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_flat_baseline_scores_exactly_the_flat_numbers(flat_package, tiny_dataset, tmp_path):
     metrics = evaluate(
         "--checkpoint",

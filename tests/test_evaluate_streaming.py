@@ -159,6 +159,7 @@ def _peak_bytes_while_scoring(dataset, count, monkeypatch) -> tuple[int, int]:
     return max(peak), len(scores.clips)
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_clips(tiny_dataset, monkeypatch):
     few, _ = _peak_bytes_while_scoring(tiny_dataset, 3, monkeypatch)
     many, scored = _peak_bytes_while_scoring(tiny_dataset, 18, monkeypatch)

@@ -108,7 +108,7 @@ def step_inputs(model: VelodreamDiT):
     return (flat(frames[1]), flat(conds[1]), torch.tensor([[0.6]]), past_k, past_v, bias), flat(expected)
 
 
-@pytest.mark.slow
+@pytest.mark.vulkan
 @pytest.mark.skipif(ncnn.get_gpu_count() == 0, reason="no Vulkan device (install mesa-vulkan-drivers)")
 @pytest.mark.parametrize(("fp16", "tolerance"), [(False, FP32_TOLERANCE), (True, FP16_TOLERANCE)])
 def test_ncnn_vulkan_step_matches_torch(exported, fp16, tolerance):

@@ -26,7 +26,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_accelerates_fsdp_flags_on_the_cpu_train_unsharded_and_say_so(tiny_dataset, tmp_path):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp", "--fsdp_version", "2",

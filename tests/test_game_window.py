@@ -112,7 +112,7 @@ def _on_display(display: str) -> dict[str, str]:
     return {**env, "DISPLAY": display, "SDL_AUDIODRIVER": "dummy"}
 
 
-@pytest.mark.slow
+@pytest.mark.window
 def test_window_keys_on_a_real_x_server(xvfb_display, tmp_path):
     import av
     import cv2
@@ -184,7 +184,7 @@ run_session(config, window_factory=lambda session: ScriptedWindow(session.width,
 """
 
 
-@pytest.mark.slow
+@pytest.mark.window
 def test_a_ride_in_a_window_saves_a_screenshot_with_the_key_list(xvfb_display, tmp_path):
     import cv2
 

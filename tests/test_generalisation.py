@@ -47,7 +47,7 @@ def bench(*args: str, out: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_leave_one_clip_out_end_to_end(two_clips, tmp_path):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY_DIT)

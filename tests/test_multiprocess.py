@@ -59,7 +59,7 @@ def assert_same_checkpoint(a, b) -> None:
             assert torch.equal(left[key], right[key]), (name, key)
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_distillation_on_two_ranks_keeps_student_and_critics_identical_and_resumes_exactly(
     tiny_dataset, tiny_teacher_run, tmp_path
 ):
@@ -83,7 +83,7 @@ def test_distillation_on_two_ranks_keeps_student_and_critics_identical_and_resum
     assert_same_checkpoint(straight / "checkpoints/step-0000002", resumed / "checkpoints/step-0000002")
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_the_student_on_two_ranks_keeps_student_and_discriminator_identical(tiny_dataset, tmp_path):
     from src.train.package import write_flat_color_package
 

@@ -199,7 +199,7 @@ def test_presets_build_and_run():
     assert torch.allclose(out, cond[:, :, :3])
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_loss_falls_on_a_fixed_batch():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is faster and robust on a shared machine

@@ -34,6 +34,7 @@ def tiny_model() -> VelodreamDiT:
     return model.eval()
 
 
+@pytest.mark.training
 @pytest.mark.slow  # dynamo traces the whole model: ~10-20 s on 2 cores
 def test_training_step_has_no_graph_break():
     model = tiny_model().train()

@@ -27,6 +27,7 @@ from tests.test_student import student_package  # noqa: F401 (the student packag
 pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.slow
 def test_the_dit_rollout_matches_torch_through_its_rolling_cache(tiny_package):  # noqa: F811
     reference = dit_parity.rollout(tiny_package, "torch")
     assert reference.std() > 0.05  # the frames are not trivially constant

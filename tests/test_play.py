@@ -145,6 +145,7 @@ def _fresh_context(renderer) -> list:
     )
 
 
+@pytest.mark.slow
 def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
     for checkpoint, message in [
         (str(tmp_path / "nope"), "renderer package not found"),
@@ -176,7 +177,7 @@ def test_missing_or_broken_checkpoints_are_one_clear_error(tmp_path):
         )
 
 
-@pytest.mark.slow
+@pytest.mark.window
 def test_the_window_opens_on_a_real_x_server(tmp_path):
     """SDL on X11 next to the game's EGL context (the dummy driver cannot catch GLX conflicts)."""
     import os

@@ -114,6 +114,7 @@ def test_the_window_itself_refuses_an_invisible_driver():
     assert done.returncode == 0 and "no display to open a window on" in done.stdout, done.stderr
 
 
+@pytest.mark.slow
 def test_an_explicit_video_driver_still_wins(tmp_path):
     env = {**_without_display(), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     done = subprocess.run(

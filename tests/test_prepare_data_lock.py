@@ -135,6 +135,7 @@ def test_a_refused_command_leaves_no_stale_lock_and_a_killed_one_does(tmp_path, 
     assert f"taking over the stale lock of {run} (pid {dead_pid} on " in capsys.readouterr().out
 
 
+@pytest.mark.multiprocess
 def test_both_processes_of_a_launch_refuse_a_folder_in_use_and_none_waits(tmp_path, bikes):
     """Only the main process takes the lock; the other learns of the refusal from it (no hang)."""
     import socket

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from src.conditions.extract import Extractor
 from src.conditions.flat_color import FIT_FRAMES, fit_frame_indices
@@ -64,6 +65,7 @@ def _peak_bytes(out, bikes, frames: int) -> int:
     return peak
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_videos_length(tmp_path, bikes):
     # both lengths fill whole 16-frame shards, so only the number of shards differs between them
     short, long = 64, 224  # frames of bikes.mp4 (25 fps) at 96x96: 27 KB each

@@ -54,7 +54,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_split_one_video_and_write_what_one_process_writes(tmp_path):
     from src.data.sources import find_embedded_file
 

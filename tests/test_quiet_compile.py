@@ -22,6 +22,7 @@ def _stderr(code: str, cuda_home: Path) -> str:
     return done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the line is only given without CUDA")
 def test_compiling_on_a_cpu_with_a_cuda_toolkit_prints_no_cuda_line(tmp_path):
     # what inductor does when it compiles: torch's helper finds the toolkit and warns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -142,6 +143,7 @@ def test_save_pretrained_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(model(cond), loaded(cond))
 
 
+@pytest.mark.training
 def test_the_trained_net_is_a_renderer_package_that_runs_in_ncnn_like_torch(tiny_dataset, tmp_path):
     import numpy as np
 

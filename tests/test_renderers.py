@@ -37,6 +37,7 @@ def flat_package(tiny_dataset, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_flat_package_holds_no_weights_and_returns_the_albedo(flat_package):
     package = load_package(flat_package)
     assert json.loads((flat_package / "config.json").read_text())["_class_name"] == "FlatColorRenderer"

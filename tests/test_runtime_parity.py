@@ -85,7 +85,7 @@ def test_context_from_the_last_step_matches_in_ncnn_and_saves_the_context_pass(t
     assert make_renderer(package, height=H, width=W, num_denoising_steps=2).passes_per_step == 2
 
 
-@pytest.mark.slow
+@pytest.mark.vulkan
 def test_ncnn_vulkan_matches_torch(tiny_package):
     import ncnn
 

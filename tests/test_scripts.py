@@ -98,7 +98,7 @@ def test_benchmark_prints_a_table_and_writes_json(small_package, tmp_path):
     assert result["soak"]["frames"] == 18 and result["soak"]["rss_end_mb"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_export_package_from_a_run(tiny_dataset, tmp_path):
     tiny_model = "{hidden_dim: 32, num_blocks: 1, num_heads: 2, stem_channels: 8, refine_channels: 8}"
     done = run(

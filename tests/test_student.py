@@ -89,7 +89,7 @@ def test_ncnn_cpu_rollout_matches_torch(student_package):
     assert (student_package / "ncnn" / f"{W}x{H}" / "recurrent_step.ncnn.param").is_file()
 
 
-@pytest.mark.slow
+@pytest.mark.vulkan
 def test_ncnn_vulkan_rollout_matches_torch(student_package):
     import ncnn
 

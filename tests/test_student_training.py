@@ -103,7 +103,7 @@ def _in_repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_a_student_run_resumes_bit_for_bit_and_exports_a_recurrent_package(tiny_dataset, tmp_path):
     from src.runtime.backends import make_renderer
     from src.runtime.package import load_package

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = "tests/test_bench_realism_floor.py"  # a fast test and a slow one, with light imports
 
@@ -24,6 +26,7 @@ def _collected(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith(MIXED + "::")]
 
 
+@pytest.mark.slow
 def test_the_fast_tier_leaves_slow_tests_out_and_full_runs_them():
     fast, full, by_marker = _collect(), _collect("--full"), _collect("-m", "slow")
     assert fast.returncode == full.returncode == by_marker.returncode == 0, fast.stderr + full.stderr

@@ -77,7 +77,7 @@ def train_logs(run_dir):
     return [json.loads(line) for line in (run_dir / "logs.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_two_steps_leave_exactly_the_expected_files_and_resume_matches_one_run(tiny_dataset, tmp_path):
     run_train(tiny_overrides(tiny_dataset, tmp_path / "a", 2))
     run = tmp_path / "a" / "cpu_tiny"
@@ -177,7 +177,7 @@ def test_a_run_killed_while_saving_resumes_from_the_previous_checkpoint(tiny_dat
     assert json.loads((run / "checkpoints/step-0000004/complete.json").read_text())["step"] == 4
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_sigkill_during_training_then_rerun_completes(tiny_dataset, tmp_path):
     args = [
         *TRAIN_NET,
@@ -242,6 +242,7 @@ def test_print_config_for_every_readme_preset(capsys):
     assert "init_from: runs/x" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_error(tmp_path):
     result = subprocess.run(
         [
@@ -263,7 +264,7 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_gloo_ranks_on_the_cpu_keep_identical_parameters(tiny_dataset, tmp_path):
     command = [
         sys.executable,

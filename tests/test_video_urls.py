@@ -75,6 +75,7 @@ def server(tmp_path):
     httpd.server_close()
 
 
+@pytest.mark.multiprocess
 def test_a_url_downloads_once_and_an_interrupted_download_continues(server, tmp_path):
     from src.data.download import download_video, url_digest
 
@@ -94,6 +95,7 @@ def test_a_url_downloads_once_and_an_interrupted_download_continues(server, tmp_
     assert len(RangeHandler.requests) == served  # cached: no second request
 
 
+@pytest.mark.multiprocess
 def test_prepare_data_takes_urls_beside_files_and_a_failing_url_is_one_line(server, tmp_path):
     base, root = server
     url = f"{base}/ride.mp4"
