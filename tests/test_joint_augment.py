@@ -140,13 +140,13 @@ def test_default_config_draws_no_joint_augmentation():
     config = AugmentConfig()
     rng = np.random.default_rng(0)
     for _ in range(20):
-        drawn = draw_joint_augmentation(config, rng, frame_size=(96, 96), crop_size=(64, 64))
+        drawn = draw_joint_augmentation(config, rng, frame_hw=(96, 96), crop_size=(64, 64))
         assert drawn.is_identity
     assert rng.random() == np.random.default_rng(0).random()  # nothing was drawn
     scaled = draw_joint_augmentation(
         AugmentConfig(scale_crop_probability=1.0, scale_crop_range=(2.0, 3.0)),
         np.random.default_rng(1),
-        frame_size=(96, 128),
+        frame_hw=(96, 128),
         crop_size=(64, 64),
     )
     top, left, height, width = scaled.region  # limited by the frame: at most 96 px tall

@@ -33,7 +33,7 @@ def test_run_card_sections_in_order():
         {"id": "road-1", "source": "/v/road.mp4"},
         {"id": "city-2", "source": "/d/city_street_pandaset002_front.mp4", "depth_source": "lidar_sidecar"},
     ]
-    data = SimpleNamespace(manifest={"fps": 12, "videos": videos}, frame_size=(64, 96))
+    data = SimpleNamespace(manifest={"fps": 12, "videos": videos}, frame_hw=(64, 96))
     card = run_card(
         config=config,
         data=data,
@@ -105,7 +105,7 @@ def test_run_card_lists_the_stages_it_started_from(tmp_path):
             batch_size=2, clip_frames=4, crop=None, dataset="data/prepared/cpu_224", source_weights={}
         ),
     )
-    data = SimpleNamespace(manifest={"fps": 10, "videos": []}, frame_size=(224, 224))
+    data = SimpleNamespace(manifest={"fps": 10, "videos": []}, frame_hw=(224, 224))
     card = run_card(
         config=config,
         data=data,

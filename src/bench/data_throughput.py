@@ -121,7 +121,7 @@ def training_flops_per_clip(config: BenchDataConfig) -> dict:
 
     train_config = _train_config(config, 0)
     data = TrainingData(train_config)
-    height, width = tuple(train_config.data.crop) if train_config.data.crop else data.frame_size
+    height, width = tuple(train_config.data.crop) if train_config.data.crop else data.frame_hw
     t = train_config.data.clip_frames
     model = build_model(train_config, data).eval()
     parameters = sum(p.numel() for p in model.parameters())

@@ -45,10 +45,10 @@ def draw_joint_augmentation(
     config: AugmentConfig,
     rng: np.random.Generator,
     *,
-    frame_size: tuple[int, int],
+    frame_hw: tuple[int, int],
     crop_size: tuple[int, int],
 ) -> JointAugmentation:
-    """Draw one clip's joint augmentation. ``frame_size`` and ``crop_size`` are (height, width).
+    """Draw one clip's joint augmentation. ``frame_hw`` and ``crop_size`` are (height, width).
 
     An operation whose probability is 0 draws nothing from ``rng``.
     """
@@ -65,7 +65,7 @@ def draw_joint_augmentation(
         out.saturation_factor = float(rng.uniform(*config.saturation_factor))
         out.brightness_factor = float(rng.uniform(*config.brightness_factor))
     if fire(config.scale_crop_probability):
-        (frame_h, frame_w), (crop_h, crop_w) = frame_size, crop_size
+        (frame_h, frame_w), (crop_h, crop_w) = frame_hw, crop_size
         low, high = config.scale_crop_range
         scale = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         scale = min(scale, frame_h / crop_h, frame_w / crop_w)  # the region must fit in the frame

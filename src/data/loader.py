@@ -170,7 +170,7 @@ class ClipDataset(Dataset):
         return draw_joint_augmentation(
             self.joint_augment,
             np.random.default_rng([self.seed, index, 2]),
-            frame_size=(height, width),
+            frame_hw=(height, width),
             crop_size=(self.crop_h, self.crop_w),
         )
 

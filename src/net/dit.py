@@ -160,8 +160,8 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
     @classmethod
     def from_run(cls, config, data) -> VelodreamDiT:
         """A run's DiT (``config.model``: preset + overrides), with its spec's condition channels (their
-        number, the albedo as the residual) and a position grid for ``data.frame_size``."""
-        height, width = data.frame_size
+        number, the albedo as the residual) and a position grid for ``data.frame_hw``."""
+        height, width = data.frame_hw
         overrides = dict(config.model.overrides)
         overrides["condition_channels"] = config.conditions.num_channels
         albedo = config.conditions.slices().get("albedo")

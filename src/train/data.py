@@ -26,10 +26,10 @@ class TrainingData:
         self.manifest = read_manifest(self.root)
         self.stats = ConditionStats.from_dict(self.manifest["stats"])
         width, height = self.manifest["resolution"]
-        self.frame_size = (int(height), int(width))
+        self.frame_hw = (int(height), int(width))  # (height, width), as tensors are laid out
         self.fps = float(self.manifest["fps"])
         self.spec = config.conditions
-        crop = tuple(config.data.crop) if config.data.crop else self.frame_size
+        crop = tuple(config.data.crop) if config.data.crop else self.frame_hw
         self._train = ClipDataset(
             self.root,
             split="train",
@@ -114,7 +114,7 @@ class TrainingData:
         """
         return load_game_ride(
             cache_dir,
-            size=self.frame_size,
+            size=self.frame_hw,
             frames=frames,
             seed=seed,
             fps=self.fps,

@@ -50,7 +50,7 @@ class GameClips:
     def for_run(cls, config, data, *, seed: int, size: tuple[int, int] | None = None) -> GameClips:
         """Clips like the run's training clips: its clip length, fps, spec and statistics, at
         ``size`` (height, width; default the dataset's frame size)."""
-        height, width = size or data.frame_size
+        height, width = size or data.frame_hw
         return cls(
             width=width,
             height=height,

@@ -40,7 +40,7 @@ from src.train.package import package_folder
 
 def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
     """The teacher's objective, from the ``diffusion`` section."""
-    height, width = data.frame_size
+    height, width = data.frame_hw
     diffusion = config.diffusion
     return FlowMatchingObjective(
         frames_per_framelet=model.frames_per_step,
@@ -64,7 +64,7 @@ def game_clip_source(config, data, *, crop: tuple[int, int] | None):
     dict of ``cond`` (count t C h w), ``raster`` (count t 3 h w), ``flow_px`` (count t h w 2)
     and ``valid_mask`` (count t h w), all cropped alike. Clip indices come from ``generator``,
     so a step's clips are a function of its seed."""
-    height, width = data.frame_size
+    height, width = data.frame_hw
     clips = GameClips.for_run(config, data, seed=config.seed)
 
     def game_batch(count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -96,7 +96,7 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         )
     teacher = build_model(config, data)
     load_weights_from(teacher, config.teacher)
-    height, width = data.frame_size
+    height, width = data.frame_hw
     distill = config.distill
     shift = resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
     game_batch = None
@@ -209,7 +209,7 @@ def student_objective(config, model, data, device) -> StudentObjective:
             "objective student needs a teacher",
             "Pass --teacher game/models/default/dit (a renderer package or run folder).",
         )
-    height, width = tuple(config.data.crop) if config.data.crop else data.frame_size
+    height, width = tuple(config.data.crop) if config.data.crop else data.frame_hw
     teacher = _student_teacher(config, data, device, height=height, width=width)
     game_clips = None
     if settings.game_clips_per_batch > 0:

@@ -96,7 +96,7 @@ def _model_lines(config, data, *, step: int, num_params: int) -> list[str]:
     return [
         "## Model",
         f"- `{config.model.model_class}` preset `{config.model.preset}`, {num_params / 1e6:.2f}M parameters, overrides {config.model.overrides or '{}'}",
-        f"- resolution {data.frame_size[1]}x{data.frame_size[0]}, {manifest.get('fps', '?')} fps, "
+        f"- resolution {data.frame_hw[1]}x{data.frame_hw[0]}, {manifest.get('fps', '?')} fps, "
         f"conditions {', '.join(config.conditions.channels)}",
         f"- trained {step} steps, batch {config.data.batch_size} clips of {config.data.clip_frames} frames"
         + (f", {tuple(config.data.crop)} crops" if config.data.crop else ""),
@@ -210,7 +210,7 @@ def run_card(
 def sampling_defaults(config, data) -> SamplingDefaults:
     """The sampling settings a run's package ships with: its ``sampling`` section, at the data's
     time shift."""
-    height, width = data.frame_size
+    height, width = data.frame_hw
     return dataclasses.replace(
         config.sampling,
         shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
@@ -247,7 +247,7 @@ def export_package(
     model, data, config, out_dir: str | Path, *, step: int, metrics: dict, run_dir: Path
 ) -> Path:
     """Write ``model`` (the EMA weights) as a renderer package; the card quotes the run's command."""
-    height, width = data.frame_size
+    height, width = data.frame_hw
     command_file = Path(run_dir) / "command.txt"
     command = command_file.read_text().strip() if command_file.is_file() else training_command()
     num_params = sum(p.numel() for p in model.parameters())

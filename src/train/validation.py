@@ -35,7 +35,7 @@ def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -
     samples. The scoring is ``evaluate``'s (``src/eval/scoring.py``), so the keys are its keys."""
     val = config.validation
     samples_dir = run_dir / "samples"
-    height, width = data.frame_size
+    height, width = data.frame_hw
     renderer = torch_renderer(model, sampling=sampling, width=width, height=height)
     device = next(model.parameters(), torch.zeros(0)).device  # the flat baseline has no weights
     features = FeatureScorer(device=str(device)) if val.feature_metrics else None  # KID, LPIPS
