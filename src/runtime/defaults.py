@@ -9,9 +9,10 @@ DEFAULT_RENDERER = "default"  # names a package's (or bundle's) default renderer
 
 @dataclasses.dataclass
 class SamplingDefaults:
-    """How a package's diffusion model is sampled (``src/diffusion/rollout.py``). A training run's
-    ``sampling`` section is this: its validation samples so, its package ships it, and the
-    ``distill`` objective trains the student for it."""
+    """How a package's model is run at render time: a diffusion model's sampling
+    (``src/diffusion/rollout.py``) and an upscaling student's albedo detail
+    (``src/runtime/renderer.py``). A training run's ``sampling`` section is this: its validation
+    samples so, its package ships it, and the ``distill`` objective trains the student for it."""
 
     RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "num_denoising_steps": "[1, inf)",
