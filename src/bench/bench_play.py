@@ -32,6 +32,8 @@ import numpy as np
 
 from src.bench.background_load import BackgroundLoad, load_average, under_load_columns
 from src.bench.bench_play_report import format_table
+from src.bench.frame_timing import time_frames
+from src.common.frame_size import FrameSize
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
@@ -54,6 +56,7 @@ class BenchmarkConfig:
         "threads": "[1, inf)",
         "background_load": "[0, inf)",
     }
+    CHOICES = {"gbuffer_size": ("renderer", "frame")}  # checked when parsed (src/common/ranges.py)
 
     checkpoint: str = DEFAULT_CHECKPOINT
     """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
@@ -78,6 +81,13 @@ class BenchmarkConfig:
     """untimed frames before the timed ones, per setting"""
     display: bool = True
     """include the window's scaling and blit (SDL dummy driver when headless)"""
+    pipeline: bool = True
+    """run the model one frame behind the game in a worker thread (``PipelinedRenderer``: frame
+    N+1's world and G-buffer overlap frame N's model), as against every stage in sequence"""
+    gbuffer_size: str = "renderer"
+    """the G-buffers' size for a neural row: renderer (the size it makes full use of: 112x112 for
+    a student upscaling to 224x224, unless it adds the full-size albedo's detail) or frame (the
+    output size)"""
     soak_game_minutes: float = 0.0
     """also ride this many minutes of game time with the first neural setting and report memory"""
     soak_fps: int = 30
@@ -122,22 +132,36 @@ def _bench_one(
     progress_label: str,
 ) -> dict:
     """One row: ride ``frames`` frames after the warm-up with ``renderer`` and average each stage."""
-    neural, runner, resolution = _open_neural(
+    neural, runner, resolution, gbuffer_resolution = _open_neural(
         config, resolution=resolution, renderer=renderer, backend=backend, steps=steps, package=package
     )
-    session = GameSession(PlayConfig(headless=True, autopilot=True, seed=config.seed, resolution=resolution))
-    display = _Display(session.width, session.height) if config.display else None
+    session = GameSession(
+        PlayConfig(headless=True, autopilot=True, seed=config.seed, resolution=gbuffer_resolution)
+    )
+    frame_size = FrameSize.parse(resolution)
+    display = _Display(frame_size.width, frame_size.height) if config.display else None
     try:
-        times = _time_frames(config, session, neural, display, progress_label=progress_label)
+        times = time_frames(
+            session,
+            neural,
+            display,
+            frames=config.frames,
+            warmup_frames=config.warmup_frames,
+            progress_label=progress_label,
+        )
     finally:
         if display is not None:
             display.close()
+        if neural is not None and config.pipeline:
+            neural.close()
         session.release()
     row = {
         "renderer": renderer,
         "model": type(package.model).__name__ if neural is not None else "-",
         "backend": backend or "-",
         "resolution": resolution,
+        "gbuffer_resolution": gbuffer_resolution,
+        "pipelined": bool(neural is not None and config.pipeline),
         "steps": steps or 0,
         "world_ms": float(np.mean(times["world"])),
         "gbuffer_ms": float(np.mean(times["render"])),
@@ -146,14 +170,19 @@ def _bench_one(
         "frames_per_step": 1,
         "passes_per_framelet": 0,
         "model_ms_per_frame": float(np.mean(times["model"])),
+        "wait_ms": float(np.mean(times["wait"])),
+        "latency_ms": float(np.mean(times["latency"])) if times["latency"] else 0.0,
         "model_ms_per_framelet": 0.0,
         "model_ms_per_step": 0.0,
         "frame_ms": float(np.mean(times["frame"])),
         "fps": 1e3 / float(np.mean(times["frame"])),
         "load_average": load_average(),  # at the row's end: what else the machine was doing
     }
-    stages = ("world_ms", "gbuffer_ms", "encode_ms", "model_ms_per_frame", "display_ms")
-    row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)  # the stages + other = frame
+    # the loop's stages + other = frame; pipelined, the model's stages run beside it in the worker
+    stages = ("world_ms", "gbuffer_ms", "encode_ms", "display_ms", "wait_ms")
+    if not row["pipelined"]:
+        stages += ("model_ms_per_frame",)
+    row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)
     if neural is not None:
         model_ms = times["model"]
         passes = runner.passes_per_step  # e.g. the denoising steps plus the pass that caches context
@@ -177,12 +206,13 @@ def _open_neural(
     steps: int | None,
     package,
 ):
-    """(the neural renderer, its runner, the ride's WIDTHxHEIGHT); for ``raster`` (None, None,
-    ``resolution``). ``model`` resolves to the package's own size."""
+    """(the neural renderer, pipelined where ``config.pipeline``; its runner; the frames'
+    WIDTHxHEIGHT; the G-buffers'); for ``raster`` (None, None, ``resolution``, ``resolution``).
+    ``model`` resolves to the package's own size."""
     if renderer == "raster":
-        return None, None, resolution
+        return None, None, resolution, resolution
     # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.play.neural import NeuralRenderer
+    from src.play.neural import NeuralRenderer, PipelinedRenderer
     from src.play.ride import RideConfig, neural_frame_size
     from src.runtime.backends import make_renderer
 
@@ -199,47 +229,13 @@ def _open_neural(
         threads=runtime_threads(config.threads),
     )
     neural = NeuralRenderer(package, runner, fov_y_deg=ride_config.camera.fov_y_deg)
-    return neural, runner, f"{width}x{height}"
-
-
-def _time_frames(
-    config: BenchmarkConfig, session: GameSession, neural, display, *, progress_label: str
-) -> dict[str, list[float]]:
-    """Milliseconds per stage of every frame after the warm-up: world, render, encode, model,
-    display and the whole frame."""
-    times: dict[str, list[float]] = {
-        name: [] for name in ("world", "render", "display", "frame", "encode", "model")
-    }
-    latest = None
-    for index in tqdm(range(config.warmup_frames + config.frames), desc=progress_label, leave=False):
-        start = time.perf_counter()
-        before = dict(session.timings)
-        gbuffer, _, _ = session.frame(None)
-        if session.world.game_over:
-            session.restart()
-            if neural is not None:
-                neural.reset()
-        shown, encoded, modelled = gbuffer.color, 0.0, 0.0
-        if neural is not None:
-            out = neural.push(gbuffer)
-            encoded = neural.times.encode_ms[-1]
-            if out is not None:
-                latest = out[-1]
-                modelled = neural.times.model_ms[-1]  # the step this push ran
-            shown = latest if latest is not None else shown
-        displayed = 0.0
-        if display is not None:
-            display_start = time.perf_counter()
-            display.show(shown)
-            displayed = (time.perf_counter() - display_start) * 1e3
-        if index >= config.warmup_frames:
-            times["frame"].append((time.perf_counter() - start) * 1e3)
-            times["world"].append((session.timings["world"] - before["world"]) * 1e3)
-            times["render"].append((session.timings["render"] - before["render"]) * 1e3)
-            times["encode"].append(encoded)
-            times["model"].append(modelled)
-            times["display"].append(displayed)
-    return times
+    gbuffer_size = runner.gbuffer_size if config.gbuffer_size == "renderer" else (width, height)
+    return (
+        PipelinedRenderer(neural) if config.pipeline else neural,
+        runner,
+        f"{width}x{height}",
+        "{}x{}".format(*gbuffer_size),
+    )
 
 
 def runner_threads() -> int:

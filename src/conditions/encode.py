@@ -203,6 +203,15 @@ def downsample_encoded(cond: torch.Tensor, factor: int) -> torch.Tensor:
     fraction of the width), so averaging keeps its meaning."""
     if factor == 1:
         return cond
-    lead = cond.shape[:-3]
-    pooled = torch.nn.functional.avg_pool2d(cond.reshape(-1, *cond.shape[-3:]), factor)
-    return pooled.reshape(*lead, *pooled.shape[-3:])
+    *lead, channels, height, width = cond.shape
+    if height % factor or width % factor:  # avg_pool2d drops the remainder rows and columns
+        pooled = torch.nn.functional.avg_pool2d(cond.reshape(-1, channels, height, width), factor)
+        return pooled.reshape(*lead, *pooled.shape[-3:])
+    # the same sums in the same order as avg_pool2d (so the same bits), a few times faster on a CPU
+    blocks = cond.reshape(*lead, channels, height // factor, factor, width // factor, factor)
+    total = blocks[..., 0, :, 0]
+    for i in range(factor):
+        for j in range(factor):
+            if i or j:
+                total = total + blocks[..., i, :, j]
+    return total / (factor * factor)

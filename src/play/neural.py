@@ -6,6 +6,8 @@
 anything behind ``src/runtime/renderer.py``'s interface (DiT, flat-colour baseline, ...). ``NeuralWorker`` runs
 it in its own thread for the interactive loop: the game never waits for the model, the window
 shows the newest neural frame, and the HUD reads the worker's FPS and latency.
+``PipelinedRenderer`` runs it one frame behind the game in one worker thread, in order and
+without dropping a frame: the game makes frame N+1 while the model renders frame N.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,15 +68,25 @@ class NeuralRenderer:
 
     def push(self, gbuffer: GBuffer) -> np.ndarray | None:
         """Add one frame's G-buffer; returns ``f h w 3`` uint8 frames when a step's frames are in."""
+        inputs = self.collect(gbuffer)
+        return None if inputs is None else self.render(inputs)
+
+    def collect(self, gbuffer: GBuffer) -> tuple | None:
+        """The caller's half of ``push``: encode the frame; when a step's frames are in, the
+        renderer's inputs for it (``Renderer.prepare``), else None. Timed as ``encode_ms``."""
         start = time.perf_counter()
         self._pending.append(self.encode(gbuffer))
+        inputs = None
+        if len(self._pending) == self.frames_per_step:
+            inputs = self.renderer.prepare(torch.stack(self._pending).numpy())  # f C h w
+            self._pending.clear()
         self.times.encode_ms.append((time.perf_counter() - start) * 1e3)
-        if len(self._pending) < self.frames_per_step:
-            return None
-        cond = torch.stack(self._pending).numpy()  # f C h w
-        self._pending.clear()
+        return inputs
+
+    def render(self, inputs: tuple) -> np.ndarray:
+        """The model's half of ``push``: one step on ``collect``'s inputs, ``f h w 3`` uint8 frames."""
         start = time.perf_counter()
-        frames = self.renderer.step(cond)
+        frames = self.renderer.step_prepared(*inputs)
         self.times.model_ms.append((time.perf_counter() - start) * 1e3)
         return frames_to_uint8(frames)
 
@@ -148,3 +161,59 @@ class NeuralWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class PipelinedRenderer:
+    """A ``NeuralRenderer`` run one frame behind the game, in one worker thread.
+
+    ``push(gbuffer, tag)`` encodes the G-buffer and prepares the step's inputs in the caller's
+    thread (``NeuralRenderer.collect``: stateful game-side transforms stay in order), takes what the worker made of the previous push (waiting for
+    it where it is not done), hands this frame's conditions to the worker, and returns the
+    previous push's frames (or None) with that push's ``tag``. So while the caller displays frame
+    N and renders the G-buffer of frame N+1, the worker renders frame N: on two cores the frame
+    costs the longer of the two sides, not their sum. Frames come out in the order their
+    G-buffers went in, every one of them, one push late. ``encode_ms`` is this push's encode,
+    ``wait_ms`` how long it waited for the worker, ``model_ms`` what the returned push's step
+    took there; ``flush()`` returns the last push's frames; ``reset()`` drops them and starts a
+    new ride."""
+
+    def __init__(self, neural: NeuralRenderer):
+        self.neural = neural
+        self.times = neural.times
+        self.frames_per_step = neural.frames_per_step
+        self.wait_ms = self.encode_ms = self.model_ms = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neural-pipeline")
+        self._pending: tuple[Future | None, object] | None = None
+
+    def push(self, gbuffer: GBuffer, tag: object = None) -> tuple[np.ndarray | None, object]:
+        inputs = self.neural.collect(gbuffer)
+        self.encode_ms = self.neural.times.encode_ms[-1]
+        previous = self.flush()
+        self._pending = (None if inputs is None else self._pool.submit(self._work, inputs), tag)
+        return previous
+
+    def _work(self, inputs: tuple) -> tuple[np.ndarray, float]:
+        """In the worker: the step's frames and its milliseconds."""
+        frames = self.neural.render(inputs)
+        return frames, self.neural.times.model_ms[-1]
+
+    def flush(self) -> tuple[np.ndarray | None, object]:
+        """The frames of the push still in the worker (waiting for them) and its tag; (None, None)
+        where there is none."""
+        start = time.perf_counter()
+        if self._pending is None:
+            self.wait_ms = self.model_ms = 0.0
+            return None, None
+        future, tag = self._pending
+        self._pending = None
+        frames, self.model_ms = (None, 0.0) if future is None else future.result()  # raises the worker's error
+        self.wait_ms = (time.perf_counter() - start) * 1e3
+        return frames, tag
+
+    def reset(self) -> None:
+        """A new ride: let the worker finish, drop its frames, reset the renderer."""
+        self.flush()
+        self.neural.reset()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -5,10 +5,13 @@ the flat-colour baseline -- runs behind this, in torch or in ncnn:
 
     renderer.reset(seed=None)          forget the context or state (a new ride; reseed if given)
     renderer.step(cond) -> frames      cond f C h w float32 (encoded) -> frames f 3 h w in [-1, 1]
+    renderer.prepare(cond) -> inputs   what step does before the network (a pipeline's caller runs it)
+    renderer.step_prepared(*inputs)    the rest of step: step(cond) = step_prepared(*prepare(cond))
     renderer.frames_per_step           f: frames one step takes and renders
     renderer.passes_per_step           network evaluations one step costs
     renderer.native_size               (width, height) the model was trained at
     renderer.frame_size                (width, height) it renders now
+    renderer.gbuffer_size              (width, height) of the G-buffers it makes full use of
     renderer.backend                   "torch" or "ncnn"
 
 Three implementations cover the model kinds (``renderer_kind`` in ``src/net/models.py``):
@@ -20,7 +23,9 @@ student, torch or ``StepRecurrent``).
 A model may render frames larger than its conditions (the student's ``upscale``): its renderer
 has a ``condition_size`` below ``frame_size`` and takes conditions at either size, averaging
 ones at the frame size down (``downsample_encoded``), so callers that encode at the frame size
-work unchanged and a caller that encodes at ``condition_size`` saves the work.
+work unchanged and a caller that encodes at ``condition_size`` saves the work. ``gbuffer_size``
+says which a game should render: the condition size, unless the renderer reads detail at the
+frame size (the student's albedo detail band).
 """
 
 from __future__ import annotations
@@ -44,10 +49,15 @@ class Renderer(Protocol):
     passes_per_step: int
     native_size: tuple[int, int]
     frame_size: tuple[int, int]
+    gbuffer_size: tuple[int, int]
 
     def reset(self, seed: int | None = None) -> None: ...
 
     def step(self, cond: np.ndarray | Tensor) -> np.ndarray: ...
+
+    def prepare(self, cond: np.ndarray | Tensor) -> tuple[Tensor, Tensor | None]: ...
+
+    def step_prepared(self, cond: Tensor, extra: Tensor | None) -> np.ndarray: ...
 
 
 class _RendererBase:
@@ -71,6 +81,20 @@ class _RendererBase:
         self.condition_size = (self.frame_size[0] // upscale, self.frame_size[1] // upscale)
         self.device, self.dtype = torch.device(device), dtype
         self.seed = seed
+
+    @property
+    def gbuffer_size(self) -> tuple[int, int]:
+        """(width, height) of the G-buffers this renderer makes full use of: larger ones are
+        averaged down to its condition size."""
+        return self.condition_size
+
+    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+        return self.step_prepared(*self.prepare(cond))
+
+    def prepare(self, cond: np.ndarray | Tensor) -> tuple[Tensor, Tensor | None]:
+        """What a step does before the network: the conditions checked, sized and moved
+        (``_condition``: ``1 f C h w``), and what it adds at the frame size after it (None here)."""
+        return self._condition(cond), None
 
     def _condition(self, cond: np.ndarray | Tensor) -> Tensor:
         """``f C h w`` -> ``1 f C h w`` on the model's device and dtype, with its shape checked
@@ -121,10 +145,10 @@ class DiffusionRenderer(_RendererBase):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
 
     @torch.no_grad()
-    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
+    def step_prepared(self, cond: Tensor, extra: Tensor | None = None) -> np.ndarray:
         frames = rollout_framelets(
             self.denoiser,
-            self._condition(cond),
+            cond,
             frames_per_framelet=self.frames_per_step,
             sigmas=self.sigmas,
             context_sigma=self.context_sigma,
@@ -148,8 +172,7 @@ class DirectRenderer(_RendererBase):
         self.seed = self.seed if seed is None else seed
 
     @torch.no_grad()
-    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
-        cond = self._condition(cond)
+    def step_prepared(self, cond: Tensor, extra: Tensor | None = None) -> np.ndarray:
         f, _, h, w = cond.shape[1:]
         frames = self.step_fn(cond.reshape(1, -1, h, w))
         return frames.reshape(f, 3, h, w).clamp(-1, 1).float().cpu().numpy()
@@ -171,6 +194,12 @@ class RecurrentRenderer(_RendererBase):
         self.albedo_channels = list(albedo_channels or [])
         self.reset()
 
+    @property
+    def gbuffer_size(self) -> tuple[int, int]:
+        """The frame size where it adds the albedo's detail band (which only full-size albedo
+        has), else the condition size."""
+        return self.frame_size if self.albedo_detail else self.condition_size
+
     def reset(self, seed: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
         width, height = self.frame_size
@@ -178,10 +207,13 @@ class RecurrentRenderer(_RendererBase):
             1, height, width, device=self.device, dtype=self.dtype
         )
 
+    def prepare(self, cond: np.ndarray | Tensor) -> tuple[Tensor, Tensor | None]:
+        """The conditions at the condition size, and the full-size albedo's detail band (or None)."""
+        return self._condition(cond), self._albedo_detail(cond)
+
     @torch.no_grad()
-    def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
-        detail = self._albedo_detail(cond)
-        cond = self._condition(cond)[0]  # f C h w
+    def step_prepared(self, cond: Tensor, detail: Tensor | None = None) -> np.ndarray:
+        cond = cond[0]  # f C h w
         frames = []
         for i in range(cond.shape[0]):
             frame, self.feedback, self.state = self.runner.forward_step(
