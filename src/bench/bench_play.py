@@ -32,7 +32,7 @@ import numpy as np
 
 from src.bench.background_load import BackgroundLoad, load_average, under_load_columns
 from src.bench.bench_play_report import format_table
-from src.bench.frame_timing import time_frames
+from src.bench.frame_timing import stage_means, time_frames
 from src.common.frame_size import FrameSize
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
@@ -161,28 +161,14 @@ def _bench_one(
         "backend": backend or "-",
         "resolution": resolution,
         "gbuffer_resolution": gbuffer_resolution,
-        "pipelined": bool(neural is not None and config.pipeline),
         "steps": steps or 0,
-        "world_ms": float(np.mean(times["world"])),
-        "gbuffer_ms": float(np.mean(times["render"])),
-        "display_ms": float(np.mean(times["display"])),
-        "encode_ms": float(np.mean(times["encode"])),
         "frames_per_step": 1,
         "passes_per_framelet": 0,
-        "model_ms_per_frame": float(np.mean(times["model"])),
-        "wait_ms": float(np.mean(times["wait"])),
-        "latency_ms": float(np.mean(times["latency"])) if times["latency"] else 0.0,
         "model_ms_per_framelet": 0.0,
         "model_ms_per_step": 0.0,
-        "frame_ms": float(np.mean(times["frame"])),
-        "fps": 1e3 / float(np.mean(times["frame"])),
+        **stage_means(times, pipelined=bool(neural is not None and config.pipeline)),
         "load_average": load_average(),  # at the row's end: what else the machine was doing
     }
-    # the loop's stages + other = frame; pipelined, the model's stages run beside it in the worker
-    stages = ("world_ms", "gbuffer_ms", "encode_ms", "display_ms", "wait_ms")
-    if not row["pipelined"]:
-        stages += ("model_ms_per_frame",)
-    row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)
     if neural is not None:
         model_ms = times["model"]
         passes = runner.passes_per_step  # e.g. the denoising steps plus the pass that caches context

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
 STAGES = ("world", "render", "encode", "model", "wait", "display", "frame", "latency")
@@ -70,3 +72,25 @@ def time_frames(
         if neural is not None and out is not None:
             times["latency"].append((end - made_at) * 1e3)
     return times
+
+
+def stage_means(times: dict[str, list[float]], *, pipelined: bool) -> dict[str, float]:
+    """A row's mean milliseconds per stage, its FPS and latency, and ``other_ms``: the frame less
+    the loop's stages (pipelined, the model runs beside the loop: its wait counts instead)."""
+    row = {
+        "pipelined": pipelined,
+        "world_ms": float(np.mean(times["world"])),
+        "gbuffer_ms": float(np.mean(times["render"])),
+        "display_ms": float(np.mean(times["display"])),
+        "encode_ms": float(np.mean(times["encode"])),
+        "model_ms_per_frame": float(np.mean(times["model"])),
+        "wait_ms": float(np.mean(times["wait"])),
+        "latency_ms": float(np.mean(times["latency"])) if times["latency"] else 0.0,
+        "frame_ms": float(np.mean(times["frame"])),
+    }
+    row["fps"] = 1e3 / row["frame_ms"]
+    stages = ("world_ms", "gbuffer_ms", "encode_ms", "display_ms", "wait_ms")
+    if not pipelined:
+        stages += ("model_ms_per_frame",)
+    row["other_ms"] = row["frame_ms"] - sum(row[name] for name in stages)
+    return row
