@@ -6,13 +6,15 @@ the faster area average is avg_pool2d bit for bit."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from src.common.gbuffer import GBuffer
 from src.conditions.encode import downsample_encoded
-from src.play.neural import NeuralRenderer, PipelinedRenderer
+from src.play.neural import NeuralRenderer, NeuralWorker, PipelinedRenderer
 from src.runtime.backends import make_renderer
 from tests.test_albedo_detail import H, W, _package
 
@@ -86,6 +88,39 @@ def test_the_workers_error_reaches_the_caller(tmp_path):
             pipeline.flush()
     finally:
         pipeline.close()
+
+
+def _next_frame(worker: NeuralWorker, previous_count: int) -> np.ndarray:
+    """Wait (up to 20 s) for the worker's frame count to pass ``previous_count``; its newest frame."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert worker.error is None
+        with worker._lock:
+            if len(worker._frame_times) > previous_count:
+                return worker._latest
+        time.sleep(0.01)
+    raise AssertionError("the worker made no frame in 20 s")
+
+
+def test_the_windows_worker_encodes_in_the_callers_thread_and_renders_in_its_own(tmp_path):
+    """The window's ``NeuralWorker``: its frame is the in-order frame, and a new ride id gives a
+    fresh ride's first frame (the encode half reset by the caller, the model's by the worker)."""
+    gbuffers = _gbuffers(3, seed=2)
+    reference = _neural(tmp_path, "a")
+    first = reference.push(gbuffers[0])[-1]
+    reference.reset()
+    fresh_first = reference.push(gbuffers[2])[-1]
+    worker = NeuralWorker(_neural(tmp_path, "b"))
+    try:
+        worker.submit(gbuffers[0], ride_id=0)
+        np.testing.assert_array_equal(_next_frame(worker, 0), first)
+        worker.submit(gbuffers[1], ride_id=0)
+        _next_frame(worker, 1)
+        worker.submit(gbuffers[2], ride_id=1)  # the game restarted
+        np.testing.assert_array_equal(_next_frame(worker, 2), fresh_first)
+        assert worker.renderer.times.encode_ms and worker.latest()[1] > 0
+    finally:
+        worker.close()
 
 
 def test_prepare_then_step_prepared_is_the_step(tmp_path):

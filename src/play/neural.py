@@ -2,10 +2,12 @@
 
 ``NeuralRenderer`` is synchronous: push one G-buffer per game frame; every
 ``renderer.frames_per_step`` pushes it renders that many frames (the DiT renders framelets of
-2 consecutive frames, so its output lags the game by up to one framelet). The renderer is
-anything behind ``src/runtime/renderer.py``'s interface (DiT, flat-colour baseline, ...). ``NeuralWorker`` runs
-it in its own thread for the interactive loop: the game never waits for the model, the window
-shows the newest neural frame, and the HUD reads the worker's FPS and latency.
+2 consecutive frames, so its output lags the game by up to one framelet). A push is two halves:
+``collect`` (encode, and the step's inputs once its frames are in) and ``render`` (the model).
+The renderer is anything behind ``src/runtime/renderer.py``'s interface (DiT, flat-colour
+baseline, ...). ``NeuralWorker`` runs the model in its own thread for the interactive loop: the
+game never waits for it, the window shows the newest neural frame, and the HUD reads the
+worker's FPS and latency.
 ``PipelinedRenderer`` runs it one frame behind the game in one worker thread, in order and
 without dropping a frame: the game makes frame N+1 while the model renders frame N.
 """
@@ -57,6 +59,10 @@ class NeuralRenderer:
     def reset(self) -> None:
         """A new ride: drop the context, any half-collected framelet and the aligner's state."""
         self.renderer.reset()
+        self.reset_inputs()
+
+    def reset_inputs(self) -> None:
+        """``collect``'s half of ``reset``: the half-collected framelet and the aligner's state."""
         self._pending.clear()
         if self._aligner is not None:
             self._aligner.reset()
@@ -92,33 +98,44 @@ class NeuralRenderer:
 
 
 class NeuralWorker:
-    """Runs a NeuralRenderer in a background thread, always on the newest G-buffers.
+    """Runs a NeuralRenderer's model in a background thread, always on the newest G-buffers.
 
-    ``submit(gbuffer, ride_id)`` never blocks; when the game restarts, a new ``ride_id`` makes the
-    worker reset the context before its next framelet. ``latest()`` returns the newest frame,
-    its latency (seconds from the G-buffer's submission to the frame being ready) and the
+    ``submit(gbuffer, ride_id)`` never waits for the model: it encodes the G-buffer in the
+    caller's thread (``NeuralRenderer.collect``, so the game-side state stays in order) and hands a
+    full step's inputs to the worker, dropping a step still waiting there. When the game restarts,
+    a new ``ride_id`` drops the half-collected framelet at once and makes the worker reset the
+    model's context before its next step. ``latest()`` returns the newest frame, its latency
+    (seconds from the submission of its step's last G-buffer to the frame being ready) and the
     neural frame rate.
     """
 
     def __init__(self, renderer: NeuralRenderer):
         self.renderer = renderer
-        # one step of G-buffers at most: a model that falls behind skips ahead instead of lagging
-        self._inbox: queue.Queue = queue.Queue(maxsize=renderer.frames_per_step)
+        # one step at most: a model that falls behind skips ahead instead of lagging
+        self._inbox: queue.Queue = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
         self._latest: np.ndarray | None = None
         self._latency_s = 0.0
         self._frame_times: deque = deque(maxlen=32)
         self._stop = threading.Event()
-        self._ride_id: int | None = None
+        self._ride_id: int | None = None  # the worker's
+        self._submitted_ride_id: int | None = None  # the caller's
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="neural-renderer", daemon=True)
         self._thread.start()
 
     def submit(self, gbuffer: GBuffer, ride_id: int) -> None:
-        item = (gbuffer, ride_id, time.perf_counter())
+        submitted = time.perf_counter()
+        if ride_id != self._submitted_ride_id:
+            self.renderer.reset_inputs()
+            self._submitted_ride_id = ride_id
+        inputs = self.renderer.collect(gbuffer)
+        if inputs is None:
+            return
+        item = (inputs, ride_id, submitted)
         try:
             self._inbox.put_nowait(item)
-        except queue.Full:  # the model is behind: drop the oldest so it works on fresh frames
+        except queue.Full:  # the model is behind: drop the waiting step so it works on fresh frames
             try:
                 self._inbox.get_nowait()
             except queue.Empty:
@@ -129,19 +146,18 @@ class NeuralWorker:
         try:
             while not self._stop.is_set():
                 try:
-                    gbuffer, ride_id, submitted = self._inbox.get(timeout=0.05)
+                    inputs, ride_id, submitted = self._inbox.get(timeout=0.05)
                 except queue.Empty:
                     continue
                 if ride_id != self._ride_id:
-                    self.renderer.reset()
+                    self.renderer.renderer.reset()  # the model's context; collect's inputs were reset by submit
                     self._ride_id = ride_id
-                frames = self.renderer.push(gbuffer)
-                if frames is not None:
-                    now = time.perf_counter()
-                    with self._lock:
-                        self._latest = frames[-1]
-                        self._latency_s = now - submitted
-                        self._frame_times.extend([now] * len(frames))
+                frames = self.renderer.render(inputs)
+                now = time.perf_counter()
+                with self._lock:
+                    self._latest = frames[-1]
+                    self._latency_s = now - submitted
+                    self._frame_times.extend([now] * len(frames))
         except BaseException as error:  # surfaced by the play loop
             self.error = error
 
