@@ -1,5 +1,5 @@
-"""Shared fixtures: small real data made once per test session (no network, no weights), and the
-two tiers: plain ``pytest`` runs the fast tier; ``pytest --full`` (CI) runs every test.
+"""Shared fixtures: small real data and packages made once per test session (no network, no
+trained weights; tests read them and copy what they change), and the two tiers: plain ``pytest`` runs the fast tier; ``pytest --full`` (CI) runs every test.
 
 The slow tier is grouped by what it proves, one marker each (``pyproject.toml`` lists them):
 ``training`` (runs of the training loop beyond a step or two), ``multiprocess`` (several
@@ -77,3 +77,37 @@ def tiny_dataset(tmp_path_factory):
         )
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dit_package(tmp_path_factory):
+    """A one-block DiT package at 32x32 with initial weights, default statistics and one step.
+    Read-only: a test that changes a package (or writes an export into it) copies it first."""
+    from src.conditions.encode import ConditionStats
+    from src.conditions.spec import ConditionSpec
+    from src.net.presets import build_dit
+    from src.runtime.package import SamplingDefaults, write_package
+
+    model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
+    directory = tmp_path_factory.mktemp("pkg") / "tiny_dit"
+    write_package(
+        directory,
+        model=model,
+        spec=ConditionSpec(),
+        stats=ConditionStats(),
+        width=32,
+        height=32,
+        fps=10,
+        sampling=SamplingDefaults(num_denoising_steps=1),
+        readme="# tiny\n",
+        card={"step": 1},
+    )
+    return directory
+
+
+@pytest.fixture(scope="session")
+def flat_package(tiny_dataset, tmp_path_factory):
+    """The flat-colour baseline package of ``tiny_dataset`` (no weights). Read-only."""
+    from src.train.package import write_flat_color_package
+
+    return write_flat_color_package(tmp_path_factory.mktemp("flat") / "flat", dataset=tiny_dataset)

@@ -6,13 +6,14 @@ under load carry their FPS beside the idle one; ``--threads`` reaches the runtim
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import psutil
 import pytest
 
 from src.bench.background_load import BackgroundLoad
-from tests.test_scripts import run, small_package  # noqa: F401 (the package fixture)
+from tests.test_scripts import run
 
 LOOP_STAGES = ("world_ms", "gbuffer_ms", "encode_ms", "display_ms", "wait_ms", "other_ms")
 
@@ -34,7 +35,8 @@ def test_the_background_load_spins_for_the_block_and_is_gone_after_it():
 
 
 @pytest.mark.multiprocess
-def test_rows_under_load_sit_beside_idle_ones_and_their_stages_add_up(small_package, tmp_path):  # noqa: F811
+def test_rows_under_load_sit_beside_idle_ones_and_their_stages_add_up(tiny_dit_package, tmp_path):
+    small_package = shutil.copytree(tiny_dit_package, tmp_path / "package")  # the ONNX export goes into it
     out = tmp_path / "bench.json"
     done = run(
         "src.scripts.benchmark",

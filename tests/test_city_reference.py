@@ -14,13 +14,6 @@ from src.eval.evaluate import REQUIRED_KEYS
 from src.eval.reference import REFERENCE_KEYS, ride_columns
 
 
-@pytest.fixture(scope="module")
-def flat_package(tiny_dataset, tmp_path_factory):
-    from src.train.package import write_flat_color_package
-
-    return write_flat_color_package(tmp_path_factory.mktemp("flat") / "flat", dataset=tiny_dataset)
-
-
 def _evaluate(package, data, out: Path, *extra: str) -> dict:
     from src.scripts.evaluate import main
 

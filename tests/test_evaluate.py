@@ -41,13 +41,6 @@ def dit_package(tmp_path_factory):
     return directory
 
 
-@pytest.fixture(scope="module")
-def flat_package(tiny_dataset, tmp_path_factory):
-    from src.train.package import write_flat_color_package
-
-    return write_flat_color_package(tmp_path_factory.mktemp("flat") / "flat", dataset=tiny_dataset)
-
-
 def evaluate(*args: str) -> dict:
     main([*args])
     out = Path(args[args.index("--out") + 1])

@@ -10,29 +10,7 @@ import shutil
 import pytest
 from safetensors.torch import save_file
 
-from src.conditions.encode import ConditionStats
-from src.conditions.spec import ConditionSpec
 from src.net.presets import build_dit
-from src.runtime.package import SamplingDefaults, write_package
-
-
-@pytest.fixture(scope="module")
-def good_package(tmp_path_factory):
-    model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
-    directory = tmp_path_factory.mktemp("pkg") / "good"
-    write_package(
-        directory,
-        model=model,
-        spec=ConditionSpec(),
-        stats=ConditionStats(),
-        width=32,
-        height=32,
-        fps=10,
-        sampling=SamplingDefaults(num_denoising_steps=1),
-        readme="# good\n",
-        card={"step": 1},
-    )
-    return directory
 
 
 def random_bytes(path):
@@ -75,11 +53,11 @@ CASES = [
 @pytest.mark.parametrize(
     ("name", "damage", "expected"), CASES, ids=[f"{c[0]}-{c[1].__name__}" for c in CASES]
 )
-def test_a_broken_package_is_one_line_and_exit_2(good_package, tmp_path, capsys, name, damage, expected):
+def test_a_broken_package_is_one_line_and_exit_2(tiny_dit_package, tmp_path, capsys, name, damage, expected):
     from src.scripts.play_game import main
 
     broken = tmp_path / "broken"
-    shutil.copytree(good_package, broken)
+    shutil.copytree(tiny_dit_package, broken)
     damage(broken / name)
     with pytest.raises(SystemExit) as exit_info:
         main(["--checkpoint", str(broken), "--headless", "--autopilot", "--frames", "2"])

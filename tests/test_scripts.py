@@ -10,11 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from src.conditions.encode import ConditionStats
-from src.conditions.spec import ConditionSpec
-from src.net.presets import build_dit
-from src.runtime.package import SamplingDefaults, write_package
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,34 +24,15 @@ def run(*args, env=None, timeout=600):
     )
 
 
-@pytest.fixture(scope="module")
-def small_package(tmp_path_factory):
-    model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
-    directory = tmp_path_factory.mktemp("pkg") / "small"
-    write_package(
-        directory,
-        model=model,
-        spec=ConditionSpec(),
-        stats=ConditionStats(),
-        width=32,
-        height=32,
-        fps=10,
-        sampling=SamplingDefaults(num_denoising_steps=1),
-        readme="# small\n",
-        card={"step": 1},
-    )
-    return directory
+def test_download_checkpoint_prints_the_local_package(tiny_dit_package):
+    done = run("src.scripts.download_checkpoint", str(tiny_dit_package))
+    assert done.returncode == 0 and done.stdout.strip() == str(tiny_dit_package)
 
 
-def test_download_checkpoint_prints_the_local_package(small_package):
-    done = run("src.scripts.download_checkpoint", str(small_package))
-    assert done.returncode == 0 and done.stdout.strip() == str(small_package)
-
-
-def test_publish_checkpoint_offline_is_one_clear_error(small_package):
+def test_publish_checkpoint_offline_is_one_clear_error(tiny_dit_package):
     done = run(
         "src.scripts.publish_checkpoint",
-        str(small_package),
+        str(tiny_dit_package),
         "--repo-id",
         "velodream/test",
         env={"HF_HUB_OFFLINE": "1"},
@@ -66,12 +42,12 @@ def test_publish_checkpoint_offline_is_one_clear_error(small_package):
 
 
 @pytest.mark.slow
-def test_benchmark_prints_a_table_and_writes_json(small_package, tmp_path):
+def test_benchmark_prints_a_table_and_writes_json(tiny_dit_package, tmp_path):
     out = tmp_path / "bench.json"
     done = run(
         "src.scripts.benchmark",
         "--checkpoint",
-        str(small_package),
+        str(tiny_dit_package),
         "--resolutions",
         "[model]",
         "--steps",

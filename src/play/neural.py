@@ -222,7 +222,9 @@ class PipelinedRenderer:
             return None, None
         future, tag = self._pending
         self._pending = None
-        frames, self.model_ms = (None, 0.0) if future is None else future.result()  # raises the worker's error
+        frames, self.model_ms = (
+            (None, 0.0) if future is None else future.result()
+        )  # raises the worker's error
         self.wait_ms = (time.perf_counter() - start) * 1e3
         return frames, tag
 
