@@ -109,7 +109,9 @@ def _gbuffer(height: int, width: int) -> GBuffer:
 def test_only_the_renderers_on_screen_run_and_one_coming_back_starts_afresh(bundle):
     from src.play.ride import RideConfig, build_neural_source
 
-    source, (width, height) = build_neural_source(RideConfig(headless=True, frames=4, checkpoint=str(bundle)))
+    source, (width, height), _ = build_neural_source(
+        RideConfig(headless=True, frames=4, checkpoint=str(bundle))
+    )
     assert (width, height) == (W * 2, H * 2)  # the bundle's play resolution
     assert source.names == ("student", "dit", "side_by_side")
     gbuffer = _gbuffer(height, width)

@@ -6,6 +6,7 @@ the faster area average is avg_pool2d bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -141,3 +142,26 @@ def test_the_area_average_is_avg_pool2d_bit_for_bit(shape, factor):
     reference = torch.nn.functional.avg_pool2d(x.reshape(-1, *x.shape[-3:]), factor)
     reference = reference.reshape(*x.shape[:-3], *reference.shape[-3:])
     assert torch.equal(downsample_encoded(x, factor), reference)
+
+
+@pytest.mark.slow
+def test_play_renders_the_gbuffers_at_the_size_the_student_reads(tmp_path):
+    """A package whose one renderer upscales without the detail band gets half-size G-buffers;
+    its frames, the side-by-side view and the window stay at the frame size."""
+    from src.common.gbuffer_io import load_gbuffer_clip
+    from src.common.video import read_video_frames
+    from src.play.ride import RideConfig, ride
+
+    _package(tmp_path / "student", 0.0)
+    video, side, clip = tmp_path / "student.mp4", tmp_path / "side.mp4", tmp_path / "gbuffers"
+    config = RideConfig(headless=True, autopilot=True, frames=6, seed=1, checkpoint=str(tmp_path / "student"),
+                        record=str(video), record_side_by_side=str(side), record_gbuffers=str(clip))  # fmt: skip
+    assert ride(config).frames == 6
+    assert read_video_frames(video).shape[1:3] == (H, W)
+    assert read_video_frames(side).shape[1:3] == (
+        H,
+        3 * W,
+    )  # student | raster | depth, each at the frame size
+    assert load_gbuffer_clip(clip)[0]["color"].shape[1:3] == (H // 2, W // 2)
+    ride(dataclasses.replace(config, gbuffer_size="frame", record_gbuffers=str(tmp_path / "full")))
+    assert load_gbuffer_clip(tmp_path / "full")[0]["color"].shape[1:3] == (H, W)

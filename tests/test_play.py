@@ -104,7 +104,7 @@ def test_the_window_runs_a_few_frames_with_the_neural_renderer(monkeypatch):
 
 
 def test_a_restart_resets_the_neural_context():
-    source, (width, height) = build_neural_source(RideConfig(headless=True, frames=4))
+    source, (width, height), _ = build_neural_source(RideConfig(headless=True, frames=4))
     from src.common.gbuffer import GBuffer
 
     gbuffer = GBuffer(

@@ -1,12 +1,10 @@
 """The per-frame play loop: world step -> scene -> G-buffer -> views -> window / recordings.
 
-One loop serves the window, headless recording and benchmarks. Extra views plug in as
-*view sources* (``ViewSource``; a plain function ``(gbuffer, info) -> {name: h w 3 uint8}``
-works too), called once per rendered frame (in order, after the built-in views' G-buffer is
-ready). Names they return join the Tab cycle after the built-in ones (color, depth, flow,
-normals, semantic, albedo); ``--renderer NAME`` other than ``raster`` starts on the view called
-NAME. The views and the view-source interface live in ``src/game/views.py``, the recordings in
-``src/game/ride_outputs.py``.
+One loop serves the window, headless recording and benchmarks. Extra views plug in as *view
+sources* (``ViewSource``, or a function ``(gbuffer, info) -> {name: h w 3 uint8}``), called once
+per rendered frame, in order. Their names join the Tab cycle after the built-in views (color,
+depth, flow, normals, semantic, albedo); ``--renderer NAME`` other than ``raster`` starts on the
+view NAME. Views: ``src/game/views.py``; recordings: ``src/game/ride_outputs.py``.
 """
 
 from __future__ import annotations
@@ -108,13 +106,17 @@ class GameSession:
     """Owns the world, the renderer and the autopilot; ``frame(action)`` advances and renders."""
 
     def __init__(
-        self, config: PlayConfig, *, view_sources: Sequence[ViewSource] = (), size: FrameSize | None = None
+        self,
+        config: PlayConfig,
+        *,
+        view_sources: Sequence[ViewSource] = (),
+        size: FrameSize | None = None,
+        display_size: FrameSize | None = None,
     ):
         self.config = config
         self.size = size or play_frame_size(config)  # given: it replaces the one --resolution asks for
         self.width, self.height = self.size
-        if config.fps <= 0:
-            raise UserError(f"invalid fps {config.fps}", "Give a positive number of frames per second.")
+        self.display_size = display_size or self.size  # the window's frame: a neural frame may be larger
         self.dt = 1.0 / config.fps
         self.view_sources = [as_view_source(source) for source in view_sources]
         self.world = World(config.world, seed=config.seed)
@@ -242,13 +244,15 @@ def run_session(
     view_sources: Sequence[ViewSource] = (),
     window_factory=None,
     size: FrameSize | None = None,
+    display_size: FrameSize | None = None,
 ) -> SessionResult:
     """Play (window) or render headless according to ``config``; see the module docstring.
-    ``size`` (a neural ride's frame size) replaces the one ``--resolution`` asks for."""
+    ``size`` (a neural ride's G-buffer size) replaces the one ``--resolution`` asks for;
+    ``display_size`` (its frames', where larger) sizes the window."""
     asked = check_play_config(config)
     view_sources = [as_view_source(source) for source in view_sources]
     start_view, recordings = _check_views_and_outputs(config, view_sources)
-    session = GameSession(config, view_sources=view_sources, size=size or asked)
+    session = GameSession(config, view_sources=view_sources, size=size or asked, display_size=display_size)
     window = None
     outputs = RideOutputs(recordings, fps=config.fps, gbuffer_clip=config.record_gbuffers)
     try:
@@ -392,6 +396,5 @@ def _result(session: GameSession) -> SessionResult:
 
 
 def _default_window(session: GameSession):
-    return GameWindow(
-        session.width, session.height, scale=session.config.window_scale, fps=session.config.fps
-    )
+    width, height = session.display_size
+    return GameWindow(width, height, scale=session.config.window_scale, fps=session.config.fps)

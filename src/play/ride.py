@@ -42,6 +42,7 @@ class RideConfig(PlayConfig):
         "steps": "[1, inf)",
         "threads": "[1, inf)",
     }
+    CHOICES = {"gbuffer_size": ("renderer", "frame")}  # checked when parsed (src/common/ranges.py)
 
     renderer: str = "neural"
     """neural (the package's default renderer), a renderer of a bundle by name (student, dit), or
@@ -61,6 +62,10 @@ class RideConfig(PlayConfig):
     threads: int | None = None
     """CPU threads of the model's runtime (torch, ncnn or onnxruntime; default: one fewer than the
     cores, at least one, so the game's own loop keeps a core)"""
+    gbuffer_size: str = "renderer"
+    """the G-buffers' size: renderer (the size a package's one renderer makes full use of: 112x112
+    for a student upscaling to 224x224 without the full-size albedo's detail band) or frame (the
+    neural frame's size, as a bundle's renderers always get, so that Tab can show each)"""
     cache_dir: str | None = None
     """where downloaded packages go (default ~/.cache/velodream)"""
 
@@ -77,8 +82,13 @@ def neural_frame_size(config: RideConfig, package: RendererPackage) -> FrameSize
 
 
 def side_by_side(frames: list[np.ndarray], gbuffer: GBuffer) -> np.ndarray:
-    """Every renderer's frame, then the raster colour and the depth G-buffer, left to right."""
-    return np.concatenate([*frames, gbuffer.color, builtin_view("depth", gbuffer)], axis=1)
+    """Every renderer's frame, then the raster colour and the depth G-buffer, left to right (G-buffers
+    smaller than the frames, rendered at the size the model reads, repeated up to their height)."""
+    views = [gbuffer.color, builtin_view("depth", gbuffer)]
+    factor = frames[0].shape[0] // views[0].shape[0] if frames else 1
+    if factor > 1:
+        views = [view.repeat(factor, axis=0).repeat(factor, axis=1) for view in views]
+    return np.concatenate([*frames, *views], axis=1)
 
 
 class LazyRenderers(Mapping):
@@ -120,8 +130,9 @@ class _NeuralSource(ViewSource):
     ``select_views`` before each frame); a renderer that comes back on screen starts a fresh
     context, since the frames it missed would make its history wrong."""
 
-    def __init__(self, renderers: dict[str, object]):
+    def __init__(self, renderers: dict[str, object], frame_size: FrameSize | None = None):
         self.renderers = renderers
+        self.frame_size = frame_size  # the neural frames' (None: the G-buffer's)
         self.names = (*renderers, "side_by_side")
         self.active = set(renderers)
         self._last: dict[str, np.ndarray | None] = dict.fromkeys(renderers)
@@ -137,8 +148,10 @@ class _NeuralSource(ViewSource):
         raise NotImplementedError
 
     def _blank_like(self, gbuffer: GBuffer) -> np.ndarray:
-        if self._blank is None or self._blank.shape[:2] != gbuffer.color.shape[:2]:
-            self._blank = np.zeros_like(gbuffer.color)
+        """Black at the neural frames' size (a renderer with no frame yet)."""
+        shape = gbuffer.color.shape if self.frame_size is None else (*self.frame_size[::-1], 3)
+        if self._blank is None or self._blank.shape != shape:
+            self._blank = np.zeros(shape, np.uint8)
         return self._blank
 
     def views(self, gbuffer: GBuffer) -> dict[str, np.ndarray]:
@@ -152,8 +165,8 @@ class _NeuralSource(ViewSource):
 class SyncNeuralSource(_NeuralSource):
     """Generates every step in order (headless recording); a DiT's view lags one frame."""
 
-    def __init__(self, renderers: dict[str, object]):
-        super().__init__(renderers)
+    def __init__(self, renderers: dict[str, object], frame_size: FrameSize | None = None):
+        super().__init__(renderers, frame_size)
         self._queues: dict[str, list[np.ndarray]] = {name: [] for name in renderers}
 
     def _restart(self, name: str) -> None:
@@ -189,8 +202,8 @@ class ThreadedNeuralSource(_NeuralSource):
     """Hands G-buffers to one NeuralWorker thread per running renderer; shows their newest frames
     (the window)."""
 
-    def __init__(self, renderers: dict[str, object]):
-        super().__init__(renderers)
+    def __init__(self, renderers: dict[str, object], frame_size: FrameSize | None = None):
+        super().__init__(renderers, frame_size)
         self.workers = LazyRenderers(list(renderers), self._start_worker)  # a thread once it runs
         self.ride_ids = dict.fromkeys(renderers, 0)
 
@@ -306,9 +319,9 @@ def check_steps_apply(steps: int | None, packages: dict[str, RendererPackage]) -
         )
 
 
-def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, FrameSize]:
-    """Resolve and load the package, build a backend per renderer; returns the source and
-    (width, height)."""
+def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, FrameSize, FrameSize]:
+    """Resolve and load the package, build a backend per renderer; returns the source, the
+    neural frames' (width, height) and the G-buffers' (``config.gbuffer_size``)."""
     # the renderers and backends import torch (seconds): loaded here, so --help and the checks
     # before a model loads answer at once
     from src.runtime.threads import quiet_thread_pools, runtime_threads
@@ -342,8 +355,11 @@ def build_neural_source(config: RideConfig) -> tuple[_NeuralSource, FrameSize]:
     renderers = LazyRenderers(list(packages), build)  # each built when its view first runs
     for name in renderers_that_run(config, list(packages))[0]:
         renderers[name]  # the views shown or recorded from the start: built now, so errors come first
-    source = SyncNeuralSource(renderers) if config.headless else ThreadedNeuralSource(renderers)
-    return source, size
+    gbuffer_size = size
+    if config.gbuffer_size == "renderer" and len(packages) == 1:
+        gbuffer_size = FrameSize(*renderers[next(iter(packages))].renderer.gbuffer_size)
+    source_kind = SyncNeuralSource if config.headless else ThreadedNeuralSource
+    return source_kind(renderers, size), size, gbuffer_size
 
 
 def check_ride_config(config: RideConfig) -> None:
@@ -366,7 +382,7 @@ def ride(config: RideConfig):
         return run_session(config)
     if config.renderer in BUILTIN_VIEWS:
         return run_session(config)
-    source, size = build_neural_source(config)
+    source, size, gbuffer_size = build_neural_source(config)
     start = source.names[0] if config.renderer == "neural" else config.renderer
     if start not in source.names:
         source.close()
@@ -376,6 +392,6 @@ def ride(config: RideConfig):
         )
     config = dataclasses.replace(config, renderer=start)
     try:
-        return run_session(config, view_sources=[source], size=size)
+        return run_session(config, view_sources=[source], size=gbuffer_size, display_size=size)
     finally:
         source.close()
