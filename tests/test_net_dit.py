@@ -35,6 +35,10 @@ def randomized(model: VelodreamDiT, seed: int = 0) -> VelodreamDiT:
     return model.eval()
 
 
+# the lighter block: one shared adaLN layer with per-block offsets, a rank-16 condition embedding
+LIGHT = dict(modulation="shared", condition_rank=16)
+
+
 def random_clip(b: int, t: int, h: int, w: int, seed: int = 1):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(b, t, 3, h, w, generator=generator)
@@ -101,7 +105,13 @@ LOW_RES = dict(stem_scale=4, decoder="smooth", decoder_scale=2)
 
 @pytest.mark.parametrize(
     ("residual", "options"),
-    [((0, 1, 2), {}), (None, {}), ((0, 1, 2), LOW_RES), (None, {**LOW_RES, "decoder_scale": 4})],
+    [
+        ((0, 1, 2), {}),
+        (None, {}),
+        ((0, 1, 2), LOW_RES),
+        (None, {**LOW_RES, "decoder_scale": 4}),
+        ((0, 1, 2), LIGHT),
+    ],
 )
 def test_kv_cache_generation_equals_parallel_forward(residual, options):
     torch.manual_seed(0)
@@ -171,8 +181,10 @@ def test_save_and_load_roundtrip_and_larger_grid(tmp_path):
 
 
 def test_a_package_saved_before_the_scales_existed_loads_unchanged(tmp_path):
-    """Packages written before ``stem_scale`` / ``decoder_scale`` lack them in config.json: they
-    load as today's half-resolution stem and full-resolution decoder, to the same outputs."""
+    """Packages written before ``stem_scale`` / ``decoder_scale`` / ``modulation`` /
+    ``condition_rank`` lack them in config.json: they load as the half-resolution stem, the
+    full-resolution decoder, a modulation layer per block and the full condition embedding, to
+    the same outputs."""
     model = randomized(VelodreamDiT(**SMALL, decoder="smooth"))
     x, cond, _ = random_clip(1, 4, 16, 16)
     sigma = torch.tensor([[0.3, 0.8]])
@@ -181,12 +193,29 @@ def test_a_package_saved_before_the_scales_existed_loads_unchanged(tmp_path):
     model.save_pretrained(tmp_path / "pkg")
     config_path = tmp_path / "pkg" / "config.json"
     config = json.loads(config_path.read_text())
-    del config["stem_scale"], config["decoder_scale"]
+    del config["stem_scale"], config["decoder_scale"], config["modulation"], config["condition_rank"]
     config_path.write_text(json.dumps(config))
     loaded = VelodreamDiT.from_pretrained(tmp_path / "pkg").eval()
     assert (loaded.config.stem_scale, loaded.config.decoder_scale) == (2, 1)
+    assert (loaded.config.modulation, loaded.config.condition_rank) == ("per_block", 0)
     with torch.no_grad():
         assert torch.equal(loaded(x, cond, sigma), expected)
+
+
+def test_the_lighter_block_has_fewer_parameters_and_starts_at_the_identity():
+    """The shared modulation keeps 6D offsets a block instead of a 6D x D layer, the rank-r
+    condition embedding r (f C p p + D) weights instead of f C p p D; adaLN-Zero still holds."""
+    full, light = VelodreamDiT(**SMALL), VelodreamDiT(**SMALL, **LIGHT)
+    d, blocks, fcpp = SMALL["hidden_dim"], SMALL["num_blocks"], 2 * 9 * SMALL["patch_size"] ** 2
+    saved = blocks * 6 * d * d - 6 * d * (d + 1) + (fcpp * d + d) - (fcpp * 16 + 16 + 16 * d + d)
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in light.parameters()) == saved
+    x, cond, _ = random_clip(1, 4, 16, 16)
+    with torch.no_grad():
+        plain = VelodreamDiT(
+            **{**SMALL, "refine_channels": 0}, **LIGHT, residual_condition_channels=(0, 1, 2)
+        )
+        out = plain(x, cond, torch.tensor([[0.3, 0.8]]))
+    assert torch.allclose(out, cond[:, :, :3])  # zero gates and head: the albedo residual alone
 
 
 def test_presets_build_and_run():

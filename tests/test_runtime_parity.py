@@ -23,8 +23,7 @@ from src.runtime.package import SamplingDefaults, load_package, write_package
 H, W = 16, 24
 
 
-@pytest.fixture(scope="module")
-def tiny_package(tmp_path_factory):
+def _tiny_package(tmp_path_factory, name: str, **block):
     torch.manual_seed(0)
     model = build_dit(
         "tiny",
@@ -34,11 +33,12 @@ def tiny_package(tmp_path_factory):
         stem_channels=8,
         refine_channels=8,
         window_framelets=3,
+        **block,
     )
     with torch.no_grad():  # adaLN-Zero starts at the identity: give every weight a value
         for param in model.parameters():
             param.add_(0.05 * torch.randn_like(param))
-    directory = tmp_path_factory.mktemp("pkg") / "tiny"
+    directory = tmp_path_factory.mktemp("pkg") / name
     write_package(
         directory,
         model=model,
@@ -54,6 +54,17 @@ def tiny_package(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def tiny_package(tmp_path_factory):
+    return _tiny_package(tmp_path_factory, "tiny")
+
+
+@pytest.fixture(scope="module")
+def light_package(tmp_path_factory):
+    """The lighter block: one shared adaLN layer with per-block offsets, a rank-8 condition embedding."""
+    return _tiny_package(tmp_path_factory, "light", modulation="shared", condition_rank=8)
+
+
 def rollout(package_dir, backend, device="cpu", dtype="float32", framelets=4, context_from_last_step=False):
     package = load_package(package_dir)
     package.sampling.context_from_last_step = context_from_last_step
@@ -63,6 +74,13 @@ def rollout(package_dir, backend, device="cpu", dtype="float32", framelets=4, co
     generator = torch.Generator().manual_seed(1)
     conds = [torch.rand(2, 9, H, W, generator=generator) * 2 - 1 for _ in range(framelets)]
     return np.stack([runner.step(cond) for cond in conds])
+
+
+@pytest.mark.slow
+def test_the_lighter_block_exports_to_ncnn_like_torch(light_package):
+    reference = rollout(light_package, "torch")
+    assert reference.std() > 0.05
+    assert np.abs(rollout(light_package, "ncnn", device="cpu") - reference).max() < 1e-4
 
 
 @pytest.mark.slow

@@ -56,8 +56,10 @@ from src.net.cached_generation import CachedGeneration
 from src.net.dit_parts import (
     DiTBlock,
     check_dit_config,
+    condition_embedding,
     conv_stem,
     decoder_layers,
+    init_dit_weights,
     modulate,
     patch_tokens,
     refinement,
@@ -102,6 +104,8 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         decoder_channels: int = 16,
         stem_scale: int = 2,
         decoder_scale: int = 1,
+        modulation: str = "per_block",
+        condition_rank: int = 0,
     ):
         super().__init__()
         # the builders read self.config, which @register_to_config fills before this body runs;
@@ -111,7 +115,7 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         f = frames_per_framelet
         self.head_dim = hidden_dim // num_heads
         self.x_embed = nn.Conv2d(f * image_channels, hidden_dim, patch_size, stride=patch_size)
-        self.cond_embed = nn.Conv2d(f * condition_channels, hidden_dim, patch_size, stride=patch_size)
+        self.cond_embed, self.cond_expand = condition_embedding(self.config)
         self.stem = conv_stem(self.config)
         half = sigma_embedding_dim // 2
         self.register_buffer(
@@ -120,11 +124,15 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         self.sigma_mlp = nn.Sequential(
             nn.Linear(sigma_embedding_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim)
         )
-        self.blocks = nn.ModuleList(DiTBlock(hidden_dim, num_heads, mlp_ratio) for _ in range(num_blocks))
+        shared = modulation == "shared"
+        self.blocks = nn.ModuleList(
+            DiTBlock(hidden_dim, num_heads, mlp_ratio, shared_modulation=shared) for _ in range(num_blocks)
+        )
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(hidden_dim, 2 * hidden_dim)
         self.head, self.decoder_condition, self.smooth_decoder = decoder_layers(self.config)
         self.refine = refinement(self.config)
+        self.shared_modulation = nn.Linear(hidden_dim, 6 * hidden_dim) if shared else None
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         # how the parallel forward runs its block-causal attention (src/net/attention.py);
         # every kernel computes the same attention, so this is not part of the config
@@ -133,27 +141,7 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        for conv in (self.x_embed, self.cond_embed):
-            nn.init.xavier_uniform_(conv.weight.view(conv.weight.shape[0], -1))
-            nn.init.zeros_(conv.bias)
-        nn.init.normal_(self.sigma_mlp[0].weight, std=0.02)
-        nn.init.normal_(self.sigma_mlp[2].weight, std=0.02)
-        # adaLN-Zero: every residual branch and the output start at zero
-        for block in self.blocks:
-            nn.init.zeros_(block.modulation.weight)
-            nn.init.zeros_(block.modulation.bias)
-        for layer in (self.final_modulation, self.head):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-        for branch in (self.refine, self.smooth_decoder):
-            if branch is not None:
-                last_conv = [m for m in branch if isinstance(m, nn.Conv2d)][-1]
-                nn.init.zeros_(last_conv.weight)
-                nn.init.zeros_(last_conv.bias)
+        init_dit_weights(self)
 
     # -- a training run's model --
 
@@ -260,11 +248,17 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
 
     def embed_condition(self, cf: Tensor) -> Tensor:
         """The condition's share of the tokens: ``cf`` B (f C) h w -> B L D."""
-        return patch_tokens(self.cond_embed, cf)
+        tokens = patch_tokens(self.cond_embed, cf)
+        return tokens if self.cond_expand is None else self.cond_expand(tokens)
 
     def embed_sigma(self, sigma: Tensor) -> Tensor:
         """``sigma`` b n -> SiLU'd conditioning vectors b n D."""
         return F.silu(self.sigma_mlp(sigma_embedding(sigma, self.sigma_freqs)))
+
+    def block_conditioning(self, c: Tensor) -> Tensor:
+        """What the blocks take of ``embed_sigma``'s vectors: the vectors themselves, or with a
+        shared modulation its six modulation vectors, computed once for every block."""
+        return c if self.shared_modulation is None else self.shared_modulation(c)
 
     def unembed_framelets(self, tokens: Tensor, c: Tensor, cf: Tensor, grid_h: int, grid_w: int) -> Tensor:
         """tokens B L D, ``c`` B 1 D (or B L D), condition B (f C) h w -> x0 B (f 3) h w."""
@@ -328,6 +322,7 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         cf = rearrange(cond, "b (n f) c h w -> (b n) (f c) h w", f=f)
         tokens = rearrange(self.embed_framelets(xf, cf), "(b n) l d -> b (n l) d", b=b)
         c = self.embed_sigma(sigma.to(tokens.dtype))  # b n D
+        blocks_c = self.block_conditioning(c)
         cos, sin = self.rope_tables(gh, gw, tuple(range(n)), tokens.device, tokens.dtype)
         attn_kwargs = dict(cos_q=cos, sin_q=sin, cos_k=cos, sin_k=sin)
         if n > 1:  # block-causal: each framelet sees itself and window_framelets - 1 before it
@@ -339,10 +334,10 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 tokens, _, _ = torch.utils.checkpoint.checkpoint(
-                    block, tokens, c, L, use_reentrant=False, **attn_kwargs
+                    block, tokens, blocks_c, L, use_reentrant=False, **attn_kwargs
                 )
             else:
-                tokens, _, _ = block(tokens, c, L, **attn_kwargs)
+                tokens, _, _ = block(tokens, blocks_c, L, **attn_kwargs)
         tokens = rearrange(tokens, "b (n l) d -> (b n) l d", n=n)
         out = self.unembed_framelets(tokens, rearrange(c, "b n d -> (b n) 1 d"), cf, gh, gw)
         return rearrange(out, "(b n) (f c) h w -> b (n f) c h w", b=b, f=f)
@@ -377,11 +372,12 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         """
         tokens = self.embed_framelets(xf, cf, cond_tokens)  # B L D
         c = self.embed_sigma(sigma)  # B 1 D
+        blocks_c = self.block_conditioning(c)
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
             tokens, k, v = block(
                 tokens,
-                c,
+                blocks_c,
                 None,
                 cos_q=cos_q,
                 sin_q=sin_q,

@@ -41,24 +41,33 @@ def patch_tokens(conv: nn.Conv2d, x: Tensor) -> Tensor:
 
 
 class DiTBlock(nn.Module):
-    """Pre-norm transformer block with adaLN-Zero (DiT): gates start at zero."""
+    """Pre-norm transformer block with adaLN-Zero (DiT): gates start at zero.
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+    ``shared_modulation``: the block has no adaLN layer of its own; the model's one layer makes
+    the six modulation vectors for every block and each block adds its own learned offsets
+    (adaLN-single, PixArt-alpha), 6D parameters a block instead of 6D(D + 1)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, *, shared_modulation: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
-        self.modulation = nn.Linear(dim, 6 * dim)
+        if shared_modulation:
+            self.modulation = None
+            self.modulation_offset = nn.Parameter(torch.zeros(6 * dim))
+        else:
+            self.modulation = nn.Linear(dim, 6 * dim)
 
     def forward(
         self, x: Tensor, c: Tensor, tokens_per_framelet: int | None, **attn_kwargs
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet. With
-        ``tokens_per_framelet`` given, each is repeated over its framelet's tokens (n = N / L);
-        with None, ``c`` is b 1 D and broadcasts (the single-framelet path)."""
-        mod = self.modulation(c)  # b n 6D
+        """``x``: b N D; ``c``: b n D, one conditioning vector per framelet (with a shared
+        modulation: b n 6D, the shared layer's output). With ``tokens_per_framelet`` given, each
+        is repeated over its framelet's tokens (n = N / L); with None, ``c`` is b 1 D (6D) and
+        broadcasts (the single-framelet path)."""
+        mod = self.modulation(c) if self.modulation is not None else c + self.modulation_offset  # b n 6D
         if tokens_per_framelet is not None:
             mod = mod.repeat_interleave(tokens_per_framelet, dim=1)  # b N 6D
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
@@ -92,6 +101,44 @@ def check_dit_config(cfg: FrozenDict) -> None:
         raise ValueError("residual_condition_channels must name one condition plane per image channel")
     if cfg.decoder not in ("patch", "smooth"):
         raise ValueError(f"decoder must be 'patch' or 'smooth', not {cfg.decoder!r}")
+    if cfg.modulation not in ("per_block", "shared"):
+        raise ValueError(f"modulation must be 'per_block' or 'shared', not {cfg.modulation!r}")
+    if not 0 <= cfg.condition_rank < cfg.hidden_dim:
+        raise ValueError(f"condition_rank must be 0 (full) or below hidden_dim, not {cfg.condition_rank!r}")
+
+
+def condition_embedding(cfg: FrozenDict) -> tuple[nn.Conv2d, nn.Linear | None]:
+    """(``cond_embed``, ``cond_expand``): the conditions' patch embedding, B (f C) h w -> tokens.
+    With ``condition_rank`` r > 0 it is factored through r values per patch (a patchifying conv
+    to r, then a linear to the hidden size): f C p p r + r D weights instead of f C p p D."""
+    inputs, width = cfg.frames_per_framelet * cfg.condition_channels, cfg.condition_rank or cfg.hidden_dim
+    embed = nn.Conv2d(inputs, width, cfg.patch_size, stride=cfg.patch_size)
+    return embed, nn.Linear(width, cfg.hidden_dim) if cfg.condition_rank else None
+
+
+def init_dit_weights(model: nn.Module) -> None:
+    """``VelodreamDiT``'s starting values: xavier linears and patch embeddings, small sigma MLP,
+    and adaLN-Zero (every residual branch, the output and the refinements start at zero)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    for conv in (model.x_embed, model.cond_embed):
+        nn.init.xavier_uniform_(conv.weight.view(conv.weight.shape[0], -1))
+        nn.init.zeros_(conv.bias)
+    nn.init.normal_(model.sigma_mlp[0].weight, std=0.02)
+    nn.init.normal_(model.sigma_mlp[2].weight, std=0.02)
+    zero = [model.final_modulation, model.head, model.shared_modulation]
+    zero += [block.modulation for block in model.blocks]
+    for layer in zero:
+        if layer is not None:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    for branch in (model.refine, model.smooth_decoder):
+        if branch is not None:
+            last_conv = [m for m in branch if isinstance(m, nn.Conv2d)][-1]
+            nn.init.zeros_(last_conv.weight)
+            nn.init.zeros_(last_conv.bias)
 
 
 def conv_stem(cfg: FrozenDict) -> nn.Sequential | None:
