@@ -258,3 +258,14 @@ def test_a_missing_or_wrong_peer_dir_is_one_line(make, argv, line, tmp_path, cap
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [line.replace("DIR", str(tmp_path))]
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_lighter_block_is_timed_beside_ours_with_fewer_parameters(tmp_path):
+    hidden = 128  # above the rank-64 condition embedding
+    config = EqualWorkConfig(
+        **{**TINY, "hidden_dim": hidden}, systems=["ours", "ours_light"], json_out=str(tmp_path / "e.json")
+    )
+    rows = {row["system"]: row for row in run_and_report(config)["rows"]}
+    assert rows["ours_light"]["params_m"] < rows["ours"]["params_m"]
+    assert rows["ours_light"]["gflops_per_framelet"] <= rows["ours"]["gflops_per_framelet"]
+    assert all(ms > 0 for ms in rows["ours_light"]["ms_per_framelet_rounds"])

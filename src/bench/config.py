@@ -17,6 +17,8 @@ SYSTEMS = (
     "ours_smooth_half",
     "ours_context_pass",
     "ours_ncnn",
+    "ours_light",
+    "ours_light_ncnn",
     "peer",
 )
 
@@ -53,7 +55,9 @@ class EqualWorkConfig:
     """which to time: reference, ours (no stem, patch decoder), ours_stem_smooth (conv stem, smooth
     decoder), ours_smooth_half (no stem, smooth decoder at half resolution: decoder_scale 2),
     ours_context_pass (ours with a context pass of its own: steps + 1 passes), ours_ncnn (ours
-    exported to ncnn and run as play runs it, on the CPU), peer (the peer's own code from
+    exported to ncnn and run as play runs it, on the CPU), ours_light / ours_light_ncnn (ours with
+    the lighter block: a shared adaLN layer with per-block offsets, a rank-64 condition
+    embedding), peer (the peer's own code from
     peer_dir; added first whenever peer_dir is given)"""
     peer_dir: str | None = None
     """an unpacked snapshot of the peer's repository (Spokester1: its src/net/helpers.py holds

@@ -9,7 +9,8 @@ all at the same shapes, steps and context window.
 - ``ours``: the same schedule through ``src.diffusion.rollout`` (``context_from_last_step``), or
   ``ours_steps`` passes (1: the distilled model's one pass, whose keys become the context);
   ``ours_context_pass`` adds the teacher's context pass; ``ours_ncnn`` is ours exported to ncnn
-  and run on the CPU as play runs it.
+  and run on the CPU as play runs it; ``ours_light`` / ``ours_light_ncnn`` are the same with the
+  lighter block (``LIGHT_BLOCK``).
 
 All use random weights, batch 1, fp32 on the CPU, the same thread count; rounds interleave the
 systems so machine load hits them alike. Each row also gives the parameters and the FLOPs of one
@@ -47,6 +48,10 @@ from src.diffusion.rollout import sample_framelet
 from src.net.dit import VelodreamDiT
 
 # -- ours ---------------------------------------------------------------------------------------
+
+LIGHT_BLOCK = dict(modulation="shared", condition_rank=64)
+"""the lighter block of ``ours_light``: one shared adaLN layer with per-block offsets, and the
+condition embedding factored through 64 values a patch"""
 
 
 class OurSampler:
@@ -140,10 +145,12 @@ def build_system(name: str, config: EqualWorkConfig):
         refine_channels=32 if stem_smooth else 0,
         decoder="smooth" if smooth else "patch",
         decoder_scale=2 if name == "ours_smooth_half" else 1,
+        **(LIGHT_BLOCK if name.startswith("ours_light") else {}),
     )
     randomize(model, c.seed)
-    runner = ncnn_runner(model, c) if name == "ours_ncnn" else model
-    if c.compile and name != "ours_ncnn":
+    exported = name.endswith("_ncnn")
+    runner = ncnn_runner(model, c) if exported else model
+    if c.compile and not exported:
         model.compile_inference()
     sampler = OurSampler(
         runner,
@@ -176,7 +183,7 @@ def build_peer_system(code: PeerCode, config: EqualWorkConfig):
 def framelet_flops(name: str, model: nn.Module, sampler, config: EqualWorkConfig, inputs) -> int:
     """FLOPs of one framelet with a full context window (torch's FlopCounterMode). The ncnn system
     is counted on its torch graph: the same model, the same passes."""
-    if name == "ours_ncnn":
+    if name.endswith("_ncnn"):
         r = config.resolution
         sampler = OurSampler(model, steps=config.ours_steps or config.steps, h=r, w=r)
         for _ in range(config.window_framelets):
