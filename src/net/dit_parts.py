@@ -103,17 +103,19 @@ def check_dit_config(cfg: FrozenDict) -> None:
         raise ValueError(f"decoder must be 'patch' or 'smooth', not {cfg.decoder!r}")
     if cfg.modulation not in ("per_block", "shared"):
         raise ValueError(f"modulation must be 'per_block' or 'shared', not {cfg.modulation!r}")
-    if not 0 <= cfg.condition_rank < cfg.hidden_dim:
-        raise ValueError(f"condition_rank must be 0 (full) or below hidden_dim, not {cfg.condition_rank!r}")
+    if cfg.condition_rank < 0:
+        raise ValueError(f"condition_rank must be 0 (full) or positive, not {cfg.condition_rank!r}")
 
 
 def condition_embedding(cfg: FrozenDict) -> tuple[nn.Conv2d, nn.Linear | None]:
     """(``cond_embed``, ``cond_expand``): the conditions' patch embedding, B (f C) h w -> tokens.
-    With ``condition_rank`` r > 0 it is factored through r values per patch (a patchifying conv
-    to r, then a linear to the hidden size): f C p p r + r D weights instead of f C p p D."""
-    inputs, width = cfg.frames_per_framelet * cfg.condition_channels, cfg.condition_rank or cfg.hidden_dim
+    With ``condition_rank`` r, 0 < r < D, it is factored through r values per patch (a
+    patchifying conv to r, then a linear to the hidden size D): f C p p r + r D weights instead
+    of f C p p D; 0, or r >= D (where factoring saves nothing), is the full embedding."""
+    rank = cfg.condition_rank if 0 < cfg.condition_rank < cfg.hidden_dim else 0
+    inputs, width = cfg.frames_per_framelet * cfg.condition_channels, rank or cfg.hidden_dim
     embed = nn.Conv2d(inputs, width, cfg.patch_size, stride=cfg.patch_size)
-    return embed, nn.Linear(width, cfg.hidden_dim) if cfg.condition_rank else None
+    return embed, nn.Linear(width, cfg.hidden_dim) if rank else None
 
 
 def init_dit_weights(model: nn.Module) -> None:

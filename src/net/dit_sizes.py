@@ -1,6 +1,11 @@
 """The DiT's sizes (``DIT_PRESETS``), kept apart from ``src/net/presets.py`` so that
 ``VelodreamDiT`` can read them without importing the module that builds it; the presets are
 described there.
+
+Every row builds the lighter block: one shared adaLN layer with per-block offsets
+(``modulation="shared"``) and the condition embedding factored through 64 values a patch
+(``condition_rank=64``). Models built before it (the bundled ``dit`` among them) say
+``per_block`` and ``0`` in their config, or nothing (the class defaults), and load as they were.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
+        modulation="shared",
+        condition_rank=64,
     ),
     "S": dict(
         hidden_dim=384,
@@ -33,6 +40,8 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
+        modulation="shared",
+        condition_rank=64,
     ),
     "B": dict(
         hidden_dim=640,
@@ -47,6 +56,8 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=48,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
+        modulation="shared",
+        condition_rank=64,
     ),
 }
 DIT_PRESETS["dit224"] = dict(

@@ -12,6 +12,11 @@ training builds its model from the run's spec instead (``VelodreamDiT.from_run``
   4 blocks, window 3, no stem or refinement (their convolutions cost more than the blocks at
   224x224 on a CPU), the smooth decoder at half resolution. It is pretrained at 112x112 and
   fine-tuned at 224x224 (``conf/dit224_*.yaml``); the equal-work benchmark uses its shapes.
+  The bundled weights were trained with a modulation layer per block and the full condition
+  embedding; ``game/models/BUILD.md`` pins those (``--model.overrides``) to rebuild them.
+
+Every preset builds the lighter block (``modulation="shared"``, ``condition_rank=64``; see
+``src/net/dit_sizes.py``).
 """
 
 from __future__ import annotations
