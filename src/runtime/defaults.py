@@ -25,8 +25,9 @@ class SamplingDefaults:
     """sampling steps per framelet"""
     context_sigma: float = 0.05
     """noise level of the context framelets during generation"""
-    shift: float = 1.0
-    """time shift of the sampling schedule (a training run writes its frames' resolution shift)"""
+    shift: float | None = None
+    """time shift of the sampling schedule (None: a training run ships its frames' resolution
+    shift, and a package without one samples at 1.0)"""
     context_from_last_step: bool = False
     """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
     albedo_detail: float = 0.0

@@ -48,7 +48,7 @@ def _diffusion_renderer(
     return DiffusionRenderer(
         runner,
         num_denoising_steps=steps,
-        shift=sampling.shift,
+        shift=1.0 if sampling.shift is None else sampling.shift,
         context_sigma=sampling.context_sigma,
         context_from_last_step=sampling.context_from_last_step,
         backend=backend,

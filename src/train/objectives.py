@@ -35,7 +35,7 @@ from src.train.config import TrainConfig
 from src.train.data import TrainingData
 from src.train.game_clips import GameClips
 from src.train.model_io import build_model, load_weights_from
-from src.train.package import package_folder
+from src.train.package import package_folder, sampling_shift
 
 
 def flow_matching_objective(config: TrainConfig, model, data: TrainingData, device) -> FlowMatchingObjective:
@@ -96,9 +96,8 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         )
     teacher = build_model(config, data)
     load_weights_from(teacher, config.teacher)
-    height, width = data.frame_hw
     distill = config.distill
-    shift = resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
+    shift = sampling_shift(config, data)  # the shift its package will sample with
     game_batch = None
     if distill.game_clips_per_batch > 0:
         game_batch = game_clip_source(

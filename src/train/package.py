@@ -208,13 +208,18 @@ def run_card(
 
 
 def sampling_defaults(config, data) -> SamplingDefaults:
-    """The sampling settings a run's package ships with: its ``sampling`` section, at the data's
-    time shift."""
+    """The sampling settings a run's package ships with: its ``sampling`` section, with the time
+    shift it gives or else the data's resolution shift."""
+    return dataclasses.replace(config.sampling, shift=sampling_shift(config, data))
+
+
+def sampling_shift(config, data) -> float:
+    """The time shift a run samples with: ``sampling.shift`` where given, else the resolution
+    shift of its frames (``diffusion.shift_base_pixels``)."""
+    if config.sampling.shift is not None:
+        return config.sampling.shift
     height, width = data.frame_hw
-    return dataclasses.replace(
-        config.sampling,
-        shift=resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels),
-    )
+    return resolution_shift(height * width, base_pixels=config.diffusion.shift_base_pixels)
 
 
 def _card_pictures(run_dir: Path) -> tuple[dict[str, Path], list[list[str]]]:
