@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from src.diffusion.config import DistillConfig
 from src.diffusion.distillation import GAME, REAL_VIDEO, DistillationObjective, discriminator_batch
 from src.diffusion.objectives import FlowMatchingObjective
 from src.net.presets import build_dit
@@ -44,17 +45,37 @@ def test_the_raster_held_temporal_term_stills_the_game_clips():
     torch.manual_seed(1)
     student = build_dit("tiny", **TINY)
     objective = DistillationObjective(
-        teacher=tiny_teacher(), frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
-        context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-        ode_weight=0.0, dmd_weight=0.0, real_x0_weight=0.0, gan_weight=0.0, game_clips_per_batch=2,
-        game_batch=random_game_clips, temporal_weight=1.0, critic_steps=0,
-    )  # fmt: skip
+        teacher=tiny_teacher(),
+        frames_per_framelet=2,
+        num_denoising_steps=1,
+        context_from_last_step=True,
+        context_sigma=0.05,
+        shift=1.0,
+        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+        game_batch=random_game_clips,
+        config=DistillConfig(
+            ode_weight=0.0,
+            dmd_weight=0.0,
+            real_x0_weight=0.0,
+            gan_weight=0.0,
+            game_clips_per_batch=2,
+            temporal_weight=1.0,
+            critic_steps=0,
+        ),
+    )
     with pytest.raises(ValueError, match="temporal_reference"):
         DistillationObjective(
-            teacher=tiny_teacher(), frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
-            context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-            ode_weight=0.0, temporal_weight=1.0, temporal_reference="teacher", game_clips_per_batch=0,
-        )  # fmt: skip
+            teacher=tiny_teacher(),
+            frames_per_framelet=2,
+            num_denoising_steps=1,
+            context_from_last_step=True,
+            context_sigma=0.05,
+            shift=1.0,
+            fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+            config=DistillConfig(
+                ode_weight=0.0, temporal_weight=1.0, temporal_reference="teacher", game_clips_per_batch=0
+            ),
+        )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
     history = []
     for step in range(10):
@@ -73,11 +94,23 @@ def test_the_objective_runs_and_its_regression_falls_on_a_fixed_batch(context_fr
     student = build_dit("tiny", **TINY)
     student.load_state_dict(teacher.state_dict())  # init_from the teacher, as a run does
     objective = DistillationObjective(
-        teacher=teacher, frames_per_framelet=2, num_denoising_steps=2, context_from_last_step=context_from_last_step,
-        context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-        ode_teacher_steps=6, real_x0_weight=0.0, dmd_weight=0.1, gan_weight=0.01, game_clips_per_batch=1,
-        game_batch=random_game_clips, critic_steps=2,
-    )  # fmt: skip
+        teacher=teacher,
+        frames_per_framelet=2,
+        num_denoising_steps=2,
+        context_from_last_step=context_from_last_step,
+        context_sigma=0.05,
+        shift=1.0,
+        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+        game_batch=random_game_clips,
+        config=DistillConfig(
+            ode_teacher_steps=6,
+            real_x0_weight=0.0,
+            dmd_weight=0.1,
+            gan_weight=0.01,
+            game_clips_per_batch=1,
+            critic_steps=2,
+        ),
+    )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
     batch = fixed_batch()
     history = []
@@ -118,10 +151,16 @@ def test_every_real_labelled_image_of_a_step_is_a_frame_of_the_real_clips(monkey
 
     monkeypatch.setattr(distillation, "discriminator_batch", recording)
     objective = DistillationObjective(
-        teacher=tiny_teacher(), frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
-        context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-        ode_weight=0.0, dmd_weight=0.0, game_clips_per_batch=2, game_batch=random_game_clips, critic_steps=2,
-    )  # fmt: skip
+        teacher=tiny_teacher(),
+        frames_per_framelet=2,
+        num_denoising_steps=1,
+        context_from_last_step=True,
+        context_sigma=0.05,
+        shift=1.0,
+        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+        game_batch=random_game_clips,
+        config=DistillConfig(ode_weight=0.0, dmd_weight=0.0, game_clips_per_batch=2, critic_steps=2),
+    )
     batch = fixed_batch()
     objective(build_dit("tiny", **TINY), batch, generator=torch.Generator().manual_seed(0))
     assert len(seen) == 2

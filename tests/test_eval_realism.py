@@ -13,6 +13,7 @@ import torch
 
 # imported before any test makes an EGL context: importing triton (diffusers -> torch._dynamo)
 # after one exists in the process crashes it
+from src.diffusion.config import DiffusionConfig, DistillConfig, StudentConfig
 from src.diffusion.distillation import DistillationObjective
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.student import StudentObjective
@@ -210,14 +211,17 @@ def test_the_student_objective_adds_its_perceptual_term_to_the_loss():
     for weight in (0.0, 2.0):
         objective = StudentObjective(
             teacher=lambda c, seeds: (0.5 * c[:, :, :3] + 0.3 * c[:, :, 3:6]).tanh(), game_clips=None,
-            game_clips_per_batch=0, adversarial_weight=0.0, perceptual_weight=weight, perceptual=perceptual,
+            config=StudentConfig(game_clips_per_batch=0, adversarial_weight=0.0, perceptual_weight=weight),
+            perceptual=perceptual,
         )  # fmt: skip
         with torch.no_grad():
             losses[weight], logs = objective(model, batch, generator=torch.Generator().manual_seed(1))
     assert logs["perceptual"] > 0
     assert float(losses[2.0] - losses[0.0]) == pytest.approx(2 * logs["perceptual"], rel=1e-4)
     with pytest.raises(ValueError, match="perceptual distance"):
-        StudentObjective(teacher=None, game_clips=None, game_clips_per_batch=0, perceptual_weight=1.0)
+        StudentObjective(
+            teacher=None, game_clips=None, config=StudentConfig(game_clips_per_batch=0, perceptual_weight=1.0)
+        )
 
 
 def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips():
@@ -239,11 +243,23 @@ def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips()
     losses = {}
     for weight in (0.0, 3.0):
         objective = DistillationObjective(
-            teacher=teacher, frames_per_framelet=2, num_denoising_steps=1, context_from_last_step=True,
-            context_sigma=0.05, shift=1.0, fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-            ode_weight=0.0, dmd_weight=0.0, real_x0_weight=1.0, gan_weight=0.0, perceptual_weight=weight,
-            perceptual=distance, game_clips_per_batch=0,
-        )  # fmt: skip
+            teacher=teacher,
+            frames_per_framelet=2,
+            num_denoising_steps=1,
+            context_from_last_step=True,
+            context_sigma=0.05,
+            shift=1.0,
+            fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+            perceptual=distance,
+            config=DistillConfig(
+                ode_weight=0.0,
+                dmd_weight=0.0,
+                real_x0_weight=1.0,
+                gan_weight=0.0,
+                perceptual_weight=weight,
+                game_clips_per_batch=0,
+            ),
+        )
         with torch.no_grad():
             losses[weight], logs = objective(student, batch, generator=torch.Generator().manual_seed(1))
     assert seen == [(batch["frames"].shape, True)]  # the generated real clips against their frames
@@ -268,7 +284,7 @@ def test_the_flow_matching_objective_adds_its_perceptual_term_on_low_noise_frame
     losses, logs = {}, {}
     for weight in (0.0, 2.0):
         objective = FlowMatchingObjective(
-            frames_per_framelet=2, perceptual_weight=weight, perceptual=distance
+            frames_per_framelet=2, config=DiffusionConfig(perceptual_weight=weight), perceptual=distance
         )
         losses[weight], logs[weight] = objective(model, batch, generator=torch.Generator().manual_seed(1))
     sigma = FlowMatchingObjective(frames_per_framelet=2).sample_sigmas(
@@ -279,4 +295,4 @@ def test_the_flow_matching_objective_adds_its_perceptual_term_on_low_noise_frame
     )  # only the low-noise framelets' frames
     assert float(losses[2.0] - losses[0.0]) == pytest.approx(2 * logs[2.0]["perceptual"], rel=1e-5)
     with pytest.raises(ValueError, match="perceptual distance"):
-        FlowMatchingObjective(frames_per_framelet=2, perceptual_weight=1.0)
+        FlowMatchingObjective(frames_per_framelet=2, config=DiffusionConfig(perceptual_weight=1.0))

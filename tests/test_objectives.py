@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from src.diffusion.config import DiffusionConfig
 from src.diffusion.objectives import FlowMatchingObjective
 from src.net.presets import build_dit
 
@@ -42,7 +43,7 @@ def test_the_loss_falls_on_a_fixed_batch():
 
 def test_sigma_recipe_clean_context_and_determinism():
     objective = FlowMatchingObjective(
-        frames_per_framelet=2, clean_context_probability=1.0, context_noise_max=0.1
+        frames_per_framelet=2, config=DiffusionConfig(clean_context_probability=1.0, context_noise_max=0.1)
     )
     sigma = objective.sample_sigmas(8, 3, generator=torch.Generator().manual_seed(1))
     assert sigma.shape == (8, 3)

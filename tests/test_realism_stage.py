@@ -12,6 +12,7 @@ import torch
 
 from src.common.errors import UserError
 from src.data.photos import MVTB_OUTDOOR, PhotoCrops, mvtb_image_folder, photo_files, real_images
+from src.diffusion.config import StudentConfig
 from src.diffusion.student import StudentObjective, grid_energy, structure_loss
 from src.net.student import build_student
 
@@ -96,12 +97,13 @@ def tiny_objective(**kwargs):
         "flow_px": torch.zeros(1, 3, 16, 16, 2),
         "valid_mask": torch.ones(1, 3, 16, 16),
     }
+    photo_source = kwargs.pop("real_photos", None)
     return StudentObjective(
         teacher=teacher,
         game_clips=lambda index, count: game,
-        game_clips_per_batch=1,
+        config=StudentConfig(game_clips_per_batch=1, **kwargs),
         discriminator=torch.nn.Conv2d(3, 1, 4, stride=2),
-        **kwargs,
+        photo_source=photo_source,
     )
 
 

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from src.conditions.warp import backward_warp
+from src.diffusion.config import StudentConfig
 from src.diffusion.student import StudentObjective
 from src.diffusion.temporal import temporal_loss
 from src.net.student import build_student
@@ -54,7 +55,7 @@ def test_the_student_objective_lowers_its_loss_on_a_fixed_batch():
     objective = StudentObjective(
         teacher=teacher,
         game_clips=lambda index, count: game,
-        game_clips_per_batch=1,
+        config=StudentConfig(game_clips_per_batch=1),
         discriminator=torch.nn.Conv2d(3, 1, 4, stride=2),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.common.framelets import framelet_count
+from src.diffusion.config import DistillConfig
 from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
 from src.diffusion.flow_matching import add_noise, make_sigmas, randn_like_on, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
@@ -122,58 +123,53 @@ class DistillationObjective:
         self,
         *,
         teacher: nn.Module,
+        config: DistillConfig,
         frames_per_framelet: int,
         num_denoising_steps: int,
         context_from_last_step: bool,
         context_sigma: float,
         shift: float,
         fake_score_recipe: FlowMatchingObjective,
-        ode_weight: float = 1.0,
-        ode_teacher_steps: int = 8,
-        dmd_weight: float = 1.0,
-        dmd_sigma_range: tuple[float, float] = (0.02, 0.98),
-        real_x0_weight: float = 1.0,
-        gan_weight: float = 0.05,
-        perceptual_weight: float = 0.0,
         perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
-        game_clips_per_batch: int,  # no default: distill.game_clips_per_batch is the one source
         game_batch: Callable[[int, torch.Generator], dict[str, Tensor] | None] | None = None,
-        temporal_weight: float = 0.0,
-        temporal_reference: str = "raster",
-        critic_steps: int = 5,
-        critic_learning_rate: float = 1e-4,
-        discriminator_learning_rate: float = 2e-4,
-        discriminator_channels: int = 32,
         device: torch.device | str = "cpu",
     ):
+        """``config``: the run's ``distill`` section (weights, critics, game clips); the rest
+        is the sampling the student is trained for and what the builder makes."""
+        c = config
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         self.f = frames_per_framelet
         self.sigmas = make_sigmas(num_denoising_steps, shift)
-        self.teacher_sigmas = make_sigmas(ode_teacher_steps, shift)
+        self.teacher_sigmas = make_sigmas(c.ode_teacher_steps, shift)
         self.context_from_last_step = context_from_last_step
         self.context_sigma = context_sigma
         self.shift = shift
-        self.weights = {"ode": ode_weight, "dmd": dmd_weight, "real_x0": real_x0_weight, "gan": gan_weight}
-        if perceptual_weight > 0 and perceptual is None:
+        self.weights = {
+            "ode": c.ode_weight,
+            "dmd": c.dmd_weight,
+            "real_x0": c.real_x0_weight,
+            "gan": c.gan_weight,
+        }
+        if c.perceptual_weight > 0 and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
-        self.weights["perceptual"], self.perceptual = perceptual_weight, perceptual
-        if temporal_reference not in ("raster", "teacher") or (
-            temporal_reference == "teacher" and not ode_weight
+        self.weights["perceptual"], self.perceptual = c.perceptual_weight, perceptual
+        if c.temporal_reference not in ("raster", "teacher") or (
+            c.temporal_reference == "teacher" and not c.ode_weight
         ):
             raise ValueError(
                 f"distill.temporal_reference must be 'raster' or 'teacher' (with ode_weight > 0), got "
-                f"{temporal_reference!r}"
+                f"{c.temporal_reference!r}"
             )
-        self.weights["temporal"], self.temporal_reference = temporal_weight, temporal_reference
-        self.dmd_sigma_range = dmd_sigma_range
-        self.game_clips_per_batch = game_clips_per_batch if game_batch is not None else 0
+        self.weights["temporal"], self.temporal_reference = c.temporal_weight, c.temporal_reference
+        self.dmd_sigma_range = tuple(c.dmd_sigma_range)
+        self.game_clips_per_batch = c.game_clips_per_batch if game_batch is not None else 0
         self.game_batch = game_batch
-        self.critic_steps = critic_steps
+        self.critic_steps = c.critic_steps
         self.fake_score_recipe = fake_score_recipe
         self._build_critics(
-            critic_learning_rate=critic_learning_rate,
-            discriminator_learning_rate=discriminator_learning_rate,
-            discriminator_channels=discriminator_channels,
+            critic_learning_rate=c.critic_learning_rate,
+            discriminator_learning_rate=c.discriminator_learning_rate,
+            discriminator_channels=c.discriminator_channels,
             device=device,
         )
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from src.common.framelets import framelet_count
+from src.diffusion.config import DiffusionConfig
 from src.diffusion.flow_matching import (
     FlowMatchingLoss,
     add_noise,
@@ -53,28 +54,26 @@ class FlowMatchingObjective:
 
     frames_per_framelet: int
     shift: float = 1.0
-    sigma_logit_mean: float = 0.0
-    sigma_logit_std: float = 1.0
-    clean_context_probability: float = 0.25
-    context_noise_max: float = 0.1
-    loss_weighting: str = "velocity"
-    perceptual_weight: float = 0.0
+    config: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    """the run's ``diffusion`` section: noise levels, context noise, loss weighting, perceptual weight"""
     perceptual: Callable[[Tensor, Tensor], Tensor] | None = None
     perceptual_max_sigma: float = 0.5
 
     def __post_init__(self) -> None:
-        self.loss_fn = FlowMatchingLoss(weighting=self.loss_weighting)
+        self.loss_fn = FlowMatchingLoss(weighting=self.config.loss_weighting)
+        self.perceptual_weight = self.config.perceptual_weight
         if self.perceptual_weight > 0 and self.perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
 
     def sample_sigmas(self, batch: int, num_framelets: int, *, generator: torch.Generator) -> Tensor:
         """Noise levels ``b n`` for a batch of clips (the recipe above), on the CPU."""
+        c = self.config
         sigma = sample_sigmas_logit_normal(
-            (batch, num_framelets), mean=self.sigma_logit_mean, std=self.sigma_logit_std, generator=generator
+            (batch, num_framelets), mean=c.sigma_logit_mean, std=c.sigma_logit_std, generator=generator
         )
         sigma = time_shift(sigma, self.shift)
-        clean_context = torch.rand(batch, generator=generator) < self.clean_context_probability
-        context_sigma = torch.rand(batch, num_framelets, generator=generator) * self.context_noise_max
+        clean_context = torch.rand(batch, generator=generator) < c.clean_context_probability
+        context_sigma = torch.rand(batch, num_framelets, generator=generator) * c.context_noise_max
         earlier = torch.arange(num_framelets)[None, :] < (num_framelets - 1)
         return torch.where(clean_context[:, None] & earlier, context_sigma, sigma)
 

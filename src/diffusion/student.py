@@ -63,6 +63,7 @@ from torch import Tensor, nn
 
 from src.common.errors import UserError
 from src.conditions.encode import downsample_encoded
+from src.diffusion.config import StudentConfig
 from src.diffusion.discriminator import discriminator_optimizer
 from src.diffusion.flow_matching import randn_like_on
 from src.diffusion.parallel import all_reduce_gradients
@@ -108,60 +109,50 @@ class StudentObjective:
         *,
         teacher: Callable[[Tensor, list[int]], Tensor],
         game_clips: Callable[[int, int], dict] | None,
-        game_clips_per_batch: int,
+        config: StudentConfig,
         upscale: int = 1,
-        teacher_weight: float = 1.0,
-        real_weight: float = 1.0,
-        temporal_weight: float = 1.0,
-        temporal_reference: str = "teacher",
-        adversarial_weight: float = 0.05,
-        perceptual_weight: float = 0.0,
         perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
-        feedback_corruption_probability: float = 0.3,
-        feedback_noise_max: float = 0.1,
         discriminator: nn.Module | None = None,
-        discriminator_learning_rate: float = 2e-4,
-        game_teacher_weight: float | None = None,
-        game_adversarial_weight: float | None = None,
-        game_perceptual_weight: float | None = None,
-        structure_weight: float = 0.0,
-        grid_weight: float = 0.0,
-        real_photos: Callable[[int, torch.Generator], Tensor] | None = None,
-        photos_per_batch: int = 0,
-        discriminator_real_frames: bool = True,
+        photo_source: Callable[[int, torch.Generator], Tensor] | None = None,
     ):
+        """``config``: the run's ``student`` section (the weights, the feedback corruption, the
+        discriminator's settings, the photos per batch); ``photo_source(count, generator)``: the
+        real photos its ``real_photos`` names, as crops."""
+        c = config
         self.teacher, self.game_clips = teacher, game_clips
-        self.game_teacher_weight = teacher_weight if game_teacher_weight is None else game_teacher_weight
-        self.game_adversarial_weight = (
-            adversarial_weight if game_adversarial_weight is None else game_adversarial_weight
+        self.game_teacher_weight = (
+            c.teacher_weight if c.game_teacher_weight is None else c.game_teacher_weight
         )
-        self.game_perceptual_weight = game_perceptual_weight
-        self.structure_weight, self.grid_weight = structure_weight, grid_weight
-        if photos_per_batch > 0 and real_photos is None:
-            raise ValueError("photos_per_batch needs real_photos(count, generator)")
-        self.real_photos, self.photos_per_batch = real_photos, photos_per_batch if real_photos else 0
-        if not discriminator_real_frames and not self.photos_per_batch:
+        self.game_adversarial_weight = (
+            c.adversarial_weight if c.game_adversarial_weight is None else c.game_adversarial_weight
+        )
+        self.game_perceptual_weight = c.game_perceptual_weight
+        self.structure_weight, self.grid_weight = c.structure_weight, c.grid_weight
+        self.real_photos, self.photos_per_batch = photo_source, c.photos_per_batch if photo_source else 0
+        if not c.discriminator_real_frames and not self.photos_per_batch:
             raise ValueError("discriminator_real_frames=False needs real photos for the real side")
-        self.discriminator_real_frames = discriminator_real_frames
-        self.game_clips_per_batch = game_clips_per_batch if game_clips is not None else 0
+        self.discriminator_real_frames = c.discriminator_real_frames
+        self.game_clips_per_batch = c.game_clips_per_batch if game_clips is not None else 0
         self.upscale = upscale
-        self.teacher_weight, self.real_weight = teacher_weight, real_weight
-        self.temporal_weight, self.adversarial_weight = temporal_weight, adversarial_weight
-        if temporal_reference not in ("teacher", "raster"):
+        self.teacher_weight, self.real_weight = c.teacher_weight, c.real_weight
+        self.temporal_weight, self.adversarial_weight = c.temporal_weight, c.adversarial_weight
+        if c.temporal_reference not in ("teacher", "raster"):
             raise UserError(
-                f"student.temporal_reference must be 'teacher' or 'raster', got {temporal_reference!r}"
+                f"student.temporal_reference must be 'teacher' or 'raster', got {c.temporal_reference!r}"
             )
-        self.temporal_reference = temporal_reference
-        self.corruption_probability, self.noise_max = feedback_corruption_probability, feedback_noise_max
-        if (perceptual_weight > 0 or (game_perceptual_weight or 0) > 0) and perceptual is None:
+        self.temporal_reference = c.temporal_reference
+        self.corruption_probability, self.noise_max = c.feedback_corruption_probability, c.feedback_noise_max
+        if (c.perceptual_weight > 0 or (c.game_perceptual_weight or 0) > 0) and perceptual is None:
             raise ValueError("perceptual_weight needs a perceptual distance (perceptual=...)")
-        self.perceptual_weight, self.perceptual = perceptual_weight, perceptual
-        adversarial = adversarial_weight > 0 or (game_clips is not None and self.game_adversarial_weight > 0)
+        self.perceptual_weight, self.perceptual = c.perceptual_weight, perceptual
+        adversarial = c.adversarial_weight > 0 or (
+            game_clips is not None and self.game_adversarial_weight > 0
+        )
         self.discriminator = discriminator if adversarial else None
         self.discriminator_optimizer = None
         if self.discriminator is not None:
             self.discriminator_optimizer = discriminator_optimizer(
-                self.discriminator, learning_rate=discriminator_learning_rate
+                self.discriminator, learning_rate=c.discriminator_learning_rate
             )
 
     def state_dict(self) -> dict:

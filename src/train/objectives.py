@@ -45,12 +45,7 @@ def flow_matching_objective(config: TrainConfig, model, data: TrainingData, devi
     return FlowMatchingObjective(
         frames_per_framelet=model.frames_per_step,
         shift=resolution_shift(height * width, base_pixels=diffusion.shift_base_pixels),
-        sigma_logit_mean=diffusion.sigma_logit_mean,
-        sigma_logit_std=diffusion.sigma_logit_std,
-        clean_context_probability=diffusion.clean_context_probability,
-        context_noise_max=diffusion.context_noise_max,
-        loss_weighting=diffusion.loss_weighting,
-        perceptual_weight=diffusion.perceptual_weight,
+        config=diffusion,
         perceptual=PerceptualLoss().to(device) if diffusion.perceptual_weight > 0 else None,
     )
 
@@ -105,28 +100,15 @@ def distill_objective(config, model, data, device) -> DistillationObjective:
         )
     return DistillationObjective(
         teacher=teacher,
+        config=distill,
         frames_per_framelet=model.frames_per_step,
         num_denoising_steps=config.sampling.num_denoising_steps,
         context_from_last_step=config.sampling.context_from_last_step,
         context_sigma=config.sampling.context_sigma,
         shift=shift,
         fake_score_recipe=flow_matching_objective(config, model, data, device),
-        ode_weight=distill.ode_weight,
-        ode_teacher_steps=distill.ode_teacher_steps,
-        dmd_weight=distill.dmd_weight,
-        dmd_sigma_range=tuple(distill.dmd_sigma_range),
-        real_x0_weight=distill.real_x0_weight,
-        gan_weight=distill.gan_weight,
-        perceptual_weight=distill.perceptual_weight,
         perceptual=PerceptualLoss().to(device) if distill.perceptual_weight > 0 else None,
-        game_clips_per_batch=distill.game_clips_per_batch,
         game_batch=game_batch,
-        temporal_weight=distill.temporal_weight,
-        temporal_reference=distill.temporal_reference,
-        critic_steps=distill.critic_steps,
-        critic_learning_rate=distill.critic_learning_rate,
-        discriminator_learning_rate=distill.discriminator_learning_rate,
-        discriminator_channels=distill.discriminator_channels,
         device=device,
     )
 
@@ -224,29 +206,13 @@ def student_objective(config, model, data, device) -> StudentObjective:
     return StudentObjective(
         teacher=teacher,
         game_clips=game_clips,
-        game_clips_per_batch=settings.game_clips_per_batch,
+        config=settings,
         upscale=model.upscale,
-        teacher_weight=settings.teacher_weight,
-        real_weight=settings.real_weight,
-        temporal_weight=settings.temporal_weight,
-        temporal_reference=settings.temporal_reference,
-        adversarial_weight=settings.adversarial_weight,
-        perceptual_weight=settings.perceptual_weight,
         perceptual=PerceptualLoss().to(device)
         if settings.perceptual_weight > 0 or (settings.game_perceptual_weight or 0) > 0
         else None,
-        game_perceptual_weight=settings.game_perceptual_weight,
-        feedback_corruption_probability=settings.feedback_corruption_probability,
-        feedback_noise_max=settings.feedback_noise_max,
         discriminator=discriminator,
-        discriminator_learning_rate=settings.discriminator_learning_rate,
-        game_teacher_weight=settings.game_teacher_weight,
-        game_adversarial_weight=settings.game_adversarial_weight,
-        structure_weight=settings.structure_weight,
-        grid_weight=settings.grid_weight,
-        real_photos=real_photos,
-        photos_per_batch=settings.photos_per_batch if real_photos else 0,
-        discriminator_real_frames=settings.discriminator_real_frames,
+        photo_source=real_photos,
     )
 
 
