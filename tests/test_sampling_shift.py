@@ -33,6 +33,7 @@ def test_a_package_without_a_shift_samples_at_one(tiny_dit_package):
     assert package.sampling.shift is None
     renderer = make_renderer(package, backend="torch")
     reference = make_renderer(
-        dataclasses.replace(package, sampling=dataclasses.replace(package.sampling, shift=1.0)), backend="torch"
+        dataclasses.replace(package, sampling=dataclasses.replace(package.sampling, shift=1.0)),
+        backend="torch",
     )
     assert renderer.sigmas.tolist() == reference.sigmas.tolist()
