@@ -209,7 +209,8 @@ def test_record_and_side_by_side_on_one_path_are_refused():
 
 
 def test_visualize_conditions_will_not_write_into_a_users_folder(tmp_path):
-    from src.eval.visualize_conditions import VisualizeConditionsConfig, visualize_conditions
+    from src.eval.config import VisualizeConditionsConfig
+    from src.eval.visualize_conditions import visualize_conditions
 
     out = tmp_path / "mine"
     out.mkdir()

@@ -199,3 +199,65 @@ class EvalExtractorsConfig:
     """measure on aloe only (no game rides)"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
     """the extractors under test"""
+
+
+DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
+
+
+@dataclasses.dataclass
+class GeneralisationConfig:
+    """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
+        "minutes": "(0, inf)",
+        "max_steps": "[1, inf)",
+        "probe_steps": "[1, inf)",
+        "regression_max_steps": "[1, inf)",
+        "fps": "(0, inf)",
+        "clip_frames": "[1, inf)",
+        "max_clips": "[1, inf)",
+        "game_frames": "[0, inf)",
+        "steps": "[1, inf)",
+        "seed": "[0, inf)",
+        "num_threads": "[1, inf)",
+    }
+
+    videos: list[str] = dataclasses.field(default_factory=list)
+    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos"""
+    only: str | None = None
+    """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
+    train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
+    """the DiT's training presets, layered in order (a YAML file of overrides may come last)"""
+    minutes: float = 30.0
+    """training budget per model and fold, in minutes (ignored with max_steps)"""
+    max_steps: int | None = None
+    """train the DiT this many steps instead of a time budget (the regression gets the DiT's time)"""
+    probe_steps: int = 20
+    """steps timed to turn minutes into a step count"""
+    regression_max_steps: int | None = None
+    """also stop the regression baseline after this many steps (for quick checks)"""
+    regression: bool = True
+    """train and score the regression baseline (false, to try a DiT lever quickly: the fold keeps
+    the regression numbers an earlier run wrote into the same --out, if any)"""
+    regression_model: dict = dataclasses.field(default_factory=dict)
+    """RegressionNet arguments (e.g. {hidden_channels: 32}); default: its own"""
+    resolution: str = "96x96"
+    """WIDTHxHEIGHT every clip is prepared at (the bundled package's)"""
+    fps: float = 10.0
+    """frames per second every clip is resampled to"""
+    clip_frames: int = 16
+    """frames per evaluated real clip"""
+    max_clips: int = 8
+    """at most this many evaluated clips of the left-out video (as many as fit without overlap)"""
+    game_frames: int = 64
+    """frames of the evaluated game ride (0: none)"""
+    steps: int | None = None
+    """denoising steps of the DiT at evaluation (default: its package's)"""
+    seed: int = 0
+    """the seed of every training run, evaluation rollout and game ride"""
+    num_threads: int | None = None
+    """torch CPU threads for training and evaluation (default: torch's own choice)"""
+    feature_metrics: bool = False
+    """KID on Inception features and ST-LPIPS in each evaluation (about 0.5 s per frame on a CPU core)"""
+    out: str = "runs/generalisation"
+    """where the data, models, evaluations and tables go"""

@@ -30,84 +30,29 @@ import json
 import time
 from pathlib import Path
 
+from src.bench.config import GeneralisationConfig
 from src.bench.generalisation_report import format_markdown, format_table
 from src.common.config import load_config
 from src.common.errors import UserError
 from src.common.io import atomic_write_json, atomic_write_text
 from src.common.outputs import claim_output_folder, write_output_marker
+from src.data.decode import find_videos
+from src.data.prepare import PrepareConfig, prepare_dataset
 from src.data.prepared import read_manifest, segments
 from src.data.sources import embedded_street_videos
-from src.eval.evaluate import EvaluateConfig, evaluate
+from src.eval.config import EvaluateConfig
+from src.eval.evaluate import evaluate
+from src.train.config import TrainConfig
+from src.train.loop import train
+from src.train.package import write_flat_color_package
 
-DEFAULT_TRAIN_CONF = ["conf/base.yaml", "conf/cpu_tiny.yaml"]
 REGRESSION_CONF = "conf/regression_cpu.yaml"  # the regression baseline's objective, model and optimiser
 REGRESSION_UNLIMITED_STEPS = 10**9  # the regression baseline stops on its time budget
 USER_VIDEOS = "data/real_videos"  # where the README puts your own videos
 
 
-@dataclasses.dataclass
-class GeneralisationConfig:
-    """``bench_generalisation``: leave one clip out, train on the rest, evaluate on it."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "minutes": "(0, inf)",
-        "max_steps": "[1, inf)",
-        "probe_steps": "[1, inf)",
-        "regression_max_steps": "[1, inf)",
-        "fps": "(0, inf)",
-        "clip_frames": "[1, inf)",
-        "max_clips": "[1, inf)",
-        "game_frames": "[0, inf)",
-        "steps": "[1, inf)",
-        "seed": "[0, inf)",
-        "num_threads": "[1, inf)",
-    }
-
-    videos: list[str] = dataclasses.field(default_factory=list)
-    """the clips (files or folders); default: bikes.mp4, vtest.avi and the videos in data/real_videos"""
-    only: str | None = None
-    """run only the fold that leaves out this clip (its file name, stem, or a unique part of it)"""
-    train_conf: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TRAIN_CONF))
-    """the DiT's training presets, layered in order (a YAML file of overrides may come last)"""
-    minutes: float = 30.0
-    """training budget per model and fold, in minutes (ignored with max_steps)"""
-    max_steps: int | None = None
-    """train the DiT this many steps instead of a time budget (the regression gets the DiT's time)"""
-    probe_steps: int = 20
-    """steps timed to turn minutes into a step count"""
-    regression_max_steps: int | None = None
-    """also stop the regression baseline after this many steps (for quick checks)"""
-    regression: bool = True
-    """train and score the regression baseline (false, to try a DiT lever quickly: the fold keeps
-    the regression numbers an earlier run wrote into the same --out, if any)"""
-    regression_model: dict = dataclasses.field(default_factory=dict)
-    """RegressionNet arguments (e.g. {hidden_channels: 32}); default: its own"""
-    resolution: str = "96x96"
-    """WIDTHxHEIGHT every clip is prepared at (the bundled package's)"""
-    fps: float = 10.0
-    """frames per second every clip is resampled to"""
-    clip_frames: int = 16
-    """frames per evaluated real clip"""
-    max_clips: int = 8
-    """at most this many evaluated clips of the left-out video (as many as fit without overlap)"""
-    game_frames: int = 64
-    """frames of the evaluated game ride (0: none)"""
-    steps: int | None = None
-    """denoising steps of the DiT at evaluation (default: its package's)"""
-    seed: int = 0
-    """the seed of every training run, evaluation rollout and game ride"""
-    num_threads: int | None = None
-    """torch CPU threads for training and evaluation (default: torch's own choice)"""
-    feature_metrics: bool = False
-    """KID on Inception features and ST-LPIPS in each evaluation (about 0.5 s per frame on a CPU core)"""
-    out: str = "runs/generalisation"
-    """where the data, models, evaluations and tables go"""
-
-
 def default_videos() -> list[Path]:
     """The embedded street clips and, where the folder exists, the videos in ``data/real_videos``."""
-    # imported here: it pulls cv2; a script's --help should not wait for that
-    from src.data.decode import find_videos
 
     videos = embedded_street_videos()
     if Path(USER_VIDEOS).is_dir():
@@ -134,8 +79,6 @@ def select_folds(videos: list[Path], only: str | None) -> list[Path]:
 
 def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path:
     """``videos`` prepared at the benchmark's size and rate with every frame in the train split."""
-    # imported here: it pulls cv2, torch; a script's --help should not wait for that
-    from src.data.prepare import PrepareConfig, prepare_dataset
 
     if not (out / "manifest.json").is_file():
         prepare_dataset(
@@ -152,8 +95,6 @@ def prepare(videos: list[Path], out: Path, config: GeneralisationConfig) -> Path
 
 def load_train_config(*presets: str):
     """A ``TrainConfig`` as the layered ``presets`` say."""
-    # imported here: it pulls torch; a script's --help should not wait for that
-    from src.train.config import TrainConfig
 
     return load_config(TrainConfig, *presets)
 
@@ -167,19 +108,19 @@ def dit_train_config(config: GeneralisationConfig, *, dataset: Path, run_dir: Pa
     """The DiT's ``TrainConfig``: the presets, this fold's data and run folder, ``max_steps``,
     no validation during training (``evaluate`` runs after) and one checkpoint at the end.
     Warmup and cooldown shrink to fit a short budget (at most 10 % and 25 % of it)."""
-    train = load_train_presets(config)
-    train.runs_dir, train.run_name = str(run_dir.parent), run_dir.name
-    train.data.dataset = str(dataset)
-    train.seed = config.seed
+    run = load_train_presets(config)
+    run.runs_dir, run.run_name = str(run_dir.parent), run_dir.name
+    run.data.dataset = str(dataset)
+    run.seed = config.seed
     if config.num_threads:
-        train.num_threads = config.num_threads
-    train.max_steps = max_steps
-    train.checkpoint_every_steps = max_steps
-    train.validation.enabled = False
-    train.validation.every_steps = max_steps
-    train.optim.num_warmup_steps = min(train.optim.num_warmup_steps, max_steps // 10)
-    train.optim.num_cooldown_steps = min(train.optim.num_cooldown_steps, max_steps // 4)
-    return train
+        run.num_threads = config.num_threads
+    run.max_steps = max_steps
+    run.checkpoint_every_steps = max_steps
+    run.validation.enabled = False
+    run.validation.every_steps = max_steps
+    run.optim.num_warmup_steps = min(run.optim.num_warmup_steps, max_steps // 10)
+    run.optim.num_cooldown_steps = min(run.optim.num_cooldown_steps, max_steps // 4)
+    return run
 
 
 def logged_train_windows(run_dir: Path, *, batch_size: int) -> list[tuple[int, float]]:
@@ -199,8 +140,6 @@ def logged_train_windows(run_dir: Path, *, batch_size: int) -> list[tuple[int, f
 
 def train_dit(config: GeneralisationConfig, *, dataset: Path, run_dir: Path) -> tuple[Path, dict]:
     """Train (or resume) the DiT for this fold; returns its package and what the training took."""
-    # imported here: it pulls accelerate, cv2, diffusers, torch; a script's --help should not wait for that
-    from src.train.loop import train
 
     budget_file = run_dir.parent / "dit_budget.json"
     if config.max_steps is not None:
@@ -235,7 +174,7 @@ def regression_train_config(
     augmentations and condition spec, for ``seconds`` of training steps (``max_minutes``) or
     ``regression_max_steps``, no validation and one checkpoint at the end."""
     preset = load_train_config(REGRESSION_CONF)
-    train = dataclasses.replace(
+    run = dataclasses.replace(
         dit_config,
         runs_dir=str(run_dir.parent),
         run_name=run_dir.name,
@@ -247,11 +186,11 @@ def regression_train_config(
         data=dataclasses.replace(dit_config.data, dataset=str(dataset), clip_frames=preset.data.clip_frames),
         validation=dataclasses.replace(dit_config.validation, enabled=False),
     )
-    train.max_steps = config.regression_max_steps or REGRESSION_UNLIMITED_STEPS
-    train.max_minutes = seconds / 60
-    train.checkpoint_every_steps = train.max_steps
-    train.validation.every_steps = train.max_steps
-    return train
+    run.max_steps = config.regression_max_steps or REGRESSION_UNLIMITED_STEPS
+    run.max_minutes = seconds / 60
+    run.checkpoint_every_steps = run.max_steps
+    run.validation.every_steps = run.max_steps
+    return run
 
 
 def train_regression_baseline(
@@ -259,8 +198,6 @@ def train_regression_baseline(
 ) -> tuple[Path, dict]:
     """The regression baseline (``objective: regression`` of the one Trainer) for ``seconds`` of
     training with the DiT's data settings, as a run folder ``out_dir`` (kept if trained)."""
-    # imported here: it pulls accelerate, cv2, diffusers, torch; a script's --help should not wait for that
-    from src.train.loop import train
 
     train_config = regression_train_config(
         config, dataset=dataset, dit_config=dit_config, run_dir=out_dir, seconds=seconds
@@ -300,8 +237,6 @@ def run_fold(
     """Train the three models without ``heldout_video`` and evaluate them on it (without the
     regression baseline when ``config.regression`` is false: ``previous``, this fold's earlier
     results, then supplies its numbers)."""
-    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.train.package import write_flat_color_package
 
     out = Path(config.out)
     name = clip_name(heldout_video)
@@ -350,8 +285,6 @@ GENERALISATION_KIND = "leave-one-clip-out benchmark"
 def run_generalisation(config: GeneralisationConfig) -> dict:
     """Every fold (or the one ``only`` names); writes ``out/results.json`` and ``out/results.md``
     and returns the results."""
-    # imported here: it pulls cv2; a script's --help should not wait for that
-    from src.data.decode import find_videos
 
     videos = find_videos(config.videos) if config.videos else default_videos()
     if len(videos) < 2:

@@ -27,22 +27,34 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from src.common.errors import UserError
 from src.common.framelets import framelet_count
 from src.common.io import atomic_write_json
 from src.common.outputs import claim_output_folder, write_output_marker
-from src.common.ranges import check_ranges
-from src.data.prepared import SPLITS, read_manifest
-from src.eval.config import REFERENCE_HINT, ConditionGapConfig
+from src.data.prepared import read_manifest
+from src.eval.condition_gap import condition_gap_accuracy, gap_metrics
+from src.eval.config import ConditionGapConfig, EvaluateConfig, check_evaluate_config
 from src.eval.evaluation_report import FEATURE_METRICS_NOTE, format_table, run_record, write_previews
 from src.eval.prepared_input import prepared_data
-from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
+from src.eval.reference import judge_ride
+from src.eval.scoring import (
+    FeatureScorer,
+    fid_note,
+    load_game_ride,
+    open_real_clips,
+    score_game_drift,
+    score_game_ride,
+    score_real_clips,
+)
+from src.play.fetch import resolve_checkpoint
+from src.runtime.backends import make_renderer
+from src.runtime.package import default_cache_dir, load_package
 
 # the keys every metrics.json holds (a contract other checks rely on); null where not measured
 REQUIRED_KEYS = (
@@ -85,70 +97,6 @@ REQUIRED_KEYS = (
 FID_KEYS = ("real_fid", "real_flat_fid", "game_fid_to_real", "game_raster_fid_to_real")
 
 
-@dataclasses.dataclass
-class EvaluateConfig:
-    """``evaluate``: score a renderer package on real clips and on a game ride."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "clip_frames": "[2, inf)",
-        "num_clips": "[1, inf)",
-        "game_frames": "[0, 4096]",  # the ride is held in memory whole: bounded (4096 > FID's 2048)
-        "game_offset_frames": "[0, inf)",
-        "drift_ride_frames": "[0, 12000]",
-        "game_seed": "[0, inf)",
-        "steps": "[1, inf)",
-        "seed": "[0, inf)",
-        "num_threads": "[1, inf)",
-    }
-    CHOICES = {"split": SPLITS}  # checked when parsed (src/common/ranges.py)
-
-    checkpoint: str = DEFAULT_CHECKPOINT
-    """the renderer package: a folder, hf://owner/repo[@revision] or https://...#sha256=..."""
-    data: str | None = None
-    """a prepared dataset folder, or video files / a folder of videos (prepared at the package's size and fps)"""
-    split: str = "val"
-    """which frames of the data: val (the held-out end of each video), train, or all (every frame)"""
-    clip_frames: int = 16
-    """frames per real clip, each rendered from a fresh context (a multiple of 2)"""
-    num_clips: int | None = None
-    """real clips, evenly spread over the split (default: as many as fit without overlapping)"""
-    game_frames: int = 64
-    """frames of the game autopilot ride (0: no game ride; at most 4096)"""
-    game_offset_frames: int = 0
-    """frames of the ride skipped before the scored ones (start later in the ride)"""
-    drift_ride_frames: int = 0
-    """drift: render one continuous ride of this many frames and score its first and last
-    game_frames (game_* and game_late_*, game_drift_* = late / early); 3000 scores frames
-    0-63 against 2936-2999. 0: the plain game ride; at most 12000"""
-    game_seed: int = 7
-    """the seed of the game ride (validation's default ride)"""
-    steps: int | None = None
-    """denoising steps per framelet (default: the package's)"""
-    renderer: str = DEFAULT_RENDERER
-    """which renderer of the package: default, a bundle's renderer by name (student, dit), or a
-    plain package's model class name"""
-    backend: str = "torch"
-    """torch, ncnn or onnxruntime"""
-    device: str = "cpu"
-    """cpu, cuda (torch) / vulkan (ncnn), or auto"""
-    seed: int = 0
-    """the seed of the renderer's noise (real clip i uses seed + i, the game ride seed + 1000)"""
-    out: str | None = None
-    """where the results go (default: runs/evaluate/<package>-<data>-<split>)"""
-    cache_dir: str | None = None
-    """where prepared videos and downloaded packages are kept (default: $VELODREAM_CACHE or ~/.cache/velodream)"""
-    num_threads: int | None = None
-    """CPU threads of torch and of the runtime (ncnn, onnxruntime) (default: torch's own choice)"""
-    gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
-    """the classifier behind condition_gap_accuracy (real clips' conditions against the ride's)"""
-    reference: str | None = None
-    """held-out real footage of the game's place to judge the ride against too (a prepared dataset,
-    videos or a folder; every frame): adds the *_to_reference keys (src/eval/reference.py)"""
-    feature_metrics: bool = True
-    """KID/FID on the standard Inception features and ST-LPIPS (about 0.5 s per frame on a CPU
-    core); false leaves those keys null"""
-
-
 EVALUATION_KIND = "evaluation"
 _EVALUATION_FILES = ("metrics.json", "run.json", "real.mp4", "real.png", "game.mp4", "game.png")
 
@@ -165,29 +113,10 @@ def _default_out(config: EvaluateConfig, package_path: Path) -> Path:
     return Path("runs") / "evaluate" / f"{package_path.resolve().name}-{data.stem}-{config.split}"
 
 
-def _check(config: EvaluateConfig) -> None:
-    """The refusals the arguments alone decide (before torch loads): the declared ranges and choices
-    (also for a config built in code), and these."""
-    check_ranges(config)
-    if not config.data:
-        raise UserError("no --data given", "Give a prepared dataset, video files or a folder of videos.")
-    if config.clip_frames % 2:
-        raise UserError(f"--clip_frames must be a positive multiple of 2, got {config.clip_frames}")
-    if config.drift_ride_frames and config.drift_ride_frames < 2 * config.game_frames:
-        raise UserError("--drift_ride_frames must be at least twice --game_frames (two windows to compare)")
-    if config.game_frames == 1:
-        raise UserError("--game_frames must be 0 (no ride) or at least 2 (the warp error compares frames)")
-    if config.reference and not Path(config.reference).exists():
-        raise UserError(f"--reference {config.reference} does not exist", REFERENCE_HINT)
-
-
 def evaluate(config: EvaluateConfig) -> dict:
     """Score ``config.checkpoint`` (see the module docstring); returns the metrics written to
     ``OUT/metrics.json``."""
-    _check(config)
-    # imported here: it pulls cv2, diffusers, torch; a script's --help should not wait for that
-    from src.eval.scoring import open_real_clips
-
+    check_evaluate_config(config)
     package, cache_dir = _load_package(config)
     out = Path(config.out) if config.out else _default_out(config, package.path)
     claim_output_folder(out, kind=EVALUATION_KIND, recognise=_is_evaluation_folder, replaces=False)
@@ -212,8 +141,6 @@ def evaluate(config: EvaluateConfig) -> dict:
     )
     metrics |= game_metrics
     if config.reference:  # the ride against held-out footage of its own place
-        from src.eval.reference import judge_ride
-
         metrics |= judge_ride(config, game_video, metrics, size=(width, height, fps), cache_dir=cache_dir,
                               features=features, prepare=prepared_data)  # fmt: skip
     metrics["seconds"] = round(time.perf_counter() - started, 2)
@@ -237,11 +164,6 @@ def evaluate(config: EvaluateConfig) -> dict:
 
 def _load_package(config: EvaluateConfig):
     """(the renderer package ``config.checkpoint`` names, fetched if remote; the cache folder)."""
-    import torch
-
-    from src.play.fetch import resolve_checkpoint
-    from src.runtime.package import default_cache_dir, load_package
-
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
@@ -270,8 +192,6 @@ def _open_data(config: EvaluateConfig, package, cache_dir: Path) -> tuple[Path, 
 
 def _open_renderer(config: EvaluateConfig, package, *, width: int, height: int):
     """The package's renderer at the data's size, refusing clips it cannot render whole."""
-    from src.runtime.backends import make_renderer
-
     renderer = make_renderer(
         package,
         backend=config.backend,
@@ -293,8 +213,6 @@ def _open_renderer(config: EvaluateConfig, package, *, width: int, height: int):
 
 def _feature_scorer(config: EvaluateConfig):
     """The Inception and LPIPS networks, on the renderer's device; None with feature_metrics off."""
-    from src.eval.scoring import FeatureScorer
-
     if not config.feature_metrics:
         return None
     return FeatureScorer(device="cuda" if renderer_on_cuda(config.device) else "cpu")
@@ -303,8 +221,6 @@ def _feature_scorer(config: EvaluateConfig):
 def _score_real(config: EvaluateConfig, renderer, clips, *, package, features) -> tuple[dict, object]:
     """Every metrics.json key (null until measured) with the real clips' scores filled in, and
     the clips' ``RealScores``."""
-    from src.eval.scoring import score_real_clips
-
     real = score_real_clips(  # one clip in memory at a time (src/eval/streaming.py)
         renderer, clips, spec=package.spec, seed=config.seed, progress=True, features=features,
         reference_frames=config.game_frames, gap_frames=config.gap.max_frames,
@@ -320,8 +236,6 @@ def _score_game(
 ) -> tuple[dict, np.ndarray | None]:
     """The game ride's metrics (the drift windows with ``drift_ride_frames``) and its preview video;
     ({}, None) without a ride (``game_frames`` 0, or no OpenGL context). ``size``: (width, height)."""
-    from src.eval.scoring import load_game_ride, score_game_drift, score_game_ride
-
     if not config.game_frames:
         return {}, None
     width, height = size
@@ -351,8 +265,6 @@ def _score_game(
 
 def _print_table(config: EvaluateConfig, metrics: dict, *, title: str) -> None:
     """The metrics table, and with feature metrics what they are and why FID may be null."""
-    from src.eval.scoring import fid_note
-
     print(format_table(metrics, title=title))
     if config.feature_metrics:
         print(FEATURE_METRICS_NOTE)
@@ -364,8 +276,6 @@ def _condition_gap(real: np.ndarray | None, ride: dict, *, spec, config: Conditi
     """``condition_gap_accuracy`` and ``condition_gap_accuracy_<group>``: how well a classifier
     tells the real clips' encoded conditions (``real``: the frames it uses, ``RealScores.gap_cond``)
     from the game ride's (0.5 = alike, 1.0 = apart)."""
-    from src.eval.condition_gap import condition_gap_accuracy, gap_metrics
-
     if real is None or len(real) < 2 or len(ride["cond"]) < 2:
         return {}
     return gap_metrics(condition_gap_accuracy(real, np.asarray(ride["cond"]), spec, config))
@@ -373,6 +283,4 @@ def _condition_gap(real: np.ndarray | None, ride: dict, *, spec, config: Conditi
 
 def renderer_on_cuda(device: str) -> bool:
     """Whether the feature networks should run on CUDA: where the renderer was asked to."""
-    import torch
-
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())

@@ -13,67 +13,32 @@ transforms (``src/conditions/align.py``) whose effect on the gap is measured.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.common.config import parse_resolution
+from src.common.gbuffer_io import load_gbuffer_clip
 from src.common.io import atomic_write_json
 from src.common.outputs import claim_output_folder, write_output_marker
-from src.conditions.config import ExtractConfig
+from src.common.video import save_png, write_mp4
+from src.conditions.align import align_game_clip
+from src.conditions.encode import ConditionStats, StatsAccumulator, encode
+from src.conditions.extract import Extractor
 from src.conditions.spec import ConditionSpec
 from src.data.config import DecodeConfig
-from src.eval.config import ConditionGapConfig
+from src.data.decode import decode_video_with_report, probe_video
+from src.data.prepared import read_manifest
+from src.data.sidecar import sidecar_for_video
+from src.data.sources import find_embedded_file
+from src.eval.condition_gap import condition_gap_accuracy
+from src.eval.config import VisualizeConditionsConfig
+from src.eval.domain_gap import domain_gap, plot_histograms
+from src.game.recording import record_autopilot_clip
 from src.game.visualize import colorize_depth, colorize_flow, colorize_normals
 
 VIEW_NAMES = ("frame", "depth", "flow", "normals", "flat colour")
-
-
-@dataclasses.dataclass
-class VisualizeConditionsConfig:
-    """``visualize_conditions``: which real clip and game ride to compare, and where to write."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "start_s": "[0, inf)",
-        "game_seed": "[0, inf)",
-        "frames": "[2, inf)",
-        "fps": "(0, inf)",
-        "scale": "[1, inf)",
-        "grid_frames": "[1, inf)",
-    }
-
-    out: str = "runs/visualize_conditions"
-    """the folder for conditions.mp4, conditions_grid.png, histograms.png and domain_gap.json"""
-    real_video: str | None = None
-    """the real video to encode (None: the embedded bikes.mp4)"""
-    start_s: float = 0.0
-    """where in the real video the clip starts, in seconds"""
-    prepared_dir: str | None = "data/prepared/default"
-    """a prepared dataset whose statistics encode both clips, where it exists (else the real clip's own)"""
-    game_clip: str | None = None
-    """a recorded G-buffer clip folder (None: record an autopilot ride with the game)"""
-    game_seed: int = 0
-    """the seed of the recorded game ride"""
-    frames: int = 40
-    """frames of each clip"""
-    resolution: str = "96x96"
-    """WIDTHxHEIGHT of both clips"""
-    fps: float = 10.0
-    """frame rate of both clips (the prepared data's, so flow magnitudes match training)"""
-    scale: int = 2
-    """upscale factor of the views (nearest neighbour)"""
-    grid_frames: int = 4
-    """frames of each clip shown in conditions_grid.png"""
-    extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
-    """the real-video extractors (also those the game-side transforms run on the raster)"""
-    depth_sidecar: bool = True
-    """take the real video's depth from its <video>.depth.npz (LiDAR/stereo) where it has one, as
-    prepare_data does; false: the estimate (to measure what the sidecar changes)"""
-    conditions: ConditionSpec = dataclasses.field(default_factory=ConditionSpec)
-    """the condition spec both clips are encoded with, game-side transforms included"""
-    gap: ConditionGapConfig = dataclasses.field(default_factory=ConditionGapConfig)
-    """the real-vs-game condition classifier"""
 
 
 def condition_views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) -> list[np.ndarray]:
@@ -97,7 +62,6 @@ def condition_views(cond: np.ndarray, spec: ConditionSpec, frame: np.ndarray) ->
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
-    import cv2  # seconds to import: not at start-up, so --help answers at once
 
     image = image.copy()
     cv2.putText(image, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
@@ -106,7 +70,6 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -> np.ndarray:
     """The views stacked top to bottom, scaled up by ``scale`` and labelled."""
-    import cv2  # seconds to import: not at start-up, so --help answers at once
 
     cells = [cv2.resize(v, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for v in views]
     cells = [
@@ -118,10 +81,6 @@ def view_column(views: list[np.ndarray], scale: int, title: str | None = None) -
 def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
     """Write the four files (see the module docstring); returns what domain_gap.json holds."""
     claim_output_folder(config.out, kind=OUTPUT_KIND, recognise=_is_written_views)  # before any work
-    # torch, cv2, av and moderngl load here and in the steps, not at start-up, so --help answers at once
-    from src.conditions.encode import encode
-    from src.eval.condition_gap import condition_gap_accuracy
-    from src.eval.domain_gap import domain_gap, plot_histograms
 
     out = Path(config.out)
     spec = config.conditions
@@ -164,10 +123,6 @@ def visualize_conditions(config: VisualizeConditionsConfig) -> dict:
 def _real_clip(config: VisualizeConditionsConfig):
     """(the video, its decoded frames, the extracted G-buffer with the sidecar's depth where it
     has one, the sidecar or None)."""
-    from src.conditions.extract import Extractor
-    from src.data.decode import decode_video_with_report, probe_video
-    from src.data.sidecar import sidecar_for_video
-    from src.data.sources import find_embedded_file
 
     video = Path(config.real_video) if config.real_video else find_embedded_file("bikes.mp4")
     decode = DecodeConfig(
@@ -191,9 +146,6 @@ def _real_clip(config: VisualizeConditionsConfig):
 def _game_clip(config: VisualizeConditionsConfig, out: Path):
     """(the game clip's folder, recorded here unless given; its aligned G-buffer and colour frames
     from the second frame on, the first having no flow; the kind of its depth)."""
-    from src.common.gbuffer_io import load_gbuffer_clip
-    from src.conditions.align import align_game_clip
-    from src.game.recording import record_autopilot_clip
 
     width, height = parse_resolution(config.resolution)
     game_dir = (
@@ -219,8 +171,6 @@ def _game_clip(config: VisualizeConditionsConfig, out: Path):
 
 def _encoding_stats(config: VisualizeConditionsConfig, real: dict):
     """The prepared dataset's statistics where it exists, else those of the real clip shown."""
-    from src.conditions.encode import ConditionStats, StatsAccumulator
-    from src.data.prepared import read_manifest
 
     if config.prepared_dir and (Path(config.prepared_dir) / "manifest.json").is_file():
         return ConditionStats.from_dict(read_manifest(config.prepared_dir)["stats"])
@@ -239,9 +189,6 @@ def _write_views(
     game_color: np.ndarray,
 ) -> int:
     """``conditions.mp4`` and ``conditions_grid.png``; returns the frames shown of each clip."""
-    import cv2
-
-    from src.common.video import save_png, write_mp4
 
     spec = config.conditions
     width, height = parse_resolution(config.resolution)

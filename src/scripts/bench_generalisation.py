@@ -13,7 +13,7 @@ OUT/results.md beside OUT/results.json. Re-running the same command resumes.
 
 from __future__ import annotations
 
-from src.bench.generalisation import GeneralisationConfig, run_generalisation
+from src.bench.config import GeneralisationConfig
 from src.common.config import parse_config
 from src.common.errors import script_main
 
@@ -21,6 +21,7 @@ from src.common.errors import script_main
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(GeneralisationConfig, argv, prog="bench_generalisation", description=__doc__)
+    from src.bench.generalisation import run_generalisation  # torch, cv2: after parsing
 
     run_generalisation(config)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.evaluate import EvaluateConfig, evaluate
+from src.eval.config import EvaluateConfig, check_evaluate_config
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(EvaluateConfig, argv, prog="evaluate", description=__doc__)
+    check_evaluate_config(config)  # the refusals the arguments alone decide, before torch loads
+    from src.eval.evaluate import evaluate  # torch, cv2, diffusers: once the arguments hold
 
     evaluate(config)
 

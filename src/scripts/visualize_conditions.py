@@ -15,12 +15,14 @@ from pathlib import Path
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.visualize_conditions import VisualizeConditionsConfig, visualize_conditions
+from src.eval.config import VisualizeConditionsConfig
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(VisualizeConditionsConfig, argv, prog="visualize_conditions", description=__doc__)
+    from src.eval.visualize_conditions import visualize_conditions  # torch, cv2, moderngl: after parsing
+
     summary = visualize_conditions(config)
     print(f"wrote {Path(config.out)}/conditions.mp4, conditions_grid.png, histograms.png, domain_gap.json")
     for name, value in summary["wasserstein"].items():
