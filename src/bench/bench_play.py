@@ -29,78 +29,27 @@ import threading
 import time
 
 import numpy as np
+import psutil
+import torch
 
 from src.bench.background_load import BackgroundLoad, load_average, under_load_columns
 from src.bench.bench_play_report import format_table
+from src.bench.config import BenchmarkConfig
 from src.bench.frame_timing import stage_means, time_frames
 from src.common.frame_size import FrameSize
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
 from src.game.display import GameWindow
 from src.game.session import GameSession, PlayConfig
-from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
-from src.runtime.threads import quiet_thread_pools, runtime_threads
-
-
-@dataclasses.dataclass
-class BenchmarkConfig:
-    """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "steps": "[1, inf)",
-        "frames": "[1, inf)",
-        "warmup_frames": "[0, inf)",
-        "soak_game_minutes": "[0, inf)",
-        "soak_fps": "[1, inf)",
-        "seed": "[0, inf)",
-        "threads": "[1, inf)",
-        "background_load": "[0, inf)",
-    }
-    CHOICES = {"gbuffer_size": ("renderer", "frame")}  # checked when parsed (src/common/ranges.py)
-
-    checkpoint: str = DEFAULT_CHECKPOINT
-    """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
-    renderers: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_RENDERER])
-    """which renderers of a bundle to time (names from its renderers.json; default: its default)"""
-    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
-    """'model' is the package's play resolution (a bundle's) or its own; others are WIDTHxHEIGHT"""
-    steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
-    """denoising steps per framelet to time, one row each"""
-    backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
-    """inference backends to time: torch, ncnn, onnxruntime"""
-    device: str = "cpu"
-    """cpu, cuda (torch, onnxruntime-gpu) / vulkan (ncnn), or auto"""
-    threads: int | None = None
-    """CPU threads of the model's runtime (torch, ncnn or onnxruntime; default: one fewer than the
-    cores, at least one, so the game's own loop keeps a core)"""
-    background_load: int = 0
-    """also time every row beside this many busy processes (one spinning core each)"""
-    frames: int = 60
-    """timed frames per setting"""
-    warmup_frames: int = 8
-    """untimed frames before the timed ones, per setting"""
-    display: bool = True
-    """include the window's scaling and blit (SDL dummy driver when headless)"""
-    pipeline: bool = True
-    """run the model one frame behind the game in a worker thread (``PipelinedRenderer``: frame
-    N+1's world and G-buffer overlap frame N's model), as against every stage in sequence"""
-    gbuffer_size: str = "renderer"
-    """the G-buffers' size for a neural row: renderer (the size it makes full use of: 112x112 for
-    a student upscaling to 224x224, unless it adds the full-size albedo's detail) or frame (the
-    output size)"""
-    soak_game_minutes: float = 0.0
-    """also ride this many minutes of game time with the first neural setting and report memory"""
-    soak_fps: int = 30
-    """game steps per second of the soak ride"""
-    seed: int = 0
-    """seed of the world and of the sampling noise"""
-    json_out: str = "runs/benchmark.json"
-    """where the numbers go as JSON"""
+from src.play.fetch import resolve_checkpoint
+from src.play.neural import NeuralRenderer, PipelinedRenderer
+from src.play.ride import RideConfig, neural_frame_size
+from src.runtime.backends import make_renderer
+from src.runtime.package import load_package
+from src.runtime.threads import runtime_threads
 
 
 def _rss_mb() -> float:
-    import psutil
-
     return psutil.Process().memory_info().rss / 2**20
 
 
@@ -197,11 +146,6 @@ def _open_neural(
     ``model`` resolves to the package's own size."""
     if renderer == "raster":
         return None, None, resolution, resolution
-    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.play.neural import NeuralRenderer, PipelinedRenderer
-    from src.play.ride import RideConfig, neural_frame_size
-    from src.runtime.backends import make_renderer
-
     ride_config = RideConfig(resolution=None if resolution == "model" else resolution)
     width, height = neural_frame_size(ride_config, package)
     runner = make_renderer(
@@ -225,17 +169,12 @@ def _open_neural(
 
 
 def runner_threads() -> int:
-    import torch  # make_renderer gave torch the runtime's thread count
-
+    # make_renderer gave torch the runtime's thread count
     return torch.get_num_threads()
 
 
 def soak(config: BenchmarkConfig, package, *, backend: str, steps: int) -> dict:
     """Ride ``soak_game_minutes`` of game time headless with the neural renderer; report memory."""
-    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.play.neural import NeuralRenderer
-    from src.runtime.backends import make_renderer
-
     frames = int(config.soak_game_minutes * 60 * config.soak_fps)
     session = GameSession(
         PlayConfig(
@@ -304,13 +243,6 @@ def _bench_row(config: BenchmarkConfig, **setting) -> dict:
 def run_benchmark(config: BenchmarkConfig) -> dict:
     """Every row (resolution x renderer x backend x steps, after a raster row per resolution), the
     machine they ran on and, with ``soak_game_minutes``, the soak."""
-    quiet_thread_pools()  # before torch and ncnn start their OpenMP runtimes
-    import torch
-
-    # imported here: it pulls diffusers, torch; a script's --help should not wait for that
-    from src.play.fetch import resolve_checkpoint
-    from src.runtime.package import load_package
-
     checkpoint = resolve_checkpoint(config.checkpoint)
     packages = [load_package(checkpoint, renderer=name) for name in config.renderers]
     package = packages[0]
@@ -336,8 +268,6 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
 
 def _bench_rows(config: BenchmarkConfig, packages: list) -> list[dict]:
     """Per resolution: the raster row, then each renderer x backend x steps."""
-    from src.play.ride import RideConfig, neural_frame_size
-
     package = packages[0]
     rows = []
     for resolution in config.resolutions:

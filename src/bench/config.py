@@ -9,6 +9,7 @@ from pathlib import Path
 from src.common.errors import UserError
 from src.conditions.config import ExtractConfig
 from src.data.prepared import SPLITS
+from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 SYSTEMS = (
     "reference",
@@ -261,3 +262,59 @@ class GeneralisationConfig:
     """KID on Inception features and ST-LPIPS in each evaluation (about 0.5 s per frame on a CPU core)"""
     out: str = "runs/generalisation"
     """where the data, models, evaluations and tables go"""
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    """``benchmark``: time a renderer package inside the game loop, per resolution, backend and steps."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
+        "steps": "[1, inf)",
+        "frames": "[1, inf)",
+        "warmup_frames": "[0, inf)",
+        "soak_game_minutes": "[0, inf)",
+        "soak_fps": "[1, inf)",
+        "seed": "[0, inf)",
+        "threads": "[1, inf)",
+        "background_load": "[0, inf)",
+    }
+    CHOICES = {"gbuffer_size": ("renderer", "frame")}  # checked when parsed (src/common/ranges.py)
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    """the renderer package to time: a directory, hf://owner/repo[@rev] or https://...#sha256=..."""
+    renderers: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_RENDERER])
+    """which renderers of a bundle to time (names from its renderers.json; default: its default)"""
+    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["model", "224x224"])
+    """'model' is the package's play resolution (a bundle's) or its own; others are WIDTHxHEIGHT"""
+    steps: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+    """denoising steps per framelet to time, one row each"""
+    backends: list[str] = dataclasses.field(default_factory=lambda: ["torch", "ncnn"])
+    """inference backends to time: torch, ncnn, onnxruntime"""
+    device: str = "cpu"
+    """cpu, cuda (torch, onnxruntime-gpu) / vulkan (ncnn), or auto"""
+    threads: int | None = None
+    """CPU threads of the model's runtime (torch, ncnn or onnxruntime; default: one fewer than the
+    cores, at least one, so the game's own loop keeps a core)"""
+    background_load: int = 0
+    """also time every row beside this many busy processes (one spinning core each)"""
+    frames: int = 60
+    """timed frames per setting"""
+    warmup_frames: int = 8
+    """untimed frames before the timed ones, per setting"""
+    display: bool = True
+    """include the window's scaling and blit (SDL dummy driver when headless)"""
+    pipeline: bool = True
+    """run the model one frame behind the game in a worker thread (``PipelinedRenderer``: frame
+    N+1's world and G-buffer overlap frame N's model), as against every stage in sequence"""
+    gbuffer_size: str = "renderer"
+    """the G-buffers' size for a neural row: renderer (the size it makes full use of: 112x112 for
+    a student upscaling to 224x224, unless it adds the full-size albedo's detail) or frame (the
+    output size)"""
+    soak_game_minutes: float = 0.0
+    """also ride this many minutes of game time with the first neural setting and report memory"""
+    soak_fps: int = 30
+    """game steps per second of the soak ride"""
+    seed: int = 0
+    """seed of the world and of the sampling noise"""
+    json_out: str = "runs/benchmark.json"
+    """where the numbers go as JSON"""

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from src.common.progress import tqdm  # plain lines when the output is not a terminal
+from src.common.progress import tqdm
+from src.play.neural import PipelinedRenderer  # plain lines when the output is not a terminal
 
 STAGES = ("world", "render", "encode", "model", "wait", "display", "frame", "latency")
 
@@ -31,8 +32,6 @@ def time_frames(
     """Milliseconds per stage of every frame after the warm-up (``STAGES``; ``latency`` only for
     frames that showed a new neural frame). ``neural``: None (the raster), a ``NeuralRenderer``
     or a ``PipelinedRenderer``."""
-    from src.play.neural import PipelinedRenderer
-
     pipelined = isinstance(neural, PipelinedRenderer)
     times: dict[str, list[float]] = {name: [] for name in STAGES}
     latest = None
