@@ -17,13 +17,18 @@ import os
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from src.bench.config import BenchDataConfig
+from src.common.config import load_config
+from src.common.io import atomic_write_json
+from src.data.loader import step_batches
+from src.train.config import TrainConfig
+from src.train.data import TrainingData
+from src.train.model_io import build_model
 
 
 def _train_config(config: BenchDataConfig, num_workers: int):
-    from src.common.config import load_config
-    from src.train.config import TrainConfig
 
     overrides = ["--data.dataset", config.dataset, "--data.num_workers", str(num_workers)]
     if config.batch_size is not None:
@@ -39,8 +44,6 @@ def measure_loader(config: BenchDataConfig, num_workers: int, *, finish: bool = 
     and augmented in this process on ``config.finish_device`` (``finish_batch``), the work a GPU
     does in its step.
     """
-    from src.data.loader import step_batches
-    from src.train.data import TrainingData
 
     device = torch.device(config.finish_device)
 
@@ -85,7 +88,6 @@ def measure_stages(config: BenchDataConfig, batches: int = 2) -> dict:
     random-scale crop: ``raw_batch_at``), then the mirror, colour jitter, encoding and condition
     augmentations on ``config.finish_device`` (``finish_batch``, the GPU's part). Milliseconds per
     frame of each, and the frames per second a loader worker reaches when it only reads."""
-    from src.train.data import TrainingData
 
     device = torch.device(config.finish_device)
     data = TrainingData(_train_config(config, 0))
@@ -114,10 +116,6 @@ def training_flops_per_clip(config: BenchDataConfig) -> dict:
     """The preset model's FLOPs for one training clip at the dataset's frame size: the forward
     pass counted by ``torch.utils.flop_counter`` (a multiply-add is 2 FLOPs) on the CPU, the
     backward taken as twice the forward (weights' and inputs' gradients)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from src.train.data import TrainingData
-    from src.train.model_io import build_model
 
     train_config = _train_config(config, 0)
     data = TrainingData(train_config)
@@ -147,7 +145,6 @@ def training_flops_per_clip(config: BenchDataConfig) -> dict:
 
 def run_benchmark(config: BenchDataConfig) -> dict:
     """Every worker count in turn, the FLOP count, and the host's facts; written to ``out``."""
-    from src.common.io import atomic_write_json
 
     rows = [measure_loader(config, workers) for workers in config.workers]
     rows += [measure_loader(config, workers, finish=True) for workers in config.workers]

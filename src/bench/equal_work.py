@@ -46,6 +46,9 @@ from src.common.io import report_table_and_json
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.dit import VelodreamDiT
+from src.runtime.kinds import model_kind
+from src.runtime.ncnn_backend import NcnnNet
+from src.runtime.ncnn_export import export_step_ncnn
 
 # -- ours ---------------------------------------------------------------------------------------
 
@@ -93,9 +96,6 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
 def ncnn_runner(model: VelodreamDiT, config: EqualWorkConfig):
     """Our DiT exported to ncnn at the benchmark's frame size and loaded as play loads it (CPU,
     fp32, the benchmark's thread count), behind the torch model's methods."""
-    from src.runtime.kinds import model_kind
-    from src.runtime.ncnn_backend import NcnnNet
-    from src.runtime.ncnn_export import export_step_ncnn
 
     r = config.resolution
     with tempfile.TemporaryDirectory(prefix="equal_work_ncnn_") as directory:  # ncnn reads it all at load

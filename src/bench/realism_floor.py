@@ -25,6 +25,12 @@ from src.bench.config import BenchRealismFloorConfig
 from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.io import report_table_and_json
+from src.common.ranges import check_ranges
+from src.conditions.spec import ConditionSpec
+from src.eval.metrics import sliced_wasserstein_distance
+from src.eval.prepared_input import prepared_data
+from src.eval.scoring import FeatureScorer, load_real_clips, to_unit
+from src.runtime.package import default_cache_dir
 
 __all__ = ["BenchRealismFloorConfig", "realism_floor", "run_bench_realism_floor_and_report", "spread"]
 
@@ -32,8 +38,6 @@ __all__ = ["BenchRealismFloorConfig", "realism_floor", "run_bench_realism_floor_
 def _frames_by_video(data: Path, *, split: str, clip_frames: int) -> dict[str, torch.Tensor]:
     """``{video id: n 3 h w in [0, 1]}``: the split's frames of each video of a prepared dataset,
     read in whole clips as evaluate reads them."""
-    from src.conditions.spec import ConditionSpec
-    from src.eval.scoring import load_real_clips, to_unit
 
     clips = load_real_clips(
         data, split=split, clip_frames=clip_frames, num_clips=None, spec=ConditionSpec(),
@@ -57,8 +61,6 @@ def realism_floor(
 ) -> dict[str, dict[str, float | int | None]]:
     """``{name: {frames, kid, kid_std, swd}}`` of each set of ``n 3 h w`` frames in [0, 1]
     against ``reference``, and ``reference (first half)`` against its second half."""
-    from src.eval.metrics import sliced_wasserstein_distance
-    from src.eval.scoring import FeatureScorer
 
     scorer = scorer or FeatureScorer()
     half = len(reference) // 2
@@ -90,9 +92,6 @@ def format_table(result: dict) -> str:
 
 
 def run_bench_realism_floor_and_report(config: BenchRealismFloorConfig) -> dict:
-    from src.common.ranges import check_ranges
-    from src.eval.prepared_input import prepared_data
-    from src.runtime.package import default_cache_dir
 
     check_ranges(config)  # as when parsed: a config built in code is checked too
     config.check()

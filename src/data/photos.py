@@ -21,12 +21,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from src.common.errors import UserError
+from src.data.config import DecodeConfig
+from src.data.decode import decode_video, split_index
 
 MVTB_OUTDOOR = (
     "road.png",
@@ -78,7 +81,6 @@ def photo_files(source: str) -> list[Path]:
 
 def read_photo(path: Path) -> np.ndarray:
     """An RGB uint8 photo ``h w 3``; a clear error for a file that is not an image."""
-    import cv2
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -90,8 +92,6 @@ def read_photo(path: Path) -> np.ndarray:
 
 def video_stills(path: Path, *, side: int, val_fraction: float = 0.15) -> list[np.ndarray]:
     """The training part of a video as RGB uint8 stills, ``side`` x ``side`` centre crops."""
-    from src.data.config import DecodeConfig
-    from src.data.decode import decode_video, split_index
 
     frames = decode_video(path, DecodeConfig(fps=VIDEO_STILL_FPS, resolution=f"{side}x{side}"))
     return list(frames[: max(1, split_index(len(frames), val_fraction))])
@@ -126,7 +126,6 @@ class PhotoCrops:
     """
 
     def __init__(self, images: list[np.ndarray], *, size: tuple[int, int], max_zoom: float = 2.0):
-        import cv2
 
         if max_zoom < 1.0:
             raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")

@@ -25,6 +25,10 @@ import numpy as np
 import torch
 
 from src.common.errors import UserError
+from src.conditions.spec import ConditionSpec
+from src.eval.config import REFERENCE_HINT
+from src.eval.metrics import sliced_wasserstein_distance
+from src.eval.scoring import load_real_clips, to_unit
 
 CITY_REFERENCE_VIDEO = "city_street_pandaset002_back_reversed.mp4"
 REFERENCE_KEYS = (
@@ -44,9 +48,6 @@ def reference_frames(
     """Every frame (``n 3 h w`` in [0, 1]) of ``reference``: a prepared dataset (its ``all`` split)
     or videos, prepared at ``width`` x ``height`` and ``fps`` (cached) by ``prepare`` (evaluate's
     ``prepared_data``, passed in: this module sits beside evaluate, not above it), in whole clips."""
-    from src.conditions.spec import ConditionSpec
-    from src.eval.config import REFERENCE_HINT
-    from src.eval.scoring import load_real_clips, to_unit
 
     if not Path(reference).exists():
         raise UserError(f"--reference {reference} does not exist", REFERENCE_HINT)
@@ -71,7 +72,6 @@ def reference_metrics(
 ) -> dict[str, float | int | None]:
     """``REFERENCE_KEYS`` of a ride's game video against ``reference`` frames (None where there is
     no ride, or no ``features`` for KID)."""
-    from src.eval.metrics import sliced_wasserstein_distance
 
     metrics: dict[str, float | int | None] = dict.fromkeys(REFERENCE_KEYS)
     metrics["num_reference_frames"] = len(reference)

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.common.frames import frames_to_uint8
+from src.common.progress import tqdm
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import warp_error_mask
 from src.eval.inception import frechet_inception_distance, kernel_inception_distance
@@ -52,7 +54,6 @@ def to_unit(frames: Tensor) -> Tensor:
 
 def grid_video(columns: list[Tensor]) -> np.ndarray:
     """Columns of ``t 3 h w`` clips in [-1, 1] side by side -> ``t h (k w) 3`` uint8."""
-    from src.common.frames import frames_to_uint8
 
     return np.concatenate([frames_to_uint8(c) for c in columns], axis=2)
 
@@ -271,7 +272,6 @@ def score_real_clips(
     from a fresh context (clip i with seed ``seed + i``) and score it, holding one clip's frames at
     a time (the module docstring says what is kept). ``features``: a ``scoring.FeatureScorer`` for
     the KID/FID/LPIPS keys."""
-    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     num_clips = len(clips)  # known before the first clip: which clips SWD and the gap see
     scorer = _Scorer(num_clips, features=features, swd_max_frames=swd_max_frames,
