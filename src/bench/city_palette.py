@@ -17,8 +17,14 @@ import argparse
 import datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import yaml
+
+from src.conditions.config import ExtractConfig
+from src.conditions.flat_color import FlatColor
+from src.data.config import DecodeConfig
+from src.data.decode import decode_video
 
 DEFAULT_VIDEO = "/work/shared/data/city_videos/city_street_pandaset002_front.mp4"
 
@@ -58,7 +64,6 @@ def region_pixels(flat: np.ndarray, semantic: np.ndarray, valid: np.ndarray) -> 
 
 def cluster(pixels: np.ndarray, k: int, *, seed: int = 0) -> dict:
     """k-means (RGB in [0, 1]) of one region: centres, shares and per-cluster spread, by share."""
-    import cv2
 
     rng = np.random.default_rng(seed)
     if len(pixels) > MAX_PIXELS_PER_REGION:
@@ -82,10 +87,6 @@ def cluster(pixels: np.ndarray, k: int, *, seed: int = 0) -> dict:
 
 def measure(video: str) -> dict:
     """The palette of ``video`` (a PandaSet clip with its ``.depth.npz``), as written to YAML."""
-    from src.conditions.config import ExtractConfig
-    from src.conditions.flat_color import FlatColor
-    from src.data.config import DecodeConfig
-    from src.data.decode import decode_video
 
     sidecar = np.load(Path(video).with_suffix(".depth.npz"))
     semantic, valid = sidecar["semantic"], sidecar["valid_frames"]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.common.errors import UserError
+from src.common.video import read_video_frames, save_png, write_mp4
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
-    import cv2
 
     out = image.copy()
     cv2.rectangle(out, (0, 0), (8 + 9 * len(text), 20), (0, 0, 0), thickness=-1)
@@ -34,7 +35,6 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def _square(frame: np.ndarray, size: int) -> np.ndarray:
-    import cv2
 
     height, width = frame.shape[:2]
     side = min(height, width)
@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--video_out", default=None, help="also write the whole ride so, as an mp4")
     parser.add_argument("--real_fps", type=float, default=10.0, help="the real clip's frame rate")
     args = parser.parse_args(argv)
-    from src.common.video import read_video_frames, save_png, write_mp4
 
     for path in (args.ride, args.real):
         if not Path(path).is_file():
