@@ -15,6 +15,26 @@ from src.net.presets import build_dit
 TINY = dict(hidden_dim=32, num_blocks=2, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2)
 
 
+def distillation(
+    teacher, *, steps: int = 1, last_step: bool = True, game_batch=None, perceptual=None, **config
+):
+    """A ``DistillationObjective`` of 2-frame framelets at shift 1 and context sigma 0.05, sampled
+    as the package will (``steps``, ``last_step``: the context from the last step); ``config``:
+    the ``distill`` section's fields."""
+    return DistillationObjective(
+        teacher=teacher,
+        frames_per_framelet=2,
+        num_denoising_steps=steps,
+        context_from_last_step=last_step,
+        context_sigma=0.05,
+        shift=1.0,
+        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+        perceptual=perceptual,
+        game_batch=game_batch,
+        config=DistillConfig(**config),
+    )
+
+
 def tiny_teacher():
     torch.manual_seed(0)
     teacher = build_dit("tiny", **TINY)
@@ -44,37 +64,24 @@ def test_the_raster_held_temporal_term_stills_the_game_clips():
     own frame-to-frame change, and training on it alone makes them steadier."""
     torch.manual_seed(1)
     student = build_dit("tiny", **TINY)
-    objective = DistillationObjective(
-        teacher=tiny_teacher(),
-        frames_per_framelet=2,
-        num_denoising_steps=1,
-        context_from_last_step=True,
-        context_sigma=0.05,
-        shift=1.0,
-        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+    objective = distillation(
+        tiny_teacher(),
         game_batch=random_game_clips,
-        config=DistillConfig(
-            ode_weight=0.0,
-            dmd_weight=0.0,
-            real_x0_weight=0.0,
-            gan_weight=0.0,
-            game_clips_per_batch=2,
-            temporal_weight=1.0,
-            critic_steps=0,
-        ),
+        ode_weight=0.0,
+        dmd_weight=0.0,
+        real_x0_weight=0.0,
+        gan_weight=0.0,
+        game_clips_per_batch=2,
+        temporal_weight=1.0,
+        critic_steps=0,
     )
     with pytest.raises(ValueError, match="temporal_reference"):
-        DistillationObjective(
-            teacher=tiny_teacher(),
-            frames_per_framelet=2,
-            num_denoising_steps=1,
-            context_from_last_step=True,
-            context_sigma=0.05,
-            shift=1.0,
-            fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-            config=DistillConfig(
-                ode_weight=0.0, temporal_weight=1.0, temporal_reference="teacher", game_clips_per_batch=0
-            ),
+        distillation(
+            tiny_teacher(),
+            ode_weight=0.0,
+            temporal_weight=1.0,
+            temporal_reference="teacher",
+            game_clips_per_batch=0,
         )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
     history = []
@@ -93,23 +100,17 @@ def test_the_objective_runs_and_its_regression_falls_on_a_fixed_batch(context_fr
     teacher = tiny_teacher()
     student = build_dit("tiny", **TINY)
     student.load_state_dict(teacher.state_dict())  # init_from the teacher, as a run does
-    objective = DistillationObjective(
-        teacher=teacher,
-        frames_per_framelet=2,
-        num_denoising_steps=2,
-        context_from_last_step=context_from_last_step,
-        context_sigma=0.05,
-        shift=1.0,
-        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+    objective = distillation(
+        teacher,
+        steps=2,
+        last_step=context_from_last_step,
         game_batch=random_game_clips,
-        config=DistillConfig(
-            ode_teacher_steps=6,
-            real_x0_weight=0.0,
-            dmd_weight=0.1,
-            gan_weight=0.01,
-            game_clips_per_batch=1,
-            critic_steps=2,
-        ),
+        ode_teacher_steps=6,
+        real_x0_weight=0.0,
+        dmd_weight=0.1,
+        gan_weight=0.01,
+        game_clips_per_batch=1,
+        critic_steps=2,
     )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
     batch = fixed_batch()
@@ -150,16 +151,13 @@ def test_every_real_labelled_image_of_a_step_is_a_frame_of_the_real_clips(monkey
         return images, labels
 
     monkeypatch.setattr(distillation, "discriminator_batch", recording)
-    objective = DistillationObjective(
-        teacher=tiny_teacher(),
-        frames_per_framelet=2,
-        num_denoising_steps=1,
-        context_from_last_step=True,
-        context_sigma=0.05,
-        shift=1.0,
-        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+    objective = distillation(
+        tiny_teacher(),
         game_batch=random_game_clips,
-        config=DistillConfig(ode_weight=0.0, dmd_weight=0.0, game_clips_per_batch=2, critic_steps=2),
+        ode_weight=0.0,
+        dmd_weight=0.0,
+        game_clips_per_batch=2,
+        critic_steps=2,
     )
     batch = fixed_batch()
     objective(build_dit("tiny", **TINY), batch, generator=torch.Generator().manual_seed(0))

@@ -13,8 +13,7 @@ import torch
 
 # imported before any test makes an EGL context: importing triton (diffusers -> torch._dynamo)
 # after one exists in the process crashes it
-from src.diffusion.config import DiffusionConfig, DistillConfig, StudentConfig
-from src.diffusion.distillation import DistillationObjective
+from src.diffusion.config import DiffusionConfig, StudentConfig
 from src.diffusion.objectives import FlowMatchingObjective
 from src.diffusion.student import StudentObjective
 from src.eval.inception import (
@@ -27,6 +26,7 @@ from src.eval.inception import (
 from src.eval.metrics import grid_peak, grid_peaks
 from src.net.presets import build_dit
 from src.net.student import build_student
+from tests.test_distillation import distillation
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -242,24 +242,10 @@ def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips()
 
     losses = {}
     for weight in (0.0, 3.0):
-        objective = DistillationObjective(
-            teacher=teacher,
-            frames_per_framelet=2,
-            num_denoising_steps=1,
-            context_from_last_step=True,
-            context_sigma=0.05,
-            shift=1.0,
-            fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-            perceptual=distance,
-            config=DistillConfig(
-                ode_weight=0.0,
-                dmd_weight=0.0,
-                real_x0_weight=1.0,
-                gan_weight=0.0,
-                perceptual_weight=weight,
-                game_clips_per_batch=0,
-            ),
-        )
+        objective = distillation(
+            teacher, perceptual=distance, ode_weight=0.0, dmd_weight=0.0, real_x0_weight=1.0,
+            gan_weight=0.0, perceptual_weight=weight, game_clips_per_batch=0,
+        )  # fmt: skip
         with torch.no_grad():
             losses[weight], logs = objective(student, batch, generator=torch.Generator().manual_seed(1))
     assert seen == [(batch["frames"].shape, True)]  # the generated real clips against their frames
@@ -267,7 +253,6 @@ def test_the_distillation_objective_adds_its_perceptual_term_on_the_real_clips()
 
 
 def test_the_flow_matching_objective_adds_its_perceptual_term_on_low_noise_framelets():
-    from src.diffusion.objectives import FlowMatchingObjective
 
     seen = []
 
