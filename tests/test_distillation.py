@@ -140,17 +140,17 @@ def test_the_discriminator_sees_real_video_frames_as_real_and_nothing_else():
 def test_every_real_labelled_image_of_a_step_is_a_frame_of_the_real_clips(monkeypatch):
     """Through a whole objective call with game clips in the batch: the discriminator's real side
     is exactly the batch's real frames; the game clips only ever appear as generated frames."""
-    import src.diffusion.distillation as distillation
+    import src.diffusion.distillation as distillation_module
 
     seen = []
-    original = distillation.discriminator_batch
+    original = distillation_module.discriminator_batch
 
     def recording(**kwargs):
         images, labels = original(**kwargs)
         seen.append((kwargs["real_sources"], kwargs["generated"].shape[0], images, labels))
         return images, labels
 
-    monkeypatch.setattr(distillation, "discriminator_batch", recording)
+    monkeypatch.setattr(distillation_module, "discriminator_batch", recording)
     objective = distillation(
         tiny_teacher(),
         game_batch=random_game_clips,
