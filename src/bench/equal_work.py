@@ -10,7 +10,7 @@ all at the same shapes, steps and context window.
   ``ours_steps`` passes (1: the distilled model's one pass, whose keys become the context);
   ``ours_context_pass`` adds the teacher's context pass; ``ours_ncnn`` is ours exported to ncnn
   and run on the CPU as play runs it; ``ours_light`` / ``ours_light_ncnn`` are the same with the
-  lighter block (``LIGHT_BLOCK``).
+  lighter block every preset builds (``LIGHTER_BLOCK``).
 
 All use random weights, batch 1, fp32 on the CPU, the same thread count; rounds interleave the
 systems so machine load hits them alike. Each row also gives the parameters and the FLOPs of one
@@ -46,15 +46,12 @@ from src.common.io import report_table_and_json
 from src.diffusion.flow_matching import make_sigmas
 from src.diffusion.rollout import sample_framelet
 from src.net.dit import VelodreamDiT
+from src.net.dit_sizes import LIGHTER_BLOCK
 from src.runtime.kinds import model_kind
 from src.runtime.ncnn_backend import NcnnNet
 from src.runtime.ncnn_export import export_step_ncnn
 
 # -- ours ---------------------------------------------------------------------------------------
-
-LIGHT_BLOCK = dict(modulation="shared", condition_rank=64)
-"""the lighter block of ``ours_light``: one shared adaLN layer with per-block offsets, and the
-condition embedding factored through 64 values a patch"""
 
 
 class OurSampler:
@@ -145,7 +142,7 @@ def build_system(name: str, config: EqualWorkConfig):
         refine_channels=32 if stem_smooth else 0,
         decoder="smooth" if smooth else "patch",
         decoder_scale=2 if name == "ours_smooth_half" else 1,
-        **(LIGHT_BLOCK if name.startswith("ours_light") else {}),
+        **(LIGHTER_BLOCK if name.startswith("ours_light") else {}),
     )
     randomize(model, c.seed)
     exported = name.endswith("_ncnn")

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from src.common.progress import tqdm
-from src.play.neural import PipelinedRenderer  # plain lines when the output is not a terminal
+from src.common.progress import tqdm  # plain lines when the output is not a terminal
+from src.play.neural import PipelinedRenderer
 
 STAGES = ("world", "render", "encode", "model", "wait", "display", "frame", "latency")
 

@@ -2,13 +2,16 @@
 ``VelodreamDiT`` can read them without importing the module that builds it; the presets are
 described there.
 
-Every row builds the lighter block: one shared adaLN layer with per-block offsets
-(``modulation="shared"``) and the condition embedding factored through 64 values a patch
+Every row builds the lighter block, ``LIGHTER_BLOCK``: one shared adaLN layer with per-block
+offsets (``modulation="shared"``) and the condition embedding factored through 64 values a patch
 (``condition_rank=64``). Models built before it (the bundled ``dit`` among them) say
 ``per_block`` and ``0`` in their config, or nothing (the class defaults), and load as they were.
 """
 
 from __future__ import annotations
+
+LIGHTER_BLOCK: dict = dict(modulation="shared", condition_rank=64)
+"""the block every preset builds (``src/net/dit_parts.py``)"""
 
 DIT_PRESETS: dict[str, dict] = {
     "tiny": dict(
@@ -24,8 +27,7 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
-        modulation="shared",
-        condition_rank=64,
+        **LIGHTER_BLOCK,
     ),
     "S": dict(
         hidden_dim=384,
@@ -40,8 +42,7 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=32,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
-        modulation="shared",
-        condition_rank=64,
+        **LIGHTER_BLOCK,
     ),
     "B": dict(
         hidden_dim=640,
@@ -56,8 +57,7 @@ DIT_PRESETS: dict[str, dict] = {
         refine_channels=48,
         residual_condition_channels=(0, 1, 2),
         decoder="smooth",
-        modulation="shared",
-        condition_rank=64,
+        **LIGHTER_BLOCK,
     ),
 }
 DIT_PRESETS["dit224"] = dict(

@@ -183,20 +183,18 @@ class PipelinedRenderer:
     """A ``NeuralRenderer`` run one frame behind the game, in one worker thread.
 
     ``push(gbuffer, tag)`` encodes the G-buffer and prepares the step's inputs in the caller's
-    thread (``NeuralRenderer.collect``: stateful game-side transforms stay in order), takes what the worker made of the previous push (waiting for
-    it where it is not done), hands this frame's conditions to the worker, and returns the
-    previous push's frames (or None) with that push's ``tag``. So while the caller displays frame
-    N and renders the G-buffer of frame N+1, the worker renders frame N: on two cores the frame
-    costs the longer of the two sides, not their sum. Frames come out in the order their
-    G-buffers went in, every one of them, one push late. ``encode_ms`` is this push's encode,
-    ``wait_ms`` how long it waited for the worker, ``model_ms`` what the returned push's step
-    took there; ``flush()`` returns the last push's frames; ``reset()`` drops them and starts a
-    new ride."""
+    thread (``NeuralRenderer.collect``: stateful game-side transforms stay in order), takes what
+    the worker made of the previous push (waiting for it where it is not done), hands this
+    frame's inputs to the worker, and returns the previous push's frames (or None) with that
+    push's ``tag``. So while the caller displays frame N and renders the G-buffer of frame N+1,
+    the worker renders frame N: on two cores the frame costs the longer of the two sides, not
+    their sum. Frames come out in the order their G-buffers went in, every one of them, one push
+    late. ``encode_ms`` is this push's encode, ``wait_ms`` how long it waited for the worker,
+    ``model_ms`` what the returned push's step took there; ``flush()`` returns the last push's
+    frames; ``reset()`` drops them and starts a new ride."""
 
     def __init__(self, neural: NeuralRenderer):
         self.neural = neural
-        self.times = neural.times
-        self.frames_per_step = neural.frames_per_step
         self.wait_ms = self.encode_ms = self.model_ms = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neural-pipeline")
         self._pending: tuple[Future | None, object] | None = None
@@ -222,9 +220,8 @@ class PipelinedRenderer:
             return None, None
         future, tag = self._pending
         self._pending = None
-        frames, self.model_ms = (
-            (None, 0.0) if future is None else future.result()
-        )  # raises the worker's error
+        # a push that completed no step has no future; result() raises what the worker raised
+        frames, self.model_ms = (None, 0.0) if future is None else future.result()
         self.wait_ms = (time.perf_counter() - start) * 1e3
         return frames, tag
 
