@@ -11,6 +11,7 @@ from src.diffusion.config import DistillConfig
 from src.diffusion.distillation import GAME, REAL_VIDEO, DistillationObjective, discriminator_batch
 from src.diffusion.objectives import FlowMatchingObjective
 from src.net.presets import build_dit
+from src.train.critics import CriticOptimisers
 
 TINY = dict(hidden_dim=32, num_blocks=2, num_heads=2, stem_channels=8, refine_channels=8, window_framelets=2)
 
@@ -84,9 +85,16 @@ def test_the_raster_held_temporal_term_stills_the_game_clips():
             game_clips_per_batch=0,
         )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
+    critics = CriticOptimisers(objective.critics)
+    assert not critics  # no DMD, no GAN: nothing to train beside the student
     history = []
     for step in range(10):
-        loss, logs = objective(student, fixed_batch(), generator=torch.Generator().manual_seed(step % 2))
+        loss, logs = objective(
+            student,
+            fixed_batch(),
+            generator=torch.Generator().manual_seed(step % 2),
+            critic_step=critics.step,
+        )
         assert set(logs) == {"temporal_loss"} and loss.item() == pytest.approx(logs["temporal_loss"])
         optimizer.zero_grad()
         loss.backward()
@@ -113,10 +121,13 @@ def test_the_objective_runs_and_its_regression_falls_on_a_fixed_batch(context_fr
         critic_steps=2,
     )
     optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
+    critics = CriticOptimisers(objective.critics)  # the loop's optimisers of the fake score and discriminator
     batch = fixed_batch()
     history = []
     for step in range(12):
-        loss, logs = objective(student, batch, generator=torch.Generator().manual_seed(step % 2))
+        loss, logs = objective(
+            student, batch, generator=torch.Generator().manual_seed(step % 2), critic_step=critics.step
+        )
         assert torch.isfinite(loss) and all(np.isfinite(v) for v in logs.values())
         assert {"ode_loss", "dmd_loss", "gan_loss", "fake_score_loss", "discriminator_loss"} <= set(logs)
         optimizer.zero_grad()
@@ -160,7 +171,10 @@ def test_every_real_labelled_image_of_a_step_is_a_frame_of_the_real_clips(monkey
         critic_steps=2,
     )
     batch = fixed_batch()
-    objective(build_dit("tiny", **TINY), batch, generator=torch.Generator().manual_seed(0))
+    critics = CriticOptimisers(objective.critics)
+    objective(
+        build_dit("tiny", **TINY), batch, generator=torch.Generator().manual_seed(0), critic_step=critics.step
+    )
     assert len(seen) == 2
     for sources, generated_clips, images, labels in seen:
         assert sources == [REAL_VIDEO, REAL_VIDEO] and generated_clips == 4  # 2 real + 2 game clips

@@ -85,6 +85,10 @@ def test_the_mvtb_outdoor_photos_ship_with_the_dependency():
     assert all(f.parent in (folder, folder / "campus") for f in files)  # never the holdout folder
 
 
+def skip_critic(name, loss):
+    """A ``critic_step`` that leaves the discriminator as it is."""
+
+
 def tiny_objective(**kwargs):
     def teacher(cond, seeds):
         return (0.5 * cond[:, :, :3] + 0.3 * cond[:, :, 3:6]).tanh()
@@ -120,16 +124,19 @@ def test_the_discriminator_real_side_holds_only_real_frames_and_real_photos():
     )
     seen = {}
 
-    def discriminator_step(real, fake):
+    def discriminator_loss(real, fake):
         seen["real"], seen["fake"] = real, fake
-        return 0.0
+        return torch.zeros(())
 
-    objective.discriminator_step = discriminator_step
+    objective.discriminator_loss = discriminator_loss
     generator = torch.Generator().manual_seed(0)
     cond = torch.rand(2, 3, 9, 16, 16, generator=generator) * 2 - 1
     frames = torch.rand(2, 3, 3, 16, 16, generator=generator) * 2 - 1
     loss, logs = objective(
-        model, {"frames": frames, "cond": cond}, generator=torch.Generator().manual_seed(5)
+        model,
+        {"frames": frames, "cond": cond},
+        generator=torch.Generator().manual_seed(5),
+        critic_step=skip_critic,
     )
     assert torch.equal(seen["real"], torch.cat([frames.reshape(6, 3, 16, 16), photos]))
     assert seen["fake"].shape == (9, 3, 16, 16)  # 2 real-condition clips and 1 game clip, 3 frames each
@@ -144,9 +151,12 @@ def test_the_discriminator_real_side_holds_only_real_frames_and_real_photos():
         game_adversarial_weight=0.5,
         discriminator_real_frames=False,
     )
-    objective.discriminator_step = discriminator_step
+    objective.discriminator_loss = discriminator_loss
     loss, logs = objective(
-        model, {"frames": frames, "cond": cond}, generator=torch.Generator().manual_seed(5)
+        model,
+        {"frames": frames, "cond": cond},
+        generator=torch.Generator().manual_seed(5),
+        critic_step=skip_critic,
     )
     assert torch.equal(seen["real"], photos)
     assert seen["fake"].shape == (3, 3, 16, 16)  # the game clip's 3 frames
@@ -172,8 +182,11 @@ def test_game_weights_default_to_the_shared_ones_and_change_only_the_game_clips(
     def loss_of(**kwargs):
         torch.manual_seed(0)
         objective = tiny_objective(adversarial_weight=0.05, **kwargs)
-        objective.discriminator_step = lambda real, fake: 0.0
-        return float(objective(model, batch, generator=torch.Generator().manual_seed(5))[0].detach())
+        return float(
+            objective(model, batch, generator=torch.Generator().manual_seed(5), critic_step=skip_critic)[
+                0
+            ].detach()
+        )
 
     default = loss_of()
     assert loss_of(game_teacher_weight=1.0, game_adversarial_weight=0.05) == pytest.approx(default, abs=1e-6)
@@ -196,8 +209,7 @@ def test_the_temporal_term_holds_the_game_clips_to_the_raster_when_asked(monkeyp
     monkeypatch.setattr(student_module, "temporal_loss", spy)
     for name in ("teacher", "raster"):
         objective = tiny_objective(temporal_reference=name)
-        objective.discriminator_step = lambda real, fake: 0.0
-        objective(model, batch, generator=torch.Generator().manual_seed(5))
+        objective(model, batch, generator=torch.Generator().manual_seed(5), critic_step=skip_critic)
     game = objective.game_clips(0, 1)
     teacher_game = objective.teacher(game["cond"], [0])
     assert seen[0][0] == (1, 3, 3, 16, 16)  # the game clip only

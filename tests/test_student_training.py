@@ -15,6 +15,7 @@ from src.diffusion.config import StudentConfig
 from src.diffusion.student import StudentObjective
 from src.diffusion.temporal import temporal_loss
 from src.net.student import build_student
+from src.train.critics import CriticOptimisers
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_STUDENT = "{channels: [8, 12, 16], state_channels: 8, upscale: 2}"  # 32x32 frames from 16x16 conditions
@@ -59,10 +60,13 @@ def test_the_student_objective_lowers_its_loss_on_a_fixed_batch():
         discriminator=torch.nn.Conv2d(3, 1, 4, stride=2),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    critics = CriticOptimisers(objective.critics)  # the loop's optimiser of the discriminator
     batch = {"frames": frames, "cond": cond}
     losses = []
     for step in range(40):
-        loss, logs = objective(model, batch, generator=torch.Generator().manual_seed(step % 3))
+        loss, logs = objective(
+            model, batch, generator=torch.Generator().manual_seed(step % 3), critic_step=critics.step
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -72,8 +76,9 @@ def test_the_student_objective_lowers_its_loss_on_a_fixed_batch():
     assert sum(losses[-3:]) < 0.8 * sum(losses[:3]), losses  # seen: 0.268 -> 0.189
     # the generator's loss leaves the discriminator's gradients alone (it has its own step)
     assert all(p.grad is None for p in objective.discriminator.parameters()) or logs["discriminator"] >= 0
-    state = objective.state_dict()
-    assert set(state) == {"discriminator", "optimizer"}
+    state = critics.state_dict()
+    assert set(state) == {"discriminator", "discriminator_optimizer"}
+    assert state["discriminator_optimizer"]["state"]  # it was stepped
 
 
 def student_args(dataset, teacher, runs_dir, max_steps, *extra):

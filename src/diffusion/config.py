@@ -53,6 +53,8 @@ class StudentConfig:
         "discriminator_channels": "[1, inf)",
         "discriminator_layers": "[1, inf)",
         "discriminator_learning_rate": "(0, inf)",
+        "discriminator_warmup_steps": "[0, inf)",
+        "discriminator_max_grad_norm": "(0, inf)",
         "teacher_denoising_steps": "[1, inf)",
         "perceptual_weight": "[0, inf)",
         "game_teacher_weight": "[0, inf)",
@@ -115,6 +117,10 @@ class StudentConfig:
     """strided 4x4 layers of the PatchGAN"""
     discriminator_learning_rate: float = 2e-4
     """the PatchGAN's AdamW learning rate"""
+    discriminator_warmup_steps: int = 0
+    """model steps over which the PatchGAN's learning rate rises linearly to it (0: from the start)"""
+    discriminator_max_grad_norm: float | None = None
+    """the PatchGAN's gradient-norm clip (None: not clipped)"""
     teacher_denoising_steps: int | None = None
     """sampling steps of a diffusion teacher (default: its package's)"""
 
@@ -139,6 +145,9 @@ class DistillConfig:
         "discriminator_learning_rate": "(0, inf)",
         "discriminator_channels": "[1, inf)",
         "perceptual_weight": "[0, inf)",
+        "critic_warmup_steps": "[0, inf)",
+        "critic_max_grad_norm": "(0, inf)",
+        "discriminator_max_grad_norm": "(0, inf)",
     }
 
     ode_weight: float = 1.0
@@ -167,5 +176,11 @@ class DistillConfig:
     """AdamW learning rate of the fake score"""
     discriminator_learning_rate: float = 2e-4
     """AdamW learning rate of the discriminator"""
+    critic_warmup_steps: int = 0
+    """model steps over which both critics' learning rates rise linearly to theirs (0: from the start)"""
+    critic_max_grad_norm: float | None = 1.0
+    """the fake score's gradient-norm clip (None: not clipped)"""
+    discriminator_max_grad_norm: float | None = None
+    """the discriminator's gradient-norm clip (None: not clipped)"""
     discriminator_channels: int = 32
     """width of the discriminator's first layer (doubles twice)"""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
@@ -24,11 +23,3 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:  # n 3 h w in [-1, 1]
         return self.net(frames)
-
-
-def discriminator_optimizer(discriminator: nn.Module, *, learning_rate: float) -> torch.optim.AdamW:
-    """The discriminator's own AdamW: beta1 0 (GAN practice: no momentum chasing a moving target),
-    no weight decay."""
-    return torch.optim.AdamW(
-        discriminator.parameters(), lr=learning_rate, betas=(0.0, 0.99), weight_decay=0.0
-    )

@@ -1,9 +1,9 @@
 """Few-step distillation of an x0-predicting causal denoiser, trained on its own rollouts.
 
 ``DistillationObjective`` is a training objective like ``FlowMatchingObjective``: the generic
-loop calls ``loss, logs = objective(model, batch, generator=...)`` and steps the generator
-(the student) on ``loss``; the objective steps its own critics inside the call and is
-checkpointed with the run (``state_dict``). Per call:
+loop calls ``loss, logs = objective(model, batch, generator=..., critic_step=...)`` and steps
+the generator (the student) on ``loss``; the objective computes its critics' losses inside the
+call and hands each to ``critic_step``, the loop's optimiser step of that critic. Per call:
 
 1. **Batch.** ``batch`` holds real clips (``frames`` b t 3 h w, ``cond``); ``game_batch(n)``
    adds ``n`` game G-buffer clips (their ``cond``; their frames are generated, their raster is
@@ -40,8 +40,9 @@ checkpointed with the run (``state_dict``). Per call:
    updates of the fake score (the teacher's own flow-matching recipe on the generated clips,
    a copy of the teacher at the start, so DMD starts at zero and grows as the student moves)
    and of the discriminator (real video frames only against generated frames), each with its
-   own AdamW and learning rate (DMD2's two time-scale rule; about 5 critic steps per generator
-   step keep the critic from oscillating).
+   own learning rate (DMD2's two time-scale rule; about 5 critic steps per generator step keep
+   the critic from oscillating). The objective lists them in ``critics`` and hands each loss to
+   the loop's ``critic_step`` (``src/diffusion/critics.py``), which owns their optimisers.
 
 Everything random comes from ``generator`` (CPU), and the game clips are a function of their
 index, so a step is a pure function of the weights, the batch and the seed: 2 + 2 resumed
@@ -59,10 +60,10 @@ from torch import Tensor, nn
 
 from src.common.framelets import framelet_count
 from src.diffusion.config import DistillConfig
-from src.diffusion.discriminator import PatchDiscriminator, discriminator_optimizer
+from src.diffusion.critics import FAKE_SCORE_BETAS, GAN_BETAS, Critic, CriticStep
+from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.flow_matching import add_noise, make_sigmas, randn_like_on, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
-from src.diffusion.parallel import all_reduce_gradients
 from src.diffusion.rollout import sample_framelet
 from src.diffusion.temporal import temporal_loss
 
@@ -113,8 +114,8 @@ class DistillationObjective:
 
     Under data parallelism the rollout calls the student's cached methods, not the DDP wrapper,
     so DDP never sees the student's backward: ``model_gradients_need_averaging`` tells the loop
-    to average the student's gradients over the ranks itself before its optimiser step. The critics'
-    gradients are averaged here, before each of their steps.
+    to average the student's gradients over the ranks itself before its optimiser step, as it does
+    the critics' before each of theirs.
     """
 
     model_gradients_need_averaging = True
@@ -166,54 +167,38 @@ class DistillationObjective:
         self.game_batch = game_batch
         self.critic_steps = c.critic_steps
         self.fake_score_recipe = fake_score_recipe
-        self._build_critics(
-            critic_learning_rate=c.critic_learning_rate,
-            discriminator_learning_rate=c.discriminator_learning_rate,
-            discriminator_channels=c.discriminator_channels,
-            device=device,
-        )
+        self.critics = self._build_critics(c, device=device)
 
-    def _build_critics(
-        self,
-        *,
-        critic_learning_rate: float,
-        discriminator_learning_rate: float,
-        discriminator_channels: int,
-        device,
-    ) -> None:
+    def _build_critics(self, c: DistillConfig, *, device) -> list[Critic]:
         """The fake-score copy of the teacher (for DMD) and the discriminator (for the GAN term),
-        each with its optimiser, where its weight is on."""
+        where its weight is on, with their optimisers' settings from the ``distill`` section."""
         self.fake_score = self.discriminator = None
+        critics = []
         if self.weights["dmd"] > 0:
             self.fake_score = copy.deepcopy(self.teacher).requires_grad_(True).train()
-            self.fake_optimizer = torch.optim.AdamW(
-                self.fake_score.parameters(), lr=critic_learning_rate, betas=(0.0, 0.999), weight_decay=0.0
+            critics.append(
+                Critic(
+                    "fake_score",
+                    self.fake_score,
+                    learning_rate=c.critic_learning_rate,
+                    betas=FAKE_SCORE_BETAS,
+                    max_grad_norm=c.critic_max_grad_norm,
+                    warmup_steps=c.critic_warmup_steps,
+                )
             )
         if self.weights["gan"] > 0:
-            self.discriminator = PatchDiscriminator(channels=discriminator_channels).to(device)
-            self.discriminator_optimizer = discriminator_optimizer(
-                self.discriminator, learning_rate=discriminator_learning_rate
+            self.discriminator = PatchDiscriminator(channels=c.discriminator_channels).to(device)
+            critics.append(
+                Critic(
+                    "discriminator",
+                    self.discriminator,
+                    learning_rate=c.discriminator_learning_rate,
+                    betas=GAN_BETAS,
+                    max_grad_norm=c.discriminator_max_grad_norm,
+                    warmup_steps=c.critic_warmup_steps,
+                )
             )
-
-    # -- checkpointed state: the critics and their optimisers --
-
-    def state_dict(self) -> dict:
-        state = {}
-        if self.fake_score is not None:
-            state["fake_score"] = self.fake_score.state_dict()
-            state["fake_optimizer"] = self.fake_optimizer.state_dict()
-        if self.discriminator is not None:
-            state["discriminator"] = self.discriminator.state_dict()
-            state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.fake_score is not None:
-            self.fake_score.load_state_dict(state["fake_score"])
-            self.fake_optimizer.load_state_dict(state["fake_optimizer"])
-        if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        return critics
 
     # -- rollouts --
 
@@ -257,7 +242,13 @@ class DistillationObjective:
     # -- critics --
 
     def _critic_steps(
-        self, generated: Tensor, cond: Tensor, batch: dict, sources: list[str], generator
+        self,
+        generated: Tensor,
+        cond: Tensor,
+        batch: dict,
+        sources: list[str],
+        generator,
+        critic_step: CriticStep,
     ) -> dict:
         logs: dict[str, float] = {}
         num_real = sum(source == REAL_VIDEO for source in sources)
@@ -267,11 +258,7 @@ class DistillationObjective:
                     fake_loss, _ = self.fake_score_recipe(
                         self.fake_score, {"frames": generated, "cond": cond}, generator=generator
                     )
-                    self.fake_optimizer.zero_grad(set_to_none=True)
-                    fake_loss.backward()
-                all_reduce_gradients(self.fake_score)
-                torch.nn.utils.clip_grad_norm_(self.fake_score.parameters(), 1.0)
-                self.fake_optimizer.step()
+                critic_step("fake_score", fake_loss)
                 logs["fake_score_loss"] = float(fake_loss.detach())
             if self.discriminator is not None and num_real > 0:
                 images, labels = discriminator_batch(
@@ -283,10 +270,7 @@ class DistillationObjective:
                     sign = labels * 2 - 1
                     per_image = F.softplus(-sign * logits.float())
                     d_loss = per_image[labels == 1].mean() + per_image[labels == 0].mean()
-                    self.discriminator_optimizer.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                all_reduce_gradients(self.discriminator)
-                self.discriminator_optimizer.step()
+                critic_step("discriminator", d_loss)
                 logs["discriminator_loss"] = float(d_loss.detach())
                 logs["discriminator_real_accuracy"] = float((logits[labels == 1] > 0).float().mean())
                 logs["discriminator_fake_accuracy"] = float((logits[labels == 0] < 0).float().mean())
@@ -294,7 +278,9 @@ class DistillationObjective:
 
     # -- the step --
 
-    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self, model, batch: dict, *, generator: torch.Generator, critic_step: CriticStep
+    ) -> tuple[Tensor, dict[str, float]]:
         student = unwrap(model)
         frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w (real clips)
         b, t, _, h, w = frames.shape
@@ -318,7 +304,7 @@ class DistillationObjective:
             grad_step=exit_step,
         )  # total t 3 h w, with gradients through the exit step's passes
 
-        logs = self._critic_steps(generated.detach(), cond, batch, sources, generator)
+        logs = self._critic_steps(generated.detach(), cond, batch, sources, generator, critic_step)
         terms = self._student_terms(generated, cond, noise, frames, game, generator=generator)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         logs.update({f"{name}_loss": float(value.detach()) for name, value in terms.items()})

@@ -2,14 +2,14 @@
 
 An objective is called by the generic loop in ``src/train/loop.py`` once per micro-batch:
 
-    loss, logs = objective(model, batch, generator=generator)
+    loss, logs = objective(model, batch, generator=generator, critic_step=critic_step)
 
 ``model`` is whatever the loop trains (possibly wrapped by DDP or torch.compile), ``batch`` holds
 ``frames`` b t 3 h w in [-1, 1] and ``cond`` b t C h w on the training device, and ``generator``
 (CPU) makes every random draw, so a step's loss is a pure function of the weights, the batch and
-the seed. ``logs`` are extra numbers for ``logs.jsonl``. An objective with state of its own (a
-critic and its optimiser, a discriminator) has ``state_dict``/``load_state_dict`` and is
-checkpointed with the run; this one has none. ``src/train/objectives.py`` builds each objective
+the seed. ``logs`` are extra numbers for ``logs.jsonl``. Every objective lists the critics it trains
+beside the model (a fake score, a discriminator) in ``critics`` and hands each critic's loss to
+``critic_step``, the loop's optimiser step of that critic (``critics.py``); these two have none. ``src/train/objectives.py`` builds each objective
 from a run's config (its ``OBJECTIVES`` table).
 """
 
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from src.common.framelets import framelet_count
 from src.diffusion.config import DiffusionConfig
+from src.diffusion.critics import CriticStep
 from src.diffusion.flow_matching import (
     FlowMatchingLoss,
     add_noise,
@@ -77,7 +78,11 @@ class FlowMatchingObjective:
         earlier = torch.arange(num_framelets)[None, :] < (num_framelets - 1)
         return torch.where(clean_context[:, None] & earlier, context_sigma, sigma)
 
-    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    critics = ()  # it trains no critic: ``critic_step`` is accepted and unused
+
+    def __call__(
+        self, model, batch: dict, *, generator: torch.Generator, critic_step: CriticStep | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         frames, cond = batch["frames"], batch["cond"]  # b t 3 h w, b t C h w
         b, t = frames.shape[:2]
         num_framelets = framelet_count(t, self.frames_per_framelet)
@@ -99,9 +104,16 @@ class FlowMatchingObjective:
 class RegressionObjective:
     """The regression baseline's objective: mean absolute error of a direct net's unclamped
     frames (``model(cond, clamp=False)``) against ``frames``, on the [-1, 1] scale. No noise and
-    no randomness: ``generator`` is accepted and unused."""
+    no randomness: ``generator`` is accepted and unused, as is ``critic_step`` (no critic)."""
+
+    critics = ()
 
     def __call__(
-        self, model, batch: dict, *, generator: torch.Generator | None = None
+        self,
+        model,
+        batch: dict,
+        *,
+        generator: torch.Generator | None = None,
+        critic_step: CriticStep | None = None,
     ) -> tuple[Tensor, dict]:
         return (model(batch["cond"], clamp=False) - batch["frames"]).abs().mean(), {}

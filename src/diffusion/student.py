@@ -47,10 +47,9 @@ Per call (one micro-batch of ``b`` real clips, ``b t 3 H W`` frames and ``b t C 
      (``game_teacher_weight``, ``game_perceptual_weight``): a teacher that renders the game like
      its raster holds the student there.
 
-The discriminator and its optimiser live here and are checkpointed with the run
-(``state_dict``/``load_state_dict``). Under data parallelism each process shows the
-discriminator its own batches and their gradients are averaged over the ranks before each of its
-steps, so every rank holds the same discriminator.
+The discriminator is this objective's critic (``critics``): once per call its hinge loss goes to
+the loop's ``critic_step`` (``src/diffusion/critics.py``), which owns its optimiser, averages its
+gradients over the ranks, steps it and checkpoints it with the run.
 """
 
 from __future__ import annotations
@@ -64,9 +63,8 @@ from torch import Tensor, nn
 from src.common.errors import UserError
 from src.conditions.encode import downsample_encoded
 from src.diffusion.config import StudentConfig
-from src.diffusion.discriminator import discriminator_optimizer
+from src.diffusion.critics import GAN_BETAS, Critic, CriticStep
 from src.diffusion.flow_matching import randn_like_on
-from src.diffusion.parallel import all_reduce_gradients
 from src.diffusion.temporal import temporal_loss
 
 
@@ -149,24 +147,18 @@ class StudentObjective:
             game_clips is not None and self.game_adversarial_weight > 0
         )
         self.discriminator = discriminator if adversarial else None
-        self.discriminator_optimizer = None
+        self.critics = []
         if self.discriminator is not None:
-            self.discriminator_optimizer = discriminator_optimizer(
-                self.discriminator, learning_rate=c.discriminator_learning_rate
+            self.critics.append(
+                Critic(
+                    "discriminator",
+                    self.discriminator,
+                    learning_rate=c.discriminator_learning_rate,
+                    betas=GAN_BETAS,
+                    max_grad_norm=c.discriminator_max_grad_norm,
+                    warmup_steps=c.discriminator_warmup_steps,
+                )
             )
-
-    def state_dict(self) -> dict:
-        if self.discriminator is None:
-            return {}
-        return {
-            "discriminator": self.discriminator.state_dict(),
-            "optimizer": self.discriminator_optimizer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.discriminator is not None and state:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.discriminator_optimizer.load_state_dict(state["optimizer"])
 
     def corruption(
         self, clips: int, frames: int, height: int, width: int, *, generator: torch.Generator, like: Tensor
@@ -181,18 +173,15 @@ class StudentObjective:
         blur = (torch.rand(clips, frames, generator=generator) < p).to(like)
         return noise, blur
 
-    def discriminator_step(self, real: Tensor, fake: Tensor) -> float:
-        """One AdamW step of the PatchGAN on the hinge loss; returns that loss."""
+    def discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The PatchGAN's hinge loss: real images above +1, the student's frames below -1."""
         discriminator = self.discriminator
         discriminator.requires_grad_(True)
-        loss = F.relu(1.0 - discriminator(real)).mean() + F.relu(1.0 + discriminator(fake.detach())).mean()
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        all_reduce_gradients(discriminator)
-        self.discriminator_optimizer.step()
-        return float(loss.detach())
+        return F.relu(1.0 - discriminator(real)).mean() + F.relu(1.0 + discriminator(fake.detach())).mean()
 
-    def __call__(self, model, batch: dict, *, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self, model, batch: dict, *, generator: torch.Generator, critic_step: CriticStep
+    ) -> tuple[Tensor, dict[str, float]]:
         frames, cond = batch["frames"], batch["cond"]  # b t 3 H W, b t C H W
         device = frames.device
         b, t, _, height, width = frames.shape
@@ -218,7 +207,9 @@ class StudentObjective:
         loss = self._pixel_terms(loss, logs, output, target, frames, game)
         loss = self._perceptual_terms(loss, logs, output, target, frames, game)
         if self.discriminator is not None:
-            loss = self._adversarial_term(loss, logs, output, frames, game, generator=generator)
+            loss = self._adversarial_term(
+                loss, logs, output, frames, game, generator=generator, critic_step=critic_step
+            )
         return loss, logs
 
     def _pixel_terms(
@@ -276,7 +267,15 @@ class StudentObjective:
         return loss
 
     def _adversarial_term(
-        self, loss: Tensor, logs: dict, output: Tensor, frames: Tensor, game: dict | None, *, generator
+        self,
+        loss: Tensor,
+        logs: dict,
+        output: Tensor,
+        frames: Tensor,
+        game: dict | None,
+        *,
+        generator,
+        critic_step: CriticStep,
     ) -> Tensor:
         """One discriminator step, then ``loss`` plus the student's hinge GAN term."""
         b, t = frames.shape[:2]
@@ -284,7 +283,9 @@ class StudentObjective:
         judged = output if self.adversarial_weight else output[b:]
         fake = judged.reshape(-1, *output.shape[2:])
         real = self.real_images(frames, generator=generator).to(device=frames.device, dtype=torch.float32)
-        logs["discriminator"] = self.discriminator_step(real, fake)
+        discriminator_loss = self.discriminator_loss(real, fake)
+        critic_step("discriminator", discriminator_loss)
+        logs["discriminator"] = float(discriminator_loss.detach())
         self.discriminator.requires_grad_(False)  # the generator's loss trains the student only
         adversarial = -self.discriminator(fake).reshape(judged.shape[0], t, -1).mean(dim=(1, 2))
         weights = torch.full_like(adversarial, self.game_adversarial_weight)

@@ -32,6 +32,7 @@ from src.net.compiling import compile_quietly
 from src.train import checkpoint as ckpt
 from src.train.checkpoint import load_newest_readable_state
 from src.train.config import TrainConfig
+from src.train.critics import CriticOptimisers
 from src.train.data import TrainingData
 from src.train.ema import EMA
 from src.train.host import cpu_step_note, fsdp_asked_but_not_used, fsdp_note, host_threads, mixed_precision
@@ -99,6 +100,8 @@ class Trainer:
             error=UserError,
         )
         self.objective = build_objective(config, model, self.data, accelerator.device)
+        # the critics the objective trains beside the model (a fake score, a discriminator)
+        self.critics = CriticOptimisers(self.objective.critics)
         self.resume = ckpt.latest_checkpoint(run_dir)
         if self.is_main:
             self._prepare_run_dir()
@@ -140,8 +143,8 @@ class Trainer:
         checkpoint where there is one; drop log records written after it."""
         accelerator, run_dir = self.accelerator, self.run_dir
         accelerator.register_for_checkpointing(self.ema, self.state)
-        if hasattr(self.objective, "state_dict"):
-            accelerator.register_for_checkpointing(self.objective)
+        if self.critics:
+            accelerator.register_for_checkpointing(self.critics)
         if self.resume is not None:
             self.resume = load_newest_readable_state(accelerator, run_dir, self.is_main)
             if self.is_main:
@@ -177,6 +180,7 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         accumulation = config.optim.gradient_accumulation_steps
         grad_norm = None
+        self.critics.set_schedule_step(step)
         for micro in range(accumulation):
             batch = next(batches)
             batch = {
@@ -187,7 +191,9 @@ class Trainer:
                 config.seed * 1_000_003 + step * 131 + micro * 7 + accelerator.process_index
             )
             with accelerator.accumulate(self.model), accelerator.autocast():
-                loss, logs = self.objective(self.forward, batch, generator=generator)
+                loss, logs = self.objective(
+                    self.forward, batch, generator=generator, critic_step=self.critics.step
+                )
                 if not math.isfinite(loss.item()):  # before the step: the weights stay as checkpointed
                     raise UserError(
                         f"the loss became {loss.item()} at step {step + 1}; the step was not taken and the "
@@ -239,7 +245,7 @@ class Trainer:
         """Data-parallel ranks must hold identical weights: compare per-tensor sums across ranks."""
         if self.accelerator.num_processes == 1:
             return
-        self.log(ranks_record(self.accelerator, self.raw_model, self.objective, step))
+        self.log(ranks_record(self.accelerator, self.raw_model, self.critics, step))
 
     def save_checkpoint(self, step: int) -> None:
         self.check_ranks_agree(step)

@@ -227,8 +227,8 @@ def regression_objective(config, model, data, device) -> RegressionObjective:
 
 
 # config.objective -> builder(config, model, data, device). An objective is called as
-# ``loss, logs = objective(model, batch, generator=...)``; one with state of its own (a critic and
-# its optimiser, say) has ``state_dict``/``load_state_dict`` and is checkpointed with the run.
+# ``loss, logs = objective(model, batch, generator=..., critic_step=...)`` and lists the critics it
+# trains beside the model in ``critics`` (src/diffusion/critics.py).
 OBJECTIVES = {
     "flow_matching": flow_matching_objective,
     "distill": distill_objective,

@@ -59,7 +59,7 @@ def _state_tensors(state) -> list[torch.Tensor]:
     return []
 
 
-def ranks_record(accelerator: Accelerator, model: torch.nn.Module, objective, step: int) -> dict:
+def ranks_record(accelerator: Accelerator, model: torch.nn.Module, critics, step: int) -> dict:
     """The ``ranks`` log record: how far apart the ranks' weights are (per-tensor sums compared
     across ranks; data-parallel ranks must hold identical weights). Every rank must call it."""
 
@@ -82,9 +82,10 @@ def ranks_record(accelerator: Accelerator, model: torch.nn.Module, objective, st
         "local_parameter_fraction": sum(_local_numel(p) for p in parameters)
         / sum(p.numel() for p in parameters),
     }
-    if hasattr(objective, "state_dict"):
-        # the objective's own modules and optimisers (critics, discriminators) must agree too
-        state = _state_tensors(objective.state_dict())
+    if critics:
+        # the critics the objective trains (a fake score, discriminators) and their optimisers
+        # must agree too
+        state = _state_tensors(critics.state_dict())
         if state:
             record["max_objective_state_sum_difference"] = max_difference(state)
     return record
