@@ -58,9 +58,9 @@ def test_the_same_objective_object_drives_train_net(tiny_dataset, tmp_path, monk
     calls = []
     original = FlowMatchingObjective.__call__
 
-    def counting(self, model, batch, *, generator):
+    def counting(self, model, batch, *, generator, critic_step):
         calls.append(self)
-        return original(self, model, batch, generator=generator)
+        return original(self, model, batch, generator=generator, critic_step=critic_step)
 
     monkeypatch.setattr(FlowMatchingObjective, "__call__", counting)
     run_train(tiny_overrides(tiny_dataset, tmp_path, 2, "--validation.enabled", "false"))
