@@ -107,7 +107,8 @@ def _gbuffer(height: int, width: int) -> GBuffer:
 
 
 def test_only_the_renderers_on_screen_run_and_one_coming_back_starts_afresh(bundle):
-    from src.play.ride import RideConfig, build_neural_source
+    from src.play.config import RideConfig
+    from src.play.ride import build_neural_source
 
     source, (width, height), _ = build_neural_source(
         RideConfig(headless=True, frames=4, checkpoint=str(bundle))
@@ -136,7 +137,8 @@ def test_only_the_renderers_on_screen_run_and_one_coming_back_starts_afresh(bund
 @pytest.mark.slow
 def test_play_starts_on_a_named_renderer_and_records_them_side_by_side(bundle, tmp_path):
     from src.common.video import read_video_frames
-    from src.play.ride import RideConfig, ride
+    from src.play.config import RideConfig
+    from src.play.ride import ride
 
     video, side = tmp_path / "dit.mp4", tmp_path / "side.mp4"
     config = RideConfig(headless=True, autopilot=True, frames=8, seed=1, checkpoint=str(bundle), renderer="dit",

@@ -10,13 +10,14 @@ import pytest
 
 from src.common.gbuffer import SEMANTIC_CLASSES
 from src.game.blocks import build_block
-from src.game.camera import CameraConfig, CameraPose, project_points, unproject_pixels
+from src.game.camera import CameraPose, project_points, unproject_pixels
 from src.game.city import MATERIALS, StreetGeometry, cross_street_span, parked_car_positions
+from src.game.config import CameraConfig, WorldConfig
 from src.game.meshes import WINDOW_RECESS_M, build_scene
 from src.game.palette import city_palette
 from src.game.raster import SUN_DIRECTION_WORLD, GBufferRaster
 from src.game.visualize import SEMANTIC_PALETTE
-from src.game.world import World, WorldConfig
+from src.game.world import World
 
 WIDTH, HEIGHT = 160, 120
 CAMERA = CameraConfig(fov_y_deg=60.0, show_handlebar=False)

@@ -32,7 +32,8 @@ def rendered_gbuffers():
     pytest.importorskip("moderngl")
     try:
         from src.game.autopilot import Autopilot
-        from src.game.camera import CameraConfig, rider_camera_pose
+        from src.game.camera import rider_camera_pose
+        from src.game.config import CameraConfig
         from src.game.meshes import build_scene
         from src.game.raster import GBufferRaster
         from src.game.world import World

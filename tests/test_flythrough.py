@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from src.common.errors import UserError
-from src.data.flythrough import FlythroughConfig, flythrough_frames, make_flythroughs
+from src.data.config import FlythroughConfig
+from src.data.flythrough import flythrough_frames, make_flythroughs
 
 
 def _dot_photo(height: int, width: int, spots: list[tuple[float, float]]) -> np.ndarray:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from src.common.gbuffer_io import load_gbuffer_clip
-from src.game.session import PlayConfig, run_session
+from src.game.config import PlayConfig
+from src.game.session import run_session
 from src.scripts.play_game import main, parse_play_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,12 +9,13 @@ import pytest
 
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 from src.common.gbuffer_io import load_gbuffer_clip, save_gbuffer_clip
-from src.game.camera import CameraConfig, CameraPose, project_points, unproject_pixels
+from src.game.camera import CameraPose, project_points, unproject_pixels
 from src.game.city import StreetGeometry
+from src.game.config import CameraConfig, PlayConfig, WorldConfig
 from src.game.meshes import SceneBuilder, box_models, build_scene
 from src.game.raster import GBufferRaster
-from src.game.session import GameSession, PlayConfig
-from src.game.world import World, WorldConfig
+from src.game.session import GameSession
+from src.game.world import World
 
 WIDTH, HEIGHT = 160, 120
 CAMERA = CameraConfig(fov_y_deg=60.0, show_handlebar=False)
@@ -212,7 +213,8 @@ def test_box_models_place_unit_meshes():
 
 
 def test_visualisers_return_rgb_uint8_and_the_benchmark_reports_every_resolution():
-    from src.bench.bench_game import BenchGameConfig, format_table, run_bench_game
+    from src.bench.bench_game import format_table, run_bench_game
+    from src.bench.config import BenchGameConfig
     from src.game.visualize import colorize_depth, colorize_flow, colorize_normals, colorize_semantic
 
     flow = np.zeros((8, 10, 2), np.float32)

@@ -167,7 +167,8 @@ RIDE_SCRIPT = r"""
 import sys
 import pygame
 from src.game.display import GameWindow
-from src.game.session import PlayConfig, run_session
+from src.game.session import run_session
+from src.game.config import PlayConfig
 
 class ScriptedWindow(GameWindow):
     frames = 0

@@ -9,8 +9,9 @@ import pytest
 
 from src.common.errors import UserError
 from src.game.autopilot import Autopilot
-from src.game.session import DEFAULT_LEVEL, load_level
-from src.game.world import Action, Vehicle, World, WorldConfig
+from src.game.config import DEFAULT_LEVEL, WorldConfig
+from src.game.session import load_level
+from src.game.world import Action, Vehicle, World
 
 
 def _random_actions(seed: int, count: int) -> list[Action]:

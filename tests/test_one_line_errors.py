@@ -180,7 +180,8 @@ def test_a_renderer_that_must_run_and_cannot_is_named(bundle, monkeypatch, tmp_p
 def test_in_a_window_a_renderer_that_cannot_render_the_size_is_left_out_with_a_note(
     bundle, monkeypatch, capsys
 ):
-    from src.play.ride import RideConfig, load_renderers
+    from src.play.config import RideConfig
+    from src.play.ride import load_renderers
 
     monkeypatch.chdir(ROOT)
     packages, size = load_renderers(RideConfig(checkpoint=str(bundle), renderer="dit", resolution="104x104"))

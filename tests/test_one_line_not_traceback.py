@@ -66,7 +66,7 @@ def test_an_os_error_about_a_path_is_one_line(capsys):
 )
 def test_an_inverted_range_is_one_line(args, message):
     from src.common.config import parse_config
-    from src.game.session import PlayConfig
+    from src.game.config import PlayConfig
 
     with pytest.raises(UserError, match=message):
         parse_config(PlayConfig, ["--renderer", "raster", *args])
@@ -202,7 +202,8 @@ def test_a_loss_that_is_not_finite_stops_before_the_step(tiny_dataset, tmp_path,
 
 
 def test_record_and_side_by_side_on_one_path_are_refused():
-    from src.game.session import PlayConfig, check_play_config
+    from src.game.config import PlayConfig
+    from src.game.session import check_play_config
 
     config = PlayConfig(headless=True, frames=2, record="ride.mp4", record_side_by_side="./ride.mp4")
     with pytest.raises(UserError, match="one video would overwrite the other"):

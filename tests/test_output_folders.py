@@ -254,9 +254,9 @@ def test_a_full_disk_stops_prepare_data_with_one_line(tmp_path, capsys, monkeypa
 
     bikes, vtest = find_embedded_file("bikes.mp4"), find_embedded_file("vtest.avi")
     out = tmp_path / "data"
-    import safetensors.numpy
+    from src.data import prepared
 
-    monkeypatch.setattr(safetensors.numpy, "save", _enospc)
+    monkeypatch.setattr(prepared, "save", _enospc)  # the shard writer's safetensors save
     _fails_with_one_line(capsys, lambda: main(["--videos", str(bikes), str(vtest), "--out", str(out),
                                               "--resolution", "32x32", "--fps", "4", "--end_s", "2"]),
                          f"the disk holding {out} is full")  # fmt: skip

@@ -150,7 +150,8 @@ def test_play_renders_the_gbuffers_at_the_size_the_student_reads(tmp_path):
     its frames, the side-by-side view and the window stay at the frame size."""
     from src.common.gbuffer_io import load_gbuffer_clip
     from src.common.video import read_video_frames
-    from src.play.ride import RideConfig, ride
+    from src.play.config import RideConfig
+    from src.play.ride import ride
 
     _package(tmp_path / "student", 0.0)
     video, side, clip = tmp_path / "student.mp4", tmp_path / "side.mp4", tmp_path / "gbuffers"

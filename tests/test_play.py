@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from src.common.video import read_video_frames
-from src.play.ride import DEFAULT_CHECKPOINT, RideConfig, build_neural_source, ride
+from src.play.config import RideConfig
+from src.play.ride import build_neural_source, ride
+from src.runtime.defaults import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / DEFAULT_CHECKPOINT

@@ -217,7 +217,8 @@ def test_the_package_roundtrip_keeps_the_student(student_package):
 @pytest.mark.slow
 def test_play_rides_a_student_package_headless_in_torch_and_ncnn(student_package, tmp_path):
     from src.common.video import read_video_frames
-    from src.play.ride import RideConfig, ride
+    from src.play.config import RideConfig
+    from src.play.ride import ride
 
     for backend in ("torch", "ncnn"):
         video = tmp_path / f"{backend}.mp4"

@@ -12,43 +12,15 @@ import time
 
 import numpy as np
 
+from src.bench.config import BenchGameConfig
 from src.common.config import parse_resolution
 from src.common.io import report_table_and_json
 from src.game.autopilot import Autopilot
-from src.game.camera import CameraConfig, rider_camera_pose
+from src.game.camera import rider_camera_pose
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster, create_headless_context
-from src.game.session import DEFAULT_LEVEL, load_level
+from src.game.session import load_level
 from src.game.world import World
-
-
-@dataclasses.dataclass
-class BenchGameConfig:
-    """``bench_game``: time the world and the G-buffer renderer per frame."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "frames": "[1, inf)",
-        "warmup_frames": "[0, inf)",
-        "fps": "[1, inf)",
-        "seed": "[0, inf)",
-    }
-
-    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
-    """WIDTHxHEIGHT render sizes to time: --resolutions 224x224 320x320"""
-    frames: int = 200
-    """timed frames per resolution"""
-    warmup_frames: int = 10
-    """untimed frames before the timed ones, per resolution"""
-    fps: int = 30
-    """game steps per second (fixed dt = 1 / fps)"""
-    seed: int = 0
-    """seed of the world"""
-    level: str = DEFAULT_LEVEL
-    """the level file (YAML with the fields of WorldConfig) the world is built from"""
-    json_out: str = "runs/bench_game.json"
-    """where the numbers go as JSON (empty: nowhere)"""
-    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
-    """the first-person rider camera"""
 
 
 def bench_resolution(config: BenchGameConfig, resolution: str, ctx) -> dict:

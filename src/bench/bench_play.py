@@ -39,11 +39,13 @@ from src.bench.frame_timing import stage_means, time_frames
 from src.common.frame_size import FrameSize
 from src.common.io import report_table_and_json
 from src.common.progress import tqdm  # plain lines when the output is not a terminal
+from src.game.config import PlayConfig
 from src.game.display import GameWindow
-from src.game.session import GameSession, PlayConfig
+from src.game.session import GameSession
+from src.play.config import RideConfig
 from src.play.fetch import resolve_checkpoint
 from src.play.neural import NeuralRenderer, PipelinedRenderer
-from src.play.ride import RideConfig, neural_frame_size
+from src.play.ride import neural_frame_size
 from src.runtime.backends import make_renderer
 from src.runtime.package import load_package
 from src.runtime.threads import runtime_threads

@@ -15,19 +15,25 @@ import argparse
 import numpy as np
 
 from src.bench.city_palette import DEFAULT_VIDEO
+from src.common.video import save_png
+from src.conditions.config import ExtractConfig
+from src.conditions.extract import Extractor
+from src.conditions.normals import normals_from_depth
+from src.data.config import DecodeConfig
+from src.data.decode import decode_video
+from src.game.autopilot import Autopilot
+from src.game.camera import rider_camera_pose
+from src.game.config import CameraConfig
+from src.game.meshes import build_scene
+from src.game.raster import GBufferRaster
+from src.game.visualize import colorize_depth, colorize_normals
+from src.game.world import World
 
 CELL = (320, 180)  # width, height of one picture cell (the PandaSet clip's 16:9)
 
 
 def game_row(*, seed: int, steps: int) -> list[np.ndarray]:
     """raster | flat colour | depth | normals of the game after ``steps`` autopilot steps at 30 fps."""
-    from src.game.autopilot import Autopilot
-    from src.game.camera import CameraConfig, rider_camera_pose
-    from src.game.meshes import build_scene
-    from src.game.raster import GBufferRaster
-    from src.game.visualize import colorize_depth, colorize_normals
-    from src.game.world import World
-
     camera = CameraConfig()
     world, pilot = World(seed=seed), Autopilot()
     raster = GBufferRaster(*CELL, camera)
@@ -43,13 +49,6 @@ def game_row(*, seed: int, steps: int) -> list[np.ndarray]:
 
 def real_row(video: str, *, frame_index: int) -> list[np.ndarray]:
     """frame | flat colour | depth | normals of one frame of ``video``, by the real-video extractors."""
-    from src.conditions.config import ExtractConfig
-    from src.conditions.extract import Extractor
-    from src.conditions.normals import normals_from_depth
-    from src.data.config import DecodeConfig
-    from src.data.decode import decode_video
-    from src.game.visualize import colorize_depth, colorize_normals
-
     frames = decode_video(video, DecodeConfig(fps=10.0, resolution=f"{CELL[0]}x{CELL[1]}"))
     config = ExtractConfig()
     extractor = Extractor(config)
@@ -76,9 +75,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--frame", type=int, default=60, help="the real clip's frame (10 fps)")
     args = parser.parse_args(argv)
-    import src.game.raster  # noqa: F401 - the EGL context's library order (raster.load_triton_before_gl)
-    from src.common.video import save_png
-
     rows = [game_row(seed=args.seed, steps=args.steps), real_row(args.video, frame_index=args.frame)]
     gap = 4
     picture = np.full((2 * CELL[1] + gap, 4 * CELL[0] + 3 * gap, 3), 255, np.uint8)

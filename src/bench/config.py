@@ -9,6 +9,7 @@ from pathlib import Path
 from src.common.errors import UserError
 from src.conditions.config import ExtractConfig
 from src.data.prepared import SPLITS
+from src.game.config import DEFAULT_LEVEL, CameraConfig
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 SYSTEMS = (
@@ -318,3 +319,53 @@ class BenchmarkConfig:
     """seed of the world and of the sampling noise"""
     json_out: str = "runs/benchmark.json"
     """where the numbers go as JSON"""
+
+
+@dataclasses.dataclass
+class BenchStartupConfig:
+    """``bench_startup``: time ``--help`` of every command and the no-display line of play_game."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
+        "rounds": "[1, inf)",
+        "target_s": "(0, inf)",
+    }
+
+    scripts: list[str] = dataclasses.field(default_factory=list)
+    """the commands to time (default: every module of src/scripts)"""
+    rounds: int = 3
+    """runs of each command, interleaved"""
+    no_display: bool = True
+    """also time play_game started with no display (it answers with one line, exit code 2)"""
+    target_s: float = 2.0
+    """the wall time each start should stay under (the table marks the slower ones)"""
+    json_out: str = "runs/bench_startup.json"
+    """where the results go (JSON)"""
+
+
+@dataclasses.dataclass
+class BenchGameConfig:
+    """``bench_game``: time the world and the G-buffer renderer per frame."""
+
+    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
+        "frames": "[1, inf)",
+        "warmup_frames": "[0, inf)",
+        "fps": "[1, inf)",
+        "seed": "[0, inf)",
+    }
+
+    resolutions: list[str] = dataclasses.field(default_factory=lambda: ["224x224", "320x320", "512x512"])
+    """WIDTHxHEIGHT render sizes to time: --resolutions 224x224 320x320"""
+    frames: int = 200
+    """timed frames per resolution"""
+    warmup_frames: int = 10
+    """untimed frames before the timed ones, per resolution"""
+    fps: int = 30
+    """game steps per second (fixed dt = 1 / fps)"""
+    seed: int = 0
+    """seed of the world"""
+    level: str = DEFAULT_LEVEL
+    """the level file (YAML with the fields of WorldConfig) the world is built from"""
+    json_out: str = "runs/bench_game.json"
+    """where the numbers go as JSON (empty: nowhere)"""
+    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    """the first-person rider camera"""

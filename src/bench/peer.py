@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 from einops import rearrange
 from torch import Tensor
 
@@ -151,7 +152,6 @@ def _base_config(directory: Path) -> dict:
     path = directory / "conf" / "base.yaml"
     if not path.is_file():
         return {}
-    import yaml
 
     loaded = yaml.safe_load(path.read_text()) or {}
     return dict((loaded.get("conf") or {}).get("pixel_denoiser") or {})

@@ -7,7 +7,6 @@ median and the fastest wall time per command; the JSON has every run.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import statistics
@@ -16,32 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from src.bench.config import BenchStartupConfig
 from src.common.errors import UserError
 from src.common.io import report_table_and_json
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_DISPLAY = "play_game (no display)"
-
-
-@dataclasses.dataclass
-class BenchStartupConfig:
-    """``bench_startup``: time ``--help`` of every command and the no-display line of play_game."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "rounds": "[1, inf)",
-        "target_s": "(0, inf)",
-    }
-
-    scripts: list[str] = dataclasses.field(default_factory=list)
-    """the commands to time (default: every module of src/scripts)"""
-    rounds: int = 3
-    """runs of each command, interleaved"""
-    no_display: bool = True
-    """also time play_game started with no display (it answers with one line, exit code 2)"""
-    target_s: float = 2.0
-    """the wall time each start should stay under (the table marks the slower ones)"""
-    json_out: str = "runs/bench_startup.json"
-    """where the results go (JSON)"""
 
 
 def all_scripts() -> list[str]:

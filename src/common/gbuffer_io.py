@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save
 
 from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M, GBuffer, stack_gbuffers
@@ -112,7 +113,6 @@ class GBufferClipWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        from safetensors.numpy import save
 
         frames = [p[0] for p in self._pending]
         arrays = {name: np.ascontiguousarray(value) for name, value in stack_gbuffers(frames).items()}
@@ -185,7 +185,6 @@ def save_gbuffer_clip(
 
 def load_gbuffer_clip(directory: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a clip: ``t h w ...`` arrays per key (shards concatenated) and the meta dict."""
-    from safetensors.numpy import load_file
 
     directory = Path(directory)
     meta_path = directory / "meta.json"

@@ -1,4 +1,5 @@
-"""The settings of video decoding and of ``prepare_data``, apart from the code that runs them.
+"""The settings of video decoding, of ``prepare_data`` and of ``make_flythroughs``, apart from
+the code that runs them.
 
 No torch, cv2 or av is imported here, so that ``prepare_data --help`` (which reads these
 dataclasses) answers at once; ``decode.py`` and ``prepare.py`` import these classes back, so
@@ -90,3 +91,34 @@ class PrepareConfig:
             val_fraction=self.val_fraction,
             max_frames=self.max_frames,
         )
+
+
+@dataclasses.dataclass
+class FlythroughConfig:
+    """``make_flythroughs``: real photos -> one forward-zooming mp4 per photo."""
+
+    RANGES = {
+        "frames": "[2, inf)",
+        "fps": "(0, inf)",
+        "zoom": "[1, 16]",
+        "focus_x": "[0, 1]",
+        "focus_y": "[0, 1]",
+    }
+
+    photos: str = "mvtb"
+    """'mvtb' (the outdoor photos of PyPI's mvtb-data, MIT; its campus/holdout photos are left
+    out), or a folder of .png/.jpg photos"""
+    out: str = "data/flythroughs"
+    """the folder the mp4s go to (one per photo, named after it)"""
+    frames: int = 40
+    """frames per clip"""
+    fps: float = 10.0
+    """frame rate written into the mp4s (prepare_data resamples to its own)"""
+    zoom: float = 1.6
+    """how much the picture is magnified from the first frame to the last"""
+    resolution: str = "448x448"
+    """WIDTHxHEIGHT of the clips (prepare_data resizes and crops them to its resolution)"""
+    focus_x: float = 0.5
+    """the focus of expansion across the photo (0 left edge, 1 right edge)"""
+    focus_y: float = 0.5
+    """the focus of expansion down the photo (0 top, 1 bottom)"""

@@ -18,47 +18,21 @@ conditions exactly as a recorded clip does.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.common.config import parse_resolution
 from src.common.errors import UserError
+from src.common.outputs import claim_output_folder, write_output_marker
+from src.common.progress import tqdm
+from src.common.video import write_mp4
+from src.data.config import FlythroughConfig
+from src.data.photos import photo_files, read_photo
 
 OUTPUT_KIND = "fly-through videos"
-
-
-@dataclasses.dataclass
-class FlythroughConfig:
-    """``make_flythroughs``: real photos -> one forward-zooming mp4 per photo."""
-
-    RANGES = {
-        "frames": "[2, inf)",
-        "fps": "(0, inf)",
-        "zoom": "[1, 16]",
-        "focus_x": "[0, 1]",
-        "focus_y": "[0, 1]",
-    }
-
-    photos: str = "mvtb"
-    """'mvtb' (the outdoor photos of PyPI's mvtb-data, MIT; its campus/holdout photos are left
-    out), or a folder of .png/.jpg photos"""
-    out: str = "data/flythroughs"
-    """the folder the mp4s go to (one per photo, named after it)"""
-    frames: int = 40
-    """frames per clip"""
-    fps: float = 10.0
-    """frame rate written into the mp4s (prepare_data resamples to its own)"""
-    zoom: float = 1.6
-    """how much the picture is magnified from the first frame to the last"""
-    resolution: str = "448x448"
-    """WIDTHxHEIGHT of the clips (prepare_data resizes and crops them to its resolution)"""
-    focus_x: float = 0.5
-    """the focus of expansion across the photo (0 left edge, 1 right edge)"""
-    focus_y: float = 0.5
-    """the focus of expansion down the photo (0 top, 1 bottom)"""
 
 
 def start_window(photo_hw: tuple[int, int], aspect: float, focus: tuple[float, float]) -> np.ndarray:
@@ -89,7 +63,6 @@ def zoom_window(window: np.ndarray, focus_xy: np.ndarray, scale: float) -> np.nd
 def render_window(photo: np.ndarray, window: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The photo region ``window`` (sub-pixel) resampled to ``size`` = (width, height): sampled
     bilinearly at twice the size, then area-averaged down, so a shrinking window does not alias."""
-    import cv2
 
     out_w, out_h = size
     left, top, width, height = window
@@ -133,10 +106,6 @@ def make_flythroughs(config: FlythroughConfig) -> list[Path]:
 
     The folder is claimed first (a new or empty folder, or one this command wrote: nothing
     else in it is replaced), each video is written under a temporary name and renamed when done."""
-    from src.common.outputs import claim_output_folder, write_output_marker
-    from src.common.progress import tqdm
-    from src.common.video import write_mp4
-    from src.data.photos import photo_files, read_photo
 
     size = parse_resolution(config.resolution)
     files = photo_files(config.photos)

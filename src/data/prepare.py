@@ -20,11 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from accelerate import PartialState
+from safetensors.numpy import load_file
 
 from src.common.config import parse_resolution, to_dict
 from src.common.errors import UserError
 from src.common.io import DiskFullError, atomic_write_json, is_full_disk
 from src.common.outputs import claim_output_folder, write_output_marker
+from src.common.progress import tqdm
 from src.conditions.encode import StatsAccumulator
 from src.conditions.extract import Extractor
 from src.data import prepared
@@ -45,7 +49,6 @@ def is_prepared_folder(folder: Path) -> bool:
 
 def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
     """``ConditionStats`` over the training frames of all prepared videos."""
-    from safetensors.numpy import load_file
 
     accumulator = StatsAccumulator(
         fov_y_deg=config.extract.assumed_fov_y_deg, pixels_per_frame=config.stats_pixels_per_frame
@@ -162,10 +165,6 @@ def _manifest(
 
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
-    import torch
-    from accelerate import PartialState
-
-    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())

@@ -26,8 +26,11 @@ import hashlib
 from fnmatch import fnmatch
 from pathlib import Path
 
+import cv2
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
+from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
 
@@ -152,8 +155,6 @@ def densify(
     own where none is near). Inverse depth is linear over the image for a plane, so roads and walls
     interpolate without steps and their normals come out flat. ``ground_ids``: the classes of the
     ground, whose plane continues below the lowest points (``_extend_ground``)."""
-    import cv2
-    from scipy.ndimage import distance_transform_edt
 
     depth_m = np.asarray(depth_m, np.float32)
     has_point = np.isfinite(depth_m) & (depth_m > 0)
@@ -217,7 +218,6 @@ class DepthSidecar:
         return np.stack([self._frame(int(i))[1] for i in self.source_ids[start:stop]])
 
     def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
 
         table = None if self.class_names is None else game_class_table(self.class_names)
         ground = (
@@ -370,7 +370,6 @@ def sidecar_for_video(path: Path, *, info, report, decode, num_frames: int) -> D
     """``open_sidecar`` for ``prepare_video``: ``info`` its ``VideoInfo``, ``report`` its
     ``DecodeReport`` (the container's exact frame count, else the frames decoded to the end),
     ``decode`` its ``DecodeConfig``."""
-    from src.common.config import parse_resolution
 
     if report.expected_frames is not None and report.expected_is_exact:
         num_source = report.expected_frames

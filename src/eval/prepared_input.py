@@ -10,6 +10,8 @@ from pathlib import Path
 
 from src.common.config import to_dict
 from src.common.errors import UserError
+from src.data.decode import find_videos
+from src.data.prepare import PrepareConfig, prepare_dataset
 
 
 def _video_digest(videos: list[Path], settings: dict) -> str:
@@ -22,9 +24,6 @@ def _video_digest(videos: list[Path], settings: dict) -> str:
 def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
     """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
     ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
-    # imported here: it pulls cv2, torch; a script's --help should not wait for that
-    from src.data.decode import find_videos
-    from src.data.prepare import PrepareConfig, prepare_dataset
 
     path = Path(data)
     if (path / "manifest.json").is_file():

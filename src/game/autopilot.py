@@ -7,38 +7,10 @@ benchmarks, not a vision policy.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from src.game.config import AutopilotConfig
 from src.game.world import Action, World
-
-
-@dataclasses.dataclass
-class AutopilotConfig:
-    """How the autopilot picks a line through traffic and steers to it."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "lookahead_s": "(0, inf)",
-        "side_margin_m": "[0, inf)",
-        "oncoming_penalty_s": "[0, inf)",
-        "switch_bonus_s": "(-inf, inf)",
-        "steer_gain_per_m": "(0, inf)",
-        "brake_below_s": "[0, inf)",
-    }
-
-    lookahead_s: float = 6.0
-    """how far ahead in time vehicles count"""
-    side_margin_m: float = 0.45
-    """clearance kept beside a vehicle"""
-    oncoming_penalty_s: float = 2.0
-    """seconds of clearance a line on the oncoming side loses (prefer the rider's own side)"""
-    switch_bonus_s: float = 0.6
-    """hysteresis: stay on the current line unless another is clearly better"""
-    steer_gain_per_m: float = 0.9
-    """steering per metre between the rider and the chosen line"""
-    brake_below_s: float = 1.6
-    """brake when the chosen line is clear for less than this many seconds"""
 
 
 class Autopilot:

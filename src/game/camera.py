@@ -17,41 +17,7 @@ import math
 
 import numpy as np
 
-
-@dataclasses.dataclass
-class CameraConfig:
-    """The first-person rider camera."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "fov_y_deg": "(0, 180)",
-        "near_m": "(0, inf)",
-        "far_m": "(0, inf)",
-        "eye_height_m": "(0, inf)",
-        "pitch_deg": "[-90, 90]",
-        "head_bob_amplitude_m": "[0, inf)",
-        "lean_roll_fraction": "[0, inf)",
-        "look_into_turn_deg_per_mps": "(-inf, inf)",
-    }
-    ORDERED = (("near_m", "far_m"),)  # pairs whose first must be below the second (check_ranges)
-
-    fov_y_deg: float = 70.0
-    """vertical field of view in degrees"""
-    near_m: float = 0.25
-    """near clipping plane distance"""
-    far_m: float = 600.0
-    """far clipping plane distance"""
-    eye_height_m: float = 1.6
-    """eye height above the road"""
-    pitch_deg: float = -4.0
-    """camera pitch (negative: a little down toward the road)"""
-    head_bob_amplitude_m: float = 0.025
-    """vertical bob per pedal stroke"""
-    lean_roll_fraction: float = 0.6
-    """share of the bicycle's lean the head follows"""
-    look_into_turn_deg_per_mps: float = 2.0
-    """yaw toward the lateral velocity"""
-    show_handlebar: bool = True
-    """draw the bicycle's handlebar in view"""
+from src.game.config import CameraConfig
 
 
 @dataclasses.dataclass(frozen=True)

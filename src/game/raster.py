@@ -28,7 +28,8 @@ import numpy as np
 
 from src.common.errors import UserError
 from src.common.gbuffer import SKY_DEPTH_M, GBuffer
-from src.game.camera import CameraConfig, Intrinsics
+from src.game.camera import Intrinsics
+from src.game.config import CameraConfig
 from src.game.meshes import MESHES, PATTERNS, WINDOW_DETAIL_M, Scene
 from src.game.palette import city_palette
 

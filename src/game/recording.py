@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from src.game.session import PlayConfig, run_session
+from src.game.config import PlayConfig
+from src.game.session import run_session
 from src.game.version import game_digest
 
 

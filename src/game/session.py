@@ -23,63 +23,18 @@ from src.common.frame_size import FrameSize
 from src.common.gbuffer import GBuffer
 from src.common.gbuffer_io import claim_clip_folder
 from src.common.io import check_writable_dir, check_writable_file
-from src.game.autopilot import Autopilot, AutopilotConfig
-from src.game.camera import CameraConfig, Intrinsics, rider_camera_pose
+from src.game.autopilot import Autopilot
+from src.game.camera import Intrinsics, rider_camera_pose
+from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
 from src.game.display import GameWindow
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster
 from src.game.ride_outputs import RideOutputs
 from src.game.version import game_digest
 from src.game.views import BUILTIN_VIEWS, FrameInfo, ViewSource, as_view_source, view_image
-from src.game.world import Action, World, WorldConfig
+from src.game.world import Action, World
 
-DEFAULT_LEVEL = "game/levels/default.yaml"
 DEFAULT_RESOLUTION = "320x240"
-
-
-@dataclasses.dataclass
-class PlayConfig:
-    """``play_game``: ride the boulevard in a window, or render/record it headless."""
-
-    RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
-        "frames": "[1, inf)",
-        "seed": "[0, inf)",
-        "fps": "[1, inf)",
-        "window_scale": "[0, inf)",
-    }
-
-    renderer: str = "raster"
-    """which view starts on screen: raster, or a view a source adds"""
-    headless: bool = False
-    """no window (render off screen); needs --frames"""
-    autopilot: bool = False
-    """the autopilot rides instead of the keyboard"""
-    frames: int | None = None
-    """stop after this many rendered frames (None: until the window closes)"""
-    record: str | None = None
-    """write the shown view (record_view) as an H.264 mp4 here"""
-    record_view: str | None = None
-    """which view --record writes (default: the starting view)"""
-    record_side_by_side: str | None = None
-    """also write the side_by_side view (a source provides it) here"""
-    record_gbuffers: str | None = None
-    """write the exact G-buffers as a clip folder here"""
-    seed: int = 0
-    """seed of the world (traffic, buildings); each restart uses the next one"""
-    resolution: str | None = None
-    """WIDTHxHEIGHT of the render (the window scales it up); default 320x240"""
-    fps: int = 30
-    """game steps per second (fixed dt = 1 / fps) and the window's frame rate"""
-    level: str = DEFAULT_LEVEL
-    """a level file (YAML with the fields of world), applied under --conf files and --world.KEY overrides"""
-    window_scale: int = 0
-    """integer upscale of the render in the window (0: about 720 pixels tall)"""
-    world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
-    """the world's tunables (road, city, rider, traffic); the level file sets them first"""
-    camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
-    """the first-person rider camera"""
-    pilot: AutopilotConfig = dataclasses.field(default_factory=AutopilotConfig)
-    """how the autopilot rides"""
 
 
 @dataclasses.dataclass

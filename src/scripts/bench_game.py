@@ -6,7 +6,8 @@ uv run python -m src.scripts.bench_game --resolutions '[224x224]' --frames 50 --
 
 from __future__ import annotations
 
-from src.bench.bench_game import BenchGameConfig, run_bench_game_and_report
+from src.bench.bench_game import run_bench_game_and_report
+from src.bench.config import BenchGameConfig
 from src.common.config import parse_config
 from src.common.errors import script_main
 

@@ -6,7 +6,8 @@ uv run python -m src.scripts.bench_startup --scripts play_game train_net --round
 
 from __future__ import annotations
 
-from src.bench.startup import BenchStartupConfig, run_bench_startup_and_report
+from src.bench.config import BenchStartupConfig
+from src.bench.startup import run_bench_startup_and_report
 from src.common.config import parse_config
 from src.common.errors import script_main
 

@@ -11,6 +11,7 @@ numbers named by ``--evaluations`` (``NAME:LABEL=metrics.json``).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from src.common.config import parse_config, parse_resolution
 from src.common.errors import UserError, script_main
@@ -80,8 +81,6 @@ def main(argv: list[str] | None = None) -> None:
         evaluations.setdefault(name, {})[label or "evaluate"] = path
     notes = ""
     if config.notes:
-        from pathlib import Path
-
         if not Path(config.notes).is_file():
             raise UserError(f"--notes {config.notes} is not a file", "Give a markdown file.")
         notes = "\n" + Path(config.notes).read_text()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.data.flythrough import FlythroughConfig
+from src.data.config import FlythroughConfig
 
 
 @script_main

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from src.common.config import parse_config, to_dict
 from src.common.errors import script_main
 from src.game.session import load_level
-from src.play.ride import RideConfig, ride
+from src.play.config import RideConfig
+from src.play.ride import ride
 
 
 def parse_play_config(argv: Sequence[str]) -> RideConfig:

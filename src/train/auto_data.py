@@ -13,6 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+
 from src.common.errors import UserError
 from src.data.prepare import PrepareConfig, prepare_dataset
 from src.train.config import TrainConfig
@@ -41,8 +44,6 @@ def prepare_defaults_if_missing(config: TrainConfig) -> bool:
             f"Check the path; this preset prepares the embedded clips by itself only into {EMBEDDED_DATASET}, "
             "other datasets are made with `uv run python -m src.scripts.prepare_data`.",
         )
-    import torch
-    from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())  # as prepare_dataset makes it
     if state.is_main_process:

@@ -21,7 +21,8 @@ from src.conditions.align import encode_game_frame, make_aligner
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
-from src.game.session import GameSession, PlayConfig
+from src.game.config import PlayConfig
+from src.game.session import GameSession
 
 
 class GameClips:

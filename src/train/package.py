@@ -24,6 +24,7 @@ from src.runtime.package import SamplingDefaults, write_package
 from src.runtime.package_folders import claim_package_folder
 from src.train import checkpoint as ckpt
 from src.train.config import TrainConfig
+from src.train.data import TrainingData
 from src.train.model_io import build_model, load_weights_from
 
 
@@ -319,8 +320,6 @@ def export_run(
     weights, the run's config and newest validation metrics) into ``out_dir`` (default
     ``RUN/package``); returns the package folder and the checkpoint's step. ``albedo_detail``
     replaces the run's ``sampling.albedo_detail`` (a render-time setting: the weights are the same)."""
-    # imported here: the training data pulls opencv, which export_package's --help need not wait for
-    from src.train.data import TrainingData
 
     run = Path(run_dir)
     if not (run / "run_config.yaml").is_file():

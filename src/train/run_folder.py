@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import IO
 
+import yaml
+
 from src.common.config import to_dict, to_yaml
 from src.common.errors import UserError
 from src.common.folder_lock import LOCK_FILE, lock_folder
@@ -113,7 +115,6 @@ def check_same_run(run_dir: Path, config: TrainConfig) -> None:
     saved_path = run_dir / "run_config.yaml"
     if not saved_path.is_file():
         return
-    import yaml
 
     saved = yaml.safe_load(saved_path.read_text())
     current = to_dict(config)
