@@ -185,7 +185,6 @@ def save_gbuffer_clip(
 
 def load_gbuffer_clip(directory: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a clip: ``t h w ...`` arrays per key (shards concatenated) and the meta dict."""
-
     directory = Path(directory)
     meta_path = directory / "meta.json"
     if not meta_path.is_file():

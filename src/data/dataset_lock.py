@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
+from accelerate.utils import broadcast_object_list
+
 from src.common.errors import UserError
 from src.common.folder_lock import lock_folder, release_folder_lock
 
@@ -24,8 +26,6 @@ def lock_dataset_folder(out: Path, state) -> IO[str] | None:
         except UserError as error:
             refusal = [error.one_line()]
     if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
         broadcast_object_list(refusal)
     if refusal[0] is not None:
         raise UserError(refusal[0])

@@ -63,7 +63,6 @@ def zoom_window(window: np.ndarray, focus_xy: np.ndarray, scale: float) -> np.nd
 def render_window(photo: np.ndarray, window: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The photo region ``window`` (sub-pixel) resampled to ``size`` = (width, height): sampled
     bilinearly at twice the size, then area-averaged down, so a shrinking window does not alias."""
-
     out_w, out_h = size
     left, top, width, height = window
     sx, sy = width / (2 * out_w), height / (2 * out_h)
@@ -106,7 +105,6 @@ def make_flythroughs(config: FlythroughConfig) -> list[Path]:
 
     The folder is claimed first (a new or empty folder, or one this command wrote: nothing
     else in it is replaced), each video is written under a temporary name and renamed when done."""
-
     size = parse_resolution(config.resolution)
     files = photo_files(config.photos)
     out = claim_output_folder(config.out, kind=OUTPUT_KIND, inputs=files)

@@ -49,7 +49,6 @@ def is_prepared_folder(folder: Path) -> bool:
 
 def compute_stats(out: Path, records: list[dict], config: PrepareConfig):
     """``ConditionStats`` over the training frames of all prepared videos."""
-
     accumulator = StatsAccumulator(
         fov_y_deg=config.extract.assumed_fov_y_deg, pixels_per_frame=config.stats_pixels_per_frame
     )
@@ -165,7 +164,6 @@ def _manifest(
 
 def prepare_dataset(config: PrepareConfig) -> dict | None:
     """Prepare every video (this process's share of them); the main process returns the manifest."""
-
     # on a CPU-only machine, `accelerate launch --multi_gpu` ranks still need the gloo backend
     state = PartialState(cpu=not torch.cuda.is_available())
     out = Path(config.out)

@@ -43,7 +43,6 @@ def shard_name(split: str, index: int) -> str:
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write one shard atomically (a killed run never leaves a half-written shard)."""
-
     tensors = {key: np.ascontiguousarray(arrays[key].astype(STORED_DTYPES[key])) for key in SHARD_KEYS}
     with atomic_path(path) as tmp:
         tmp.write_bytes(save(tensors, metadata=metadata))  # bytes first: a full disk raises an OSError
@@ -51,7 +50,6 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, s
 
 def read_shard_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of one shard, as stored."""
-
     shard_header(Path(path))  # a truncated shard is one line, not a safetensors traceback
     return load_file(str(path))
 

@@ -155,7 +155,6 @@ def densify(
     own where none is near). Inverse depth is linear over the image for a plane, so roads and walls
     interpolate without steps and their normals come out flat. ``ground_ids``: the classes of the
     ground, whose plane continues below the lowest points (``_extend_ground``)."""
-
     depth_m = np.asarray(depth_m, np.float32)
     has_point = np.isfinite(depth_m) & (depth_m > 0)
     sky = _sky_mask(has_point)
@@ -370,7 +369,6 @@ def sidecar_for_video(path: Path, *, info, report, decode, num_frames: int) -> D
     """``open_sidecar`` for ``prepare_video``: ``info`` its ``VideoInfo``, ``report`` its
     ``DecodeReport`` (the container's exact frame count, else the frames decoded to the end),
     ``decode`` its ``DecodeConfig``."""
-
     if report.expected_frames is not None and report.expected_is_exact:
         num_source = report.expected_frames
     else:

@@ -107,7 +107,6 @@ def _expected_frames(info, decode) -> int | None:
 
 def _decode_into(spool: FrameSpool, path: Path, decode, *, info, desc: str, position: int) -> DecodeReport:
     """Decode ``path`` into ``spool``; at least two frames, or a one-line error."""
-
     # frames decoded, then frames extracted: the expected count from the container's duration
     decoding = tqdm(total=_expected_frames(info, decode), desc=desc, unit="frame", position=position,
                     leave=False, dynamic_ncols=True)  # fmt: skip
@@ -225,7 +224,6 @@ def prepare_video(
     frame, and decoding is a small share of the time), and writes no ``video.json``: the caller
     does once every part is done (``prepare_dataset``). A run's first frame takes its flow from
     the frame before it, as in one process, so the shards are the same."""
-
     vid = source_video_id(url or path)
     folder = out / "videos" / vid
     record_path = folder / "video.json"

@@ -10,13 +10,12 @@ over the ranks before each optimiser step keeps every rank's copy identical, by 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
 def world_size() -> int:
     """The number of data-parallel processes (1 without torch.distributed)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     return 1
@@ -28,8 +27,6 @@ def all_reduce_gradients(module: nn.Module) -> None:
     The gradients are flattened into one buffer per dtype, so a model costs one collective, not
     one per tensor. Parameters without a gradient on this rank take part with zeros, so that
     every rank joins the same collectives whatever its batch used."""
-    import torch.distributed as dist
-
     ranks = world_size()
     if ranks == 1:
         return

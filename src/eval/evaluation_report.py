@@ -44,7 +44,6 @@ def write_previews(
     out: Path, real_rows: list[np.ndarray], game_video: np.ndarray | None, *, fps: float
 ) -> None:
     """``real.mp4`` / ``real.png`` and ``game.mp4`` / ``game.png``: condition | generated | real."""
-
     if real_rows:
         write_mp4(out / "real.mp4", np.concatenate(real_rows, axis=1), fps=fps)  # clips stacked vertically
         save_png(

@@ -24,7 +24,6 @@ def _video_digest(videos: list[Path], settings: dict) -> str:
 def prepared_data(data: str, *, width: int, height: int, fps: float, split: str, cache_dir: Path) -> Path:
     """The prepared dataset ``data`` names: itself when it is one, else its videos prepared at
     ``width`` x ``height`` and ``fps`` (once; cached under ``cache_dir``/prepared)."""
-
     path = Path(data)
     if (path / "manifest.json").is_file():
         return path

@@ -320,7 +320,6 @@ def export_run(
     weights, the run's config and newest validation metrics) into ``out_dir`` (default
     ``RUN/package``); returns the package folder and the checkpoint's step. ``albedo_detail``
     replaces the run's ``sampling.albedo_detail`` (a render-time setting: the weights are the same)."""
-
     run = Path(run_dir)
     if not (run / "run_config.yaml").is_file():
         raise UserError(f"{run} is not a training run (no run_config.yaml)", "Pass a folder under runs/.")
