@@ -62,39 +62,37 @@ def test_the_state_round_trips_and_a_foreign_state_is_refused_in_one_line():
         CriticOptimisers([linear_critic("discriminator")]).load_state_dict(state)
 
 
-def test_each_objective_takes_its_critics_settings_from_its_config_section():
-    torch.manual_seed(0)
-    teacher = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
-    distill = DistillationObjective(
+def distillation(teacher, config: DistillConfig) -> DistillationObjective:
+    return DistillationObjective(
         teacher=teacher,
-        config=DistillConfig(
-            critic_learning_rate=3e-5,
-            critic_warmup_steps=7,
-            discriminator_max_grad_norm=2.0,
-            game_clips_per_batch=0,
-        ),
+        config=config,
         frames_per_framelet=2,
         num_denoising_steps=1,
         context_from_last_step=True,
         context_sigma=0.05,
         shift=1.0,
         fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
+    )
+
+
+def test_each_objective_takes_its_critics_settings_from_its_config_section():
+    torch.manual_seed(0)
+    teacher = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=8, refine_channels=8)
+    distill = distillation(
+        teacher,
+        DistillConfig(
+            critic_learning_rate=3e-5,
+            critic_warmup_steps=7,
+            discriminator_max_grad_norm=2.0,
+            game_clips_per_batch=0,
+        ),
     )
     fake_score, discriminator = distill.critics
     assert (fake_score.name, fake_score.learning_rate, fake_score.max_grad_norm) == ("fake_score", 3e-5, 1.0)
     assert (discriminator.name, discriminator.max_grad_norm) == ("discriminator", 2.0)
     assert fake_score.warmup_steps == discriminator.warmup_steps == 7
     assert fake_score.module is distill.fake_score and discriminator.module is distill.discriminator
-    no_gan = DistillationObjective(
-        teacher=teacher,
-        config=DistillConfig(dmd_weight=0.0, gan_weight=0.0, game_clips_per_batch=0),
-        frames_per_framelet=2,
-        num_denoising_steps=1,
-        context_from_last_step=True,
-        context_sigma=0.05,
-        shift=1.0,
-        fake_score_recipe=FlowMatchingObjective(frames_per_framelet=2),
-    )
+    no_gan = distillation(teacher, DistillConfig(dmd_weight=0.0, gan_weight=0.0, game_clips_per_batch=0))
     assert no_gan.critics == []
     student = StudentObjective(
         teacher=None,

@@ -37,3 +37,17 @@ class Critic:
     weight_decay: float = 0.0
     max_grad_norm: float | None = None
     warmup_steps: int = 0
+
+
+def discriminator_critic(
+    module: nn.Module, *, learning_rate: float, max_grad_norm: float | None, warmup_steps: int
+) -> Critic:
+    """A GAN discriminator as a critic named ``discriminator`` (AdamW with ``GAN_BETAS``)."""
+    return Critic(
+        "discriminator",
+        module,
+        learning_rate=learning_rate,
+        betas=GAN_BETAS,
+        max_grad_norm=max_grad_norm,
+        warmup_steps=warmup_steps,
+    )

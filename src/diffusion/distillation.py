@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from src.common.framelets import framelet_count
 from src.diffusion.config import DistillConfig
-from src.diffusion.critics import FAKE_SCORE_BETAS, GAN_BETAS, Critic, CriticStep
+from src.diffusion.critics import FAKE_SCORE_BETAS, Critic, CriticStep, discriminator_critic
 from src.diffusion.discriminator import PatchDiscriminator
 from src.diffusion.flow_matching import add_noise, make_sigmas, randn_like_on, time_shift
 from src.diffusion.objectives import FlowMatchingObjective
@@ -189,11 +189,9 @@ class DistillationObjective:
         if self.weights["gan"] > 0:
             self.discriminator = PatchDiscriminator(channels=c.discriminator_channels).to(device)
             critics.append(
-                Critic(
-                    "discriminator",
+                discriminator_critic(
                     self.discriminator,
                     learning_rate=c.discriminator_learning_rate,
-                    betas=GAN_BETAS,
                     max_grad_norm=c.discriminator_max_grad_norm,
                     warmup_steps=c.critic_warmup_steps,
                 )

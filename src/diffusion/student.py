@@ -63,7 +63,7 @@ from torch import Tensor, nn
 from src.common.errors import UserError
 from src.conditions.encode import downsample_encoded
 from src.diffusion.config import StudentConfig
-from src.diffusion.critics import GAN_BETAS, Critic, CriticStep
+from src.diffusion.critics import CriticStep, discriminator_critic
 from src.diffusion.flow_matching import randn_like_on
 from src.diffusion.temporal import temporal_loss
 
@@ -150,11 +150,9 @@ class StudentObjective:
         self.critics = []
         if self.discriminator is not None:
             self.critics.append(
-                Critic(
-                    "discriminator",
+                discriminator_critic(
                     self.discriminator,
                     learning_rate=c.discriminator_learning_rate,
-                    betas=GAN_BETAS,
                     max_grad_norm=c.discriminator_max_grad_norm,
                     warmup_steps=c.discriminator_warmup_steps,
                 )
