@@ -181,6 +181,7 @@ class EvalExtractorsConfig:
         "game_seeds": "[0, inf)",
         "game_fps": "(0, inf)",
         "aloe_width": "[8, inf)",
+        "lidar_frames": "[2, inf)",
     }
 
     out: str = "runs/eval_extractors/extractors.json"
@@ -199,6 +200,13 @@ class EvalExtractorsConfig:
     """width in pixels the aloe stereo image is resized to"""
     skip_game: bool = False
     """measure on aloe only (no game rides)"""
+    lidar_videos: list[str] = dataclasses.field(default_factory=list)
+    """videos with a depth sidecar (``<video>.depth.npz``, LiDAR or stereo) whose densified depth
+    scores the depth extractor, e.g. the PandaSet clips of ../shared/data/city_videos"""
+    lidar_resolution: str = "320x192"
+    """WIDTHxHEIGHT those videos are decoded at"""
+    lidar_frames: int = 40
+    """frames of each of those videos, from its start, at game_fps"""
     extract: ExtractConfig = dataclasses.field(default_factory=ExtractConfig)
     """the extractors under test"""
 

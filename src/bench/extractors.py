@@ -11,6 +11,7 @@ Baselines put the numbers in context: zero flow, and for depth the ground-plane 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,9 @@ from src.common.gbuffer_io import load_gbuffer_clip
 from src.conditions.depth import GeometricDepth
 from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.flow import DISFlow, end_point_error
+from src.data.config import DecodeConfig
+from src.data.decode import decode_video_with_report, probe_video
+from src.data.sidecar import sidecar_for_video, sidecar_path
 from src.data.sources import find_embedded_file
 from src.game.recording import record_autopilot_clip
 
@@ -131,6 +135,38 @@ def evaluate_aloe(extract: ExtractConfig, *, width: int = 320) -> dict:
     }
 
 
+def evaluate_lidar_video(
+    video: str | Path, extract: ExtractConfig, *, resolution: str, frames: int, fps: float
+) -> dict:
+    """Depth rank correlation of the extractors against a video's depth sidecar (densified as
+    ``prepare_data`` takes it), averaged over the frames from the second on (the first has no flow), at the
+    sidecar camera's own field of view where it gives one."""
+    video = Path(video)
+    decode = DecodeConfig(fps=fps, resolution=resolution, max_frames=frames)
+    rgb, report = decode_video_with_report(video, decode)
+    sidecar = sidecar_for_video(
+        video, info=probe_video(video), report=report, decode=decode, num_frames=len(rgb)
+    )
+    if sidecar is None:
+        raise UserError(f"{video} has no depth sidecar beside it", f"Expected {sidecar_path(video)}.")
+    fov = sidecar.fov_y_deg()
+    extract = dataclasses.replace(extract, assumed_fov_y_deg=fov) if fov is not None else extract
+    real = Extractor(extract).extract(rgb)
+    truth = sidecar.inverse_depth(0, len(rgb))
+    prior_only = _row_prior(extract)
+    rho = [rank_correlation(real["depth"][t].ravel(), truth[t].ravel()) for t in range(1, len(rgb))]
+    rho_prior = [
+        rank_correlation(prior_only.frame(rgb[t]).ravel(), truth[t].ravel()) for t in range(1, len(rgb))
+    ]
+    return {
+        "video": str(video),
+        "frames": len(rgb),
+        "median_flow_px": float(np.median(np.linalg.norm(real["flow"][1:], axis=-1))),
+        "depth_spearman": float(np.mean(rho)),
+        "depth_spearman_row_prior_only": float(np.mean(rho_prior)),
+    }
+
+
 def evaluate_extractors(config: EvalExtractorsConfig, *, work_dir: str | Path) -> dict:
     """Every measurement, as one JSON-ready dict."""
     extractor = Extractor(config.extract)
@@ -138,6 +174,16 @@ def evaluate_extractors(config: EvalExtractorsConfig, *, work_dir: str | Path) -
         "extractors": extractor.settings(),
         "game": [],
         "aloe": evaluate_aloe(config.extract, width=config.aloe_width),
+        "lidar": [
+            evaluate_lidar_video(
+                video,
+                config.extract,
+                resolution=config.lidar_resolution,
+                frames=config.lidar_frames,
+                fps=config.game_fps,
+            )
+            for video in config.lidar_videos
+        ],
     }
     if not config.skip_game:
         width, height = parse_resolution(config.game_resolution)
@@ -183,6 +229,14 @@ def format_table(results: dict) -> str:
             f"{aloe['depth_spearman_row_prior_only']:.3f} (row prior)",
         )
     )
+    for video in results.get("lidar", []):
+        rows.append(
+            (
+                f"{Path(video['video']).name} (LiDAR sidecar): depth Spearman",
+                f"{video['depth_spearman']:.3f}",
+                f"{video['depth_spearman_row_prior_only']:.3f} (row prior)",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

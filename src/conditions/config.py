@@ -125,7 +125,8 @@ class ExtractConfig:
     dis_preset: str = "medium"
     """DIS flow quality: ultrafast | fast | medium"""
     depth_backend: str = "geometric"
-    """depth: geometric (weight-free, offline) | transformers"""
+    """depth: geometric (weight-free, offline) | parallax (weight-free: motion parallax of a moving
+    camera's flow, the geometric prior where it says nothing) | transformers"""
     depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"
     """transformers depth model: hub id or local folder"""
     depth_model_output: str = "inverse"
@@ -148,7 +149,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.flow_backend != "dis":
             raise UserError(f"unknown flow backend {self.flow_backend!r}", "Use 'dis'.")
-        if self.depth_backend not in ("geometric", "transformers"):
+        if self.depth_backend not in ("geometric", "parallax", "transformers"):
             raise UserError(
-                f"unknown depth backend {self.depth_backend!r}", "Use 'geometric' or 'transformers'."
+                f"unknown depth backend {self.depth_backend!r}",
+                "Use 'geometric', 'parallax' or 'transformers'.",
             )

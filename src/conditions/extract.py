@@ -13,6 +13,7 @@ from src.conditions.config import ExtractConfig  # the settings live apart, free
 from src.conditions.depth import GeometricDepth, TransformersDepth
 from src.conditions.flat_color import FlatColor
 from src.conditions.flow import DISFlow
+from src.conditions.parallax_depth import ParallaxDepth
 
 
 class Extractor:
@@ -26,6 +27,10 @@ class Extractor:
                 horizon_fraction=config.horizon_fraction,
                 parallax_weight=config.parallax_weight,
                 texture_weight=config.texture_weight,
+            )
+        elif config.depth_backend == "parallax":
+            self.depth = ParallaxDepth(
+                fov_y_deg=config.assumed_fov_y_deg, horizon_fraction=config.horizon_fraction
             )
         else:
             self.depth = TransformersDepth(
