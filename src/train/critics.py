@@ -22,6 +22,7 @@ from torch import Tensor
 from src.common.errors import UserError
 from src.diffusion.critics import Critic
 from src.diffusion.parallel import all_reduce_gradients
+from src.train.schedule import linear_warmup
 
 
 class CriticOptimisers:
@@ -45,7 +46,7 @@ class CriticOptimisers:
     def set_schedule_step(self, step: int) -> None:
         """Every critic's learning rate at the model's optimiser step ``step`` (0-based)."""
         for name, critic in self.critics.items():
-            factor = min(1.0, (step + 1) / critic.warmup_steps) if critic.warmup_steps else 1.0
+            factor = linear_warmup(step, critic.warmup_steps)
             for group in self.optimizers[name].param_groups:
                 group["lr"] = critic.learning_rate * factor
 
@@ -69,7 +70,7 @@ class CriticOptimisers:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        expected = set(self.state_dict())
+        expected = {key for name in self.critics for key in (name, f"{name}_optimizer")}
         if set(state) != expected:
             raise UserError(
                 f"the checkpoint holds critic state {sorted(state)}, this run's critics need {sorted(expected)}",

@@ -8,12 +8,20 @@ of ``max_steps``.
 from __future__ import annotations
 
 
+def linear_warmup(step: int, num_warmup_steps: int) -> float:
+    """Multiplier at optimiser step ``step`` (0-based) of a linear rise over ``num_warmup_steps``
+    steps, 1 after them (and throughout for 0)."""
+    if num_warmup_steps > 0 and step < num_warmup_steps:
+        return (step + 1) / num_warmup_steps
+    return 1.0
+
+
 def warmup_steady_cooldown(
     step: int, *, max_steps: int, num_warmup_steps: int, num_cooldown_steps: int, final_fraction: float = 0.0
 ) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
     if num_warmup_steps > 0 and step < num_warmup_steps:
-        return (step + 1) / num_warmup_steps
+        return linear_warmup(step, num_warmup_steps)
     cooldown_start = max_steps - num_cooldown_steps
     if num_cooldown_steps > 0 and step >= cooldown_start:
         progress = min(1.0, (step - cooldown_start + 1) / num_cooldown_steps)
