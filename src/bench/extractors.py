@@ -25,8 +25,7 @@ from src.conditions.depth import GeometricDepth
 from src.conditions.extract import ExtractConfig, Extractor
 from src.conditions.flow import DISFlow, end_point_error
 from src.data.config import DecodeConfig
-from src.data.decode import decode_video_with_report, probe_video
-from src.data.sidecar import sidecar_for_video, sidecar_path
+from src.data.sidecar import decode_with_sidecar, sidecar_path
 from src.data.sources import find_embedded_file
 from src.game.recording import record_autopilot_clip
 
@@ -143,25 +142,24 @@ def evaluate_lidar_video(
     sidecar camera's own field of view where it gives one."""
     video = Path(video)
     decode = DecodeConfig(fps=fps, resolution=resolution, max_frames=frames)
-    rgb, report = decode_video_with_report(video, decode)
-    sidecar = sidecar_for_video(
-        video, info=probe_video(video), report=report, decode=decode, num_frames=len(rgb)
-    )
+    rgb, sidecar = decode_with_sidecar(video, decode)
     if sidecar is None:
         raise UserError(f"{video} has no depth sidecar beside it", f"Expected {sidecar_path(video)}.")
     fov = sidecar.fov_y_deg()
     extract = dataclasses.replace(extract, assumed_fov_y_deg=fov) if fov is not None else extract
-    real = Extractor(extract).extract(rgb)
+    extractor = Extractor(extract)  # its flow and depth only: the flat colour is not scored here
+    flow = extractor.flow.clip(rgb)
+    depth = extractor.depth(rgb, flow)
     truth = sidecar.inverse_depth(0, len(rgb))
     prior_only = _row_prior(extract)
-    rho = [rank_correlation(real["depth"][t].ravel(), truth[t].ravel()) for t in range(1, len(rgb))]
+    rho = [rank_correlation(depth[t].ravel(), truth[t].ravel()) for t in range(1, len(rgb))]
     rho_prior = [
         rank_correlation(prior_only.frame(rgb[t]).ravel(), truth[t].ravel()) for t in range(1, len(rgb))
     ]
     return {
         "video": str(video),
         "frames": len(rgb),
-        "median_flow_px": float(np.median(np.linalg.norm(real["flow"][1:], axis=-1))),
+        "median_flow_px": float(np.median(np.linalg.norm(flow[1:], axis=-1))),
         "depth_spearman": float(np.mean(rho)),
         "depth_spearman_row_prior_only": float(np.mean(rho_prior)),
     }

@@ -33,6 +33,7 @@ from scipy.ndimage import distance_transform_edt
 from src.common.config import parse_resolution
 from src.common.errors import UserError
 from src.common.gbuffer import SEMANTIC_CLASSES, SKY_DEPTH_M
+from src.data.decode import decode_video_with_report, probe_video
 
 SIDECAR_SUFFIX = ".depth.npz"
 GROUND = ("road", "lane_marking", "sidewalk", "curb")  # the game classes whose plane is extended
@@ -363,6 +364,18 @@ def sidecar_key(video: Path) -> str:
     adding, changing or removing a sidecar prepares the video again."""
     path = sidecar_path(video)
     return f":sidecar-{content_digest(path)}" if path.is_file() else ""
+
+
+def decode_with_sidecar(video: Path, decode, *, sidecar: bool = True):
+    """A video's frames decoded with ``decode`` (a ``DecodeConfig``) and, where ``sidecar`` is on
+    and the video has one, its depth sidecar mapped onto them (else None)."""
+    frames, report = decode_video_with_report(video, decode)
+    if not sidecar:
+        return frames, None
+    found = sidecar_for_video(
+        video, info=probe_video(video), report=report, decode=decode, num_frames=len(frames)
+    )
+    return frames, found
 
 
 def sidecar_for_video(path: Path, *, info, report, decode, num_frames: int) -> DepthSidecar | None:

@@ -28,9 +28,8 @@ from src.conditions.encode import ConditionStats, StatsAccumulator, encode
 from src.conditions.extract import Extractor
 from src.conditions.spec import ConditionSpec
 from src.data.config import DecodeConfig
-from src.data.decode import decode_video_with_report, probe_video
 from src.data.prepared import read_manifest
-from src.data.sidecar import sidecar_for_video
+from src.data.sidecar import decode_with_sidecar
 from src.data.sources import find_embedded_file
 from src.eval.condition_gap import condition_gap_accuracy
 from src.eval.config import VisualizeConditionsConfig
@@ -128,16 +127,11 @@ def _real_clip(config: VisualizeConditionsConfig):
     decode = DecodeConfig(
         fps=config.fps, resolution=config.resolution, start_s=config.start_s, max_frames=config.frames
     )
-    real_frames, report = decode_video_with_report(video, decode)
+    # true depth in place of the estimate where the video has a sidecar, as prepare_data takes it
+    real_frames, sidecar = decode_with_sidecar(video, decode, sidecar=config.depth_sidecar)
     extractor = Extractor(config.extract)
     extractor.fit(real_frames)
     real = extractor.extract(real_frames)
-    sidecar = None
-    if config.depth_sidecar:  # true depth in place of the estimate, as prepare_data takes it
-        info = probe_video(video)
-        sidecar = sidecar_for_video(
-            video, info=info, report=report, decode=decode, num_frames=len(real_frames)
-        )
     if sidecar is not None:
         real["depth"] = sidecar.inverse_depth(0, len(real_frames))
     return video, real_frames, real, sidecar
