@@ -148,8 +148,8 @@ class ParallaxDepth:
         noise = residual + 1e-6
         confidence = np.clip(along / (4 * noise), 0, 1) * np.exp(-across / (2 * noise))
         confidence = cv2.GaussianBlur(confidence.astype(np.float32), (0, 0), sigmaX=max(1.0, w / 64))
-        prior = _normalise_log(prior_log)
-        return (confidence * parallax_log + self.prior_weight * prior) / (confidence + self.prior_weight)
+        # prior_log is already normalised (GeometricDepth's zero median, unit spread)
+        return (confidence * parallax_log + self.prior_weight * prior_log) / (confidence + self.prior_weight)
 
     def __call__(self, frames: np.ndarray, flows: np.ndarray | None = None) -> np.ndarray:
         return np.stack([self.frame(f, None if flows is None else flows[i]) for i, f in enumerate(frames)])
