@@ -3,6 +3,7 @@ G-buffer channel (headless EGL on llvmpipe)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from src.game.config import CameraConfig, WorldConfig
 from src.game.meshes import WINDOW_RECESS_M, build_scene
 from src.game.palette import city_palette
 from src.game.raster import SUN_DIRECTION_WORLD, GBufferRaster
+from src.game.session import load_level
 from src.game.visualize import SEMANTIC_PALETTE
 from src.game.world import World
 
@@ -32,8 +34,10 @@ def renderer():
     renderer.release()
 
 
-def _static_world(seed: int = 5) -> World:
-    world = World(WorldConfig(spawn_rate_per_s=0.0, initial_vehicles=0), seed=seed)
+def _static_world(seed: int = 5, config: WorldConfig | None = None) -> World:
+    """The street without traffic (``config``: the default street's)."""
+    config = dataclasses.replace(config or WorldConfig(), spawn_rate_per_s=0.0, initial_vehicles=0)
+    world = World(config, seed=seed)
     world.vehicles.clear()
     return world
 
@@ -110,7 +114,7 @@ def test_parked_cars_line_both_kerbs_with_gaps():
 
 
 def test_window_grids_are_recessed_and_stay_inside_their_facade(renderer):
-    world = _static_world()
+    world = _static_world(config=load_level("game/levels/boulevard.yaml"))  # its towers
     street = StreetGeometry.of(world.config)
     building = next(
         b

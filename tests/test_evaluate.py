@@ -226,6 +226,7 @@ def test_a_folder_of_videos_is_prepared_at_the_package_size_once(flat_package, t
         (["--split", "nonsense"], "unknown --split 'nonsense'"),
         (["--clip_frames", "3"], "multiple of 2"),
         (["--clip_frames", "64"], "no val part"),
+        (["--game_level", "no/such/level.yaml"], "--game_level no/such/level.yaml: no such level file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(flags, message, flat_package, tiny_dataset, tmp_path, capsys):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from src.common.gbuffer_io import load_gbuffer_clip
-from src.game.config import PlayConfig
-from src.game.session import run_session
+from src.game.config import PlayConfig, WorldConfig
+from src.game.session import load_level, run_session
 from src.scripts.play_game import main, parse_play_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +133,23 @@ def test_the_autopilot_recorder_writes_what_record_gbuffers_writes_and_reuses_it
     assert (clip / "meta.json").stat().st_mtime_ns == stamp  # complete and matching: reused
     record_autopilot_clip(clip, width=64, height=48, frames=4, seed=4, fps=10)
     assert load_gbuffer_clip(clip)[1]["num_frames"] == 4  # another length: recorded again
+
+
+def test_the_autopilot_recorder_rides_a_level_file_as_play_game_level_does(tmp_path):
+    from src.game.recording import record_autopilot_clip
+
+    level = "game/levels/boulevard.yaml"
+    clip = record_autopilot_clip(
+        tmp_path / "clip", width=64, height=48, frames=4, seed=4, fps=10, level=level
+    )
+    cli = tmp_path / "cli"
+    main(["--headless", "--autopilot", "--frames", "4", "--seed", "4", "--resolution", "64x48",
+                    "--fps", "10", "--level", level, "--record_gbuffers", str(cli)])  # fmt: skip
+    arrays, meta = load_gbuffer_clip(clip)
+    expected, expected_meta = load_gbuffer_clip(cli)
+    assert meta == expected_meta and meta["level"] == level
+    assert meta["world"]["lanes_per_direction"] == load_level(level).lanes_per_direction == 3
+    assert all(np.array_equal(arrays[key], expected[key]) for key in expected)
+    # the default street's ride in the same folder is another ride: recorded again, not reused
+    record_autopilot_clip(clip, width=64, height=48, frames=4, seed=4, fps=10)
+    assert load_gbuffer_clip(clip)[1]["world"]["lanes_per_direction"] == WorldConfig().lanes_per_direction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from src.game.city import StreetGeometry
 from src.game.config import CameraConfig, PlayConfig, WorldConfig
 from src.game.meshes import SceneBuilder, box_models, build_scene
 from src.game.raster import GBufferRaster
-from src.game.session import GameSession
+from src.game.session import GameSession, load_level
 from src.game.world import World
 
 WIDTH, HEIGHT = 160, 120
@@ -41,8 +42,9 @@ def _pixel_grid(step: int = 1) -> np.ndarray:
     return np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], -1), ys.ravel(), xs.ravel()
 
 
-def _static_world() -> World:
-    world = World(WorldConfig(spawn_rate_per_s=0.0), seed=5)
+def _static_world(config: WorldConfig | None = None) -> World:
+    """The street without traffic (``config``: the default street's)."""
+    world = World(dataclasses.replace(config or WorldConfig(), spawn_rate_per_s=0.0), seed=5)
     world.vehicles.clear()
     return world
 
@@ -118,7 +120,7 @@ def test_a_moving_car_has_its_own_flow_with_the_x_t_minus_x_t_1_sign(renderer):
 
 
 def test_ground_normals_point_up_and_semantics_sit_where_the_camera_says(renderer):
-    world = _static_world()
+    world = _static_world(load_level("game/levels/boulevard.yaml"))  # facades above its trees
     pose = CameraPose((3.0, 1.6, -50.0), pitch_rad=math.radians(-4))
     gbuffer = renderer.render(build_scene(world, pose, pose, show_handlebar=False), pose.view_matrix())
     rotation = pose.camera_to_world()[:3, :3]

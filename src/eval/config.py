@@ -13,6 +13,7 @@ from src.common.ranges import check_ranges
 from src.conditions.config import ExtractConfig
 from src.conditions.spec import ConditionSpec
 from src.data.prepared import SPLITS
+from src.game.config import DEFAULT_LEVEL
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 REFERENCE_HINT = (  # evaluate --reference (src/eval/reference.py)
@@ -94,6 +95,8 @@ class EvaluateConfig:
     0-63 against 2936-2999. 0: the plain game ride; at most 12000"""
     game_seed: int = 7
     """the seed of the game ride (validation's default ride)"""
+    game_level: str | None = None
+    """a level file (game/levels/*.yaml) whose world the game ride is on (None: the default street)"""
     steps: int | None = None
     """denoising steps per framelet (default: the package's)"""
     renderer: str = DEFAULT_RENDERER
@@ -121,6 +124,14 @@ class EvaluateConfig:
     core); false leaves those keys null"""
 
 
+def check_level(level: str | None, *, flag: str) -> None:
+    """Refuse a game-ride level file that is not there (before anything is rendered)."""
+    if level and not Path(level).is_file():
+        raise UserError(
+            f"{flag} {level}: no such level file", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
+        )
+
+
 def check_evaluate_config(config: EvaluateConfig) -> None:
     """The refusals the arguments alone decide (before torch loads): the declared ranges and choices
     (also for a config built in code), and these."""
@@ -135,6 +146,7 @@ def check_evaluate_config(config: EvaluateConfig) -> None:
         raise UserError("--game_frames must be 0 (no ride) or at least 2 (the warp error compares frames)")
     if config.reference and not Path(config.reference).exists():
         raise UserError(f"--reference {config.reference} does not exist", REFERENCE_HINT)
+    check_level(config.game_level, flag="--game_level")
 
 
 @dataclasses.dataclass
@@ -162,6 +174,8 @@ class VisualizeConditionsConfig:
     """a recorded G-buffer clip folder (None: record an autopilot ride with the game)"""
     game_seed: int = 0
     """the seed of the recorded game ride"""
+    game_level: str | None = None
+    """a level file (game/levels/*.yaml) whose world the recorded ride is on (None: the default street)"""
     frames: int = 40
     """frames of each clip"""
     resolution: str = "96x96"

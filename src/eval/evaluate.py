@@ -250,6 +250,7 @@ def _score_game(
         spec=package.spec,
         stats=package.stats,
         offset_frames=config.game_offset_frames,
+        level=config.game_level,
     )
     if ride is None:
         return {}, None

@@ -222,12 +222,14 @@ def open_real_clips(
 # the game ride
 
 
-def record_ride(directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float) -> Path:
-    """Record an autopilot ride's exact G-buffers (headless) into ``directory``: the one place
-    evaluation and validation record rides."""
+def record_ride(
+    directory: Path, *, size: tuple[int, int], frames: int, seed: int, fps: float, level: str | None = None
+) -> Path:
+    """Record an autopilot ride's exact G-buffers (headless) into ``directory``, on ``level``'s
+    world (None: the default one): the one place evaluation and validation record rides."""
     height, width = size
     return record_autopilot_clip(
-        directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps))
+        directory, width=width, height=height, frames=frames, seed=seed, fps=max(1, round(fps)), level=level
     )
 
 
@@ -241,9 +243,11 @@ def load_game_ride(
     spec: ConditionSpec,
     stats: ConditionStats,
     offset_frames: int = 0,
+    level: str | None = None,
 ) -> dict | None:
     """An autopilot ride of ``frames`` frames at ``size`` (height, width), after skipping its
-    first ``offset_frames``, encoded like play does (``spec``, ``stats``, the game's field of view).
+    first ``offset_frames``, encoded like play does (``spec``, ``stats``, the game's field of view),
+    on ``level``'s world (a ``game/levels/*.yaml`` file; None: the default one).
 
     The ride is recorded once into a folder under ``cache_dir`` named by its settings and read
     from there afterwards. Returns ``cond`` t C h w, ``raster`` t 3 h w in [-1, 1], ``flow_px``
@@ -253,14 +257,15 @@ def load_game_ride(
     height, width = size
     total = offset_frames + frames
     fps_name = f"{fps:g}".replace(".", "p")
-    clip_dir = Path(cache_dir) / f"game_seed{seed}_{total}f_{width}x{height}_{fps_name}fps"
+    level_name = f"_{Path(level).stem}" if level else ""
+    clip_dir = Path(cache_dir) / f"game_seed{seed}_{total}f_{width}x{height}_{fps_name}fps{level_name}"
     if frames <= 0:
         print(f"game ride skipped: {frames} frames asked for")
         return None
     import moderngl
 
     try:
-        record_ride(clip_dir, size=size, frames=total, seed=seed, fps=fps)
+        record_ride(clip_dir, size=size, frames=total, seed=seed, fps=fps, level=level)
     except (NoOpenGLContextError, moderngl.Error) as error:  # a GPU server without EGL, say
         print(f"game ride skipped: {type(error).__name__}: {error}")
         return None

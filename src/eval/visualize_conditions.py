@@ -152,6 +152,7 @@ def _game_clip(config: VisualizeConditionsConfig, out: Path):
             frames=config.frames + 1,
             seed=config.game_seed,
             fps=config.fps,
+            level=config.game_level,
         )
     )
     game, game_meta = load_gbuffer_clip(game_dir)

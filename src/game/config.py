@@ -95,7 +95,7 @@ class WorldConfig:
     }
 
     # road layout
-    lanes_per_direction: int = 3
+    lanes_per_direction: int = 2
     """traffic lanes on each side of the centre line"""
     lane_width_m: float = 3.5
     """width of one lane"""
@@ -103,7 +103,7 @@ class WorldConfig:
     """width of the curb between road and sidewalk"""
     curb_height_m: float = 0.15
     """height of the curb above the road"""
-    sidewalk_width_m: float = 5.0
+    sidewalk_width_m: float = 3.5
     """width of the sidewalk on each side"""
     lane_marking_length_m: float = 3.0
     """length of one dash of the lane markings"""
@@ -124,24 +124,24 @@ class WorldConfig:
     """the world is kept this far behind the rider"""
     building_width_range_m: tuple[float, float] = (8.0, 28.0)
     """(min, max) width of a building along the street"""
-    building_height_range_m: tuple[float, float] = (7.0, 45.0)
+    building_height_range_m: tuple[float, float] = (6.0, 14.0)
     """(min, max) height of a building"""
     building_depth_range_m: tuple[float, float] = (10.0, 25.0)
     """(min, max) depth of a building away from the street"""
-    building_setback_range_m: tuple[float, float] = (0.0, 6.0)
+    building_setback_range_m: tuple[float, float] = (0.0, 1.0)
     """(min, max) distance of a building from the sidewalk"""
-    building_gap_range_m: tuple[float, float] = (0.0, 5.0)
+    building_gap_range_m: tuple[float, float] = (0.0, 0.5)
     """(min, max) gap between neighbouring buildings"""
     lamp_spacing_m: float = 30.0
     """distance between street lamps"""
-    tree_spacing_m: float = 18.0
+    tree_spacing_m: float = 9.0
     """distance between trees"""
     # rider
     bike_width_m: float = 0.6
     """the rider's collision width"""
     bike_length_m: float = 1.8
     """the rider's collision length"""
-    start_lane: int = 2
+    start_lane: int = 1
     """the rider's lane at the start, counted from the centre line on the rider's side, 1-based"""
     start_speed_mps: float = 6.0
     """the cruise speed at the start"""
@@ -166,21 +166,21 @@ class WorldConfig:
     crash_duration_s: float = 1.2
     """how long a crash plays before the run is over"""
     # traffic
-    max_vehicles: int = 26
+    max_vehicles: int = 36
     """most vehicles on the road at once"""
-    spawn_rate_per_s: float = 1.6
+    spawn_rate_per_s: float = 2.5
     """new vehicles per second (while below max_vehicles)"""
-    initial_vehicles: int = 14
+    initial_vehicles: int = 24
     """vehicles placed when a run starts"""
     safe_start_m: float = 40.0
     """no vehicle starts nearer than this ahead of the rider"""
-    same_direction_speed_range_mps: tuple[float, float] = (3.0, 11.0)
+    same_direction_speed_range_mps: tuple[float, float] = (6.0, 11.0)
     """(min, max) speed of vehicles going the rider's way"""
     oncoming_speed_range_mps: tuple[float, float] = (7.0, 14.0)
     """(min, max) speed of oncoming vehicles"""
-    car_share: float = 0.65
+    car_share: float = 0.9
     """fraction of new vehicles that are cars"""
-    taxi_share: float = 0.2
+    taxi_share: float = 0.0
     """fraction of new vehicles that are taxis (the rest are buses)"""
     lane_jitter_m: float = 0.25
     """vehicles sit up to this far off the lane centre"""
@@ -220,7 +220,7 @@ DEFAULT_LEVEL = "game/levels/default.yaml"
 
 @dataclasses.dataclass
 class PlayConfig:
-    """``play_game``: ride the boulevard in a window, or render/record it headless."""
+    """``play_game``: ride the city street in a window, or render/record it headless."""
 
     RANGES = {  # each numeric field's allowed values (src/common/ranges.py check_ranges)
         "frames": "[1, inf)",

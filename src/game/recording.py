@@ -12,29 +12,41 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from src.game.config import PlayConfig
-from src.game.session import run_session
+from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
+from src.game.session import load_level, run_session
 from src.game.version import game_digest
 
 
 def record_autopilot_clip(
-    directory: str | Path, *, width: int, height: int, frames: int, seed: int, fps: float
+    directory: str | Path,
+    *,
+    width: int,
+    height: int,
+    frames: int,
+    seed: int,
+    fps: float,
+    level: str | None = None,
 ) -> Path:
     """Record ``frames`` autopilot frames at ``width``x``height`` into ``directory``; return it.
+    The ride is on the ``level`` file's world (``game/levels/*.yaml``), or on the default world.
 
     First-frame rule (the game's own ``--record_gbuffers`` path): frame 0 is rendered before the
     world takes its first step, so it has ``new_run`` = 1 and no motion (flow 0 up to rounding);
     every later frame follows one world step of ``1 / fps`` seconds. When the autopilot crashes,
     the run restarts with the next seed and that frame is again marked ``new_run``.
 
-    A complete clip already in ``directory`` with the same frames, size, seed and fps, recorded
+    A complete clip already in ``directory`` with the same frames, size, seed, fps and level, recorded
     by the same game (``game_digest``: its code, shaders, levels and palette), is reused as it is. The metadata is the game's (``GameSession.clip_meta``: ``depth_kind`` "metric",
     ``fov_y_deg``, ``near_m``, ``far_m``, ``fps``, ``seed``, level, world and camera settings).
     Raises ``UserError`` for an unwritable folder and moderngl's errors where no OpenGL context
     can be made.
     """
     directory = Path(directory)
-    if _is_complete(directory, width=width, height=height, frames=frames, seed=seed, fps=fps):
+    settings = dict(
+        width=width, height=height, frames=frames, seed=seed, fps=fps, level=level or DEFAULT_LEVEL
+    )
+    world = load_level(level) if level else WorldConfig()  # refuses a missing level file first
+    if _is_complete(directory, **settings):
         return directory
     config = PlayConfig(
         renderer="raster",
@@ -45,12 +57,16 @@ def record_autopilot_clip(
         resolution=f"{width}x{height}",
         fps=fps,
         record_gbuffers=str(directory),
+        level=level or DEFAULT_LEVEL,
+        world=world,
     )
     run_session(config)
     return directory
 
 
-def _is_complete(directory: Path, *, width: int, height: int, frames: int, seed: int, fps: float) -> bool:
+def _is_complete(
+    directory: Path, *, width: int, height: int, frames: int, seed: int, fps: float, level: str
+) -> bool:
     meta_path = directory / "meta.json"  # written last: its presence means the clip is whole
     if not meta_path.is_file():
         return False
@@ -63,5 +79,6 @@ def _is_complete(directory: Path, *, width: int, height: int, frames: int, seed:
         and list(meta.get("resolution", [])) == [width, height]
         and meta.get("seed") == seed
         and meta.get("fps") == fps
+        and meta.get("level") == level
         and meta.get("game_digest") == game_digest()  # recorded by today's game, not an older one
     )

@@ -1,4 +1,4 @@
-"""The game world: an endless city boulevard, its traffic and the rider (numpy only).
+"""The game world: an endless city street, its traffic and the rider (numpy only).
 
 Coordinates: ``x_m`` is across the road (metres, +x to the rider's right, 0 on the centre
 line), ``s_m`` is the distance along the road (world ``z = -s``). Traffic drives on the

@@ -1,4 +1,4 @@
-"""Ride the Velodream boulevard, rendered by the bundled neural model or as plain raster.
+"""Ride the Velodream city street, rendered by the bundled neural model or as plain raster.
 
     uv run python -m src.scripts.play_game                       # neural graphics, bundled model
     uv run python -m src.scripts.play_game --renderer raster     # the plain G-buffer game
@@ -31,7 +31,7 @@ def parse_play_config(argv: Sequence[str]) -> RideConfig:
         RideConfig,
         argv,
         prog="play_game",
-        description="Ride the Velodream boulevard, or render and record it headless.",
+        description="Ride the Velodream city street, or render and record it headless.",
         base_layers=[lambda config: {"world": to_dict(load_level(config.level))}],
     )
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.config import VisualizeConditionsConfig
+from src.eval.config import VisualizeConditionsConfig, check_level
 
 
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(VisualizeConditionsConfig, argv, prog="visualize_conditions", description=__doc__)
+    check_level(config.game_level, flag="--conf.game_level")
     from src.eval.visualize_conditions import visualize_conditions  # torch, cv2, moderngl: after parsing
 
     summary = visualize_conditions(config)
