@@ -8,6 +8,8 @@ import torch
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import backward_warp
+from src.game.config import WorldConfig
+from src.game.session import load_level
 from src.train.game_clips import GameClips
 
 
@@ -35,3 +37,20 @@ def test_clips_are_a_function_of_the_index_and_their_flow_warps_the_raster():
     for flip in ([-1.0, 1.0], [1.0, -1.0]):
         assert error(flow) < error(flow * torch.tensor(flip))
     assert (a["valid_mask"][0] == 0).all() and a["valid_mask"][1:].mean() > 0.5
+
+
+def test_clips_ride_the_level_they_are_given():
+    def clips(level=None):
+        return GameClips(
+            width=48, height=32, frames=2, fps=10, spec=ConditionSpec(), stats=ConditionStats(), level=level
+        )
+
+    default, boulevard = clips(), clips("game/levels/boulevard.yaml")
+    try:
+        assert default._game().world.config == WorldConfig()
+        assert boulevard._game().world.config == load_level("game/levels/boulevard.yaml")
+        assert boulevard._game().world.config.lanes_per_direction == 3 != WorldConfig().lanes_per_direction
+        assert not torch.equal(default.clip(0)["cond"], boulevard.clip(0)["cond"])
+    finally:
+        default.close()
+        boulevard.close()

@@ -235,3 +235,18 @@ def test_a_damaged_download_record_is_named_and_fetched_again(tmp_path, capsys):
     assert f"the download record {folder / 'done.json'} is damaged" in capsys.readouterr().out
     (folder / "done.json").write_text(json.dumps({"file": "video.mp4"}))
     assert cached_video(url, cache_dir=tmp_path) == folder / "video.mp4"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("train_net", "--data.game_level"), ("visualize_conditions", "--conf.game_level")],
+)
+def test_a_missing_level_file_is_one_line_before_anything_runs(command, flag, capsys):
+    import importlib
+
+    main = importlib.import_module(f"src.scripts.{command}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main([flag, "no/such/level.yaml"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{flag} no/such/level.yaml: no such level file" in err

@@ -13,7 +13,7 @@ from src.common.ranges import check_ranges
 from src.conditions.config import ExtractConfig
 from src.conditions.spec import ConditionSpec
 from src.data.prepared import SPLITS
-from src.game.config import DEFAULT_LEVEL
+from src.game.config import check_level
 from src.runtime.defaults import DEFAULT_CHECKPOINT, DEFAULT_RENDERER
 
 REFERENCE_HINT = (  # evaluate --reference (src/eval/reference.py)
@@ -122,14 +122,6 @@ class EvaluateConfig:
     feature_metrics: bool = True
     """KID/FID on the standard Inception features and ST-LPIPS (about 0.5 s per frame on a CPU
     core); false leaves those keys null"""
-
-
-def check_level(level: str | None, *, flag: str) -> None:
-    """Refuse a game-ride level file that is not there (before anything is rendered)."""
-    if level and not Path(level).is_file():
-        raise UserError(
-            f"{flag} {level}: no such level file", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
-        )
 
 
 def check_evaluate_config(config: EvaluateConfig) -> None:

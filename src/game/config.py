@@ -5,6 +5,9 @@ OpenGL, window or torch is imported here."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+from src.common.errors import UserError
 
 
 @dataclasses.dataclass
@@ -216,6 +219,14 @@ class AutopilotConfig:
 
 
 DEFAULT_LEVEL = "game/levels/default.yaml"
+
+
+def check_level(level: str | None, *, flag: str) -> None:
+    """Refuse a level file that is not there, before anything is built or rendered."""
+    if level and not Path(level).is_file():
+        raise UserError(
+            f"{flag} {level}: no such level file", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
+        )
 
 
 @dataclasses.dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 from src.common.config import parse_config
 from src.common.errors import script_main
 from src.common.io import check_writable_dir
+from src.game.config import check_level
 from src.runtime.threads import quiet_thread_pools
 from src.train.config import TrainConfig
 
@@ -21,6 +22,7 @@ from src.train.config import TrainConfig
 @script_main
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(TrainConfig, argv, prog="train_net", description=__doc__)
+    check_level(config.data.game_level, flag="--data.game_level")
     # OpenMP pools that sleep between parallel regions: on a machine doing something else too, a
     # spinning pool made a 2-thread CPU run 5x slower (src/runtime/threads.py)
     quiet_thread_pools()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from src.common.config import parse_config
 from src.common.errors import script_main
-from src.eval.config import VisualizeConditionsConfig, check_level
+from src.eval.config import VisualizeConditionsConfig
+from src.game.config import check_level
 
 
 @script_main

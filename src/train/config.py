@@ -57,6 +57,9 @@ class DataConfig:
     in proportion to each video's frames (src/data/weights.py)"""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """domain-bridging degradations applied to the conditions of training clips"""
+    game_level: str | None = None
+    """a level file (game/levels/*.yaml) whose world the game clips of the objectives and the
+    validation ride are on (None: the default street)"""
 
 
 @dataclasses.dataclass

@@ -105,8 +105,11 @@ class TrainingData:
             print(f"validation on real clips skipped: {error}")
             return []
 
-    def game_validation_clip(self, frames: int, *, seed: int, cache_dir: Path) -> dict | None:
-        """A game autopilot ride at the dataset's resolution, encoded like play does
+    def game_validation_clip(
+        self, frames: int, *, seed: int, cache_dir: Path, level: str | None = None
+    ) -> dict | None:
+        """A game autopilot ride at the dataset's resolution on ``level``'s world (None: the default
+        street), encoded like play does
         (``src/eval/scoring.py``: ``load_game_ride``).
 
         Rendered once per run (cached under ``cache_dir``); None where no OpenGL context can
@@ -120,4 +123,5 @@ class TrainingData:
             fps=self.fps,
             spec=self.spec,
             stats=self.stats,
+            level=level,
         )

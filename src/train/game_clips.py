@@ -21,8 +21,8 @@ from src.conditions.align import encode_game_frame, make_aligner
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
-from src.game.config import PlayConfig
-from src.game.session import GameSession
+from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
+from src.game.session import GameSession, load_level
 
 
 class GameClips:
@@ -41,10 +41,12 @@ class GameClips:
         stats: ConditionStats,
         seed: int = 0,
         max_offset_frames: int = 120,
+        level: str | None = None,
     ):
         self.width, self.height, self.frames, self.fps = width, height, frames, fps
         self.spec, self.stats, self.seed = spec, stats, seed
         self.max_offset_frames = max_offset_frames
+        self.level = level  # a level file's world, or the default street
         self._session = None
 
     @classmethod
@@ -60,6 +62,7 @@ class GameClips:
             spec=data.spec,
             stats=data.stats,
             seed=seed,
+            level=config.data.game_level,
         )
 
     def _game(self):
@@ -72,6 +75,8 @@ class GameClips:
                     seed=self.seed,
                     resolution=f"{self.width}x{self.height}",
                     fps=self.fps,
+                    level=self.level or DEFAULT_LEVEL,
+                    world=load_level(self.level) if self.level else WorldConfig(),
                 )
             )
         return self._session

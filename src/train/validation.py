@@ -54,7 +54,10 @@ def run_validation(model, sampling, data, config, *, run_dir: Path, step: int) -
 
     # (b) and (c): the game ride
     game = data.game_validation_clip(
-        val.game_rollout_frames, seed=val.game_seed, cache_dir=run_dir / "validation"
+        val.game_rollout_frames,
+        seed=val.game_seed,
+        cache_dir=run_dir / "validation",
+        level=config.data.game_level,
     )
     if game is not None:
         game_metrics, video = score_game_ride(
