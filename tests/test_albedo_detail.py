@@ -1,6 +1,7 @@
-"""An upscaling student's frames get back the albedo detail its half-size conditions lose
-(``sampling.albedo_detail``): exactly that band, only where it is asked for and the conditions
-come at the frame size, the same in torch and ONNX Runtime."""
+"""A renderer whose frames lack the finest detail (a student that upscales, a DiT whose decoder
+runs at half size) gets that band of the albedo back (``sampling.albedo_detail``): exactly that
+band, only where it is asked for and the conditions come at the frame size, the same in torch and
+ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -68,3 +69,44 @@ def test_a_package_written_before_the_setting_loads_with_it_off(tmp_path):
     assert meta["sampling"].pop("albedo_detail") == 1.0
     meta_path.write_text(json.dumps(meta))
     assert load_package(tmp_path / "p").sampling.albedo_detail == 0.0
+
+
+def _dit_package(directory, albedo_detail: float, **decoder):
+    from src.net.presets import build_dit
+
+    torch.manual_seed(0)
+    model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=0, **decoder)
+    write_package(
+        directory,
+        model=model,
+        spec=ConditionSpec(),
+        stats=ConditionStats(),
+        width=W,
+        height=H,
+        fps=10,
+        sampling=SamplingDefaults(
+            num_denoising_steps=1, context_from_last_step=True, albedo_detail=albedo_detail
+        ),
+        readme="# test\n",
+        card={},
+    )
+    return load_package(directory)
+
+
+def test_a_dit_with_a_half_size_decoder_gets_the_band_and_one_with_a_full_size_decoder_none(tmp_path):
+    cond = _conditions()
+    half = dict(decoder="smooth", decoder_scale=2)
+    plain = render_clip(make_renderer(_dit_package(tmp_path / "plain", 0.0, **half)), cond, seed=0)
+    renderer = make_renderer(_dit_package(tmp_path / "detail", 0.5, **half))
+    assert renderer.detail_scale == 2 and renderer.gbuffer_size == (W, H)
+    albedo = cond[:, :3]
+    band = albedo - F.interpolate(
+        F.avg_pool2d(albedo, 2), scale_factor=2, mode="bilinear", align_corners=False
+    )
+    expected = np.clip(plain + 0.5 * band.numpy(), -1, 1)
+    assert np.abs(render_clip(renderer, cond, seed=0) - expected).max() < 1e-5
+    # a decoder at the full size loses no detail: the setting adds nothing
+    full = make_renderer(_dit_package(tmp_path / "full", 0.5, decoder="smooth", decoder_scale=1))
+    assert full.albedo_detail == 0.0
+    unset = make_renderer(_dit_package(tmp_path / "full0", 0.0, decoder="smooth", decoder_scale=1))
+    assert np.array_equal(render_clip(full, cond, seed=0), render_clip(unset, cond, seed=0))

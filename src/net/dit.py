@@ -199,6 +199,13 @@ class VelodreamDiT(CachedGeneration, ModelMixin, ConfigMixin):
         """Frames one generation step renders (a framelet)."""
         return int(self.config.frames_per_framelet)
 
+    @property
+    def detail_band(self) -> tuple[list[int] | None, int]:
+        """(the albedo's condition planes, the scale below which its frames lack detail): the
+        smooth decoder runs at 1/``decoder_scale`` (``src/runtime/renderer.py``)."""
+        smooth = self.config.decoder == "smooth"
+        return self.config.residual_condition_channels, self.config.decoder_scale if smooth else 1
+
     def check_frame_size(self, height: int, width: int) -> None:
         """Raise ValueError when the model cannot render ``height`` x ``width`` frames."""
         p = self.config.patch_size

@@ -204,6 +204,12 @@ class StudentUNet(ModelMixin, ConfigMixin):
         return int(self.config.upscale)
 
     @property
+    def detail_band(self) -> tuple[list[int] | None, int]:
+        """(the albedo's condition planes, the scale below which its frames lack detail): it
+        renders from conditions at 1/``upscale`` size (``src/runtime/renderer.py``)."""
+        return self.config.albedo_channels, self.upscale
+
+    @property
     def state_stride(self) -> int:
         """Output pixels per state cell along each axis."""
         return self.config.upscale * self.config.unshuffle_factor * 2 ** (len(self.config.channels) - 1)

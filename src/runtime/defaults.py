@@ -31,6 +31,7 @@ class SamplingDefaults:
     context_from_last_step: bool = False
     """the last denoising pass's keys/values are the context (no context pass; distilled models)"""
     albedo_detail: float = 0.0
-    """a model that upscales (the student's upscale 2, which reads conditions at half its frame
-    size): add this much of the full-size albedo's detail, the band its smaller conditions lose,
-    to each frame, where the conditions come at the frame size (play and evaluate give them so)"""
+    """a model whose frames lack the finest detail (the student's upscale 2, which reads
+    conditions at half its frame size; a DiT whose smooth decoder runs at half size): add this
+    much of the full-size albedo's detail, the band it loses, to each frame, where the conditions
+    come at the frame size (play and evaluate give them so)"""

@@ -39,6 +39,14 @@ class ModelKind:
     sigma_input: int | None = None  # the step input holding the noise level (traced at 0.5), if any
 
 
+def _detail_band(model, sampling: SamplingDefaults) -> dict:
+    """The renderer's albedo detail band (``src/runtime/renderer.py``): ``sampling.albedo_detail``
+    on the model's albedo planes at the scale below which its frames lack detail (``detail_band``;
+    a model without one gets none)."""
+    channels, scale = getattr(model, "detail_band", (None, 1))
+    return {"albedo_detail": sampling.albedo_detail, "albedo_channels": channels, "detail_scale": scale}
+
+
 def _diffusion_renderer(
     model, runner, *, backend: str, sampling: SamplingDefaults, num_denoising_steps: int | None, base: dict
 ) -> Renderer:
@@ -52,6 +60,7 @@ def _diffusion_renderer(
         context_sigma=sampling.context_sigma,
         context_from_last_step=sampling.context_from_last_step,
         backend=backend,
+        **_detail_band(model, sampling),
         **base,
     )
 
@@ -64,12 +73,7 @@ def _recurrent_renderer(
     model, runner, *, backend: str, sampling: SamplingDefaults, base: dict, **_
 ) -> Renderer:
     return RecurrentRenderer(
-        runner,
-        backend=backend,
-        upscale=model.upscale,
-        albedo_detail=sampling.albedo_detail,
-        albedo_channels=getattr(model.config, "albedo_channels", None),
-        **base,
+        runner, backend=backend, upscale=model.upscale, **_detail_band(model, sampling), **base
     )
 
 

@@ -25,7 +25,14 @@ has a ``condition_size`` below ``frame_size`` and takes conditions at either siz
 ones at the frame size down (``downsample_encoded``), so callers that encode at the frame size
 work unchanged and a caller that encodes at ``condition_size`` saves the work. ``gbuffer_size``
 says which a game should render: the condition size, unless the renderer reads detail at the
-frame size (the student's albedo detail band).
+frame size (the albedo detail band).
+
+The albedo detail band (``sampling.albedo_detail``, any renderer): a model whose output lacks
+the detail finer than ``detail_scale`` pixels -- the student, which renders from conditions at
+1/``upscale`` size, or a DiT whose smooth decoder runs at 1/``decoder_scale`` -- gets that band
+of the full-size albedo added back after the network: the albedo less its area average at
+1/``detail_scale`` size, scaled back up bilinearly, times ``albedo_detail``. It is outside the
+network, so torch, ncnn and ONNX all get it.
 """
 
 from __future__ import annotations
@@ -72,6 +79,9 @@ class _RendererBase:
         dtype,
         seed: int,
         upscale: int = 1,
+        albedo_detail: float = 0.0,
+        albedo_channels: list[int] | None = None,
+        detail_scale: int | None = None,
     ):
         self.backend = backend
         self.frames_per_step = frames_per_step
@@ -81,20 +91,48 @@ class _RendererBase:
         self.condition_size = (self.frame_size[0] // upscale, self.frame_size[1] // upscale)
         self.device, self.dtype = torch.device(device), dtype
         self.seed = seed
+        self.detail_scale = detail_scale or upscale
+        self.albedo_detail = albedo_detail if albedo_channels is not None and self.detail_scale > 1 else 0.0
+        self.albedo_channels = list(albedo_channels or [])
 
     @property
     def gbuffer_size(self) -> tuple[int, int]:
-        """(width, height) of the G-buffers this renderer makes full use of: larger ones are
-        averaged down to its condition size."""
-        return self.condition_size
+        """(width, height) of the G-buffers this renderer makes full use of: the frame size where
+        it adds the albedo's detail band (which only full-size albedo has), else the condition
+        size (larger ones are averaged down to it)."""
+        return self.frame_size if self.albedo_detail else self.condition_size
 
     def step(self, cond: np.ndarray | Tensor) -> np.ndarray:
         return self.step_prepared(*self.prepare(cond))
 
     def prepare(self, cond: np.ndarray | Tensor) -> tuple[Tensor, Tensor | None]:
         """What a step does before the network: the conditions checked, sized and moved
-        (``_condition``: ``1 f C h w``), and what it adds at the frame size after it (None here)."""
-        return self._condition(cond), None
+        (``_condition``: ``1 f C h w``), and the full-size albedo's detail band it adds after the
+        network (or None)."""
+        return self._condition(cond), self._albedo_detail(cond)
+
+    def _albedo_detail(self, cond: np.ndarray | Tensor) -> Tensor | None:
+        """``f 3 H W``: the full-size albedo less its area average at 1/``detail_scale`` size
+        scaled back up bilinearly (what the model's own albedo base keeps of it); None where the
+        band is off or the conditions come below the frame size (no detail to add)."""
+        cond = torch.as_tensor(cond)
+        if not self.albedo_detail or cond.ndim != 4 or tuple(cond.shape[2:]) != self.frame_size[::-1]:
+            return None
+        albedo = cond[:, self.albedo_channels].float().cpu()
+        base = torch.nn.functional.interpolate(
+            downsample_encoded(albedo, self.detail_scale),
+            scale_factor=self.detail_scale,
+            mode="bilinear",
+            align_corners=False,
+        )
+        return albedo - base
+
+    def _finish(self, frames: Tensor, detail: Tensor | None) -> np.ndarray:
+        """``f 3 H W`` frames from the network, with the detail band added, clamped, as numpy."""
+        frames = frames.float().cpu()
+        if detail is not None:
+            frames = frames + self.albedo_detail * detail
+        return frames.clamp(-1, 1).numpy()
 
     def _condition(self, cond: np.ndarray | Tensor) -> Tensor:
         """``f C h w`` -> ``1 f C h w`` on the model's device and dtype, with its shape checked
@@ -145,7 +183,7 @@ class DiffusionRenderer(_RendererBase):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
 
     @torch.no_grad()
-    def step_prepared(self, cond: Tensor, extra: Tensor | None = None) -> np.ndarray:
+    def step_prepared(self, cond: Tensor, detail: Tensor | None = None) -> np.ndarray:
         frames = rollout_framelets(
             self.denoiser,
             cond,
@@ -156,7 +194,7 @@ class DiffusionRenderer(_RendererBase):
             generator=self.generator,
             cache=self.cache,
         )
-        return frames[0].clamp(-1, 1).float().cpu().numpy()
+        return self._finish(frames[0], detail)
 
 
 class DirectRenderer(_RendererBase):
@@ -172,10 +210,10 @@ class DirectRenderer(_RendererBase):
         self.seed = self.seed if seed is None else seed
 
     @torch.no_grad()
-    def step_prepared(self, cond: Tensor, extra: Tensor | None = None) -> np.ndarray:
+    def step_prepared(self, cond: Tensor, detail: Tensor | None = None) -> np.ndarray:
         f, _, h, w = cond.shape[1:]
         frames = self.step_fn(cond.reshape(1, -1, h, w))
-        return frames.reshape(f, 3, h, w).clamp(-1, 1).float().cpu().numpy()
+        return self._finish(frames.reshape(f, 3, h, w), detail)
 
 
 class RecurrentRenderer(_RendererBase):
@@ -185,20 +223,10 @@ class RecurrentRenderer(_RendererBase):
 
     passes_per_step = 1
 
-    def __init__(
-        self, runner, *, albedo_detail: float = 0.0, albedo_channels: list[int] | None = None, **base
-    ):
+    def __init__(self, runner, **base):
         super().__init__(**base)
         self.runner = runner
-        self.albedo_detail = albedo_detail if albedo_channels is not None and self.upscale > 1 else 0.0
-        self.albedo_channels = list(albedo_channels or [])
         self.reset()
-
-    @property
-    def gbuffer_size(self) -> tuple[int, int]:
-        """The frame size where it adds the albedo's detail band (which only full-size albedo
-        has), else the condition size."""
-        return self.frame_size if self.albedo_detail else self.condition_size
 
     def reset(self, seed: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
@@ -206,10 +234,6 @@ class RecurrentRenderer(_RendererBase):
         self.feedback, self.state = self.runner.initial_recurrence(
             1, height, width, device=self.device, dtype=self.dtype
         )
-
-    def prepare(self, cond: np.ndarray | Tensor) -> tuple[Tensor, Tensor | None]:
-        """The conditions at the condition size, and the full-size albedo's detail band (or None)."""
-        return self._condition(cond), self._albedo_detail(cond)
 
     @torch.no_grad()
     def step_prepared(self, cond: Tensor, detail: Tensor | None = None) -> np.ndarray:
@@ -220,26 +244,7 @@ class RecurrentRenderer(_RendererBase):
                 cond[i : i + 1], self.feedback, self.state
             )
             frames.append(frame)
-        frames = torch.cat(frames).float().cpu()
-        if detail is not None:
-            frames = frames + self.albedo_detail * detail
-        return frames.clamp(-1, 1).numpy()
-
-    def _albedo_detail(self, cond: np.ndarray | Tensor) -> Tensor | None:
-        """``f 3 H W``: the full-size albedo less what the model's own albedo base keeps of it (area
-        averaged to the condition size, then bilinear back up, as ``StudentUNet.albedo`` does);
-        None where it is off or the conditions come at the condition size (no detail to add)."""
-        cond = torch.as_tensor(cond)
-        if not self.albedo_detail or cond.ndim != 4 or tuple(cond.shape[2:]) != self.frame_size[::-1]:
-            return None
-        albedo = cond[:, self.albedo_channels].float().cpu()
-        base = torch.nn.functional.interpolate(
-            downsample_encoded(albedo, self.upscale),
-            scale_factor=self.upscale,
-            mode="bilinear",
-            align_corners=False,
-        )
-        return albedo - base
+        return self._finish(torch.cat(frames), detail)
 
 
 def render_clip(renderer: Renderer, cond: np.ndarray | Tensor, *, seed: int | None = None) -> np.ndarray:

@@ -26,8 +26,9 @@ class ExportConfig:
     onnx: bool = True
     """also write the ONNX export of the model's step at the package's size (onnx/WxH/)"""
     albedo_detail: float | None = None
-    """ship this sampling.albedo_detail instead of the run's (an upscaling student: how much of the
-    full-size albedo's detail to add to its frames; a render-time setting, the weights are the same)"""
+    """ship this sampling.albedo_detail instead of the run's (a student that upscales, or a DiT
+    with a half-size smooth decoder: how much of the full-size albedo's detail to add to its
+    frames; a render-time setting, the weights are the same)"""
 
 
 @script_main
