@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video", default=DEFAULT_VIDEO)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--steps", type=int, default=55, help="autopilot steps (30 fps) before the game frame"
+        "--steps", type=int, default=450, help="autopilot steps (30 fps) before the game frame"
     )
     parser.add_argument("--frame", type=int, default=60, help="the real clip's frame (10 fps)")
     args = parser.parse_args(argv)
