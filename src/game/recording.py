@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
+from src.game.config import DEFAULT_LEVEL, PlayConfig
 from src.game.session import load_level, run_session
 from src.game.version import game_digest
 
@@ -42,11 +42,9 @@ def record_autopilot_clip(
     can be made.
     """
     directory = Path(directory)
-    settings = dict(
-        width=width, height=height, frames=frames, seed=seed, fps=fps, level=level or DEFAULT_LEVEL
-    )
-    world = load_level(level) if level else WorldConfig()  # refuses a missing level file first
-    if _is_complete(directory, **settings):
+    level = level or DEFAULT_LEVEL
+    world = load_level(level)  # refuses a missing level file first
+    if _is_complete(directory, width=width, height=height, frames=frames, seed=seed, fps=fps, level=level):
         return directory
     config = PlayConfig(
         renderer="raster",
@@ -57,7 +55,7 @@ def record_autopilot_clip(
         resolution=f"{width}x{height}",
         fps=fps,
         record_gbuffers=str(directory),
-        level=level or DEFAULT_LEVEL,
+        level=level,
         world=world,
     )
     run_session(config)

@@ -21,7 +21,7 @@ from src.conditions.align import encode_game_frame, make_aligner
 from src.conditions.encode import ConditionStats
 from src.conditions.spec import ConditionSpec
 from src.conditions.warp import depth_test_mask, warp_error_mask
-from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
+from src.game.config import DEFAULT_LEVEL, PlayConfig
 from src.game.session import GameSession, load_level
 
 
@@ -46,7 +46,7 @@ class GameClips:
         self.width, self.height, self.frames, self.fps = width, height, frames, fps
         self.spec, self.stats, self.seed = spec, stats, seed
         self.max_offset_frames = max_offset_frames
-        self.level = level  # a level file's world, or the default street
+        self.level = level or DEFAULT_LEVEL  # a level file's world (the default street's file)
         self._session = None
 
     @classmethod
@@ -75,8 +75,8 @@ class GameClips:
                     seed=self.seed,
                     resolution=f"{self.width}x{self.height}",
                     fps=self.fps,
-                    level=self.level or DEFAULT_LEVEL,
-                    world=load_level(self.level) if self.level else WorldConfig(),
+                    level=self.level,
+                    world=load_level(self.level),
                 )
             )
         return self._session
