@@ -21,20 +21,24 @@ from tests.test_student import random_student
 H, W = 32, 48  # the frame size; the conditions the model reads are 16x24
 
 
-def _package(directory, albedo_detail: float):
+def _write(directory, model, **sampling):
     write_package(
         directory,
-        model=random_student(upscale=2),
+        model=model,
         spec=ConditionSpec(),
         stats=ConditionStats(),
         width=W,
         height=H,
         fps=10,
-        sampling=SamplingDefaults(num_denoising_steps=1, albedo_detail=albedo_detail),
+        sampling=SamplingDefaults(num_denoising_steps=1, **sampling),
         readme="# test\n",
         card={},
     )
     return load_package(directory)
+
+
+def _package(directory, albedo_detail: float):
+    return _write(directory, random_student(upscale=2), albedo_detail=albedo_detail)
 
 
 def _conditions(frames: int = 4) -> torch.Tensor:
@@ -76,21 +80,7 @@ def _dit_package(directory, albedo_detail: float, **decoder):
 
     torch.manual_seed(0)
     model = build_dit("tiny", hidden_dim=32, num_blocks=1, num_heads=2, stem_channels=0, **decoder)
-    write_package(
-        directory,
-        model=model,
-        spec=ConditionSpec(),
-        stats=ConditionStats(),
-        width=W,
-        height=H,
-        fps=10,
-        sampling=SamplingDefaults(
-            num_denoising_steps=1, context_from_last_step=True, albedo_detail=albedo_detail
-        ),
-        readme="# test\n",
-        card={},
-    )
-    return load_package(directory)
+    return _write(directory, model, context_from_last_step=True, albedo_detail=albedo_detail)
 
 
 def test_a_dit_with_a_half_size_decoder_gets_the_band_and_one_with_a_full_size_decoder_none(tmp_path):
