@@ -44,6 +44,15 @@ def _normalise_log(x: np.ndarray) -> np.ndarray:
     return x / spread
 
 
+def guided_inverse_depth(grey: np.ndarray, log_inv: np.ndarray, *, radius_fraction: float) -> np.ndarray:
+    """``h w`` float32 inverse depth from its log, smoothed first by the guided filter on the frame's
+    grey image (radius a fraction of its larger side; 0: not smoothed)."""
+    if radius_fraction > 0:
+        radius = max(1, round(radius_fraction * max(grey.shape)))
+        log_inv = guided_filter(grey, log_inv.astype(np.float32), radius=radius, eps=1e-2)
+    return np.exp(log_inv).astype(np.float32)
+
+
 class GeometricDepth:
     """Weight-free relative inverse depth from scene geometry priors and image/motion cues."""
 
@@ -98,11 +107,7 @@ class GeometricDepth:
                 parallax = cv2.GaussianBlur(magnitude / radius, (0, 0), sigmaX=max(1.0, w / 48))
                 log_inv = log_inv + self.parallax_weight * moving * _normalise_log(np.log(parallax + 1e-2))
                 cue_weight += self.parallax_weight * moving
-        log_inv = log_inv / cue_weight
-        if self.guided_radius_fraction > 0:
-            radius = max(1, round(self.guided_radius_fraction * max(h, w)))
-            log_inv = guided_filter(grey, log_inv.astype(np.float32), radius=radius, eps=1e-2)
-        return np.exp(log_inv).astype(np.float32)
+        return guided_inverse_depth(grey, log_inv / cue_weight, radius_fraction=self.guided_radius_fraction)
 
     def __call__(self, frames: np.ndarray, flows: np.ndarray | None = None) -> np.ndarray:
         return np.stack([self.frame(f, None if flows is None else flows[i]) for i, f in enumerate(frames)])

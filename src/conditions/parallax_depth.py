@@ -30,7 +30,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from src.conditions.depth import GeometricDepth, _normalise_log, guided_filter
+from src.conditions.depth import GeometricDepth, _normalise_log, guided_inverse_depth
 
 
 def rotational_basis(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,16 +111,12 @@ class ParallaxDepth:
 
     def frame(self, rgb: np.ndarray, flow: np.ndarray | None = None) -> np.ndarray:
         """``h w`` float32 relative inverse depth (positive; larger = nearer) of one frame."""
-        h, w = rgb.shape[:2]
         log_inv = np.log(self.prior.frame(rgb))  # the prior, zero median
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         self.last_fit = None
         if flow is not None and float(np.median(np.linalg.norm(flow, axis=-1))) >= self.min_motion_px:
             log_inv = self._with_parallax(log_inv, flow.astype(np.float32))
-        if self.guided_radius_fraction > 0:
-            radius = max(1, round(self.guided_radius_fraction * max(h, w)))
-            log_inv = guided_filter(grey, log_inv.astype(np.float32), radius=radius, eps=1e-2)
-        return np.exp(log_inv).astype(np.float32)
+        return guided_inverse_depth(grey, log_inv, radius_fraction=self.guided_radius_fraction)
 
     def _with_parallax(self, prior_log: np.ndarray, flow: np.ndarray) -> np.ndarray:
         h, w = prior_log.shape
@@ -151,5 +147,4 @@ class ParallaxDepth:
         # prior_log is already normalised (GeometricDepth's zero median, unit spread)
         return (confidence * parallax_log + self.prior_weight * prior_log) / (confidence + self.prior_weight)
 
-    def __call__(self, frames: np.ndarray, flows: np.ndarray | None = None) -> np.ndarray:
-        return np.stack([self.frame(f, None if flows is None else flows[i]) for i, f in enumerate(frames)])
+    __call__ = GeometricDepth.__call__  # frame by frame, each with its flow

@@ -219,14 +219,13 @@ class AutopilotConfig:
 
 
 DEFAULT_LEVEL = "game/levels/default.yaml"
+LEVELS_HINT = f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
 
 
 def check_level(level: str | None, *, flag: str) -> None:
     """Refuse a level file that is not there, before anything is built or rendered."""
     if level and not Path(level).is_file():
-        raise UserError(
-            f"{flag} {level}: no such level file", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
-        )
+        raise UserError(f"{flag} {level}: no such level file", LEVELS_HINT)
 
 
 @dataclasses.dataclass

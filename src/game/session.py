@@ -25,7 +25,7 @@ from src.common.gbuffer_io import claim_clip_folder
 from src.common.io import check_writable_dir, check_writable_file
 from src.game.autopilot import Autopilot
 from src.game.camera import Intrinsics, rider_camera_pose
-from src.game.config import DEFAULT_LEVEL, PlayConfig, WorldConfig
+from src.game.config import LEVELS_HINT, PlayConfig, WorldConfig
 from src.game.display import GameWindow
 from src.game.meshes import build_scene
 from src.game.raster import GBufferRaster
@@ -51,9 +51,7 @@ class SessionResult:
 def load_level(path: str | Path) -> WorldConfig:
     """A level file (YAML with WorldConfig's fields, no wrapper key) -> WorldConfig."""
     if not Path(path).is_file():
-        raise UserError(
-            f"level file not found: {path}", f"Levels live in game/levels/, e.g. {DEFAULT_LEVEL}."
-        )
+        raise UserError(f"level file not found: {path}", LEVELS_HINT)
     return load_config(WorldConfig, path)
 
 

@@ -20,7 +20,7 @@ def warmup_steady_cooldown(
     step: int, *, max_steps: int, num_warmup_steps: int, num_cooldown_steps: int, final_fraction: float = 0.0
 ) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
-    if num_warmup_steps > 0 and step < num_warmup_steps:
+    if step < num_warmup_steps:
         return linear_warmup(step, num_warmup_steps)
     cooldown_start = max_steps - num_cooldown_steps
     if num_cooldown_steps > 0 and step >= cooldown_start:
